@@ -1,0 +1,255 @@
+"""Effective configuration: command-line options over environment over a TOML file over defaults.
+
+Names follow sentry-cli's conventions (``SENTRY_AUTH_TOKEN``, ``SENTRY_ORG``, ``SENTRY_PROJECT``,
+``SENTRY_URL``) so a machine already set up for sentry-cli needs nothing new. The token is kept
+out of ``repr`` and every printed form of the settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from archiver.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+DEFAULT_URL = "https://sentry.io/"
+DEFAULT_DB = "sqlite:///sentry-archive.db"
+DEFAULT_CONFIG_FILE = "sentry-archiver.toml"
+REDACTED = "********"
+
+# TOML file layout: section -> key -> Settings field.
+FILE_KEYS: dict[str, dict[str, str]] = {
+    "sentry": {
+        "url": "url",
+        "token": "token",
+        "org": "org",
+        "projects": "projects",
+    },
+    "archive": {
+        "db": "db",
+        "query": "query",
+        "environments": "environments",
+        "earliest": "earliest",
+        "detail": "detail",
+        "releases": "releases",
+        "concurrency": "concurrency",
+        "overlap": "overlap",
+        "timeout": "timeout",
+        "max_retries": "max_retries",
+        "rescan": "rescan",
+    },
+    "schedule": {"cron": "schedule_cron", "every": "schedule_every"},
+    "retention": {"minimum": "retention_minimum"},
+    "privacy": {"scrub": "scrub", "scrub_key": "scrub_key"},
+}
+
+ENV_VARS: dict[str, str] = {
+    "url": "SENTRY_URL",
+    "token": "SENTRY_AUTH_TOKEN",
+    "org": "SENTRY_ORG",
+    "projects": "SENTRY_PROJECT",
+    "db": "SENTRY_ARCHIVER_DB",
+    "scrub_key": "SENTRY_ARCHIVER_SCRUB_KEY",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs. Build with :func:`load_settings`."""
+
+    url: str = DEFAULT_URL
+    token: str | None = field(default=None, repr=False)
+    org: str | None = None
+    projects: tuple[str, ...] = ()
+    db: str = DEFAULT_DB
+    query: str = ""
+    environments: tuple[str, ...] = ()
+    earliest: dt.datetime | None = None
+    detail: str = "auto"  # auto | always
+    releases: bool = True
+    concurrency: int = 4
+    overlap: dt.timedelta = dt.timedelta(minutes=15)
+    timeout: float = 30.0
+    max_retries: int = 6
+    rescan: bool = False
+    schedule_cron: str | None = None
+    schedule_every: dt.timedelta | None = None
+    retention_minimum: dt.timedelta | None = None
+    scrub: tuple[str, ...] = ()
+    scrub_key: str | None = field(default=None, repr=False)
+    config_file: str | None = None
+
+    def require_remote(self) -> None:
+        """Fail early, naming the missing setting and how to give it."""
+        missing = []
+        if not self.token:
+            missing.append("the auth token (--auth-token or SENTRY_AUTH_TOKEN)")
+        if not self.org:
+            missing.append("the organization (--org or SENTRY_ORG)")
+        if missing:
+            raise ConfigError("missing " + " and ".join(missing))
+
+    def redacted(self) -> dict[str, Any]:
+        """A printable form: secrets replaced, durations and dates as text."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("token", "scrub_key") and value:
+                value = REDACTED
+            elif isinstance(value, dt.timedelta):
+                value = format_duration(value)
+            elif isinstance(value, dt.datetime):
+                value = value.isoformat()
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str | int | float | dt.timedelta) -> dt.timedelta:
+    """``90s``, ``15m``, ``6h``, ``400d``, ``2w`` (a bare number is seconds)."""
+    if isinstance(text, dt.timedelta):
+        return text
+    if isinstance(text, (int, float)):
+        return dt.timedelta(seconds=float(text))
+    m = _DURATION.match(text)
+    if not m:
+        if text.strip().isdigit():
+            return dt.timedelta(seconds=int(text))
+        raise ConfigError(f"not a duration: {text!r} (use e.g. 90s, 15m, 6h, 400d, 2w)")
+    return dt.timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+
+
+def format_duration(value: dt.timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit in ("w", "d", "h", "m"):
+        if seconds and seconds % _UNITS[unit] == 0:
+            return f"{seconds // _UNITS[unit]}{unit}"
+    return f"{seconds}s"
+
+
+def parse_datetime(text: str | dt.date | dt.datetime) -> dt.datetime:
+    """An ISO date or timestamp; naive values are UTC."""
+    if isinstance(text, dt.datetime):
+        value = text
+    elif isinstance(text, dt.date):
+        value = dt.datetime(text.year, text.month, text.day)
+    else:
+        try:
+            value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ConfigError(f"not an ISO date or timestamp: {text!r}") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)
+
+
+def split_list(value: str | Sequence[str]) -> tuple[str, ...]:
+    """``SENTRY_PROJECT="a b,c"`` -> ("a", "b", "c")."""
+    if isinstance(value, str):
+        return tuple(p for p in re.split(r"[\s,]+", value) if p)
+    out: list[str] = []
+    for item in value:
+        out.extend(split_list(str(item)))
+    return tuple(out)
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if name in ("projects", "environments", "scrub"):
+        return split_list(value)
+    if name in ("overlap", "schedule_every", "retention_minimum"):
+        return parse_duration(value)
+    if name == "earliest":
+        return parse_datetime(value)
+    if name in ("concurrency", "max_retries"):
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be a whole number, not {value!r}") from None
+        if number < (1 if name == "concurrency" else 0):
+            raise ConfigError(f"{name} is too small: {number}")
+        return number
+    if name == "timeout":
+        return float(value)
+    if name in ("releases", "rescan"):
+        if isinstance(value, str):
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        return bool(value)
+    if name == "detail":
+        if value not in ("auto", "always"):
+            raise ConfigError(f"detail must be 'auto' or 'always', not {value!r}")
+        return value
+    return str(value)
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Settings fields from a TOML file; unknown keys are an error (typos must not pass)."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    out: dict[str, Any] = {}
+    for section, values in data.items():
+        keys = FILE_KEYS.get(section)
+        if keys is None or not isinstance(values, Mapping):
+            raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(FILE_KEYS)})")
+        for key, value in values.items():
+            if key not in keys:
+                raise ConfigError(
+                    f"{path}: unknown key {key!r} in [{section}] (known: {', '.join(keys)})"
+                )
+            out[keys[key]] = value
+    return out
+
+
+def load_settings(
+    options: Mapping[str, Any] | None = None,
+    *,
+    config_file: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge the sources: options (non-None) > environment > file > defaults."""
+    environ = os.environ if environ is None else environ
+    config_file = config_file or environ.get("SENTRY_ARCHIVER_CONFIG")
+    if config_file is None and Path(DEFAULT_CONFIG_FILE).is_file():
+        config_file = DEFAULT_CONFIG_FILE
+    merged: dict[str, Any] = {}
+    if config_file:
+        merged.update(read_config_file(config_file))
+    for name, var in ENV_VARS.items():
+        if environ.get(var):
+            merged[name] = environ[var]
+    for name, value in (options or {}).items():
+        if value is not None and value != ():
+            merged[name] = value
+    known = {f.name for f in dataclasses.fields(Settings)}
+    unknown = set(merged) - known
+    if unknown:
+        raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
+    values = {name: _coerce(name, value) for name, value in merged.items()}
+    if config_file:
+        values["config_file"] = str(config_file)
+    if values.get("url") and not str(values["url"]).startswith(("http://", "https://")):
+        raise ConfigError(f"the Sentry URL must start with http:// or https://: {values['url']!r}")
+    return Settings(**values)

@@ -1,0 +1,203 @@
+"""Database engines and schema migrations.
+
+One place decides how a URL becomes an engine (SQLite pragmas, the psycopg 3 driver) and where
+the Alembic migrations live, so the CLI, the tests and the benchmarks all see the same database.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from archiver.errors import DatabaseError
+from archiver.models import Base
+
+DEFAULT_DB_URL = "sqlite:///sentry-archive.db"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def migrations_dir() -> Path:
+    """Where the Alembic scripts are.
+
+    A wheel ships the top-level ``migrations/`` folder as ``archiver/_migrations``; a source
+    checkout (or an editable install) has it beside the package.
+    """
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "_migrations", package.parent / "migrations"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise DatabaseError(
+        f"cannot find the database migrations (looked in {package / '_migrations'} and "
+        f"{package.parent / 'migrations'}); the installation is incomplete"
+    )
+
+
+def normalize_url(url: str) -> str:
+    """Accept the URL spellings people paste, and pick the psycopg 3 driver for PostgreSQL."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password hidden, for messages."""
+    try:
+        return make_url(normalize_url(url)).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparsable database URL>"
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine; SQLite gets WAL, a busy timeout, foreign keys and explicit BEGINs."""
+    url = normalize_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise DatabaseError(f"not a database URL: {url!r} ({exc})") from None
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            parent = Path(database).expanduser().resolve().parent
+            if not parent.is_dir():
+                raise DatabaseError(f"cannot create the SQLite database: {parent} does not exist")
+        kwargs.setdefault("connect_args", {}).setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+        engine = create_engine(url, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    try:
+        return create_engine(url, **kwargs)
+    except ModuleNotFoundError as exc:
+        raise DatabaseError(
+            f"the driver for {parsed.get_backend_name()} is not installed ({exc.name}); "
+            "for PostgreSQL install the extra: pip install 'sentry-archiver[postgres]'"
+        ) from None
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL so readers never block the writer; transactions begun by us, not by pysqlite.
+
+    pysqlite's own transaction handling defers BEGIN and cannot say IMMEDIATE; taking it over
+    (the recipe in SQLAlchemy's SQLite docs) lets the single writer take the write lock at the
+    start of each page's transaction (``Store.transaction``) instead of failing half-way.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get("sqlite_immediate", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+# --------------------------------------------------------------------------- migrations
+
+
+def alembic_config(connection: Connection | None = None, url: str | None = None) -> Config:
+    """An Alembic config pointing at our scripts, bound to a connection or a URL."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    if url is not None:
+        cfg.set_main_option("sqlalchemy.url", normalize_url(url).replace("%", "%%"))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+@contextmanager
+def _connected(engine: Engine) -> Iterator[Connection]:
+    """A transaction on the engine; an unreachable database becomes a clear DatabaseError."""
+    try:
+        connection_cm = engine.begin()
+        connection = connection_cm.__enter__()
+    except OperationalError as exc:
+        raise DatabaseError(
+            f"cannot open the database {safe_url(str(engine.url))}: {exc.orig}"
+        ) from None
+    try:
+        yield connection
+    except BaseException as exc:
+        if not connection_cm.__exit__(type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        connection_cm.__exit__(None, None, None)
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    with _connected(engine) as connection:
+        command.upgrade(alembic_config(connection), revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    with _connected(engine) as connection:
+        command.downgrade(alembic_config(connection), revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    with _connected(engine) as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def schema_diff(engine: Engine) -> list[Any]:
+    """Differences between the models and the database (empty when they agree)."""
+    with _connected(engine) as connection:
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "include_object": include_object}
+        )
+        return list(compare_metadata(context, Base.metadata))
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Leave Alembic's own table alone."""
+    return not (type_ == "table" and name == "alembic_version")
+
+
+def require_current(engine: Engine) -> None:
+    """Refuse to work on a database whose schema is behind (or ahead of) this version."""
+    current = current_revision(engine)
+    head = head_revision()
+    if current != head:
+        if current is None and not inspect_has_tables(engine):
+            raise DatabaseError(
+                f"the database {safe_url(str(engine.url))} has no archive schema yet; "
+                "run: sentry-archiver db upgrade"
+            )
+        raise DatabaseError(
+            f"the database schema is at revision {current or 'none'} but this version of "
+            f"sentry-archiver needs {head}; run: sentry-archiver db upgrade"
+        )
+
+
+def inspect_has_tables(engine: Engine) -> bool:
+    with _connected(engine) as connection:
+        return bool(inspect(connection).get_table_names())
+
+
+def default_url() -> str:
+    return os.environ.get("SENTRY_ARCHIVER_DB") or DEFAULT_DB_URL

@@ -1,0 +1,107 @@
+"""The exception hierarchy and the exit codes the CLI maps them to.
+
+Every error the tool raises on purpose derives from :class:`ArchiverError` and carries the
+process exit code that the command line returns for it. Messages never contain the auth token:
+HTTP errors are built from the URL path and Sentry's ``detail`` text only.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes (documented in the README's table)."""
+
+    OK = 0
+    FAILURE = 1  # an unexpected error
+    USAGE = 2  # bad options or configuration (click uses 2 as well)
+    PARTIAL = 3  # the run finished but some issues could not be archived
+    AUTH = 4  # 401/403: bad token or missing scope; nothing was written
+    LOCKED = 5  # another run holds the archive's lock
+    API = 6  # the server kept failing (5xx, timeouts, bad bodies) beyond the retry budget
+    DATABASE = 7  # the database cannot be opened, or its schema is not up to date
+    INTERRUPTED = 130  # stopped by SIGINT/SIGTERM after committing its last page
+
+
+class ArchiverError(Exception):
+    """Base class of the errors the tool raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.FAILURE
+
+
+class ConfigError(ArchiverError):
+    """Missing or contradictory configuration."""
+
+    exit_code = ExitCode.USAGE
+
+
+class DatabaseError(ArchiverError):
+    """The database cannot be used (unreachable, schema out of date, drift)."""
+
+    exit_code = ExitCode.DATABASE
+
+
+class LockHeldError(ArchiverError):
+    """Another run holds the archive's run lock."""
+
+    exit_code = ExitCode.LOCKED
+
+
+class InterruptedRun(ArchiverError):
+    """A stop was requested (signal); the last page's checkpoint is committed."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
+class PartialRunError(ArchiverError):
+    """The run ended but some work items failed; the rest was archived."""
+
+    exit_code = ExitCode.PARTIAL
+
+
+class ApiError(ArchiverError):
+    """An HTTP exchange with Sentry failed.
+
+    ``path`` is the request path without host or query (never the token); ``status`` is the
+    HTTP status or ``None`` for transport failures; ``detail`` is Sentry's ``detail`` text.
+    """
+
+    exit_code = ExitCode.API
+
+    def __init__(self, message: str, *, path: str = "", status: int | None = None,
+                 detail: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.status = status
+        self.detail = detail
+
+
+class AuthError(ApiError):
+    """401 or 403: the token is missing, invalid, expired, or lacks a scope."""
+
+    exit_code = ExitCode.AUTH
+
+
+class NotFoundError(ApiError):
+    """404: the object does not exist (deleted issue, unknown event, expired event)."""
+
+
+class BadRequestError(ApiError):
+    """400: the server refused the request's parameters (invalid cursor, per_page...)."""
+
+
+class RateLimitedError(ApiError):
+    """429 beyond the retry budget."""
+
+
+class ServerError(ApiError):
+    """5xx beyond the retry budget."""
+
+
+class TransportError(ApiError):
+    """Connection refused or cut, timeout, or a truncated or unparsable body."""
+
+
+class InsecureTransportError(ConfigError):
+    """Refusing to send the token over plain http to a non-loopback host."""

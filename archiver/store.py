@@ -1,0 +1,417 @@
+"""Writing normalized rows: bulk, idempotent upserts, one transaction per page.
+
+The store is the single writer. The sync engine calls::
+
+    with store.transaction() as conn:
+        store.write_events(conn, events)
+        store.save_issue_walk(conn, ...)   # the checkpoint that covers those rows
+
+so a page's rows and its checkpoint commit together or not at all: a process killed at any
+instant leaves either both or neither, and the resumed walk re-reads at most one page.
+
+Idempotence: events are keyed by ``(project_id, event_id)``. Re-archiving an event whose raw
+JSON is unchanged writes nothing; a changed payload replaces the event row and all of its child
+rows (never appends). A payload never replaces a richer one (a slim list item never overwrites a
+full event, a list item never overwrites a detail payload).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import socket
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Connection,
+    DateTime,
+    Engine,
+    Table,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from archiver.models import (
+    EVENT_CHILD_TABLES,
+    Event,
+    Issue,
+    IssueSync,
+    Project,
+    ProjectSync,
+    Release,
+    Run,
+    UTCDateTime,
+)
+from archiver.normalize import NormalizedEvent
+
+try:
+    from psycopg.types.json import Jsonb
+except ImportError:  # pragma: no cover - PostgreSQL extra not installed
+    Jsonb = None  # type: ignore[assignment,misc]
+
+EVENTS: Table = Event.__table__  # type: ignore[assignment]
+PROJECTS: Table = Project.__table__  # type: ignore[assignment]
+ISSUES: Table = Issue.__table__  # type: ignore[assignment]
+RELEASES: Table = Release.__table__  # type: ignore[assignment]
+RUNS: Table = Run.__table__  # type: ignore[assignment]
+ISSUE_SYNC: Table = IssueSync.__table__  # type: ignore[assignment]
+PROJECT_SYNC: Table = ProjectSync.__table__  # type: ignore[assignment]
+CHILD_TABLES: dict[str, Table] = {t.name: t for t in EVENT_CHILD_TABLES}
+
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What one ``write_events`` call did."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def __add__(self, other: WriteResult) -> WriteResult:
+        return WriteResult(
+            self.inserted + other.inserted,
+            self.updated + other.updated,
+            self.unchanged + other.unchanged,
+        )
+
+
+@dataclass(frozen=True)
+class IssueWalk:
+    """The checkpoint of one issue's event walk (a row of ``sync_issues``)."""
+
+    issue_id: int
+    project_id: int
+    status: str
+    synced_until: dt.datetime | None
+    walk_start: dt.datetime | None
+    walk_end: dt.datetime | None
+    walk_cursor: str | None
+    walk_events: int
+
+
+def _insert_fn(conn: Connection) -> Any:
+    name = conn.dialect.name
+    if name == "postgresql":
+        return postgresql.insert
+    if name == "sqlite":
+        return sqlite.insert
+    raise NotImplementedError(f"unsupported database dialect: {name}")
+
+
+def _rank(has_detail: bool, is_full: bool) -> int:
+    """How rich a payload is: detail > full list item > slim list item."""
+    return 2 if has_detail else (1 if is_full else 0)
+
+
+class Store:
+    """The archive's only writer."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # ----------------------------------------------------------------- transactions
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A write transaction; on SQLite it takes the write lock at BEGIN (IMMEDIATE)."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(sqlite_immediate=True)
+            with conn.begin():
+                yield conn
+
+    # ----------------------------------------------------------------- generic upsert
+
+    def upsert(
+        self,
+        conn: Connection,
+        table: Table,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        keys: Sequence[str],
+        update_columns: Iterable[str] | None = None,
+    ) -> None:
+        """INSERT ... ON CONFLICT (keys) DO UPDATE (or DO NOTHING when nothing to update)."""
+        if not rows:
+            return
+        insert_fn = _insert_fn(conn)
+        columns = list(rows[0].keys())
+        if update_columns is None:
+            update_columns = [c for c in columns if c not in keys and c != "archived_at"]
+        update_columns = list(update_columns)
+        stmt = insert_fn(table)
+        if update_columns:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=list(keys),
+                set_={c: stmt.excluded[c] for c in update_columns},
+            )
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+        # executemany: one compiled statement, the driver loops (sqlite3 in C, psycopg pipelined)
+        conn.execute(stmt, [dict(r) for r in rows])
+
+    def _insert_many(self, conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Plain bulk INSERT of child rows, straight to the driver's executemany.
+
+        Child tables are the bulk of the rows (tens per event); SQLAlchemy's per-row parameter
+        processing cost more than the database itself, so values are converted here once, by
+        column type, the way SQLAlchemy would store them.
+        """
+        if not rows:
+            return
+        columns = list(rows[0].keys())
+        converters = [_converter(table.c[c].type, conn.dialect.name) for c in columns]
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        preparer = conn.dialect.identifier_preparer
+        sql = (f"INSERT INTO {preparer.format_table(table)} "
+               f"({', '.join(preparer.quote(c) for c in columns)}) "
+               f"VALUES ({', '.join([mark] * len(columns))})")
+        convert = [(i, conv) for i, conv in enumerate(converters) if conv is not _identity]
+        params = []
+        for row in rows:
+            values = [row[c] for c in columns]
+            for i, conv in convert:
+                values[i] = conv(values[i])
+            params.append(tuple(values))
+        conn.exec_driver_sql(sql, params)
+
+    # ----------------------------------------------------------------- discovery objects
+
+    def upsert_projects(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        now = utcnow()
+        self.upsert(conn, PROJECTS, [{**r, "updated_at": now} for r in rows], keys=["id"])
+
+    def upsert_issues(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        now = utcnow()
+        self.ensure_projects(conn, {int(r["project_id"]) for r in rows})
+        self.upsert(conn, ISSUES, [{**r, "updated_at": now} for r in rows], keys=["id"])
+
+    def upsert_releases(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        self.upsert(conn, RELEASES, rows, keys=["version"])
+
+    def ensure_projects(self, conn: Connection, project_ids: Iterable[int]) -> None:
+        """Placeholder rows so foreign keys hold before a project's details are known."""
+        rows = [{"id": pid} for pid in sorted(set(project_ids))]
+        self.upsert(conn, PROJECTS, rows, keys=["id"], update_columns=())
+
+    def ensure_issues(self, conn: Connection, issues: Mapping[int, int]) -> None:
+        """Placeholder rows (issue id -> project id) for events of issues not yet listed."""
+        self.ensure_projects(conn, issues.values())
+        rows = [{"id": iid, "project_id": pid} for iid, pid in sorted(issues.items())]
+        self.upsert(conn, ISSUES, rows, keys=["id"], update_columns=())
+
+    def times_seen(self, conn: Connection, issue_ids: Sequence[int]) -> dict[int, int | None]:
+        """Stored lifetime event counts of these issues (absent ones are left out)."""
+        if not issue_ids:
+            return {}
+        rows = conn.execute(select(ISSUES.c.id, ISSUES.c.times_seen).where(ISSUES.c.id.in_(issue_ids)))
+        return {int(i): n for i, n in rows}
+
+    def archived_counts(self, conn: Connection, issue_ids: Sequence[int]) -> dict[int, int]:
+        """Archived events per issue."""
+        if not issue_ids:
+            return {}
+        rows = conn.execute(
+            select(EVENTS.c.issue_id, func.count()).where(EVENTS.c.issue_id.in_(issue_ids))
+            .group_by(EVENTS.c.issue_id))
+        return {int(i): int(n) for i, n in rows}
+
+    def known_releases(self, conn: Connection, versions: Iterable[str]) -> set[str]:
+        wanted = sorted(set(versions))
+        if not wanted:
+            return set()
+        found = conn.execute(select(RELEASES.c.version).where(RELEASES.c.version.in_(wanted)))
+        return {row[0] for row in found}
+
+    # ----------------------------------------------------------------- events
+
+    def write_events(self, conn: Connection, events: Sequence[NormalizedEvent]) -> WriteResult:
+        """Upsert a batch of events and replace the child rows of those that changed."""
+        if not events:
+            return WriteResult()
+        batch: dict[tuple[int, str], NormalizedEvent] = {}
+        for ev in events:  # the last copy of an event in a batch wins
+            batch[(ev.project_id, ev.event_id)] = ev
+
+        self.ensure_issues(
+            conn, {ev.issue_id: ev.project_id for ev in batch.values() if ev.issue_id is not None}
+        )
+        self.ensure_projects(conn, {ev.project_id for ev in batch.values()})
+
+        existing = self._existing(conn, batch.keys())
+        now = utcnow()
+        to_write: list[dict[str, Any]] = []
+        changed_pks: list[int] = []
+        inserted = updated = unchanged = 0
+        for key, ev in batch.items():
+            row = dict(ev.event)
+            row["raw_sha256"] = hashlib.sha256(row["raw_json"].encode("utf-8", "surrogatepass")).hexdigest()
+            row["updated_at"] = now
+            old = existing.get(key)
+            if old is None:
+                row["archived_at"] = now
+                inserted += 1
+            else:
+                pk, old_sha, old_rank = old
+                new_rank = _rank(bool(row.get("has_detail")), bool(row.get("is_full")))
+                if old_sha == row["raw_sha256"] or new_rank < old_rank:
+                    unchanged += 1
+                    continue
+                changed_pks.append(pk)
+                updated += 1
+            to_write.append(row)
+
+        if changed_pks:
+            for table in CHILD_TABLES.values():
+                conn.execute(delete(table).where(table.c.event_pk.in_(changed_pks)))
+        if to_write:
+            self.upsert(conn, EVENTS, to_write, keys=["project_id", "event_id"])
+            written = {(r["project_id"], r["event_id"]) for r in to_write}
+            pks = {k: v[0] for k, v in self._existing(conn, written).items()}
+            children: dict[str, list[dict[str, Any]]] = {name: [] for name in CHILD_TABLES}
+            for key in written:
+                ev = batch[key]
+                pk = pks[key]
+                for name, rows in ev.children.items():
+                    children[name].extend({**r, "event_pk": pk} for r in rows)
+            for name, rows in children.items():
+                self._insert_many(conn, CHILD_TABLES[name], rows)
+        return WriteResult(inserted, updated, unchanged)
+
+    def _existing(
+        self, conn: Connection, keys: Iterable[tuple[int, str]]
+    ) -> dict[tuple[int, str], tuple[int, str | None, int]]:
+        """(project_id, event_id) -> (events.id, raw_sha256, richness) for stored events."""
+        keys = set(keys)
+        ids = sorted({eid for _, eid in keys})
+        found: dict[tuple[int, str], tuple[int, str | None, int]] = {}
+        for start in range(0, len(ids), 500):
+            rows = conn.execute(
+                select(
+                    EVENTS.c.id,
+                    EVENTS.c.project_id,
+                    EVENTS.c.event_id,
+                    EVENTS.c.raw_sha256,
+                    EVENTS.c.has_detail,
+                    EVENTS.c.is_full,
+                ).where(EVENTS.c.event_id.in_(ids[start : start + 500]))
+            )
+            for pk, pid, eid, sha, has_detail, is_full in rows:
+                if (pid, eid) in keys:
+                    found[(pid, eid)] = (pk, sha, _rank(bool(has_detail), bool(is_full)))
+        return found
+
+    # ----------------------------------------------------------------- checkpoints
+
+    def issue_walk(self, conn: Connection, issue_id: int) -> IssueWalk | None:
+        row = conn.execute(select(ISSUE_SYNC).where(ISSUE_SYNC.c.issue_id == issue_id)).first()
+        return _issue_walk(dict(row._mapping)) if row is not None else None
+
+    def issue_walks(self, conn: Connection, project_id: int) -> dict[int, IssueWalk]:
+        rows = conn.execute(select(ISSUE_SYNC).where(ISSUE_SYNC.c.project_id == project_id))
+        return {r.issue_id: _issue_walk(dict(r._mapping)) for r in rows}
+
+    def save_issue_walk(self, conn: Connection, walk: IssueWalk, *, error: str | None = None) -> None:
+        row = {
+            "issue_id": walk.issue_id,
+            "project_id": walk.project_id,
+            "status": walk.status,
+            "synced_until": walk.synced_until,
+            "walk_start": walk.walk_start,
+            "walk_end": walk.walk_end,
+            "walk_cursor": walk.walk_cursor,
+            "walk_events": walk.walk_events,
+            "last_error": error,
+            "updated_at": utcnow(),
+        }
+        self.upsert(conn, ISSUE_SYNC, [row], keys=["issue_id"])
+
+    def project_sync(self, conn: Connection, project_id: int) -> Mapping[str, Any] | None:
+        row = conn.execute(select(PROJECT_SYNC).where(PROJECT_SYNC.c.project_id == project_id)).first()
+        return dict(row._mapping) if row is not None else None
+
+    def save_project_sync(self, conn: Connection, project_id: int, **values: Any) -> None:
+        row = {"project_id": project_id, **values, "updated_at": utcnow()}
+        self.upsert(conn, PROJECT_SYNC, [row], keys=["project_id"])
+
+    # ----------------------------------------------------------------- runs
+
+    def start_run(self, command: str, **values: Any) -> int:
+        with self.transaction() as conn:
+            result = conn.execute(
+                insert(RUNS).values(
+                    command=command,
+                    started_at=utcnow(),
+                    outcome="running",
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    **values,
+                )
+            )
+            pk = result.inserted_primary_key
+            assert pk is not None
+            return int(pk[0])
+
+    def finish_run(self, run_id: int, outcome: str, **values: Any) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                update(RUNS)
+                .where(RUNS.c.id == run_id)
+                .values(outcome=outcome, finished_at=utcnow(), **values)
+            )
+
+
+def _issue_walk(m: Mapping[str, Any]) -> IssueWalk:
+    return IssueWalk(
+        issue_id=m["issue_id"],
+        project_id=m["project_id"],
+        status=m["status"],
+        synced_until=m["synced_until"],
+        walk_start=m["walk_start"],
+        walk_end=m["walk_end"],
+        walk_cursor=m["walk_cursor"],
+        walk_events=m["walk_events"],
+    )
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _json_value(value: Any) -> Any:
+    return None if value is None else json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def _sqlite_datetime(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _pg_json(value: Any) -> Any:
+    return None if value is None else Jsonb(value)
+
+
+def _converter(type_: Any, dialect: str) -> Callable[[Any], Any]:
+    """How SQLAlchemy would bind a value of this column type, as a plain function."""
+    if isinstance(type_, (UTCDateTime, DateTime)):
+        return _sqlite_datetime if dialect == "sqlite" else _identity
+    if isinstance(type_, JSON):
+        return _json_value if dialect == "sqlite" else _pg_json
+    return _identity

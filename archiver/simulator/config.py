@@ -1,0 +1,134 @@
+"""Configuration of the simulator's HTTP behaviour: auth, rate limits, error texts, faults.
+
+Data (how many events, which seed) lives in :class:`~.data.SimulatedOrg`; everything here is
+about *how* the API answers, so the same org can be served strictly (``sentry`` rate limits,
+faults) or fast (the defaults, for tests and benchmarks).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+FAMILIES = (
+    "organization_details", "organization_projects", "organization_issues", "project_details",
+    "project_issues", "issue_details", "issue_events", "issue_event_details", "project_events",
+    "project_event_details", "eventids", "releases",
+)
+"""Endpoint families: the unit of rate limiting and of the request counters."""
+
+LIST_FAMILIES = frozenset({"organization_projects", "organization_issues", "project_issues",
+                           "issue_events", "project_events"})
+
+ALL_SCOPES = frozenset({"org:read", "project:read", "event:read", "project:releases"})
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """``limit`` requests per fixed ``window`` seconds, and at most ``concurrent`` in flight."""
+
+    limit: int
+    window: int = 1
+    concurrent: int | None = None
+
+
+def rate_limit_preset(name: str) -> dict[str, RateLimit]:
+    """``none`` (no limits, no headers: fast tests) or ``sentry`` (the limits set in source)."""
+    if name == "none":
+        return {}
+    if name == "sentry":
+        limits = {family: RateLimit(40, 1, 25 if family in LIST_FAMILIES else None) for family in FAMILIES}
+        limits.update({
+            "issue_event_details": RateLimit(15, 1),
+            "project_event_details": RateLimit(5, 1),
+            "eventids": RateLimit(1, 1),
+            "project_issues": RateLimit(5, 1, 25),
+            "project_events": RateLimit(60, 60, 1),
+        })
+        return limits
+    raise ValueError(f"unknown rate-limit preset {name!r} (none, sentry)")
+
+
+@dataclass(frozen=True)
+class ScheduledFault:
+    """A fault that fires on the ``at``-th request (1-based), counted within ``family`` if set.
+
+    kinds: ``error`` (5xx), ``cut`` (connection closed mid-body), ``truncate`` (200 with a cut
+    JSON body), ``slow`` (``FaultConfig.slow_ms`` extra latency), ``rate_limit`` (429),
+    ``delete_issue`` / ``merge_issue`` / ``add_events`` (act on the request's issue, or on
+    ``issue_id``), ``advance`` (data clock moves ``seconds``).
+    """
+
+    kind: str
+    at: int
+    family: str | None = None
+    issue_id: int | None = None
+    seconds: float = 3600.0
+    count: int = 3
+
+
+@dataclass(frozen=True)
+class FaultConfig:
+    """Seeded fault injection: probabilities per request plus a schedule.
+
+    Decisions come from an RNG keyed by ``(seed, request number)``, so a given request sequence
+    always meets the same faults. Probabilistic faults touch only ``families`` when given.
+    """
+
+    seed: int = 0
+    error_rate: float = 0.0
+    error_statuses: tuple[int, ...] = (500,)
+    cut_rate: float = 0.0
+    truncate_rate: float = 0.0
+    slow_rate: float = 0.0
+    slow_ms: float = 1_000.0
+    burst_rate: float = 0.0
+    burst_length: int = 5
+    new_events_every: int = 0
+    new_events_count: int = 3
+    advance_every: int = 0
+    advance_seconds: float = 3_600.0
+    delete_issue_after: int = 0
+    merge_issue_after: int = 0
+    families: frozenset[str] | None = None
+    schedule: tuple[ScheduledFault, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        return bool(
+            self.error_rate or self.cut_rate or self.truncate_rate or self.slow_rate
+            or self.burst_rate or self.new_events_every or self.advance_every
+            or self.delete_issue_after or self.merge_issue_after or self.schedule
+        )
+
+
+@dataclass(frozen=True)
+class SimulatorConfig:
+    """How the server answers. Defaults: no rate limits, no faults, current error texts."""
+
+    rate_limits: Mapping[str, RateLimit] = field(default_factory=dict)
+    rate_limit_body: str = "string"
+    """``string``: the 429 body is a JSON string (older Sentry); ``detail``: ``{"detail": ...}``."""
+    retry_after: bool = False
+    """Add ``Retry-After`` to 429s (Sentry's source does not; an edge proxy may)."""
+    per_page_error: str = "old"
+    """``old``: ``Cannot exceed 100.`` (and values below 1 fail with a 500, as then); ``new``:
+    ``Must be between 1 and 100.``"""
+    latency_ms: float = 0.0
+    url_prefix: str | None = None
+    """Base of Link and permalink URLs (``system.url-prefix``); default: the request's Host."""
+    extra_tokens: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """More tokens and their scopes; a token without ``event:read``/``project:read`` gets 403."""
+    expired_tokens: frozenset[str] = frozenset()
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    max_hits: int = 1000
+    cache_bytes: int = 64 << 20
+    log_size: int = 10_000
+    wall_clock: Callable[[], float] = time.time
+    """Rate limiting reads this (never the frozen data clock)."""
+
+    @classmethod
+    def preset(cls, rate_limits: str = "none", **kwargs: object) -> SimulatorConfig:
+        """A config with a named rate-limit preset (``none`` or ``sentry``)."""
+        return cls(rate_limits=rate_limit_preset(rate_limits), **kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,169 @@
+"""Running a sync as a command: wiring, signals, progress, summary, exit code.
+
+Kept apart from :mod:`archiver.sync` (which knows nothing of terminals or signals) so the
+scheduler and the demo run exactly the same code as ``sentry-archiver sync``.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import FrameType
+
+from archiver import __version__, db
+from archiver.client import SentryClient
+from archiver.config import Settings
+from archiver.errors import ArchiverError, ExitCode, InterruptedRun
+from archiver.output import ProgressLine, format_eta, format_rate, setup_logging
+from archiver.store import Store
+from archiver.sync import Progress, Syncer, SyncReport
+
+log = logging.getLogger("archiver.run")
+
+
+@dataclass
+class SyncOutcome:
+    report: SyncReport
+    exit_code: ExitCode
+    requests: int
+    retries: int
+    seconds: float
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM ask the run to stop at the next page boundary (a second SIGINT kills)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _handler(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        log.warning("signal %s: stopping after the current page", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def make_client(settings: Settings) -> SentryClient:
+    return SentryClient(
+        settings.url,
+        settings.token,
+        timeout=settings.timeout,
+        max_retries=settings.max_retries,
+        user_agent=f"sentry-archiver/{__version__}",
+        max_connections=max(4, settings.concurrency * 2),
+    )
+
+
+def execute_sync(
+    settings: Settings,
+    *,
+    stop: threading.Event | None = None,
+    on_progress: Callable[[SyncReport, Progress], None] | None = None,
+) -> SyncOutcome:
+    """Run one sync; raises ArchiverError subclasses for failures that end the run."""
+    settings.require_remote()
+    stop = stop or threading.Event()
+    started = time.monotonic()
+    engine = db.make_engine(settings.db)
+    try:
+        with make_client(settings) as client:
+            store = Store(engine)
+            syncer = Syncer(client, store, settings, stop=stop, on_progress=on_progress)
+
+            def prepare() -> None:
+                db.upgrade(engine)  # creates the archive on first use; no-op when current
+
+            report = syncer.run(prepare=prepare)
+            if report.interrupted:
+                code = ExitCode.INTERRUPTED
+            elif report.failures:
+                code = ExitCode.PARTIAL
+            else:
+                code = ExitCode.OK
+            return SyncOutcome(report, code, client.stats.requests, client.stats.retries,
+                               time.monotonic() - started)
+    finally:
+        engine.dispose()
+
+
+def summary_lines(outcome: SyncOutcome) -> list[str]:
+    r = outcome.report
+    lines = [
+        f"projects {r.projects}, issues walked {r.issues_walked}, events new {r.events_new}, "
+        f"updated {r.events_updated}, unchanged {r.events_unchanged}, releases {r.releases}",
+        f"requests {outcome.requests} (retries {outcome.retries}), "
+        f"{outcome.seconds:.1f}s, {format_rate(r.events_new + r.events_updated, outcome.seconds)}",
+    ]
+    if r.gone:
+        lines.append(f"issues gone (404, archive kept): {', '.join(map(str, r.gone))}")
+    if r.merged:
+        lines.append("issues merged: " + ", ".join(f"{a}->{b}" for a, b in r.merged.items()))
+    for failure in r.failures:
+        lines.append(f"FAILED issue {failure['issue_id']}: {failure['error']}")
+    if r.interrupted:
+        lines.append("interrupted: progress is saved; run the same command again to resume")
+    return lines
+
+
+def run_sync(
+    settings: Settings, *, quiet: bool = False, verbosity: int = 0, log_format: str = "text"
+) -> SyncOutcome:
+    """The ``sync`` command: logging, progress line, signals, summary."""
+    setup_logging(log_format=log_format, verbosity=verbosity, quiet=quiet,
+                  secrets=[settings.token, settings.scrub_key])
+    progress_line = ProgressLine(enabled=None if not quiet and log_format == "text" else False)
+    stop = threading.Event()
+
+    def on_progress(report: SyncReport, progress: Progress) -> None:
+        elapsed = time.monotonic() - progress.started
+        progress_line.update(
+            f"projects {report.projects} | issues {progress.issues_done}/{progress.issues_total}"
+            f" | events {progress.events:,} | {format_rate(progress.events, elapsed)}"
+            f" | ETA {format_eta(progress.issues_done, progress.issues_total, elapsed)}"
+        )
+
+    try:
+        with stop_on_signals(stop):
+            outcome = execute_sync(settings, stop=stop, on_progress=on_progress)
+    except InterruptedRun as exc:
+        progress_line.close()
+        click_echo_err(f"interrupted: {exc}")
+        raise
+    except ArchiverError:
+        progress_line.close()
+        raise
+    progress_line.close()
+    lines = summary_lines(outcome)
+    if log_format == "json":
+        log.warning(
+            "sync finished",
+            extra={"outcome": outcome.exit_code.name.lower(),
+                   "counts": {"events_new": outcome.report.events_new,
+                              "events_updated": outcome.report.events_updated,
+                              "requests": outcome.requests,
+                              "failures": len(outcome.report.failures)}},
+        )
+    elif not quiet or outcome.exit_code != ExitCode.OK:
+        stream = sys.stdout if outcome.exit_code == ExitCode.OK else sys.stderr
+        for line in lines:
+            print(line, file=stream)
+    return outcome
+
+
+def click_echo_err(text: str) -> None:
+    print(text, file=sys.stderr)
+

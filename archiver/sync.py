@@ -1,0 +1,587 @@
+"""The sync engine: discovery, pinned cursor walks, one writer.
+
+How a run goes:
+
+1. **Projects**: list the organization's projects (optionally only the chosen ones).
+2. **Issue discovery** per project, through the organization issues search with ``query=``
+   (Sentry's default ``is:unresolved`` would hide resolved and ignored issues) and ``sort=new``
+   (first seen does not move while events arrive, so paging cannot skip an issue), in the window
+   ``[bookmark - overlap, server now)``. Each page's issues and the discovery cursor commit
+   together. An issue whose ``lastSeen`` reached its walk bookmark is marked *pending*.
+3. **Event walks** of every pending issue, ``concurrency`` at a time, with ``full=true`` so a
+   page carries 100 complete events. Each walk pins its window ``[start, end)`` with ``end`` a
+   whole second of the *server's* clock (from its ``Date`` header). Why that makes offsets safe:
+   the list is newest first; an event arriving later is dated at or after ``end`` and falls
+   outside the pinned window, so it cannot shift offsets; an event expiring is the oldest and
+   leaves the *end* of the list, never a page before the cursor. A late arrival dated inside
+   a finished window is picked up by the next walk, which starts ``overlap`` before the
+   previous ``end``.
+4. **One writer** (the calling thread) commits each page's rows together with the walk's
+   checkpoint. A run killed at any instant resumes every walk at its last committed cursor in
+   the same window; a page fetched but not committed is simply fetched again (upserts are
+   idempotent).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sqlalchemy import update
+
+from archiver.client import Page, SentryClient
+from archiver.config import Settings
+from archiver.errors import (
+    ApiError,
+    AuthError,
+    ConfigError,
+    InterruptedRun,
+    NotFoundError,
+)
+from archiver.normalize import (
+    NormalizedEvent,
+    normalize_event,
+    normalize_issue,
+    normalize_project,
+    normalize_release,
+)
+from archiver.store import ISSUES, IssueWalk, Store, WriteResult, utcnow
+
+log = logging.getLogger("archiver.sync")
+
+# Without an earliest date, walks start here: before any event Sentry can hold.
+FLOOR = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+PENDING, WALKING, DONE, FAILED, GONE = "pending", "walking", "done", "failed", "gone"
+
+
+def floor_second(value: dt.datetime) -> dt.datetime:
+    return value.replace(microsecond=0)
+
+
+@dataclass
+class SyncReport:
+    """What a run did (also recorded in the ``runs`` table)."""
+
+    projects: int = 0
+    issues_discovered: int = 0
+    issues_walked: int = 0
+    pages: int = 0
+    events_new: int = 0
+    events_updated: int = 0
+    events_unchanged: int = 0
+    releases: int = 0
+    details_fetched: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    gone: list[int] = field(default_factory=list)
+    merged: dict[int, int] = field(default_factory=dict)
+    interrupted: bool = False
+
+    def add(self, result: WriteResult) -> None:
+        self.events_new += result.inserted
+        self.events_updated += result.updated
+        self.events_unchanged += result.unchanged
+
+
+@dataclass
+class _PageWork:
+    """A fetched, normalized page on its way to the writer, with the checkpoint after it."""
+
+    walk: IssueWalk
+    events: list[NormalizedEvent]
+    releases: list[dict[str, Any]]
+    merged_into: int | None
+
+
+@dataclass
+class _WalkEnded:
+    walk: IssueWalk
+    status: str
+    error: str | None = None
+
+
+class ServerClock:
+    """The server's idea of now, from its ``Date`` header (windows are pinned on it)."""
+
+    def __init__(self, local: Callable[[], float] = time.time) -> None:
+        self._local = local
+        self._offset: float | None = None
+        self._lock = threading.Lock()
+
+    def observe(self, headers: Mapping[str, str] | None) -> None:
+        if not headers:
+            return
+        value = headers.get("date") or headers.get("Date")
+        if not value:
+            return
+        try:
+            server = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return
+        with self._lock:
+            self._offset = server.timestamp() - self._local()
+
+    def now(self) -> dt.datetime:
+        with self._lock:
+            offset = self._offset or 0.0
+        return dt.datetime.fromtimestamp(self._local() + offset, dt.timezone.utc)
+
+
+class _Releases:
+    """Release versions already archived or attempted: each is fetched once per archive."""
+
+    def __init__(self, known: Iterable[str]) -> None:
+        self._seen = set(known)
+        self._lock = threading.Lock()
+
+    def claim(self, version: str) -> bool:
+        with self._lock:
+            if version in self._seen:
+                return False
+            self._seen.add(version)
+            return True
+
+
+class Syncer:
+    """Archives an organization (or chosen projects) from a Sentry server."""
+
+    def __init__(
+        self,
+        client: SentryClient,
+        store: Store,
+        settings: Settings,
+        *,
+        stop: threading.Event | None = None,
+        on_progress: Callable[[SyncReport, Progress], None] | None = None,
+        local_clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not settings.org:
+            raise ConfigError("missing the organization (--org or SENTRY_ORG)")
+        self.client = client
+        self.store = store
+        self.settings = settings
+        self.org: str = settings.org
+        self.stop = stop or threading.Event()
+        self.on_progress = on_progress
+        self.server_clock = ServerClock(local_clock)
+        self.report = SyncReport()
+        self.progress = Progress()
+        self._fatal: BaseException | None = None
+
+    # ------------------------------------------------------------------ entry point
+
+    def run(self, prepare: Callable[[], None] | None = None) -> SyncReport:
+        """Archive; ``prepare`` runs after the first successful request, before any write.
+
+        So a bad token or a missing scope fails before the database is touched at all.
+        """
+        projects = self.fetch_projects()
+        if prepare is not None:
+            prepare()
+        self.save_projects(projects)
+        run_id = self.store.start_run(
+            "sync", server_url=self.client.base_url, organization_slug=self.org,
+            options=self.settings.redacted(),
+        )
+        outcome, message = "failed", None
+        try:
+            self.report.projects = len(projects)
+            for project in projects:
+                self._check_stop()
+                self.discover_issues(project)
+            walks = self._walks_to_do([p["id"] for p in projects])
+            self.progress.issues_total = len(walks)
+            self.walk_issues(walks)
+            if self._fatal is not None:
+                raise self._fatal
+            if self.stop.is_set():
+                self.report.interrupted = True
+                outcome = "interrupted"
+            else:
+                outcome = "partial" if self.report.failures else "success"
+            return self.report
+        except InterruptedRun:
+            self.report.interrupted = True
+            outcome = "interrupted"
+            raise
+        except BaseException as exc:
+            message = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            stats = self.client.stats
+            self.store.finish_run(
+                run_id,
+                outcome,
+                projects=self.report.projects,
+                issues=self.report.issues_walked,
+                events_new=self.report.events_new,
+                events_updated=self.report.events_updated,
+                requests=stats.requests,
+                retries=stats.retries,
+                errors=self.report.failures or None,
+                error_message=message,
+            )
+
+    def _check_stop(self) -> None:
+        if self.stop.is_set():
+            raise InterruptedRun("stopped on request; progress up to the last page is saved")
+
+    # ------------------------------------------------------------------ projects
+
+    def fetch_projects(self) -> list[dict[str, Any]]:
+        """The organization's projects (only the chosen ones when some are named)."""
+        rows: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            page = self.client.list_projects_page(self.org, cursor=cursor)
+            self.server_clock.observe(page.headers)
+            rows.extend(normalize_project(p, self.org) for p in page.items if isinstance(p, dict))
+            if not page.has_next or not page.next_cursor or page.next_cursor == cursor:
+                break
+            cursor = page.next_cursor
+        wanted = self.settings.projects
+        if wanted:
+            by_key = {str(r["slug"]): r for r in rows} | {str(r["id"]): r for r in rows}
+            missing = [w for w in wanted if w not in by_key]
+            if missing:
+                known = ", ".join(sorted(str(r["slug"]) for r in rows)) or "none"
+                raise ConfigError(
+                    f"project(s) not found in organization {self.org!r}: {', '.join(missing)} "
+                    f"(projects this token can see: {known})"
+                )
+            rows = list({by_key[w]["id"]: by_key[w] for w in wanted}.values())
+        return rows
+
+    def save_projects(self, rows: list[dict[str, Any]]) -> None:
+        with self.store.transaction() as conn:
+            self.store.upsert_projects(conn, rows)
+
+    # ------------------------------------------------------------------ issues
+
+    def discover_issues(self, project: Mapping[str, Any]) -> None:
+        """List the project's issues seen since its bookmark; mark those with new events."""
+        pid = int(project["id"])
+        with self.store.transaction() as conn:
+            state = self.store.project_sync(conn, pid) or {}
+        bookmark = state.get("issues_synced_until")
+        if self.settings.rescan:
+            bookmark = None  # list every issue: catches merges and events landing in the past
+        start = bookmark - self.settings.overlap if bookmark else self._earliest()
+        start = max(start, self._earliest())
+        end = state.get("discovery_end")
+        cursor = state.get("discovery_cursor") if end else None
+        if end is None:
+            end = floor_second(self.server_clock.now()) + dt.timedelta(seconds=1)
+        while True:
+            self._check_stop()
+            page = self.client.list_issues_page(
+                self.org,
+                project_id=pid,
+                query=self.settings.query,
+                sort="new",
+                start=start,
+                end=end,
+                environments=self.settings.environments,
+                cursor=cursor,
+            )
+            self.server_clock.observe(page.headers)
+            payloads = [i for i in page.items if isinstance(i, dict)]
+            issues = [normalize_issue(i, project_id=pid) for i in payloads]
+            done = not page.has_next or not page.next_cursor or page.next_cursor == cursor
+            with self.store.transaction() as conn:
+                ids = [int(i["id"]) for i in issues]
+                before = self.store.times_seen(conn, ids)
+                have = self.store.archived_counts(conn, ids) if self.settings.rescan else {}
+                self.store.upsert_issues(conn, issues)
+                walks = self.store.issue_walks(conn, pid)
+                for payload, issue in zip(payloads, issues, strict=False):
+                    rewalk = self._arrived_in_the_past(payload, issue, before, have)
+                    self._schedule_walk(conn, issue, walks.get(int(issue["id"])), rewalk=rewalk)
+                if done:
+                    self.store.save_project_sync(
+                        conn, pid, issues_synced_until=end, discovery_end=None,
+                        discovery_cursor=None,
+                    )
+                else:
+                    self.store.save_project_sync(
+                        conn, pid, discovery_end=end, discovery_cursor=page.next_cursor
+                    )
+            self.report.issues_discovered += len(issues)
+            if done:
+                return
+            cursor = page.next_cursor
+
+    def _arrived_in_the_past(self, payload: Mapping[str, Any], issue: Mapping[str, Any],
+                             before: Mapping[int, int | None], have: Mapping[int, int]) -> bool:
+        """Did the issue gain events dated before the search window (a merge, a late event)?
+
+        With a date window Sentry reports ``count`` for the window and ``lifetime.count`` for
+        the issue's whole life. Growth of the lifetime count beyond the window's count means
+        events landed earlier than the walks look: the issue gets a full walk again. On a
+        rescan (the window is everything) the window's count is what the server can show:
+        more than the archive holds for the issue means the same.
+        """
+        if self.settings.environments:
+            return False  # counts then cover other environments too: no conclusion possible
+        if self.settings.rescan:
+            try:
+                visible = int(payload.get("count") or 0)
+            except (TypeError, ValueError):
+                return False
+            return visible > have.get(int(issue["id"]), 0)
+        old = before.get(int(issue["id"]))
+        lifetime = issue.get("times_seen")
+        if old is None or lifetime is None:
+            return False
+        if not isinstance(payload.get("lifetime"), dict):
+            return False
+        try:
+            window = int(payload.get("count") or 0)
+        except (TypeError, ValueError):
+            return False
+        return int(lifetime) - int(old) > window
+
+    def _schedule_walk(self, conn: Any, issue: Mapping[str, Any], walk: IssueWalk | None,
+                       *, rewalk: bool = False) -> None:
+        iid, pid = int(issue["id"]), int(issue["project_id"])
+        if walk is None:
+            walk = IssueWalk(iid, pid, PENDING, None, None, None, None, 0)
+        elif rewalk and walk.status in (DONE, GONE):
+            log.info("issue %s gained events before its bookmark: walking it all again", iid)
+            walk = replace(walk, status=PENDING, synced_until=None)
+        elif walk.status in (DONE, GONE):
+            last_seen = issue.get("last_seen")
+            if walk.synced_until is not None and last_seen is not None and last_seen < walk.synced_until:
+                return  # nothing new since the last completed walk
+            walk = replace(walk, status=PENDING)
+        else:
+            return  # pending, walking or failed already: it will be walked
+        self.store.save_issue_walk(conn, walk)
+
+    def _walks_to_do(self, project_ids: Iterable[int]) -> list[IssueWalk]:
+        todo: list[IssueWalk] = []
+        with self.store.transaction() as conn:
+            for pid in project_ids:
+                walks = self.store.issue_walks(conn, pid)
+                todo.extend(w for w in walks.values() if w.status in (PENDING, WALKING, FAILED))
+        return sorted(todo, key=lambda w: w.issue_id)
+
+    def _earliest(self) -> dt.datetime:
+        return self.settings.earliest or FLOOR
+
+    # ------------------------------------------------------------------ walks
+
+    def walk_issues(self, walks: list[IssueWalk]) -> None:
+        """Fetch threads walk issues; this thread writes every page in order, alone."""
+        if not walks:
+            return
+        inbox: queue.Queue[_PageWork | _WalkEnded] = queue.Queue(
+            maxsize=max(2, self.settings.concurrency * 2)
+        )
+        releases = self._release_cache()
+        futures: list[Future[None]] = []
+        with ThreadPoolExecutor(
+            max_workers=self.settings.concurrency, thread_name_prefix="walk"
+        ) as pool:
+            for walk in walks:
+                futures.append(pool.submit(self._walk_guarded, walk, inbox, releases))
+            try:
+                self._write_loop(inbox, futures)
+            except BaseException:
+                self.stop.set()
+                raise
+
+    def _write_loop(
+        self, inbox: queue.Queue[_PageWork | _WalkEnded], futures: list[Future[None]]
+    ) -> None:
+        while True:
+            try:
+                item = inbox.get(timeout=0.1)
+            except queue.Empty:
+                if all(f.done() for f in futures) and inbox.empty():
+                    return
+                continue
+            if isinstance(item, _PageWork):
+                self._write_page(item)
+            else:
+                self._write_end(item)
+            if self.on_progress is not None:
+                self.on_progress(self.report, self.progress)
+
+    def _write_page(self, work: _PageWork) -> None:
+        with self.store.transaction() as conn:
+            if work.releases:
+                self.store.upsert_releases(conn, work.releases)
+            result = self.store.write_events(conn, work.events)
+            if work.merged_into is not None:
+                conn.execute(
+                    update(ISSUES)
+                    .where(ISSUES.c.id == work.walk.issue_id)
+                    .values(merged_into_id=work.merged_into, updated_at=utcnow())
+                )
+            self.store.save_issue_walk(conn, work.walk)
+        self.report.add(result)
+        self.report.pages += 1
+        self.report.releases += len(work.releases)
+        if work.merged_into is not None:
+            self.report.merged[work.walk.issue_id] = work.merged_into
+        self.progress.events += len(work.events)
+        if work.walk.status == DONE:
+            self.report.issues_walked += 1
+            self.progress.issues_done += 1
+
+    def _write_end(self, end: _WalkEnded) -> None:
+        with self.store.transaction() as conn:
+            self.store.save_issue_walk(conn, replace(end.walk, status=end.status), error=end.error)
+            if end.status == GONE:
+                conn.execute(
+                    update(ISSUES)
+                    .where(ISSUES.c.id == end.walk.issue_id)
+                    .values(gone_at=utcnow(), updated_at=utcnow())
+                )
+        self.progress.issues_done += 1
+        if end.status == GONE:
+            self.report.gone.append(end.walk.issue_id)
+        elif end.status == FAILED:
+            self.report.failures.append({"issue_id": end.walk.issue_id, "error": end.error})
+
+    def _release_cache(self) -> _Releases:
+        from sqlalchemy import select
+
+        from archiver.store import RELEASES
+
+        with self.store.engine.connect() as conn:
+            return _Releases(r[0] for r in conn.execute(select(RELEASES.c.version)))
+
+    def _walk_guarded(
+        self, walk: IssueWalk, inbox: queue.Queue[_PageWork | _WalkEnded], releases: _Releases
+    ) -> None:
+        latest = [walk]  # the checkpoint of the last page handed to the writer
+        try:
+            self._walk(latest, inbox, releases)
+        except NotFoundError:
+            log.warning("issue %s no longer exists (404); keeping what is archived", walk.issue_id)
+            self._put(inbox, _WalkEnded(latest[0], GONE, "404: the issue no longer exists"))
+        except AuthError as exc:
+            self._fatal = exc
+            self.stop.set()
+        except ApiError as exc:
+            log.error("issue %s: %s", walk.issue_id, exc)
+            self._put(inbox, _WalkEnded(latest[0], FAILED, str(exc)))
+        except Exception as exc:  # a bug must not take the other walks down with it
+            log.exception("issue %s: unexpected error", walk.issue_id)
+            self._put(inbox, _WalkEnded(latest[0], FAILED, f"{type(exc).__name__}: {exc}"))
+
+    def _put(self, inbox: queue.Queue[_PageWork | _WalkEnded], item: _PageWork | _WalkEnded) -> None:
+        """Hand over to the writer; gives up when the run is stopping and the writer is gone."""
+        while True:
+            try:
+                inbox.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                if self.stop.is_set() and self._fatal is not None:
+                    return
+
+    def _walk(
+        self,
+        latest: list[IssueWalk],
+        inbox: queue.Queue[_PageWork | _WalkEnded],
+        releases: _Releases,
+    ) -> None:
+        walk = latest[0]
+        if walk.walk_cursor is None or walk.walk_start is None or walk.walk_end is None:
+            start = walk.synced_until - self.settings.overlap if walk.synced_until else FLOOR
+            start = max(start, self._earliest())
+            end = floor_second(self.server_clock.now())
+            walk = replace(walk, status=WALKING, walk_start=start, walk_end=end,
+                           walk_cursor=None, walk_events=0)
+        cursor = walk.walk_cursor
+        while not self.stop.is_set():
+            page = self.client.list_issue_events_page(
+                walk.issue_id,
+                start=walk.walk_start,
+                end=walk.walk_end,
+                environments=self.settings.environments,
+                full=True,
+                cursor=cursor,
+            )
+            events, merged_into = self._normalize_page(walk, page)
+            release_rows = self._new_releases(events, releases)
+            done = not page.has_next or not page.next_cursor or page.next_cursor == cursor
+            if done:
+                walk = replace(walk, status=DONE, synced_until=walk.walk_end, walk_cursor=None,
+                               walk_events=walk.walk_events + len(events))
+            else:
+                walk = replace(walk, status=WALKING, walk_cursor=page.next_cursor,
+                               walk_events=walk.walk_events + len(events))
+            self._put(inbox, _PageWork(walk, events, release_rows, merged_into))
+            latest[0] = walk
+            if done:
+                return
+            cursor = page.next_cursor
+
+    def _normalize_page(
+        self, walk: IssueWalk, page: Page
+    ) -> tuple[list[NormalizedEvent], int | None]:
+        events: list[NormalizedEvent] = []
+        merged_into: int | None = None
+        for item in page.items:
+            payload, has_detail = item, False
+            if self._needs_detail(item):
+                payload, has_detail = self._fetch_detail(walk, item)
+            ev = normalize_event(payload, project_id=walk.project_id, issue_id=walk.issue_id,
+                                 has_detail=has_detail)
+            if ev.issue_id is not None and ev.issue_id != walk.issue_id:
+                merged_into = ev.issue_id  # Sentry answered for a merged issue with its target
+            events.append(ev)
+        return events, merged_into
+
+    def _needs_detail(self, item: Any) -> bool:
+        if self.settings.detail == "always":
+            return True
+        return isinstance(item, dict) and not isinstance(item.get("entries"), list)
+
+    def _fetch_detail(self, walk: IssueWalk, item: Any) -> tuple[Any, bool]:
+        event_id = item.get("eventID") or item.get("id") if isinstance(item, dict) else None
+        if not event_id:
+            return item, False
+        try:
+            detail = self.client.get_issue_event(walk.issue_id, str(event_id))
+        except NotFoundError:
+            return item, False  # expired between the list and the detail: keep what we have
+        self.report.details_fetched += 1
+        return detail, True
+
+    def _new_releases(
+        self, events: list[NormalizedEvent], releases: _Releases
+    ) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for ev in events:
+            version = ev.release_version
+            if not version or not releases.claim(version):
+                continue
+            if ev.release is not None:
+                rows.append(ev.release)
+            elif self.settings.releases:
+                try:
+                    rows.append(normalize_release(self.client.get_release(self.org, version)))
+                except NotFoundError:
+                    log.info("release %r not found on the server", version)
+        return rows
+
+
+@dataclass
+class Progress:
+    """Counters for the progress display."""
+
+    issues_total: int = 0
+    issues_done: int = 0
+    events: int = 0
+    started: float = field(default_factory=time.monotonic)

@@ -1,0 +1,176 @@
+"""Benchmark the sync engine against the simulator (run by hand; numbers go to the README).
+
+    python bench/bench_sync.py                 # 10k and 100k backfills, baseline, no-change, latency
+    python bench/bench_sync.py --events 20000 --skip-latency
+
+Each archiver run is a separate process (the real CLI), and the simulator runs in its own
+process too, so peak memory (max RSS from wait4) is the archiver's alone. Reported:
+
+* events/s of a backfill against the zero-latency simulator, and of a baseline that fetches
+  exactly the same pages sequentially and stores only raw JSON (``bench/baseline_fetch.py``);
+* requests made against the minimum the walk allows (one per 100 events of each issue, at
+  least one per issue, plus the discovery pages);
+* peak memory for each size; time and requests of a no-change run;
+* with 100 ms added latency and Sentry-like rate limits, the share of the rate budget used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "bench-token"
+ISSUE_EVENTS_LIMIT_PER_S = 40  # the simulator's "sentry" preset for the issue events family
+
+
+@contextmanager
+def simulator(events: int, *, latency_ms: float = 0, rate_limits: str = "none",
+              seed: int = 1) -> Iterator[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "archiver.simulator", "--port", "0", "--seed", str(seed),
+         "--events", str(events), "--token", TOKEN, "--latency-ms", str(latency_ms),
+         "--rate-limits", rate_limits],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().split()
+        if not line:
+            raise RuntimeError("the simulator did not start")
+        yield line[0]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def run_measured(args: list[str], env: dict[str, str]) -> tuple[float, int, int]:
+    """(seconds, max RSS in MB, exit code) of one child process."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0 and proc.stderr is not None:
+        sys.stderr.write(proc.stderr.read().decode(errors="replace"))
+    return seconds, usage.ru_maxrss // 1024, code
+
+
+def sync(url: str, db_path: Path, *extra: str) -> tuple[float, int, int]:
+    env = {"SENTRY_URL": url, "SENTRY_AUTH_TOKEN": TOKEN, "SENTRY_ORG": "acme",
+           "SENTRY_ARCHIVER_DB": f"sqlite:///{db_path}", "PYTHONPATH": str(ROOT)}
+    return run_measured([sys.executable, "-m", "archiver", "sync", "--quiet", *extra], env)
+
+
+def last_run(db_path: Path) -> tuple[int, int, int]:
+    """(requests, events_new, retries) of the latest run."""
+    con = sqlite3.connect(db_path)
+    try:
+        row = con.execute(
+            "SELECT requests, events_new, retries FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
+    finally:
+        con.close()
+
+
+def minimum_requests(db_path: Path) -> int:
+    con = sqlite3.connect(db_path)
+    try:
+        per_issue = [n for (n,) in con.execute(
+            "SELECT count(e.id) FROM issues i LEFT JOIN events e ON e.issue_id = i.id "
+            "GROUP BY i.id")]
+        per_project = [n for (n,) in con.execute(
+            "SELECT count(*) FROM issues GROUP BY project_id")]
+        projects = con.execute("SELECT count(*) FROM projects").fetchone()[0]
+    finally:
+        con.close()
+    walk = sum(max(1, math.ceil(n / 100)) for n in per_issue)
+    discovery = max(1, math.ceil(projects / 100)) + sum(max(1, math.ceil(n / 100)) for n in per_project)
+    return walk + discovery
+
+
+def count_events(db_path: Path, table: str = "events") -> int:
+    con = sqlite3.connect(db_path)
+    try:
+        return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    finally:
+        con.close()
+
+
+def backfill(events: int, workdir: Path, concurrency: int) -> dict[str, float]:
+    db_path = workdir / f"archive-{events}.db"
+    base_path = workdir / f"baseline-{events}.db"
+    with simulator(events) as url:
+        seconds, rss, code = sync(url, db_path, "--concurrency", str(concurrency))
+        if code != 0:
+            raise SystemExit(f"sync failed with exit code {code}")
+        requests, new, _ = last_run(db_path)
+        minimum = minimum_requests(db_path)
+        b_seconds, b_rss, b_code = run_measured(
+            [sys.executable, str(ROOT / "bench" / "baseline_fetch.py"), url, TOKEN, "acme",
+             str(base_path)], {"PYTHONPATH": str(ROOT)})
+        if b_code != 0:
+            raise SystemExit("baseline failed")
+        again_seconds, _again_rss, _ = sync(url, db_path)
+        again_requests, again_new, _ = last_run(db_path)
+    return {
+        "events": count_events(db_path), "seconds": seconds, "rate": new / seconds,
+        "rss": rss, "requests": requests, "minimum": minimum,
+        "baseline_seconds": b_seconds, "baseline_rate": count_events(base_path, "raw") / b_seconds,
+        "baseline_rss": b_rss, "nochange_seconds": again_seconds,
+        "nochange_requests": again_requests, "nochange_new": again_new,
+    }
+
+
+def latency_run(events: int, workdir: Path, concurrency: int) -> dict[str, float]:
+    db_path = workdir / "latency.db"
+    with simulator(events, latency_ms=100, rate_limits="sentry") as url:
+        seconds, rss, code = sync(url, db_path, "--concurrency", str(concurrency))
+        if code != 0:
+            raise SystemExit(f"latency sync failed with exit code {code}")
+        requests, new, retries = last_run(db_path)
+    rate = requests / seconds
+    return {"events": new, "seconds": seconds, "requests": requests, "req_per_s": rate,
+            "budget_share": rate / ISSUE_EVENTS_LIMIT_PER_S, "retries": retries, "rss": rss}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, nargs="*", default=[10_000, 100_000])
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--latency-events", type=int, default=20_000)
+    parser.add_argument("--latency-concurrency", type=int, default=8)
+    parser.add_argument("--skip-latency", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        print("| events | sync s | sync events/s | baseline events/s | ratio | requests | minimum | over min | peak RSS MB | no-change s | no-change requests |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for n in args.events:
+            r = backfill(n, workdir, args.concurrency)
+            over = (r["requests"] - r["minimum"]) / r["minimum"] * 100
+            print(f"| {int(r['events']):,} | {r['seconds']:.1f} | {r['rate']:,.0f} | "
+                  f"{r['baseline_rate']:,.0f} | {r['rate'] / r['baseline_rate']:.2f} | "
+                  f"{int(r['requests']):,} | {int(r['minimum']):,} | {over:+.2f}% | {int(r['rss'])} | "
+                  f"{r['nochange_seconds']:.2f} | {int(r['nochange_requests'])} |", flush=True)
+        if not args.skip_latency:
+            r = latency_run(args.latency_events, workdir, args.latency_concurrency)
+            print(f"\n100 ms latency, sentry-like limits ({ISSUE_EVENTS_LIMIT_PER_S}/s issue events), "
+                  f"concurrency {args.latency_concurrency}: {int(r['events']):,} events in "
+                  f"{r['seconds']:.1f}s, {int(r['requests'])} requests = {r['req_per_s']:.1f} req/s, "
+                  f"{r['budget_share'] * 100:.0f}% of the rate budget, {int(r['retries'])} retries, "
+                  f"peak RSS {int(r['rss'])} MB")
+
+
+if __name__ == "__main__":
+    main()

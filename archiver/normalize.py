@@ -33,6 +33,9 @@ from archiver.models import EVENT_CHILD_TABLES
 INDEXED_MAX = 1000
 NUL_SUBSTITUTE = "\u2400"
 _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+# Substrings of dumped JSON text (dump_raw) that may stand for a NUL, a surrogate or a
+# non-finite number; plain ``in`` tests are far cheaper than one regex over the whole text.
+_RAW_SUSPECTS = ("\\u0000", "\\ud", "\\uD", "NaN", "Infinity")
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _ISO = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?)?"
@@ -59,7 +62,9 @@ class NormalizedEvent:
 def dump_raw(payload: Any) -> str:
     """The raw JSON text: the same value, key order kept."""
     text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=True)
-    if _BAD_TEXT.search(text) and re.search("[\ud800-\udfff]", text):
+    try:
+        text.encode("utf-8")  # fails only on a lone surrogate (json escapes every NUL)
+    except UnicodeEncodeError:
         text = json.dumps(payload, ensure_ascii=True, separators=(",", ":"), allow_nan=True)
     return text
 
@@ -67,9 +72,12 @@ def dump_raw(payload: Any) -> str:
 class _Problems:
     """Collects what could not be normalized cleanly (at most one row per path and kind)."""
 
-    def __init__(self) -> None:
+    def __init__(self, raw: str | None = None) -> None:
         self.rows: list[dict[str, Any]] = []
         self._seen: set[tuple[str, str]] = set()
+        # Most payloads hold no NUL, no lone surrogate and no non-finite number anywhere: one
+        # look at the raw JSON text proves it, and then no string or JSON value needs a copy.
+        self.pristine = raw is not None and not any(s in raw for s in _RAW_SUSPECTS)
 
     def add(self, path: str, problem: str, detail: str | None = None) -> None:
         if (path, problem) in self._seen:
@@ -100,7 +108,7 @@ class _Problems:
         return out
 
     def clean(self, value: str, path: str) -> str:
-        if not _BAD_TEXT.search(value):
+        if self.pristine or not _BAD_TEXT.search(value):
             return value
         if "\x00" in value:
             self.add(path, "nul_replaced", "U+0000 stored as U+2400; raw_json has the original")
@@ -112,6 +120,8 @@ class _Problems:
 
     def json(self, value: Any, path: str) -> Any:
         """A JSON value made storable (NUL, surrogates; non-finite floats become text)."""
+        if self.pristine:
+            return value
         if isinstance(value, str):
             return self.clean(value, path)
         if isinstance(value, dict):
@@ -250,8 +260,8 @@ def normalize_event(
     has_detail: bool = False,
 ) -> NormalizedEvent:
     """One API event payload to rows. Raises ValueError only when no project id is known."""
-    p = _Problems()
     raw = dump_raw(payload)
+    p = _Problems(raw)
     ev: dict[str, Any] = payload if isinstance(payload, dict) else {}
     if not isinstance(payload, dict):
         p.add("$", "malformed", f"the event is a {type(payload).__name__}, not an object")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import operator
 import os
 import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -181,12 +182,19 @@ class Store:
                f"({', '.join(preparer.quote(c) for c in columns)}) "
                f"VALUES ({', '.join([mark] * len(columns))})")
         convert = [(i, conv) for i, conv in enumerate(converters) if conv is not _identity]
-        params = []
-        for row in rows:
-            values = [row[c] for c in columns]
-            for i, conv in convert:
-                values[i] = conv(values[i])
-            params.append(tuple(values))
+        pick = operator.itemgetter(*columns)
+        params: list[Any]
+        if len(columns) == 1:
+            params = [(pick(row),) for row in rows]
+        elif not convert:
+            params = [pick(row) for row in rows]
+        else:
+            params = []
+            for row in rows:
+                values = list(pick(row))
+                for i, conv in convert:
+                    values[i] = conv(values[i])
+                params.append(tuple(values))
         conn.exec_driver_sql(sql, params)
 
     # ----------------------------------------------------------------- discovery objects
@@ -287,7 +295,9 @@ class Store:
                 ev = batch[key]
                 pk = pks[key]
                 for name, rows in ev.children.items():
-                    children[name].extend({**r, "event_pk": pk} for r in rows)
+                    for r in rows:  # in place: copying tens of dicts per event cost more
+                        r["event_pk"] = pk
+                    children[name].extend(rows)
             for name, rows in children.items():
                 self._insert_many(conn, CHILD_TABLES[name], rows)
         return WriteResult(inserted, updated, unchanged)
@@ -392,8 +402,12 @@ def _identity(value: Any) -> Any:
     return value
 
 
+# One encoder for every value: json.dumps with options builds a new encoder per call.
+_encode_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+
+
 def _json_value(value: Any) -> Any:
-    return None if value is None else json.dumps(value, ensure_ascii=False, allow_nan=False)
+    return None if value is None else _encode_json(value)
 
 
 def _sqlite_datetime(value: dt.datetime | None) -> str | None:

@@ -303,7 +303,8 @@ class Syncer:
                 walks = self.store.issue_walks(conn, pid)
                 for payload, issue in zip(payloads, issues, strict=False):
                     rewalk = self._arrived_in_the_past(payload, issue, before, have)
-                    self._schedule_walk(conn, issue, walks.get(int(issue["id"])), rewalk=rewalk)
+                    self._schedule_walk(conn, issue, walks.get(int(issue["id"])), rewalk=rewalk,
+                                        grew=_lifetime_grew(payload, issue, before))
                 if done:
                     self.store.save_project_sync(
                         conn, pid, issues_synced_until=end, discovery_end=None,
@@ -349,7 +350,7 @@ class Syncer:
         return int(lifetime) - int(old) > window
 
     def _schedule_walk(self, conn: Any, issue: Mapping[str, Any], walk: IssueWalk | None,
-                       *, rewalk: bool = False) -> None:
+                       *, rewalk: bool = False, grew: bool = False) -> None:
         iid, pid = int(issue["id"]), int(issue["project_id"])
         if walk is None:
             walk = IssueWalk(iid, pid, PENDING, None, None, None, None, 0)
@@ -358,8 +359,13 @@ class Syncer:
             walk = replace(walk, status=PENDING, synced_until=None)
         elif walk.status in (DONE, GONE):
             last_seen = issue.get("last_seen")
-            if walk.synced_until is not None and last_seen is not None and last_seen < walk.synced_until:
+            if (not grew and walk.synced_until is not None and last_seen is not None
+                    and last_seen < walk.synced_until):
                 return  # nothing new since the last completed walk
+            # New events: either seen after the bookmark, or (the lifetime count grew while
+            # last_seen did not pass the bookmark) events whose own timestamps are older than
+            # the walk's pinned end arrived late. The walk re-reads from the bookmark minus
+            # the overlap, which holds them.
             walk = replace(walk, status=PENDING)
         else:
             return  # pending, walking or failed already: it will be walked
@@ -382,9 +388,9 @@ class Syncer:
         """Fetch threads walk issues; this thread writes every page in order, alone."""
         if not walks:
             return
-        inbox: queue.Queue[_PageWork | _WalkEnded] = queue.Queue(
-            maxsize=max(2, self.settings.concurrency * 2)
-        )
+        # Two pages waiting are enough to keep the writer busy; every page more is memory
+        # (a page of 100 full events is several MB of Python objects) and buys no speed.
+        inbox: queue.Queue[_PageWork | _WalkEnded] = queue.Queue(maxsize=2)
         releases = self._release_cache()
         futures: list[Future[None]] = []
         with ThreadPoolExecutor(
@@ -585,3 +591,17 @@ class Progress:
     issues_done: int = 0
     events: int = 0
     started: float = field(default_factory=time.monotonic)
+
+
+def _lifetime_grew(payload: Mapping[str, Any], issue: Mapping[str, Any],
+                   before: Mapping[int, int | None]) -> bool:
+    """Did the issue's lifetime event count grow since the archive last listed it?
+
+    Only a ``lifetime`` count means anything here: without a date window's ``lifetime`` the
+    count covers the search window alone, and two windows' counts cannot be compared.
+    """
+    if not isinstance(payload.get("lifetime"), dict):
+        return False
+    old = before.get(int(issue["id"]))
+    now = issue.get("times_seen")
+    return old is not None and now is not None and int(now) > int(old)

@@ -11,6 +11,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -253,13 +254,31 @@ def test_killed_at_random_points_and_resumed_ends_equal_to_truth(db_url):
     assert_children_consistent(db_url)
 
 
+def _wait_until_walking(url: str, proc: subprocess.Popen[bytes], limit: float = 120) -> None:
+    """Wait (on a loaded machine start-up alone can take seconds) until events are landing."""
+    path = url.removeprefix("sqlite:///")
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
+            try:
+                if con.execute("SELECT count(*) FROM events").fetchone()[0] > 0:
+                    return
+            finally:
+                con.close()
+        except sqlite3.Error:
+            pass  # not created or not migrated yet
+        time.sleep(0.05)
+    raise AssertionError("the sync did not start archiving in time")
+
+
 @pytest.mark.slow
 def test_sigterm_stops_at_a_page_boundary_and_resume_completes(tmp_path):
     org = SimulatedOrg(seed=5, events=3000)
     url = f"sqlite:///{tmp_path}/a.db"
     with SimulatorServer(org, token=TOKEN, config=SimulatorConfig(latency_ms=5)) as srv:
         proc = _sync_subprocess(srv, org, url)
-        time.sleep(1.5)
+        _wait_until_walking(url, proc)  # signal handlers are in place once a run is recorded
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
         assert proc.returncode in (ExitCode.INTERRUPTED, 0), err.decode()

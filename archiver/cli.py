@@ -181,8 +181,10 @@ def load_cli_settings(options: dict[str, Any]) -> Any:
 
 def _register() -> None:
     from archiver.demo import demo_command
+    from archiver.purge import purge_command
 
     cli.add_command(demo_command)
+    cli.add_command(purge_command)
 
 
 _register()

@@ -181,8 +181,12 @@ def load_cli_settings(options: dict[str, Any]) -> Any:
 
 def _register() -> None:
     from archiver.demo import demo_command
+    from archiver.one_event import make_command as make_archive_event_command
+    from archiver.purge import purge_command
 
     cli.add_command(demo_command)
+    cli.add_command(purge_command)
+    cli.add_command(make_archive_event_command())
 
 
 _register()

@@ -48,11 +48,11 @@ from archiver.errors import (
 )
 from archiver.normalize import (
     NormalizedEvent,
-    normalize_event,
     normalize_issue,
     normalize_project,
     normalize_release,
 )
+from archiver.scrub import make_scrubber, normalize_scrubbed
 from archiver.store import ISSUES, IssueWalk, Store, WriteResult, utcnow
 
 log = logging.getLogger("archiver.sync")
@@ -168,6 +168,7 @@ class Syncer:
         self.store = store
         self.settings = settings
         self.org: str = settings.org
+        self.scrubber = make_scrubber(settings.scrub, settings.scrub_key)  # before any request
         self.stop = stop or threading.Event()
         self.on_progress = on_progress
         self.server_clock = ServerClock(local_clock)
@@ -542,8 +543,8 @@ class Syncer:
             payload, has_detail = item, False
             if self._needs_detail(item):
                 payload, has_detail = self._fetch_detail(walk, item)
-            ev = normalize_event(payload, project_id=walk.project_id, issue_id=walk.issue_id,
-                                 has_detail=has_detail)
+            ev = normalize_scrubbed(self.scrubber, payload, project_id=walk.project_id,
+                                    issue_id=walk.issue_id, has_detail=has_detail)
             if ev.issue_id is not None and ev.issue_id != walk.issue_id:
                 merged_into = ev.issue_id  # Sentry answered for a merged issue with its target
             events.append(ev)

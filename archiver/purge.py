@@ -1,0 +1,301 @@
+"""``sentry-archiver purge``: retention, with an audit trail that purges never touch.
+
+Events whose ``date_created`` is before the cutoff (now minus ``--older-than``) are deleted
+with all their child rows, ``batch_size`` events per transaction, so other readers and the
+sync writer get the database between batches. Issues, projects, releases, sync checkpoints,
+``runs`` and ``purges`` are never deleted; events without a ``date_created`` are kept.
+
+Every real purge writes one ``purges`` row when it starts (outcome ``running``), advances its
+``events_deleted`` in the same transaction as each batch (so the count is exact even if the
+process dies), and ends it as ``success``, ``failed`` or ``interrupted``. A dry run only reads:
+it prints what would go and records nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import socket
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy import Connection, Engine, Table, delete, func, insert, select, update
+from sqlalchemy.engine import make_url
+
+from archiver import db
+from archiver.config import format_duration, load_settings, parse_duration
+from archiver.errors import ConfigError, DatabaseError
+from archiver.models import Purge
+from archiver.store import CHILD_TABLES, EVENTS, PROJECTS, Store, utcnow
+
+PURGES: Table = Purge.__table__  # type: ignore[assignment]
+DEFAULT_BATCH = 1000
+
+
+@dataclass
+class PurgeResult:
+    """What a purge did (or, for a dry run, would do)."""
+
+    cutoff: dt.datetime
+    project_ids: list[int] | None
+    dry_run: bool
+    events: int = 0
+    by_project: dict[int, int] = field(default_factory=dict)
+    children: dict[str, int] = field(default_factory=dict)
+    batches: int = 0
+    purge_id: int | None = None
+    vacuumed: bool = False
+
+
+def compute_cutoff(
+    older_than: dt.timedelta, minimum: dt.timedelta | None, *, now: dt.datetime | None = None
+) -> dt.datetime:
+    """now - older_than; refuses cutoffs that would delete events younger than the policy."""
+    if older_than <= dt.timedelta(0):
+        raise ConfigError("--older-than must be a positive duration such as 400d")
+    if minimum is not None and older_than < minimum:
+        raise ConfigError(
+            f"refusing to purge: --older-than {format_duration(older_than)} would delete events "
+            f"younger than the configured minimum retention of {format_duration(minimum)} "
+            "([retention] minimum); use --older-than "
+            f"{format_duration(minimum)} or more"
+        )
+    return (now or utcnow()) - older_than
+
+
+def resolve_projects(conn: Connection, names: Sequence[str]) -> list[int] | None:
+    """Archived project ids for slugs or ids; None for "every project"."""
+    if not names:
+        return None
+    rows = conn.execute(select(PROJECTS.c.id, PROJECTS.c.slug)).all()
+    by_key: dict[str, int] = {}
+    for pid, slug in rows:
+        by_key[str(pid)] = int(pid)
+        if slug:
+            by_key[str(slug)] = int(pid)
+    missing = [n for n in names if n not in by_key]
+    if missing:
+        known = ", ".join(sorted(str(s) for _, s in rows if s)) or "none"
+        raise ConfigError(f"project(s) not in the archive: {', '.join(missing)} (known: {known})")
+    return sorted({by_key[n] for n in names})
+
+
+def _due(cutoff: dt.datetime, project_ids: list[int] | None) -> Any:
+    cond = EVENTS.c.date_created < cutoff
+    if project_ids is not None:
+        cond = cond & EVENTS.c.project_id.in_(project_ids)
+    return cond
+
+
+def count_due(conn: Connection, cutoff: dt.datetime, project_ids: list[int] | None,
+              result: PurgeResult) -> None:
+    """Fill the counts a purge with this cutoff would delete (the dry run)."""
+    due = _due(cutoff, project_ids)
+    rows = conn.execute(
+        select(EVENTS.c.project_id, func.count()).where(due).group_by(EVENTS.c.project_id)
+    ).all()
+    result.by_project = {int(p): int(n) for p, n in rows}
+    result.events = sum(result.by_project.values())
+    ids = select(EVENTS.c.id).where(due).scalar_subquery()
+    for name, table in CHILD_TABLES.items():
+        n = conn.execute(select(func.count()).select_from(table).where(table.c.event_pk.in_(ids)))
+        result.children[name] = int(n.scalar_one())
+
+
+def purge(
+    engine: Engine,
+    older_than: dt.timedelta,
+    *,
+    retention_minimum: dt.timedelta | None = None,
+    projects: Sequence[str] = (),
+    dry_run: bool = False,
+    batch_size: int = DEFAULT_BATCH,
+    vacuum: bool = False,
+    command: str = "purge",
+    now: dt.datetime | None = None,
+    lock: AbstractContextManager[Any] | None = None,
+    on_batch: Callable[[PurgeResult], None] | None = None,
+) -> PurgeResult:
+    """Delete (or count, with ``dry_run``) the events older than ``now - older_than``.
+
+    ``lock``, when given, is entered around the deleting part (not around a dry run): the
+    archive's run lock, so a purge and a sync never write at the same time.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, not {batch_size}")
+    cutoff = compute_cutoff(older_than, retention_minimum, now=now)
+    store = Store(engine)
+    with engine.connect() as conn:
+        project_ids = resolve_projects(conn, projects)
+    result = PurgeResult(cutoff=cutoff, project_ids=project_ids, dry_run=dry_run)
+    if dry_run:
+        with engine.connect() as conn:
+            count_due(conn, cutoff, project_ids, result)
+        return result
+    with lock if lock is not None else contextlib.nullcontext():
+        result.purge_id = _start(store, result, command)
+        outcome = "failed"
+        try:
+            _delete_batches(store, result, batch_size, on_batch)
+            outcome = "success"
+        except KeyboardInterrupt:
+            outcome = "interrupted"
+            raise
+        finally:
+            with store.transaction() as conn:
+                conn.execute(update(PURGES).where(PURGES.c.id == result.purge_id)
+                             .values(outcome=outcome, finished_at=utcnow(),
+                                     events_deleted=result.events))
+    if vacuum:
+        reclaim_space(engine)
+        result.vacuumed = True
+    return result
+
+
+def _start(store: Store, result: PurgeResult, command: str) -> int:
+    with store.transaction() as conn:
+        inserted = conn.execute(insert(PURGES).values(
+            started_at=utcnow(), cutoff=result.cutoff, projects=result.project_ids,
+            dry_run=False, events_deleted=0, command=command, host=socket.gethostname(),
+            pid=os.getpid(), outcome="running"))
+        pk = inserted.inserted_primary_key
+        assert pk is not None
+        return int(pk[0])
+
+
+def _delete_batches(store: Store, result: PurgeResult, batch_size: int,
+                    on_batch: Callable[[PurgeResult], None] | None) -> None:
+    due = _due(result.cutoff, result.project_ids)
+    while True:
+        with store.transaction() as conn:
+            batch = conn.execute(
+                select(EVENTS.c.id, EVENTS.c.project_id).where(due)
+                .order_by(EVENTS.c.id).limit(batch_size)
+            ).all()
+            if not batch:
+                return
+            ids = [int(pk) for pk, _ in batch]
+            # Children explicitly (not only by ON DELETE CASCADE): exact counts, and correct
+            # even on a connection where SQLite's foreign_keys pragma is off.
+            for name, table in CHILD_TABLES.items():
+                gone = conn.execute(delete(table).where(table.c.event_pk.in_(ids))).rowcount
+                result.children[name] = result.children.get(name, 0) + max(gone, 0)
+            conn.execute(delete(EVENTS).where(EVENTS.c.id.in_(ids)))
+            for _, pid in batch:
+                result.by_project[int(pid)] = result.by_project.get(int(pid), 0) + 1
+            result.events += len(ids)
+            result.batches += 1
+            conn.execute(update(PURGES).where(PURGES.c.id == result.purge_id)
+                         .values(events_deleted=result.events))
+        if on_batch is not None:
+            on_batch(result)
+
+
+def reclaim_space(engine: Engine) -> None:
+    """SQLite: VACUUM and truncate the WAL (the file shrinks). PostgreSQL: VACUUM ANALYZE the
+    event tables (the space becomes reusable; the files shrink only with VACUUM FULL)."""
+    raw = engine.raw_connection()
+    try:
+        driver: Any = raw.driver_connection
+        if engine.dialect.name == "sqlite":
+            driver.execute("VACUUM")
+            driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        else:
+            driver.autocommit = True
+            for table in (EVENTS, *CHILD_TABLES.values()):
+                driver.execute(f'VACUUM ANALYZE "{table.name}"')
+    finally:
+        raw.close()
+
+
+def database_size(url: str) -> int | None:
+    """Bytes of a SQLite database file and its WAL (None for other databases)."""
+    parsed = make_url(db.normalize_url(url))
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    path = Path(parsed.database)
+    return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+
+
+# --------------------------------------------------------------------------- command
+
+
+def _describe(result: PurgeResult, slugs: dict[int, str]) -> str:
+    per = ", ".join(f"{slugs.get(p, p)}: {n}" for p, n in sorted(result.by_project.items()))
+    children = sum(result.children.values())
+    verb = "would delete" if result.dry_run else "deleted"
+    text = f"{verb} {result.events} events"
+    if per:
+        text += f" ({per})"
+    return text + f" and {children} child rows dated before {result.cutoff.isoformat()}"
+
+
+def _command_line(older_than: str, projects: Sequence[str], dry_run: bool, vacuum: bool,
+                  batch_size: int) -> str:
+    parts = ["purge", "--older-than", older_than]
+    for p in projects:
+        parts += ["--project", p]
+    if dry_run:
+        parts.append("--dry-run")
+    if vacuum:
+        parts.append("--vacuum")
+    if batch_size != DEFAULT_BATCH:
+        parts += ["--batch-size", str(batch_size)]
+    return " ".join(parts)
+
+
+@click.command("purge")
+@click.option("--older-than", required=True,
+              help="Delete events created longer ago than this (e.g. 400d, 60w).")
+@click.option("--project", "projects", multiple=True,
+              help="Only this project (slug or id, as archived); repeatable. Default: all.")
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted; change nothing.")
+@click.option("--vacuum", is_flag=True,
+              help="Afterwards reclaim the space (SQLite: VACUUM shrinks the file).")
+@click.option("--batch-size", type=int, default=DEFAULT_BATCH, show_default=True,
+              help="Events deleted per transaction.")
+@click.option("--db", "db_url", help="Database URL (default: $SENTRY_ARCHIVER_DB or the config).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="TOML config file ([retention] minimum is enforced).")
+def purge_command(older_than: str, projects: tuple[str, ...], dry_run: bool, vacuum: bool,
+                  batch_size: int, db_url: str | None, config_file: str | None) -> None:
+    """Delete archived events older than a cutoff, with their child rows; audited in `purges`."""
+    settings = load_settings({"db": db_url}, config_file=config_file)
+    age = parse_duration(older_than)
+    engine = db.make_engine(settings.db)
+    try:
+        _check_schema(settings.db, engine)
+        before = database_size(settings.db)
+        result = purge(
+            engine, age, retention_minimum=settings.retention_minimum, projects=projects,
+            dry_run=dry_run, batch_size=batch_size, vacuum=vacuum and not dry_run,
+            command=_command_line(older_than, projects, dry_run, vacuum, batch_size),
+        )
+        with engine.connect() as conn:
+            slugs = {int(i): str(s) for i, s in conn.execute(select(PROJECTS.c.id, PROJECTS.c.slug))
+                     if s}
+    finally:
+        engine.dispose()
+    click.echo(_describe(result, slugs))
+    if result.purge_id is not None:
+        click.echo(f"recorded as purge #{result.purge_id} in the purges table")
+    if result.vacuumed:
+        after = database_size(settings.db)
+        if before is not None and after is not None:
+            click.echo(f"vacuumed: {before:,} -> {after:,} bytes")
+        else:
+            click.echo("vacuumed the event tables")
+
+
+def _check_schema(url: str, engine: Engine) -> None:
+    """Purging needs an archive at the current schema (and never creates a SQLite file)."""
+    parsed = make_url(db.normalize_url(url))
+    if (parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
+            and not Path(str(parsed.database)).exists()):
+        raise DatabaseError(f"no archive at {db.safe_url(url)}: nothing to purge")
+    db.require_current(engine)

@@ -1,0 +1,117 @@
+"""``archive-event`` against the built-in simulator on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import text
+
+from archiver import db
+from archiver.cli import cli
+from archiver.client import SentryClient
+from archiver.errors import ExitCode
+from archiver.scrub import PREFIX
+from archiver.simulator import SimulatedOrg, SimulatorServer
+
+TOKEN = "one-event-token"
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[tuple[SimulatedOrg, SimulatorServer]]:
+    org = SimulatedOrg(seed=9, events=300)
+    with SimulatorServer(org, token=TOKEN) as srv:
+        yield org, srv
+
+
+def run(sim: tuple[SimulatedOrg, SimulatorServer], db_url: str, *args: str) -> Result:
+    org, srv = sim
+    return CliRunner().invoke(cli, ["archive-event", *args, "--url", srv.url, "--auth-token",
+                                    TOKEN, "--org", org.slug, "--db", db_url])
+
+
+def rows(db_url: str, sql: str) -> list[tuple[object, ...]]:
+    engine = db.make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(sql))]
+    finally:
+        engine.dispose()
+
+
+def test_archive_event_by_id_with_full_detail_and_idempotent(sim, empty_db_url):
+    org, _ = sim
+    project_id, event_id = sorted(org.truth())[17]
+    first = run(sim, empty_db_url, event_id)
+    assert first.exit_code == 0, first.output
+    assert f"event {event_id}" in first.output and ": new" in first.output
+    second = run(sim, empty_db_url, event_id.upper())  # any spelling of the id
+    assert second.exit_code == 0, second.output
+    assert ": unchanged" in second.output
+
+    (event,) = rows(empty_db_url, "SELECT project_id, event_id, issue_id, has_detail, is_full, "
+                                  "release FROM events")
+    assert event[:2] == (project_id, event_id) and event[3] and event[4]
+    issue_id, release = event[2], event[5]
+    assert rows(empty_db_url, "SELECT count(*) FROM event_tags")[0][0] > 0
+    (project,) = rows(empty_db_url, "SELECT id, slug, name FROM projects")
+    sim_project = org.project_by_id(project_id)
+    assert sim_project is not None and project == (project_id, sim_project.slug, sim_project.name)
+    (issue,) = rows(empty_db_url, "SELECT id, project_id, title, short_id FROM issues")
+    assert issue[0] == issue_id and issue[1] == project_id and issue[2] and issue[3]
+    if release is not None:
+        assert rows(empty_db_url, "SELECT version FROM releases") == [(release,)]
+    runs = rows(empty_db_url, "SELECT command, outcome, events_new FROM runs ORDER BY id")
+    assert runs == [("archive-event", "success", 1), ("archive-event", "success", 0)]
+
+
+def test_archive_event_with_project_and_issue_latest(sim, empty_db_url):
+    org, srv = sim
+    project_id, event_id = sorted(org.truth())[3]
+    project = org.project_by_id(project_id)
+    assert project is not None
+    direct = run(sim, empty_db_url, event_id, "--project", project.slug)
+    assert direct.exit_code == 0, direct.output
+    issue = max(org.live_issues(), key=lambda i: i.times_seen)
+    with SentryClient(srv.url, TOKEN) as client:
+        latest = client.get_issue_event(issue.id, "latest")["eventID"]
+    result = run(sim, empty_db_url, "--issue", str(issue.id), "--latest")
+    assert result.exit_code == 0, result.output
+    assert f"event {latest}" in result.output and f"issue {issue.id}" in result.output
+    stored = set(rows(empty_db_url, "SELECT event_id, issue_id FROM events WHERE has_detail"))
+    assert (latest, issue.id) in stored and len(stored) == 2 - (latest == event_id)
+
+
+def test_unknown_or_bad_ids_fail_clearly_and_write_nothing(sim, tmp_path):
+    target = tmp_path / "a.db"
+    url = f"sqlite:///{target}"
+    unknown = run(sim, url, "0" * 32)
+    assert unknown.exit_code == ExitCode.USAGE
+    assert "not found in organization" in unknown.output
+    assert TOKEN not in unknown.output
+    assert not target.exists()  # nothing is written before every request succeeded
+    bad = run(sim, url, "not-an-id")
+    assert bad.exit_code == ExitCode.USAGE and "not an event id" in bad.output
+    no_issue = run(sim, url, "--issue", "999999999", "--latest")
+    assert no_issue.exit_code == ExitCode.USAGE and "issue 999999999" in no_issue.output
+    both = run(sim, url, "--latest")
+    assert both.exit_code == ExitCode.USAGE and "--issue" in both.output
+    assert not target.exists()
+
+
+def test_archive_event_applies_the_scrub_rules(sim, tmp_path, monkeypatch):
+    org, _ = sim
+    url = f"sqlite:///{tmp_path}/a.db"
+    config = tmp_path / "c.toml"
+    config.write_text('[privacy]\nscrub = ["user.email", "user.ip_address"]\n')
+    monkeypatch.setenv("SENTRY_ARCHIVER_SCRUB_KEY", "k" * 32)
+    for _, event_id in sorted(org.truth())[:12]:
+        result = run(sim, url, event_id, "--config", str(config))
+        assert result.exit_code == 0, result.output
+    emails = [e for (e,) in rows(url, "SELECT user_email FROM events") if e is not None]
+    assert emails and all(str(e).startswith(PREFIX) for e in emails)
+    assert rows(url, "SELECT count(*) FROM events WHERE scrubbed IS NULL") == [(0,)]
+    monkeypatch.delenv("SENTRY_ARCHIVER_SCRUB_KEY")
+    refused = run(sim, url, sorted(org.truth())[0][1], "--config", str(config))
+    assert refused.exit_code == ExitCode.USAGE and "no scrub key" in refused.output

@@ -180,9 +180,13 @@ def load_cli_settings(options: dict[str, Any]) -> Any:
 
 
 def _register() -> None:
+    from archiver.datasette import datasette_metadata_command
     from archiver.demo import demo_command
+    from archiver.export import export_command
 
     cli.add_command(demo_command)
+    cli.add_command(export_command)
+    cli.add_command(datasette_metadata_command)
 
 
 _register()

@@ -271,6 +271,9 @@ class ExceptionRow(Base):
     # True for the last exception in the chain (the one finally raised).
     is_last: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
+    # The raised exception of every event, by type (views v_exception_types_daily, v_crash_frames).
+    __table_args__ = (Index(None, "is_last", "type"),)
+
 
 class Thread(Base):
     """Threads of an event (``threads`` entry)."""
@@ -326,7 +329,14 @@ class Frame(Base):
     post_context: Mapped[Any | None] = mapped_column(JSONType)
     vars: Mapped[Any | None] = mapped_column(JSONType)
 
-    __table_args__ = (Index(None, "in_app", "function"),)
+    __table_args__ = (
+        Index(None, "in_app", "function"),
+        # One seek finds the top in-app frame of a stack (view v_crash_frames).
+        Index(
+            "ix_frames_top_inapp",
+            "event_pk", "stack_kind", "stack_index", "is_raw", "in_app", "position",
+        ),
+    )
 
 
 class Breadcrumb(Base):

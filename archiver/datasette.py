@@ -1,0 +1,99 @@
+"""``sentry-archiver datasette-metadata``: a ``metadata.json`` that makes Datasette explain the archive.
+
+Datasette (an optional extra: ``pip install 'sentry-archiver[datasette]'``) browses the SQLite
+archive as it is: foreign keys are declared, so event rows link to their project and issue.
+This adds what SQLite cannot store: a description of every table, view and column (from
+:mod:`archiver.descriptions`), and the column to show for linked rows::
+
+    sentry-archiver datasette-metadata --db sqlite:///sentry-archive.db -o metadata.json
+    datasette sentry-archive.db --metadata metadata.json
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy import Engine, inspect
+from sqlalchemy.engine import make_url
+
+from archiver import db, descriptions
+from archiver.errors import ConfigError
+from archiver.models import Base
+
+
+def database_name(db_url: str) -> str:
+    """Datasette names a database after its file (``sentry-archive.db`` -> ``sentry-archive``)."""
+    url = make_url(db.normalize_url(db_url))
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return Path(url.database).stem
+    return url.database or "sentry-archive"
+
+
+def _columns(table: str, names: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name in names:
+        text = descriptions.describe(table, name)
+        if text:
+            out[name] = text
+    return out
+
+
+def build_metadata(engine: Engine, name: str) -> dict[str, Any]:
+    """Datasette metadata for every table of the models and every view of the database."""
+    db.require_current(engine)
+    tables: dict[str, Any] = {}
+    for table in Base.metadata.sorted_tables:
+        entry: dict[str, Any] = {
+            "description": descriptions.TABLES.get(table.name, ""),
+            "columns": _columns(table.name, [c.name for c in table.columns]),
+        }
+        if table.name in descriptions.LABELS:
+            entry["label_column"] = descriptions.LABELS[table.name]
+        tables[table.name] = entry
+    with engine.connect() as conn:
+        insp = inspect(conn)
+        for view in sorted(insp.get_view_names()):
+            tables[view] = {
+                "description": descriptions.VIEWS.get(view, ""),
+                "columns": _columns(view, [c["name"] for c in insp.get_columns(view)]),
+            }
+    return {
+        "title": "Sentry archive",
+        "description": "Error events archived from Sentry by sentry-archiver. Views named v_... "
+                       "answer common questions; see the README's cookbook.",
+        "databases": {name: {"tables": tables}},
+    }
+
+
+@click.command("datasette-metadata")
+@click.option("--db", "db_url", envvar="SENTRY_ARCHIVER_DB", default=db.DEFAULT_DB_URL,
+              help="Database URL (default: $SENTRY_ARCHIVER_DB or sqlite:///sentry-archive.db).")
+@click.option("--output", "-o", default="-", show_default=True,
+              help="File to write ('-': standard output).")
+@click.option("--database-name", "db_name", help="Database name in Datasette (default: the file's stem).")
+def datasette_metadata_command(db_url: str, output: str, db_name: str | None) -> None:
+    """Write Datasette metadata (table, view and column descriptions) for the archive.
+
+    Open the archive with: datasette sentry-archive.db --metadata metadata.json
+    """
+    engine = db.make_engine(db_url)
+    try:
+        meta = build_metadata(engine, db_name or database_name(db_url))
+    finally:
+        engine.dispose()
+    body = json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
+    if output == "-":
+        click.echo(body, nl=False)
+        return
+    path = Path(output)
+    if not path.parent.is_dir():
+        raise ConfigError(f"--output {output}: the directory {path.parent} does not exist")
+    try:
+        path.write_text(body, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"--output {output}: cannot write ({exc.strerror})") from None
+    click.echo(f"wrote {output}; open the archive with: datasette <file.db> --metadata {output}",
+               err=True)

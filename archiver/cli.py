@@ -180,9 +180,14 @@ def load_cli_settings(options: dict[str, Any]) -> Any:
 
 
 def _register() -> None:
+    from archiver import config_cmd, scheduler
     from archiver.demo import demo_command
+    from archiver.status import status_command
 
     cli.add_command(demo_command)
+    cli.add_command(status_command)
+    scheduler.register(cli)
+    config_cmd.register(cli)
 
 
 _register()

@@ -8,9 +8,11 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -19,13 +21,7 @@ from sqlalchemy import Engine, delete, insert, text
 from archiver import db, lock
 from archiver.cli import cli
 from archiver.errors import ExitCode, LockHeldError
-from archiver.simulator import (
-    FaultConfig,
-    ScheduledFault,
-    SimulatedOrg,
-    SimulatorConfig,
-    SimulatorServer,
-)
+from archiver.simulator import SimulatedOrg, SimulatorServer
 
 TOKEN = "lock-test-token"
 ROOT = Path(__file__).resolve().parent.parent
@@ -244,12 +240,25 @@ def _sync_process(url: str, org: SimulatedOrg, db_url: str) -> subprocess.Popen[
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def gate_issue_events(srv: SimulatorServer) -> threading.Event:
+    """Hold every event-list request until the returned event is set (at most 60 s)."""
+    gate = threading.Event()
+    dispatch = srv.dispatch
+
+    def gated(method: str, target: str, headers: dict[str, str], base_url: str) -> Any:
+        if "/issues/" in target and "/events/" in target:
+            gate.wait(60)
+        return dispatch(method, target, headers, base_url)
+
+    srv.dispatch = gated  # type: ignore[method-assign]
+    return gate
+
+
 def test_two_sync_processes_one_is_refused(db_url, engine):
     """Real processes: while a sync runs, a second one exits 5 at once; the first completes."""
     org = SimulatedOrg(seed=9, events=400)
-    # the first event page answers after 5 s: the first sync surely holds the lock meanwhile
-    slow = FaultConfig(slow_ms=5000, schedule=(ScheduledFault("slow", at=1, family="issue_events"),))
-    with SimulatorServer(org, token=TOKEN, config=SimulatorConfig(faults=slow)) as srv:
+    with SimulatorServer(org, token=TOKEN) as srv:
+        gate = gate_issue_events(srv)  # the first sync cannot finish before we say so
         first = _sync_process(srv.url, org, db_url)
         try:
             deadline = time.monotonic() + 60
@@ -262,6 +271,7 @@ def test_two_sync_processes_one_is_refused(db_url, engine):
             assert second.returncode == ExitCode.LOCKED, err
             assert f"pid {first.pid}" in err and "another sync holds the archive" in err
         finally:
+            gate.set()
             _, err = first.communicate(timeout=120)
         assert first.returncode == 0, err
     assert lock.current_holder(engine) is None

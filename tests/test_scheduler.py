@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from apscheduler.triggers.cron import CronTrigger
@@ -24,13 +25,7 @@ from archiver.config import Settings
 from archiver.errors import ApiError, ConfigError, ExitCode, InterruptedRun, LockHeldError
 from archiver.runner import execute_sync
 from archiver.scheduler import SyncScheduler, make_trigger, schedule_settings
-from archiver.simulator import (
-    FaultConfig,
-    ScheduledFault,
-    SimulatedOrg,
-    SimulatorConfig,
-    SimulatorServer,
-)
+from archiver.simulator import SimulatedOrg, SimulatorServer
 
 TOKEN = "sched-test-token"
 ROOT = Path(__file__).resolve().parent.parent
@@ -172,22 +167,70 @@ def _runs(db_url: str) -> list[tuple[str, dt.datetime, dt.datetime | None]]:
         engine.dispose()
 
 
+class StderrWatcher:
+    """Collects a process's stderr lines as they come, so a test can wait for one."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+
+    def wait_for(self, needle: str, seconds: float = 60.0) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: needle in self.text, timeout=seconds)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def finish(self, timeout: float) -> str:
+        self.proc.wait(timeout=timeout)
+        self._thread.join(timeout=10)
+        return self.text
+
+
+def gate_issue_events(srv: SimulatorServer, until: threading.Event) -> None:
+    """Hold every event-list request until ``until`` is set (at most 60 s)."""
+    dispatch = srv.dispatch
+
+    def gated(method: str, target: str, headers: dict[str, str], base_url: str) -> Any:
+        if "/issues/" in target and "/events/" in target:
+            until.wait(60)
+        return dispatch(method, target, headers, base_url)
+
+    srv.dispatch = gated  # type: ignore[method-assign]
+
+
 def test_schedule_fires_skips_overlaps_and_stops_on_sigterm(db_url):
     org = SimulatedOrg(seed=13, events=300)
-    # the first run's first event page takes 3 s: longer than the 1 s interval
-    slow = FaultConfig(slow_ms=3000, schedule=(ScheduledFault("slow", at=1, family="issue_events"),))
-    with SimulatorServer(org, token=TOKEN, config=SimulatorConfig(faults=slow)) as srv:
+    skipped = threading.Event()
+    with SimulatorServer(org, token=TOKEN) as srv:
+        # the first run's event pages wait until a due time has been skipped
+        gate_issue_events(srv, skipped)
         proc = _schedule_process(srv.url, org, db_url, "--every", "1s", "--now")
+        watcher = StderrWatcher(proc)
         try:
+            if watcher.wait_for("still going: skipped"):
+                skipped.set()
             wait_for(lambda: sum(o == "success" for o, _, _ in _runs(db_url)) >= 2,
                      "two successful scheduled runs", seconds=120)
             assert proc.poll() is None
             proc.send_signal(signal.SIGTERM)
-            _, err = proc.communicate(timeout=30)
+            err = watcher.finish(timeout=30)
         finally:
+            skipped.set()
             if proc.poll() is None:
                 proc.kill()
-                proc.communicate()
+                proc.wait()
     assert proc.returncode == 0, err
     runs = _runs(db_url)
     assert all(o in ("success", "interrupted") for o, _, _ in runs), runs
@@ -209,22 +252,33 @@ def test_schedule_fires_skips_overlaps_and_stops_on_sigterm(db_url):
 def test_sigterm_during_a_run_exits_0_with_the_checkpoint_committed(tmp_path):
     org = SimulatedOrg(seed=17, events=800)
     url = f"sqlite:///{tmp_path}/a.db"
-    config = SimulatorConfig(latency_ms=5)
-    with SimulatorServer(org, token=TOKEN, config=config) as srv:
-        proc = _schedule_process(srv.url, org, url, "--cron", "0 3 * * *", "--now")
+    signalled = threading.Event()
+    with SimulatorServer(org, token=TOKEN) as srv:
+        gate_issue_events(srv, signalled)  # the run cannot end before SIGTERM has landed
+        proc = _schedule_process(srv.url, org, url, "--cron", "0 3 * * *", "--now", "-v")
+        watcher = StderrWatcher(proc)
         try:
             wait_for(lambda: any(o == "running" for o, _, _ in _runs(url)), "a run in progress")
             proc.send_signal(signal.SIGTERM)
-            _, err = proc.communicate(timeout=30)
+            assert watcher.wait_for("signal SIGTERM"), watcher.text
+            signalled.set()
+            err = watcher.finish(timeout=30)
         finally:
+            signalled.set()
             if proc.poll() is None:
                 proc.kill()
-                proc.communicate()
+                proc.wait()
     assert proc.returncode == 0, err
-    assert "run 1 interrupted" in err or "run 1 success" in err
+    assert "run 1 interrupted" in err and "next run at none (stopping)" in err
     runs = _runs(url)
-    assert len(runs) == 1 and runs[0][0] in ("interrupted", "success"), runs
-    assert runs[0][2] is not None
+    assert len(runs) == 1 and runs[0][0] == "interrupted" and runs[0][2] is not None, runs
+    engine = db.make_engine(url)
+    with engine.connect() as conn:
+        saved = conn.execute(text("SELECT count(*) FROM events")).scalar_one()
+        locks = conn.execute(text("SELECT count(*) FROM run_lock")).scalar_one()
+    engine.dispose()
+    assert locks == 0
+    assert saved < len(org.truth())  # stopped part-way, pages committed so far are kept
     # the next run resumes from the committed checkpoints and completes the archive
     with SimulatorServer(org, token=TOKEN) as srv:
         outcome = execute_sync(Settings(url=srv.url, token=TOKEN, org=org.slug, db=url))

@@ -205,13 +205,16 @@ class HeldLock:
             self._thread.join(timeout=10)
 
 
-def _locked_error(holder: Holder | None, url: str) -> LockHeldError:
+def _locked_error(holder: Holder | None, url: str, *, postgresql: bool = False) -> LockHeldError:
     who = holder.describe() if holder else "holder unknown"
+    if postgresql:
+        gone = "PostgreSQL releases the lock as soon as that process's session ends"
+    else:
+        gone = ("the lock is taken over automatically (at once on this host, else "
+                f"{int(STALE_AFTER.total_seconds() // 60)} minutes after its last heartbeat)")
     return LockHeldError(
         f"another sync holds the archive {safe_url(url)} ({who}); it stops by itself when done. "
-        "If that process is gone, the lock is taken over automatically "
-        f"(at once on this host, else {int(STALE_AFTER.total_seconds() // 60)} minutes after "
-        "its last heartbeat)"
+        f"If that process is gone, {gone}"
     )
 
 
@@ -249,7 +252,7 @@ def _acquire_postgresql(engine: Engine, held: HeldLock, url_key: str) -> Iterato
                                      {"key": ADVISORY_KEY}).scalar_one())
         if not got:
             holder = read_holder(lock_conn)
-            raise _locked_error(holder, url_key)
+            raise _locked_error(holder, url_key, postgresql=True)
         try:
             with engine.begin() as conn:
                 old = read_holder(conn)

@@ -180,17 +180,22 @@ def load_cli_settings(options: dict[str, Any]) -> Any:
 
 
 def _register() -> None:
+    from archiver import config_cmd, scheduler
     from archiver.datasette import datasette_metadata_command
     from archiver.demo import demo_command
     from archiver.export import export_command
     from archiver.one_event import make_command as make_archive_event_command
     from archiver.purge import purge_command
+    from archiver.status import status_command
 
     cli.add_command(demo_command)
     cli.add_command(purge_command)
     cli.add_command(make_archive_event_command())
     cli.add_command(export_command)
     cli.add_command(datasette_metadata_command)
+    cli.add_command(status_command)
+    scheduler.register(cli)
+    config_cmd.register(cli)
 
 
 _register()

@@ -12,11 +12,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from types import FrameType
 
 from archiver import __version__, db
+from archiver import lock as run_lock
 from archiver.client import SentryClient
 from archiver.config import Settings
 from archiver.errors import ArchiverError, ExitCode, InterruptedRun
@@ -80,12 +81,14 @@ def execute_sync(
     started = time.monotonic()
     engine = db.make_engine(settings.db)
     try:
-        with make_client(settings) as client:
+        with make_client(settings) as client, ExitStack() as held:
             store = Store(engine)
             syncer = Syncer(client, store, settings, stop=stop, on_progress=on_progress)
 
             def prepare() -> None:
                 db.upgrade(engine)  # creates the archive on first use; no-op when current
+                # one writer at a time (archiver.lock); held until the run has been recorded
+                held.enter_context(run_lock.acquire(engine, "sync", on_lost=stop.set))
 
             report = syncer.run(prepare=prepare)
             if report.interrupted:

@@ -1,0 +1,312 @@
+"""``sentry-archiver schedule``: run the sync on a cron expression or an interval, forever.
+
+Built on APScheduler 3.x. The one job has ``max_instances=1`` and ``coalesce=True``: a run
+still going when the next is due is not started twice (the due time is logged as skipped), and
+fire times missed while the machine slept are made up by a single run. Every run is the same
+code as ``sentry-archiver sync`` (:func:`archiver.runner.execute_sync`, including the run
+lock), and is logged with its outcome and the next fire time. A failed run is logged and the
+scheduler goes on; the next run resumes where it stopped.
+
+SIGTERM or SIGINT: the run in progress stops at its next page boundary (checkpoint committed),
+the scheduler shuts down, the process exits 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import click
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from archiver.config import Settings, format_duration, parse_duration
+from archiver.errors import ArchiverError, ConfigError, ExitCode, InterruptedRun, LockHeldError
+
+log = logging.getLogger("archiver.schedule")
+
+JOB_ID = "sync"
+MIN_INTERVAL = dt.timedelta(seconds=1)
+
+# A run: given the stop event, does one sync and returns what it did (or raises).
+RunFunction = Callable[[threading.Event], Any]
+
+
+def make_trigger(cron: str | None, every: dt.timedelta | None) -> BaseTrigger:
+    """The trigger for ``--cron EXPR`` (5 fields, local time) or ``--every DURATION``."""
+    if cron and every:
+        raise ConfigError("give either a cron expression or an interval, not both "
+                          f"(cron {cron!r}, every {format_duration(every)})")
+    if cron:
+        try:
+            return CronTrigger.from_crontab(cron)
+        except ValueError as exc:
+            raise ConfigError(f"not a valid cron expression: {cron!r} ({exc}); "
+                              "use 5 fields: minute hour day month weekday") from None
+    if every:
+        if every < MIN_INTERVAL:
+            raise ConfigError(f"the interval is too short: {format_duration(every)} "
+                              "(at least 1s)")
+        return IntervalTrigger(seconds=every.total_seconds())
+    raise ConfigError("no schedule: give --cron 'EXPR' or --every DURATION (e.g. 6h), "
+                      "or set cron or every in the [schedule] section of the config file")
+
+
+def describe_trigger(cron: str | None, every: dt.timedelta | None) -> str:
+    return f"cron {cron!r}" if cron else f"every {format_duration(every or MIN_INTERVAL)}"
+
+
+@dataclasses.dataclass
+class RunRecord:
+    """What one scheduled run did (kept in :attr:`SyncScheduler.history`)."""
+
+    number: int
+    outcome: str  # success | partial | interrupted | locked | failed
+    exit_code: int
+    seconds: float
+    message: str = ""
+
+
+class SyncScheduler:
+    """A background APScheduler with one job, stopped by an event (the signals set it)."""
+
+    def __init__(
+        self,
+        trigger: BaseTrigger,
+        run: RunFunction,
+        *,
+        stop: threading.Event | None = None,
+        run_now: bool = False,
+        description: str = "",
+        on_skip: Callable[[], None] | None = None,
+    ) -> None:
+        self.trigger = trigger
+        self.run = run
+        self.stop = stop or threading.Event()
+        self.run_now = run_now
+        self.description = description or str(trigger)
+        self.on_skip = on_skip
+        self.history: list[RunRecord] = []
+        self.skipped = 0
+        self.running = 0
+        self.max_running = 0
+        self._guard = threading.Lock()
+        self.scheduler = BackgroundScheduler(
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+        self.scheduler.add_listener(self._on_max_instances, EVENT_JOB_MAX_INSTANCES)
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        extra: dict[str, Any] = {}
+        if self.run_now:
+            extra["next_run_time"] = dt.datetime.now(dt.timezone.utc)
+        self.scheduler.add_job(self._job, self.trigger, id=JOB_ID, name="sentry-archiver sync",
+                               coalesce=True, max_instances=1, misfire_grace_time=None, **extra)
+        self.scheduler.start()
+        log.info("scheduler started (%s)%s; next run at %s", self.description,
+                 ", running once now" if self.run_now else "", _when(self.next_run_time()),
+                 extra={"next_run": _iso(self.next_run_time())})
+
+    def wait(self, poll: float = 0.5) -> None:
+        """Block until the stop event is set (signal handlers set it)."""
+        while not self.stop.wait(poll):
+            pass
+
+    def shutdown(self) -> None:
+        """Stop: the run in progress (if any) ends at its next page boundary; wait for it."""
+        self.stop.set()
+        if self.running:
+            log.warning("stopping: the run in progress saves its last page first")
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        log.info("scheduler stopped after %d run(s), %d skipped", len(self.history), self.skipped)
+
+    def run_forever(self) -> None:
+        from archiver.runner import stop_on_signals
+
+        with stop_on_signals(self.stop):
+            self.start()
+            try:
+                self.wait()
+            finally:
+                self.shutdown()
+
+    def next_run_time(self) -> dt.datetime | None:
+        try:
+            job = self.scheduler.get_job(JOB_ID)
+        except Exception:  # the scheduler is shut down
+            return None
+        return None if job is None else job.next_run_time
+
+    # ----------------------------------------------------------------- the job
+
+    def _on_max_instances(self, event: JobSubmissionEvent) -> None:
+        with self._guard:
+            self.skipped += 1
+        due = event.scheduled_run_times[-1] if event.scheduled_run_times else None
+        log.warning("a run was due at %s but the previous one is still going: skipped; "
+                    "next run at %s", _when(due), _when(self.next_run_time()),
+                    extra={"outcome": "skipped", "next_run": _iso(self.next_run_time())})
+        if self.on_skip is not None:
+            self.on_skip()
+
+    def _job(self) -> None:
+        if self.stop.is_set():
+            return
+        with self._guard:
+            self.running += 1
+            self.max_running = max(self.max_running, self.running)
+            number = len(self.history) + 1
+        started = time.monotonic()
+        log.info("run %d started", number)
+        try:
+            record = self._run_guarded(number)
+        finally:
+            with self._guard:
+                self.running -= 1
+        record.seconds = time.monotonic() - started
+        with self._guard:
+            self.history.append(record)
+        next_run = None if self.stop.is_set() else self.next_run_time()
+        level = logging.INFO if record.outcome in ("success", "interrupted") else logging.WARNING
+        if record.outcome == "failed":
+            level = logging.ERROR
+        log.log(level, "run %d %s in %.1fs%s; next run at %s", number, record.outcome,
+                record.seconds, f": {record.message}" if record.message else "",
+                _when(next_run) if next_run else "none (stopping)",
+                extra={"outcome": record.outcome, "next_run": _iso(next_run),
+                       "counts": {"exit_code": record.exit_code}})
+
+    def _run_guarded(self, number: int) -> RunRecord:
+        """Run once; whatever happens, the scheduler survives it."""
+        try:
+            result = self.run(self.stop)
+        except LockHeldError as exc:
+            return RunRecord(number, "locked", int(exc.exit_code), 0.0, str(exc))
+        except InterruptedRun as exc:
+            return RunRecord(number, "interrupted", int(exc.exit_code), 0.0, str(exc))
+        except ArchiverError as exc:
+            return RunRecord(number, "failed", int(exc.exit_code), 0.0, str(exc))
+        except Exception as exc:
+            log.exception("run %d: unexpected error", number)
+            return RunRecord(number, "failed", int(ExitCode.FAILURE), 0.0,
+                             f"{type(exc).__name__}: {exc}")
+        return _record_from(number, result)
+
+
+def _record_from(number: int, result: Any) -> RunRecord:
+    from archiver.runner import SyncOutcome
+
+    if not isinstance(result, SyncOutcome):
+        return RunRecord(number, "success", 0, 0.0)
+    code = result.exit_code
+    outcome = {ExitCode.OK: "success", ExitCode.PARTIAL: "partial",
+               ExitCode.INTERRUPTED: "interrupted"}.get(code, "failed")
+    r = result.report
+    message = (f"events new {r.events_new}, updated {r.events_updated}, issues walked "
+               f"{r.issues_walked}, requests {result.requests}")
+    if r.failures:
+        message += f", {len(r.failures)} issue(s) failed"
+    return RunRecord(number, outcome, int(code), 0.0, message)
+
+
+def _when(value: dt.datetime | None) -> str:
+    if value is None:
+        return "-"
+    return value.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+# --------------------------------------------------------------------------- command
+
+
+def sync_run(settings: Settings) -> RunFunction:
+    """The real run: one ``sentry-archiver sync``, sharing the scheduler's stop event."""
+    from archiver.runner import execute_sync
+
+    def run(stop: threading.Event) -> Any:
+        return execute_sync(settings, stop=stop)
+
+    return run
+
+
+def schedule_settings(options: dict[str, Any]) -> Settings:
+    """Settings for ``schedule``: ``--cron``/``--every`` replace the file's schedule."""
+    from archiver.cli import load_cli_settings
+
+    cron, every = options.pop("cron", None), options.pop("every", None)
+    if cron and every:
+        raise ConfigError("give either --cron or --every, not both")
+    options["schedule_cron"] = cron
+    options["schedule_every"] = parse_duration(every) if every else None
+    settings: Settings = load_cli_settings(options)
+    if cron:
+        settings = dataclasses.replace(settings, schedule_every=None)
+    elif every:
+        settings = dataclasses.replace(settings, schedule_cron=None)
+    return settings
+
+
+def setup_schedule_logging(settings: Settings, *, quiet: bool, verbosity: int,
+                           log_format: str) -> None:
+    """Like ``sync``'s logging, but each run's outcome is always shown (unless ``--quiet``)."""
+    from archiver.output import setup_logging
+
+    handler = setup_logging(log_format=log_format, verbosity=verbosity, quiet=quiet,
+                            secrets=[settings.token, settings.scrub_key])
+    if not quiet:
+        log.setLevel(min(logging.INFO, logging.getLogger("archiver").level))
+    aps = logging.getLogger("apscheduler")
+    for old in list(aps.handlers):
+        aps.removeHandler(old)
+    aps.addHandler(handler)
+    aps.setLevel(logging.DEBUG if verbosity >= 2 else logging.ERROR)
+    aps.propagate = False
+
+
+@click.command("schedule")
+@click.option("--cron", help="Run on this cron expression (5 fields, local time), e.g. '0 3 * * *'.")
+@click.option("--every", help="Run at this interval, e.g. 6h, 30m (at least 1s).")
+@click.option("--now", "run_now", is_flag=True, help="Also run once at start.")
+def schedule_command(run_now: bool, quiet: bool, verbose: int, log_format: str,
+                     **options: Any) -> None:
+    """Run the sync on a schedule until SIGTERM/SIGINT (exit 0).
+
+    Takes every option of `sync`. The schedule can also come from the config file's [schedule]
+    section. A run still going when the next is due is not started twice.
+    """
+    settings = schedule_settings(options)
+    settings.require_remote()
+    trigger = make_trigger(settings.schedule_cron, settings.schedule_every)
+    setup_schedule_logging(settings, quiet=quiet, verbosity=verbose, log_format=log_format)
+    scheduler = SyncScheduler(
+        trigger, sync_run(settings), run_now=run_now,
+        description=describe_trigger(settings.schedule_cron, settings.schedule_every),
+    )
+    scheduler.run_forever()
+    sys.exit(int(ExitCode.OK))
+
+
+def register(cli: click.Group) -> None:
+    """Add ``schedule`` to the CLI, with every option of ``sync`` before its own."""
+    if "schedule" in cli.commands:
+        return
+    own = list(schedule_command.params)
+    names = {p.name for p in own}
+    schedule_command.params = own + [p for p in cli.commands["sync"].params
+                                     if p.name not in names]
+    cli.add_command(schedule_command)

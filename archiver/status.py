@@ -1,0 +1,313 @@
+"""``sentry-archiver status``: what the archive holds and how its syncs are going.
+
+Per project: events and issues archived, the oldest and newest event, the last successful run
+that covered it (with that run's counts), the last error, and whether the backfill (the first
+complete walk of every issue) is still in progress. Plus the run lock's holder and the last
+runs. Read-only: it never creates or migrates a database. ``--json`` for scripts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy import Connection, Engine, and_, case, func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from archiver import db
+from archiver.errors import DatabaseError
+from archiver.store import EVENTS, ISSUE_SYNC, ISSUES, PROJECT_SYNC, PROJECTS, RUNS
+
+# Walk states that still have work to do (see archiver.sync).
+OPEN_WALKS = ("pending", "walking", "failed")
+RUN_SCAN_LIMIT = 500  # runs read to find each project's last success
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _run_dict(row: Mapping[str, Any]) -> dict[str, Any]:
+    errors = row.get("errors")
+    return {
+        "id": int(row["id"]),
+        "command": row["command"],
+        "outcome": row["outcome"],
+        "started_at": _iso(row["started_at"]),
+        "finished_at": _iso(row["finished_at"]),
+        "host": row["host"],
+        "pid": row["pid"],
+        "projects": int(row["projects"] or 0),
+        "issues": int(row["issues"] or 0),
+        "events_new": int(row["events_new"] or 0),
+        "events_updated": int(row["events_updated"] or 0),
+        "requests": int(row["requests"] or 0),
+        "retries": int(row["retries"] or 0),
+        "failed_issues": len(errors) if isinstance(errors, list) else 0,
+        "error_message": row["error_message"],
+    }
+
+
+def _run_error(run: Mapping[str, Any]) -> str:
+    if run.get("error_message"):
+        return str(run["error_message"])
+    if run.get("failed_issues"):
+        return f"{run['failed_issues']} issue(s) could not be archived"
+    return str(run.get("outcome"))
+
+
+def _covers(run: Mapping[str, Any], project: Mapping[str, Any]) -> bool:
+    """Did this run archive the project (its options name it, or name no project at all)?"""
+    options = run.get("options")
+    wanted = options.get("projects") if isinstance(options, Mapping) else None
+    if not wanted:
+        return True
+    keys = {str(project["id"]), str(project.get("slug"))}
+    return any(str(w) in keys for w in wanted)
+
+
+def collect_status(engine: Engine) -> dict[str, Any]:
+    """The whole status as plain data (the ``--json`` output)."""
+    from archiver.lock import current_holder
+
+    with engine.connect() as conn:
+        projects = [dict(r._mapping) for r in conn.execute(
+            select(PROJECTS.c.id, PROJECTS.c.slug, PROJECTS.c.name).order_by(PROJECTS.c.slug,
+                                                                               PROJECTS.c.id))]
+        events = _by_project(conn, select(
+            EVENTS.c.project_id, func.count().label("events"),
+            func.min(EVENTS.c.date_created).label("oldest"),
+            func.max(EVENTS.c.date_created).label("newest"),
+        ).group_by(EVENTS.c.project_id))
+        issues = _by_project(conn, select(
+            ISSUES.c.project_id, func.count().label("issues")).group_by(ISSUES.c.project_id))
+        discovery = _by_project(conn, select(
+            PROJECT_SYNC.c.project_id, PROJECT_SYNC.c.issues_synced_until,
+            PROJECT_SYNC.c.discovery_end))
+        open_walk = ISSUE_SYNC.c.status.in_(OPEN_WALKS)
+        walks = _by_project(conn, select(
+            ISSUE_SYNC.c.project_id,
+            func.sum(case((open_walk, 1), else_=0)).label("pending"),
+            func.sum(case((and_(open_walk, ISSUE_SYNC.c.synced_until.is_(None)), 1),
+                          else_=0)).label("never_walked"),
+            func.sum(case((ISSUE_SYNC.c.status == "failed", 1), else_=0)).label("failed"),
+        ).group_by(ISSUE_SYNC.c.project_id))
+        failed_walks: dict[int, dict[str, Any]] = {}
+        for r in conn.execute(
+            select(ISSUE_SYNC.c.project_id, ISSUE_SYNC.c.issue_id, ISSUE_SYNC.c.last_error,
+                   ISSUE_SYNC.c.updated_at)
+            .where(ISSUE_SYNC.c.status == "failed")
+            .order_by(ISSUE_SYNC.c.updated_at.desc())
+        ):
+            failed_walks.setdefault(int(r.project_id), {
+                "at": r.updated_at, "issue_id": int(r.issue_id),
+                "message": r.last_error or "failed"})
+        runs = [dict(r._mapping) for r in conn.execute(
+            select(RUNS).where(RUNS.c.command == "sync")
+            .order_by(RUNS.c.started_at.desc(), RUNS.c.id.desc()).limit(RUN_SCAN_LIMIT))]
+    holder = current_holder(engine)
+
+    run_dicts = [(_run_dict(r), r) for r in runs]
+    last_run = run_dicts[0][0] if run_dicts else None
+    last_success = next((d for d, _ in run_dicts if d["outcome"] == "success"), None)
+    last_failure = next((d for d, _ in run_dicts if d["outcome"] in ("failed", "partial")), None)
+
+    out_projects: list[dict[str, Any]] = []
+    for p in projects:
+        pid = int(p["id"])
+        ev, iss, disc, wk = (events.get(pid, {}), issues.get(pid, {}), discovery.get(pid),
+                             walks.get(pid, {}))
+        covering = [(d, r) for d, r in run_dicts if _covers(r, p)]
+        success = next((d for d, _ in covering if d["outcome"] == "success"), None)
+        error = _project_error(covering, success, failed_walks.get(pid))
+        discovered = disc is not None and disc.get("issues_synced_until") is not None
+        backfill = not discovered or int(wk.get("never_walked") or 0) > 0
+        out_projects.append({
+            "id": pid,
+            "slug": p["slug"],
+            "name": p["name"],
+            "events": int(ev.get("events") or 0),
+            "issues": int(iss.get("issues") or 0),
+            "oldest_event": _iso(ev.get("oldest")),
+            "newest_event": _iso(ev.get("newest")),
+            "last_success": _brief(success),
+            "last_error": error,
+            "backfill_in_progress": backfill,
+            "issues_pending": int(wk.get("pending") or 0),
+            "issues_failed": int(wk.get("failed") or 0),
+        })
+    return {
+        "database": db.safe_url(str(engine.url)),
+        "schema_revision": db.current_revision(engine),
+        "lock": holder.as_dict() if holder else None,
+        "last_run": last_run,
+        "last_success": last_success,
+        "last_failure": last_failure,
+        "totals": {
+            "projects": len(out_projects),
+            "events": sum(p["events"] for p in out_projects),
+            "issues": sum(p["issues"] for p in out_projects),
+        },
+        "projects": out_projects,
+    }
+
+
+def _brief(run: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A run as shown per project (its counts are the whole run's)."""
+    if run is None:
+        return None
+    keys = ("id", "finished_at", "projects", "issues", "events_new", "events_updated", "requests")
+    return {k: run[k] for k in keys}
+
+
+def _by_project(conn: Connection, query: Any) -> dict[int, dict[str, Any]]:
+    return {int(r._mapping["project_id"]): dict(r._mapping) for r in conn.execute(query)}
+
+
+def _project_error(covering: list[tuple[dict[str, Any], dict[str, Any]]],
+                   success: dict[str, Any] | None,
+                   failed_walk: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The newest problem: a failed issue walk, or a covering run that failed or was partial."""
+    candidates: list[dict[str, Any]] = []
+    if failed_walk is not None:
+        candidates.append({"at": failed_walk["at"], "issue_id": failed_walk["issue_id"],
+                           "run_id": None, "message": failed_walk["message"]})
+    for d, r in covering:
+        if d["outcome"] in ("failed", "partial"):
+            candidates.append({"at": r["finished_at"] or r["started_at"], "issue_id": None,
+                               "run_id": d["id"], "message": _run_error(d)})
+            break
+    if success is not None and success["finished_at"]:
+        # a run failure older than the last success is history, not the current state
+        since = dt.datetime.fromisoformat(success["finished_at"])
+        candidates = [c for c in candidates if c["issue_id"] is not None or c["at"] > since]
+    if not candidates:
+        return None
+    newest = max(candidates, key=lambda c: c["at"])
+    return {**newest, "at": _iso(newest["at"])}
+
+
+# --------------------------------------------------------------------------- text output
+
+
+def _short(value: str | None) -> str:
+    if not value:
+        return "-"
+    return dt.datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M")
+
+
+def _table(columns: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
+    cells = [columns, *rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+
+    def line(r: list[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip()
+
+    return [line(columns), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
+
+
+def _run_line(label: str, run: Mapping[str, Any] | None) -> str:
+    if run is None:
+        return f"{label}: none"
+    when = _short(run["finished_at"] or run["started_at"])
+    text = (f"{label}: #{run['id']} {run['outcome']} at {when} (projects {run['projects']}, "
+            f"issues {run['issues']}, events new {run['events_new']}, updated "
+            f"{run['events_updated']}, requests {run['requests']})")
+    if run["outcome"] in ("failed", "partial"):
+        text += f": {_run_error(run)}"
+    return text
+
+
+def format_status(status: Mapping[str, Any]) -> str:
+    lock = status["lock"]
+    lines = [
+        f"archive:  {status['database']} (schema {status['schema_revision'] or 'none'})",
+        "lock:     " + (f"held by host {lock['host']}, pid {lock['pid']}, command "
+                        f"{lock['command']}, since {_short(lock['acquired_at'])}"
+                        if lock else "free"),
+        "totals:   " + ", ".join(f"{k} {v:,}" for k, v in status["totals"].items()),
+        _run_line("last run", status["last_run"]),
+        _run_line("last successful run", status["last_success"]),
+    ]
+    failure = status["last_failure"]
+    if failure is not None and failure is not status["last_run"]:
+        lines.append(_run_line("last failed run", failure))
+    if not status["projects"]:
+        lines.append("\nno projects archived yet: run sentry-archiver sync")
+        return "\n".join(lines)
+    rows = []
+    for p in status["projects"]:
+        error = p["last_error"]
+        error_text = "-"
+        if error:
+            where = f"issue {error['issue_id']}" if error["issue_id"] else f"run #{error['run_id']}"
+            error_text = f"{_short(error['at'])} {where}: {error['message']}"
+        backfill = "in progress" if p["backfill_in_progress"] else "done"
+        if p["issues_pending"]:
+            backfill += f" ({p['issues_pending']} issues to walk)"
+        rows.append([
+            p["slug"] or str(p["id"]), f"{p['events']:,}", f"{p['issues']:,}",
+            _short(p["oldest_event"]), _short(p["newest_event"]),
+            _short(p["last_success"]["finished_at"]) if p["last_success"] else "never",
+            backfill, error_text,
+        ])
+    lines.append("")
+    lines.extend(_table(["project", "events", "issues", "oldest event", "newest event",
+                         "last success", "backfill", "last error"], rows, right={1, 2}))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- command
+
+
+def open_archive(db_url: str) -> Engine:
+    """An engine on an existing, current archive; never creates a database."""
+    url = db.normalize_url(db_url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise DatabaseError(f"not a database URL: {db_url!r} ({exc})") from None
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database
+        if path and path != ":memory:" and not path.startswith("file:") \
+                and not Path(path).expanduser().is_file():
+            raise DatabaseError(f"no archive at {db.safe_url(db_url)} (the file does not exist); "
+                                "run: sentry-archiver sync")
+    engine = db.make_engine(url)
+    try:
+        db.require_current(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
+@click.command("status")
+@click.option("--db", "db_url",
+              help="Database URL (default: $SENTRY_ARCHIVER_DB, the config file's [archive] db, "
+              "or sqlite:///sentry-archive.db).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="TOML config file ($SENTRY_ARCHIVER_CONFIG; default ./sentry-archiver.toml).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
+def status_command(db_url: str | None, config_file: str | None, as_json: bool) -> None:
+    """Show what the archive holds per project and how its syncs are going."""
+    from archiver.config import load_settings
+
+    settings = load_settings({"db": db_url}, config_file=config_file)
+    engine = open_archive(settings.db)
+    try:
+        status = collect_status(engine)
+    finally:
+        engine.dispose()
+    if as_json:
+        json.dump(status, sys.stdout, indent=2, sort_keys=False)
+        sys.stdout.write("\n")
+    else:
+        click.echo(format_status(status))

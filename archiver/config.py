@@ -108,6 +108,8 @@ class Settings:
             value = getattr(self, f.name)
             if f.name in ("token", "scrub_key") and value:
                 value = REDACTED
+            elif f.name == "db" and value:
+                value = _hide_db_password(str(value))
             elif isinstance(value, dt.timedelta):
                 value = format_duration(value)
             elif isinstance(value, dt.datetime):
@@ -253,3 +255,17 @@ def load_settings(
     if values.get("url") and not str(values["url"]).startswith(("http://", "https://")):
         raise ConfigError(f"the Sentry URL must start with http:// or https://: {values['url']!r}")
     return Settings(**values)
+
+
+def _hide_db_password(url: str) -> str:
+    """The database URL with its password (if any) replaced, for records and messages."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url
+    if parsed.password is None:
+        return url
+    return parsed.render_as_string(hide_password=True)

@@ -28,6 +28,7 @@ from sqlalchemy import Connection, Engine, Table, delete, func, insert, select, 
 from sqlalchemy.engine import make_url
 
 from archiver import db
+from archiver import lock as run_lock
 from archiver.config import format_duration, load_settings, parse_duration
 from archiver.errors import ConfigError, DatabaseError
 from archiver.models import Purge
@@ -275,6 +276,7 @@ def purge_command(older_than: str, projects: tuple[str, ...], dry_run: bool, vac
             engine, age, retention_minimum=settings.retention_minimum, projects=projects,
             dry_run=dry_run, batch_size=batch_size, vacuum=vacuum and not dry_run,
             command=_command_line(older_than, projects, dry_run, vacuum, batch_size),
+            lock=run_lock.acquire(engine, "purge"),  # never while a sync writes
         )
         with engine.connect() as conn:
             slugs = {int(i): str(s) for i, s in conn.execute(select(PROJECTS.c.id, PROJECTS.c.slug))

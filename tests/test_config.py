@@ -53,6 +53,12 @@ def test_token_is_redacted_everywhere():
     assert s.redacted()["token"] == "********"
 
 
+def test_database_password_is_redacted_but_the_url_kept():
+    s = Settings(db="postgresql://archiver:pg-s3cret@db.internal:5432/sentry")
+    assert s.redacted()["db"] == "postgresql://archiver:***@db.internal:5432/sentry"
+    assert Settings(db="sqlite:///a.db").redacted()["db"] == "sqlite:///a.db"
+
+
 def test_unknown_keys_and_bad_values_are_errors(tmp_path):
     with pytest.raises(ConfigError, match="unknown key 'orgg'"):
         load_settings({}, config_file=write(tmp_path, '[sentry]\norgg = "x"\n'), environ={})

@@ -228,6 +228,22 @@ def test_purge_command(db_url, tmp_path):
     assert command == "purge --older-than 400d --project web --batch-size 1"
 
 
+def test_purge_waits_for_no_one_it_is_refused_while_a_sync_holds_the_lock(db_url):
+    from archiver import lock as run_lock
+
+    engine = db.make_engine(db_url)
+    now = dt.datetime.now(dt.timezone.utc)
+    fill(engine, now, [(11, 500), (12, 10)])
+    with run_lock.acquire(engine, "sync"):
+        refused = CliRunner().invoke(cli, ["purge", "--older-than", "400d", "--db", db_url])
+        with engine.connect() as conn:
+            count = conn.execute(text("SELECT count(*) FROM events")).scalar_one()
+    engine.dispose()
+    assert refused.exit_code == ExitCode.LOCKED, refused.output
+    assert "another" in refused.output and "sync" in refused.output
+    assert count == 2  # nothing deleted
+
+
 def test_vacuum_shrinks_a_sqlite_archive(tmp_path):
     url = f"sqlite:///{tmp_path}/a.db"
     engine = db.make_engine(url)

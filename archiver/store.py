@@ -166,36 +166,43 @@ class Store:
         conn.execute(stmt, [dict(r) for r in rows])
 
     def _insert_many(self, conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Plain bulk INSERT of child rows, straight to the driver's executemany.
+        """Plain bulk INSERT of child rows: multi-row VALUES statements, straight to the driver.
 
-        Child tables are the bulk of the rows (tens per event); SQLAlchemy's per-row parameter
+        Child tables are the bulk of the rows (tens per event). SQLAlchemy's per-row parameter
         processing cost more than the database itself, so values are converted here once, by
-        column type, the way SQLAlchemy would store them.
+        column type, the way SQLAlchemy would store them. And one statement carries hundreds
+        of rows: ``executemany`` steps SQLite once per row, releasing and re-taking the GIL
+        each time, and with fetch threads busy every re-take waits for a switch interval.
         """
         if not rows:
             return
         columns = list(rows[0].keys())
         converters = [_converter(table.c[c].type, conn.dialect.name) for c in columns]
-        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-        preparer = conn.dialect.identifier_preparer
-        sql = (f"INSERT INTO {preparer.format_table(table)} "
-               f"({', '.join(preparer.quote(c) for c in columns)}) "
-               f"VALUES ({', '.join([mark] * len(columns))})")
         convert = [(i, conv) for i, conv in enumerate(converters) if conv is not _identity]
         pick = operator.itemgetter(*columns)
-        params: list[Any]
+        flat: list[Any] = []
         if len(columns) == 1:
-            params = [(pick(row),) for row in rows]
+            flat = [pick(row) for row in rows]
         elif not convert:
-            params = [pick(row) for row in rows]
+            for row in rows:
+                flat.extend(pick(row))
         else:
-            params = []
             for row in rows:
                 values = list(pick(row))
                 for i, conv in convert:
                     values[i] = conv(values[i])
-                params.append(tuple(values))
-        conn.exec_driver_sql(sql, params)
+                flat.extend(values)
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        preparer = conn.dialect.identifier_preparer
+        head = (f"INSERT INTO {preparer.format_table(table)} "
+                f"({', '.join(preparer.quote(c) for c in columns)}) VALUES ")
+        one = f"({', '.join([mark] * len(columns))})"
+        width = len(columns)
+        per_statement = max(1, min(MULTI_ROW_MAX, _max_params(conn) // width))
+        for start in range(0, len(rows), per_statement):
+            count = min(per_statement, len(rows) - start)
+            sql = head + ", ".join([one] * count)
+            conn.exec_driver_sql(sql, tuple(flat[start * width:(start + count) * width]))
 
     # ----------------------------------------------------------------- discovery objects
 
@@ -307,21 +314,26 @@ class Store:
     ) -> dict[tuple[int, str], tuple[int, str | None, int]]:
         """(project_id, event_id) -> (events.id, raw_sha256, richness) for stored events."""
         keys = set(keys)
-        ids = sorted({eid for _, eid in keys})
+        by_project: dict[int, list[str]] = {}
+        for pid, eid in keys:
+            by_project.setdefault(pid, []).append(eid)
         found: dict[tuple[int, str], tuple[int, str | None, int]] = {}
-        for start in range(0, len(ids), 500):
-            rows = conn.execute(
-                select(
-                    EVENTS.c.id,
-                    EVENTS.c.project_id,
-                    EVENTS.c.event_id,
-                    EVENTS.c.raw_sha256,
-                    EVENTS.c.has_detail,
-                    EVENTS.c.is_full,
-                ).where(EVENTS.c.event_id.in_(ids[start : start + 500]))
-            )
-            for pk, pid, eid, sha, has_detail, is_full in rows:
-                if (pid, eid) in keys:
+        # project_id leads the natural key's unique index: both columns in the WHERE clause
+        # make this an index lookup, not a scan of every archived event.
+        for pid, eids in by_project.items():
+            eids.sort()
+            for start in range(0, len(eids), 500):
+                rows = conn.execute(
+                    select(
+                        EVENTS.c.id,
+                        EVENTS.c.event_id,
+                        EVENTS.c.raw_sha256,
+                        EVENTS.c.has_detail,
+                        EVENTS.c.is_full,
+                    ).where(EVENTS.c.project_id == pid,
+                            EVENTS.c.event_id.in_(eids[start : start + 500]))
+                )
+                for pk, eid, sha, has_detail, is_full in rows:
                     found[(pid, eid)] = (pk, sha, _rank(bool(has_detail), bool(is_full)))
         return found
 
@@ -396,6 +408,18 @@ def _issue_walk(m: Mapping[str, Any]) -> IssueWalk:
         walk_cursor=m["walk_cursor"],
         walk_events=m["walk_events"],
     )
+
+
+MULTI_ROW_MAX = 500  # rows per INSERT statement
+
+
+def _max_params(conn: Connection) -> int:
+    """Bound parameters one statement may carry on this database."""
+    if conn.dialect.name == "sqlite":
+        import sqlite3
+
+        return 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
+    return 65535  # PostgreSQL's protocol limit
 
 
 def _identity(value: Any) -> Any:

@@ -311,6 +311,12 @@ class SentryClient:
         with self._rng_lock:
             return self.rng.uniform(0, min(self.backoff_max, self.backoff_base * 2**attempt))
 
+    def _redact(self, text: str) -> str:
+        """Server text may echo what it was sent (a proxy's error page, a debug body)."""
+        if self._token and self._token in text:
+            return text.replace(self._token, "********")
+        return text
+
     def _auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._token}"} if self._token else {}
 
@@ -333,7 +339,7 @@ class SentryClient:
             except httpx.TimeoutException as exc:
                 problem: str = f"timeout ({type(exc).__name__})"
             except httpx.TransportError as exc:
-                problem = f"connection failed ({type(exc).__name__}: {_safe(exc)})"
+                problem = f"connection failed ({type(exc).__name__}: {self._redact(_safe(exc))})"
             else:
                 problem = ""
             finally:
@@ -353,19 +359,19 @@ class SentryClient:
                 waits += 1
                 if waits > MAX_RATE_LIMIT_WAITS:
                     raise RateLimitedError(f"GET {path}: still rate limited after {waits - 1} "
-                                           f"waits: {_detail(response)}", path=path, status=429)
+                                           f"waits: {self._redact(_detail(response))}", path=path, status=429)
                 reset = _float(response.headers.get("x-sentry-rate-limit-reset"))
                 self.limiter.exhausted(family, reset)
                 wait = self._rate_limit_wait(response, reset, waits)
                 self.stats.add(rate_limited_waits=1)
-                self._retry(path, f"429 rate limited: {_detail(response)}", wait)
+                self._retry(path, f"429 rate limited: {self._redact(_detail(response))}", wait)
                 continue
             if 500 <= status < 600:
                 failures += 1
                 if failures > self.max_retries:
-                    raise ServerError(f"GET {path}: HTTP {status} {_detail(response)}; gave up "
+                    raise ServerError(f"GET {path}: HTTP {status} {self._redact(_detail(response))}; gave up "
                                       f"after {failures} attempts", path=path, status=status,
-                                      detail=_detail(response)) from None
+                                      detail=self._redact(_detail(response))) from None
                 self._retry(path, f"HTTP {status}", self._backoff(failures))
                 continue
             if status >= 300:
@@ -407,7 +413,7 @@ class SentryClient:
 
     def _error(self, path: str, response: httpx.Response) -> ApiError:
         status = response.status_code
-        detail = _detail(response)
+        detail = self._redact(_detail(response))
         if status == 401:
             return AuthError(
                 f"HTTP 401 from {path}: {detail} Check the auth token (SENTRY_AUTH_TOKEN): it is "

@@ -1,0 +1,185 @@
+"""The HTTP client in isolation (httpx.MockTransport): retries, rate limits, errors, secrecy.
+
+Sleeping and the clock are injected, so these tests are instant and deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from archiver.client import SentryClient, is_loopback
+from archiver.errors import (
+    ApiError,
+    AuthError,
+    InsecureTransportError,
+    NotFoundError,
+    ServerError,
+    TransportError,
+)
+from archiver.pagination import PaginationError, next_cursor, parse_link_header, walk
+
+TOKEN = "sntrys_unit-test-secret-token"
+LINK_MORE = ('<https://sentry.io/api/0/issues/1/events/?&cursor=0:0:1>; rel="previous"; '
+             'results="false"; cursor="0:0:1", '
+             '<https://sentry.io/api/0/issues/1/events/?&cursor=0:100:0>; rel="next"; '
+             'results="true"; cursor="0:100:0"')
+LINK_END = LINK_MORE.replace('results="true"', 'results="false"')
+
+
+class Fake:
+    """Answers requests from a script and records them; a fake clock that sleep advances."""
+
+    def __init__(self, answers: list[Callable[[httpx.Request], httpx.Response]]) -> None:
+        self.answers = list(answers)
+        self.requests: list[httpx.Request] = []
+        self.now = 1_000_000.0
+        self.slept: list[float] = []
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return self.answers.pop(0)(request)
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+    def client(self, **kw: object) -> SentryClient:
+        return SentryClient("https://sentry.example.com/", TOKEN,
+                            transport=httpx.MockTransport(self.handler), sleep=self.sleep,
+                            clock=lambda: self.now, rng=random.Random(1), **kw)  # type: ignore[arg-type]
+
+
+def ok(data: object, headers: dict[str, str] | None = None) -> Callable[[httpx.Request], httpx.Response]:
+    return lambda _r: httpx.Response(200, json=data, headers=headers or {})
+
+
+def status(code: int, body: object = None, headers: dict[str, str] | None = None
+           ) -> Callable[[httpx.Request], httpx.Response]:
+    return lambda _r: httpx.Response(code, json=body if body is not None else {"detail": "x"},
+                                     headers=headers or {})
+
+
+def test_bearer_token_sent_and_page_cursor_read():
+    fake = Fake([ok([{"id": "1"}], {"Link": LINK_MORE})])
+    with fake.client() as client:
+        page = client.list_issue_events_page(1, start=None, end=None, environments=(), full=True)
+    assert fake.requests[0].headers["authorization"] == f"Bearer {TOKEN}"
+    assert fake.requests[0].url.params["full"] == "true"
+    assert page.items == [{"id": "1"}] and page.next_cursor == "0:100:0" and page.has_next
+
+
+def test_5xx_cut_and_truncated_bodies_are_retried_with_backoff_then_succeed():
+    def cut(_r: httpx.Request) -> httpx.Response:
+        raise httpx.RemoteProtocolError("peer closed connection without sending complete message")
+
+    truncated = lambda _r: httpx.Response(200, content=b'[{"id": "1", "ti')  # noqa: E731
+    fake = Fake([status(502), cut, truncated, ok([{"id": "1"}], {"Link": LINK_END})])
+    with fake.client(max_retries=5) as client:
+        page = client.list_issue_events_page(1, start=None, end=None, environments=(), full=True)
+    assert page.items == [{"id": "1"}] and not page.has_next
+    assert client.stats.retries == 3 and len(fake.slept) == 3
+    assert all(0 <= s <= 60 for s in fake.slept)
+
+
+def test_retries_are_bounded_and_the_error_says_why():
+    fake = Fake([status(503)] * 3)
+    with fake.client(max_retries=2) as client, pytest.raises(ServerError, match="503"):
+        client.get_issue(5)
+    assert len(fake.requests) == 3  # the first try and two retries
+
+
+def test_429_waits_until_the_rate_limit_reset_sentry_sends():
+    reset = 1_000_000.0 + 7
+    fake = Fake([status(429, {"detail": "You are attempting to use this endpoint too frequently. "
+                                        "Limit is 40 requests in 1 seconds"},
+                        {"X-Sentry-Rate-Limit-Reset": str(int(reset)),
+                         "X-Sentry-Rate-Limit-Remaining": "0",
+                         "X-Sentry-Rate-Limit-Limit": "40"}),
+                 ok({"id": "5"})])
+    with fake.client() as client:
+        assert client.get_issue(5)["id"] == "5"
+    assert fake.slept and fake.slept[0] == pytest.approx(7.05, abs=0.01)
+
+
+def test_429_honours_retry_after_when_a_proxy_adds_it():
+    fake = Fake([status(429, None, {"Retry-After": "3"}), ok({"id": "5"})])
+    with fake.client() as client:
+        client.get_issue(5)
+    assert fake.slept[0] == pytest.approx(3.0)
+
+
+def test_pacing_waits_before_the_limit_is_hit():
+    headers = {"X-Sentry-Rate-Limit-Remaining": "0", "X-Sentry-Rate-Limit-Limit": "40",
+               "X-Sentry-Rate-Limit-Reset": str(1_000_000 + 2)}
+    fake = Fake([ok({"id": "1"}, headers), ok({"id": "2"}, headers)])
+    with fake.client() as client:
+        client.get_issue(1)
+        client.get_issue(2)
+    assert len(fake.requests) == 2  # no 429 was needed
+    assert fake.slept and fake.slept[0] > 0  # the second request waited for the reset
+
+
+@pytest.mark.parametrize("code,kind,words", [
+    (401, AuthError, "auth token"),
+    (403, AuthError, "event:read"),
+    (404, NotFoundError, "404"),
+])
+def test_client_errors_are_not_retried_and_name_the_problem(code, kind, words):
+    fake = Fake([status(code, {"detail": "nope"})])
+    with fake.client() as client, pytest.raises(kind, match=words):
+        client.get_issue(5)
+    assert len(fake.requests) == 1
+
+
+def test_the_token_never_appears_in_errors_or_reprs():
+    def echo_token(request: httpx.Request) -> httpx.Response:  # a server that echoes headers
+        return httpx.Response(500, text=json.dumps({"detail": dict(request.headers)}))
+
+    fake = Fake([echo_token] * 2 + [status(401, {"detail": f"bad token {TOKEN}"})])
+    with fake.client(max_retries=1) as client:
+        with pytest.raises(ApiError) as first:
+            client.get_issue(1)
+        with pytest.raises(AuthError) as second:
+            client.get_issue(1)
+        text = " ".join([str(first.value), repr(first.value), str(second.value),
+                         repr(second.value), repr(client)])
+    assert TOKEN not in text
+    assert "unit-test-secret" not in text
+
+
+def test_plain_http_only_to_loopback_hosts():
+    with pytest.raises(InsecureTransportError, match="plain http"):
+        SentryClient("http://sentry.internal.example/", TOKEN)
+    SentryClient("http://127.0.0.1:9000/", TOKEN).close()
+    SentryClient("http://localhost:9000/", TOKEN).close()
+    assert is_loopback("::1") and not is_loopback("10.0.0.1")
+    with pytest.raises(InsecureTransportError):
+        SentryClient("ftp://sentry.io/", TOKEN)
+
+
+def test_a_list_endpoint_answering_an_object_is_an_error():
+    fake = Fake([ok({"detail": "not a list"})] * 7)
+    with fake.client() as client, pytest.raises(TransportError, match="expected a JSON list"):
+        client.list_projects_page("acme")
+
+
+def test_link_header_parsing():
+    links = parse_link_header(LINK_MORE)
+    assert links["next"].results and links["next"].cursor == "0:100:0"
+    assert not links["previous"].results
+    assert next_cursor(LINK_MORE) == "0:100:0"
+    assert next_cursor(LINK_END) is None
+    assert next_cursor(None) is None and parse_link_header("garbage") == {}
+
+
+def test_walk_refuses_a_repeated_cursor():
+    answers = {None: ("p1", "0:100:0"), "0:100:0": ("p2", "0:200:0"), "0:200:0": ("p3", "0:100:0")}
+    pages = walk(lambda c: answers[c])
+    assert [next(pages), next(pages), next(pages)] == ["p1", "p2", "p3"]
+    with pytest.raises(PaginationError, match="repeated"):
+        next(pages)

@@ -198,11 +198,20 @@ class Store:
                 f"({', '.join(preparer.quote(c) for c in columns)}) VALUES ")
         one = f"({', '.join([mark] * len(columns))})"
         width = len(columns)
+        # Always the same two statement texts per table (a full chunk, one row): the driver
+        # caches prepared statements by text, and a big one costs memory while cached.
         per_statement = max(1, min(MULTI_ROW_MAX, _max_params(conn) // width))
-        for start in range(0, len(rows), per_statement):
-            count = min(per_statement, len(rows) - start)
-            sql = head + ", ".join([one] * count)
-            conn.exec_driver_sql(sql, tuple(flat[start * width:(start + count) * width]))
+        full = len(rows) // per_statement * per_statement
+        if per_statement > 1 and full:
+            sql = head + ", ".join([one] * per_statement)
+            for start in range(0, full, per_statement):
+                conn.exec_driver_sql(sql, tuple(flat[start * width:(start + per_statement) * width]))
+        else:
+            full = 0
+        if full < len(rows):
+            rest = flat[full * width:]
+            conn.exec_driver_sql(head + one, [tuple(rest[i:i + width])
+                                              for i in range(0, len(rest), width)])
 
     # ----------------------------------------------------------------- discovery objects
 
@@ -410,7 +419,7 @@ def _issue_walk(m: Mapping[str, Any]) -> IssueWalk:
     )
 
 
-MULTI_ROW_MAX = 500  # rows per INSERT statement
+MULTI_ROW_MAX = 100  # rows per multi-row INSERT statement
 
 
 def _max_params(conn: Connection) -> int:

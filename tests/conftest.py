@@ -9,8 +9,10 @@ those tests are skipped and the summary says so; in CI (``CI`` set) they fail in
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -102,3 +104,18 @@ def pytest_report_header(config: pytest.Config) -> str:
     reason = _pg_available()
     where = make_url(_pg_admin_url()).render_as_string(hide_password=True)
     return f"postgresql: {where} " + ("available" if reason is None else f"NOT available ({reason})")
+
+
+def gate_issue_events(srv: Any, until: threading.Event) -> None:
+    """Hold every event-list request of a SimulatorServer until ``until`` is set (at most 60 s).
+
+    Lets a process test decide when a sync may finish, instead of hoping a sleep is long enough.
+    """
+    dispatch = srv.dispatch
+
+    def gated(method: str, target: str, headers: dict[str, str], base_url: str) -> Any:
+        if "/issues/" in target and "/events/" in target:
+            until.wait(60)
+        return dispatch(method, target, headers, base_url)
+
+    srv.dispatch = gated

@@ -12,10 +12,10 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from conftest import gate_issue_events
 from sqlalchemy import Engine, delete, insert, text
 
 from archiver import db, lock
@@ -240,25 +240,12 @@ def _sync_process(url: str, org: SimulatedOrg, db_url: str) -> subprocess.Popen[
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def gate_issue_events(srv: SimulatorServer) -> threading.Event:
-    """Hold every event-list request until the returned event is set (at most 60 s)."""
-    gate = threading.Event()
-    dispatch = srv.dispatch
-
-    def gated(method: str, target: str, headers: dict[str, str], base_url: str) -> Any:
-        if "/issues/" in target and "/events/" in target:
-            gate.wait(60)
-        return dispatch(method, target, headers, base_url)
-
-    srv.dispatch = gated  # type: ignore[method-assign]
-    return gate
-
-
 def test_two_sync_processes_one_is_refused(db_url, engine):
     """Real processes: while a sync runs, a second one exits 5 at once; the first completes."""
     org = SimulatedOrg(seed=9, events=400)
     with SimulatorServer(org, token=TOKEN) as srv:
-        gate = gate_issue_events(srv)  # the first sync cannot finish before we say so
+        gate = threading.Event()
+        gate_issue_events(srv, gate)  # the first sync cannot finish before we say so
         first = _sync_process(srv.url, org, db_url)
         try:
             deadline = time.monotonic() + 60

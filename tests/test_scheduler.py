@@ -11,12 +11,12 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from click.testing import CliRunner
+from conftest import gate_issue_events
 from sqlalchemy import text
 
 from archiver import db
@@ -196,18 +196,6 @@ class StderrWatcher:
         self.proc.wait(timeout=timeout)
         self._thread.join(timeout=10)
         return self.text
-
-
-def gate_issue_events(srv: SimulatorServer, until: threading.Event) -> None:
-    """Hold every event-list request until ``until`` is set (at most 60 s)."""
-    dispatch = srv.dispatch
-
-    def gated(method: str, target: str, headers: dict[str, str], base_url: str) -> Any:
-        if "/issues/" in target and "/events/" in target:
-            until.wait(60)
-        return dispatch(method, target, headers, base_url)
-
-    srv.dispatch = gated  # type: ignore[method-assign]
 
 
 def test_schedule_fires_skips_overlaps_and_stops_on_sigterm(db_url):

@@ -42,8 +42,10 @@ def _columns(table: str, names: list[str]) -> dict[str, str]:
 
 
 def build_metadata(engine: Engine, name: str) -> dict[str, Any]:
-    """Datasette metadata for every table of the models and every view of the database."""
-    db.require_current(engine)
+    """Datasette metadata for every table of the models and every view of the database.
+
+    ``engine`` is an archive at the current schema (``db.open_archive`` checks that).
+    """
     tables: dict[str, Any] = {}
     for table in Base.metadata.sorted_tables:
         entry: dict[str, Any] = {
@@ -79,7 +81,7 @@ def datasette_metadata_command(db_url: str, output: str, db_name: str | None) ->
 
     Open the archive with: datasette sentry-archive.db --metadata metadata.json
     """
-    engine = db.make_engine(db_url)
+    engine = db.open_archive(db_url)
     try:
         meta = build_metadata(engine, db_name or database_name(db_url))
     finally:

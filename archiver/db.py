@@ -178,6 +178,33 @@ def include_object(obj: Any, name: str | None, type_: str, reflected: bool, comp
     return not (type_ == "table" and name == "alembic_version")
 
 
+def open_archive(db_url: str, *, missing: str = "run: sentry-archiver sync (or db upgrade)") -> Engine:
+    """An engine on an existing archive at the current schema; never creates a database.
+
+    For commands that read or prune an archive (status, purge, export, datasette-metadata):
+    a mistyped SQLite path must be an error, not a new empty file. ``missing`` ends the
+    message when the file is not there.
+    """
+    url = normalize_url(db_url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise DatabaseError(f"not a database URL: {db_url!r} ({exc})") from None
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database
+        if path and path != ":memory:" and not path.startswith("file:") \
+                and not Path(path).expanduser().is_file():
+            raise DatabaseError(f"no archive at {safe_url(db_url)} (the file does not exist); "
+                                f"{missing}")
+    engine = make_engine(url)
+    try:
+        require_current(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
 def require_current(engine: Engine) -> None:
     """Refuse to work on a database whose schema is behind (or ahead of) this version."""
     current = current_revision(engine)

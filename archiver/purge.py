@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 from archiver import db
 from archiver import lock as run_lock
 from archiver.config import format_duration, load_settings, parse_duration
-from archiver.errors import ConfigError, DatabaseError
+from archiver.errors import ConfigError
 from archiver.models import Purge
 from archiver.store import CHILD_TABLES, EVENTS, PROJECTS, Store, utcnow
 
@@ -268,9 +268,8 @@ def purge_command(older_than: str, projects: tuple[str, ...], dry_run: bool, vac
     """Delete archived events older than a cutoff, with their child rows; audited in `purges`."""
     settings = load_settings({"db": db_url}, config_file=config_file)
     age = parse_duration(older_than)
-    engine = db.make_engine(settings.db)
+    engine = db.open_archive(settings.db, missing="nothing to purge")
     try:
-        _check_schema(settings.db, engine)
         before = database_size(settings.db)
         result = purge(
             engine, age, retention_minimum=settings.retention_minimum, projects=projects,
@@ -294,10 +293,3 @@ def purge_command(older_than: str, projects: tuple[str, ...], dry_run: bool, vac
             click.echo("vacuumed the event tables")
 
 
-def _check_schema(url: str, engine: Engine) -> None:
-    """Purging needs an archive at the current schema (and never creates a SQLite file)."""
-    parsed = make_url(db.normalize_url(url))
-    if (parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
-            and not Path(str(parsed.database)).exists()):
-        raise DatabaseError(f"no archive at {db.safe_url(url)}: nothing to purge")
-    db.require_current(engine)

@@ -12,16 +12,12 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import click
 from sqlalchemy import Connection, Engine, and_, case, func, select
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from archiver import db
-from archiver.errors import DatabaseError
 from archiver.store import EVENTS, ISSUE_SYNC, ISSUES, PROJECT_SYNC, PROJECTS, RUNS
 
 # Walk states that still have work to do (see archiver.sync).
@@ -267,28 +263,6 @@ def format_status(status: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------- command
 
 
-def open_archive(db_url: str) -> Engine:
-    """An engine on an existing, current archive; never creates a database."""
-    url = db.normalize_url(db_url)
-    try:
-        parsed = make_url(url)
-    except ArgumentError as exc:
-        raise DatabaseError(f"not a database URL: {db_url!r} ({exc})") from None
-    if parsed.get_backend_name() == "sqlite":
-        path = parsed.database
-        if path and path != ":memory:" and not path.startswith("file:") \
-                and not Path(path).expanduser().is_file():
-            raise DatabaseError(f"no archive at {db.safe_url(db_url)} (the file does not exist); "
-                                "run: sentry-archiver sync")
-    engine = db.make_engine(url)
-    try:
-        db.require_current(engine)
-    except BaseException:
-        engine.dispose()
-        raise
-    return engine
-
-
 @click.command("status")
 @click.option("--db", "db_url",
               help="Database URL (default: $SENTRY_ARCHIVER_DB, the config file's [archive] db, "
@@ -301,7 +275,7 @@ def status_command(db_url: str | None, config_file: str | None, as_json: bool) -
     from archiver.config import load_settings
 
     settings = load_settings({"db": db_url}, config_file=config_file)
-    engine = open_archive(settings.db)
+    engine = db.open_archive(settings.db)
     try:
         status = collect_status(engine)
     finally:

@@ -96,5 +96,13 @@ def test_an_unmigrated_database_is_refused(empty_db_url):
     assert code == ExitCode.DATABASE and "db upgrade" in err
 
 
+def test_a_missing_sqlite_archive_is_an_error_and_is_not_created(tmp_path):
+    missing = tmp_path / "typo.db"
+    for command in (["export", "--format", "csv"], ["datasette-metadata"]):
+        r = CliRunner().invoke(cli, [*command, "--db", f"sqlite:///{missing}"])
+        assert r.exit_code == ExitCode.DATABASE and "does not exist" in r.stderr, command
+    assert not missing.exists()
+
+
 def test_parse_when_defaults_to_utc():
     assert parse_when("2024-05-01", "--since").isoformat() == "2024-05-01T00:00:00+00:00"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 import operator
 import os
@@ -180,38 +181,34 @@ class Store:
         converters = [_converter(table.c[c].type, conn.dialect.name) for c in columns]
         convert = [(i, conv) for i, conv in enumerate(converters) if conv is not _identity]
         pick = operator.itemgetter(*columns)
-        flat: list[Any] = []
+        params: list[tuple[Any, ...]]
         if len(columns) == 1:
-            flat = [pick(row) for row in rows]
+            params = [(pick(row),) for row in rows]
         elif not convert:
-            for row in rows:
-                flat.extend(pick(row))
+            params = [pick(row) for row in rows]
         else:
+            params = []
             for row in rows:
                 values = list(pick(row))
                 for i, conv in convert:
                     values[i] = conv(values[i])
-                flat.extend(values)
+                params.append(tuple(values))
         mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
         preparer = conn.dialect.identifier_preparer
         head = (f"INSERT INTO {preparer.format_table(table)} "
                 f"({', '.join(preparer.quote(c) for c in columns)}) VALUES ")
         one = f"({', '.join([mark] * len(columns))})"
-        width = len(columns)
         # Always the same two statement texts per table (a full chunk, one row): the driver
         # caches prepared statements by text, and a big one costs memory while cached.
-        per_statement = max(1, min(MULTI_ROW_MAX, _max_params(conn) // width))
-        full = len(rows) // per_statement * per_statement
-        if per_statement > 1 and full:
-            sql = head + ", ".join([one] * per_statement)
-            for start in range(0, full, per_statement):
-                conn.exec_driver_sql(sql, tuple(flat[start * width:(start + per_statement) * width]))
-        else:
-            full = 0
-        if full < len(rows):
-            rest = flat[full * width:]
-            conn.exec_driver_sql(head + one, [tuple(rest[i:i + width])
-                                              for i in range(0, len(rest), width)])
+        size = max(1, min(MULTI_ROW_MAX, _max_params(conn) // len(columns)))
+        full = len(params) // size * size if size > 1 else 0
+        if full:
+            chunk_sql = head + ", ".join([one] * size)
+            for start in range(0, full, size):
+                conn.exec_driver_sql(
+                    chunk_sql, tuple(itertools.chain.from_iterable(params[start:start + size])))
+        if full < len(params):
+            conn.exec_driver_sql(head + one, params[full:])
 
     # ----------------------------------------------------------------- discovery objects
 

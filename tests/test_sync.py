@@ -130,6 +130,28 @@ def test_new_events_after_a_run_are_fetched_incrementally(tmp_path, org, server)
     assert archived(url) == org.truth()
 
 
+def test_late_events_dated_before_the_bookmark_are_fetched(tmp_path, org, server):
+    """Events can reach Sentry late, dated (by the SDK) before the last walk's pinned end: the
+    issue's last_seen then does not pass its bookmark, but its lifetime count grows."""
+    url = f"sqlite:///{tmp_path}/a.db"
+    first_now = org.now()
+    execute_sync(settings(server, org, url))
+    engine = db.make_engine(url)
+    with engine.connect() as conn:
+        walked = set(conn.execute(text("SELECT issue_id FROM sync_issues WHERE status = 'done'"))
+                     .scalars())
+    engine.dispose()
+    issue = min((i for i in org.live_issues() if i.id in walked), key=lambda i: i.last_seen)
+    assert issue.last_seen < first_now - 60  # so last_seen stays before the bookmark
+    org.advance(600)
+    late = org.add_events(issue.id, 3, at=first_now - 60)  # inside the 15-minute overlap
+    org.advance(2)
+    outcome = execute_sync(settings(server, org, url))
+    assert outcome.report.events_new == 3
+    assert {(issue.project.id, e) for e in late} <= archived(url)
+    assert archived(url) == org.truth()
+
+
 def test_events_arriving_during_the_walk_are_neither_skipped_nor_duplicated(tmp_path, org):
     faults = FaultConfig(seed=3, new_events_every=4, new_events_count=5)
     with SimulatorServer(org, token=TOKEN, config=SimulatorConfig(faults=faults)) as srv:

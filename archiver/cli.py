@@ -156,6 +156,9 @@ def output_options(func: Any) -> Any:
 )
 @click.option("--releases/--no-releases", default=None, help="Fetch each release object once.")
 @click.option("--concurrency", type=int, help="Issues walked at once (default 4).")
+@click.option("--workers", type=int,
+              help="Processes that parse and normalize pages beside the writer "
+              "(default: CPU cores - 1, 1 to 4; 0: none, all in one process).")
 @click.option("--overlap", help="Re-read this much before the last bookmark, for late events (15m).")
 @click.option("--rescan", is_flag=True, default=None,
               help="List every issue again (about one request per 100 issues) to catch merged "

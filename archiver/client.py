@@ -320,8 +320,14 @@ class SentryClient:
     def _auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._token}"} if self._token else {}
 
-    def get(self, path: str, params: Params | Mapping[str, Any] = ()) -> Response:
-        """GET with retries, pacing and error mapping; ``data`` is the parsed JSON body."""
+    def get(self, path: str, params: Params | Mapping[str, Any] = (), *,
+            parse: Callable[[bytes], Any] = json.loads) -> Response:
+        """GET with retries, pacing and error mapping; ``data`` is the parsed JSON body.
+
+        ``parse`` turns a 2xx body into ``data`` (``json.loads`` by default; the sync engine
+        hands pages to worker processes that parse and normalize them). A ``ValueError`` from
+        it means a truncated or invalid body, which is retried like a cut connection.
+        """
         query: list[tuple[str, str | int | float | bool | None]] = [
             (str(k), str(v)) for k, v in (params.items() if isinstance(params, Mapping) else params)
         ]
@@ -377,7 +383,7 @@ class SentryClient:
             if status >= 300:
                 raise self._error(path, response)
             try:
-                data = json.loads(body)
+                data = parse(body)
             except ValueError:
                 failures += 1
                 if failures > self.max_retries:
@@ -437,12 +443,13 @@ class SentryClient:
         return ApiError(f"HTTP {status} from {path}: {detail}", path=path, status=status,
                         detail=detail)
 
-    def get_page(self, path: str, params: Params) -> Page:
-        response = self.get(path, params)
+    def get_page(self, path: str, params: Params,
+                 parse: Callable[[bytes], Any] = json.loads) -> Page:
+        response = self.get(path, params, parse=parse)
         items = response.data if isinstance(response.data, list) else []
         if not isinstance(response.data, list):
-            raise TransportError(f"GET {path}: expected a JSON list, got "
-                                 f"{type(response.data).__name__}", path=path)
+            shape = getattr(response.data, "json_type", type(response.data).__name__)
+            raise TransportError(f"GET {path}: expected a JSON list, got {shape}", path=path)
         cursor = next_cursor(response.headers.get("link"))
         return Page(items, cursor, cursor is not None, response.headers)
 
@@ -488,6 +495,7 @@ class SentryClient:
         full: bool = True,
         cursor: str | None = None,
         per_page: int = 100,
+        parse: Callable[[bytes], Any] = json.loads,
     ) -> Page:
         params: list[tuple[str, str]] = [("per_page", str(per_page))]
         if full:
@@ -498,7 +506,7 @@ class SentryClient:
             params.append(("cursor", cursor))
         path = (f"api/0/organizations/{_q(org)}/issues/{int(issue_id)}/events/" if org
                 else f"api/0/issues/{int(issue_id)}/events/")
-        return self.get_page(path, params)
+        return self.get_page(path, params, parse)
 
     def list_project_events_page(self, org: str, project_slug: str, *, full: bool = True,
                                  cursor: str | None = None) -> Page:

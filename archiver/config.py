@@ -45,6 +45,7 @@ FILE_KEYS: dict[str, dict[str, str]] = {
         "detail": "detail",
         "releases": "releases",
         "concurrency": "concurrency",
+        "workers": "workers",
         "overlap": "overlap",
         "timeout": "timeout",
         "max_retries": "max_retries",
@@ -65,6 +66,11 @@ ENV_VARS: dict[str, str] = {
 }
 
 
+def default_workers() -> int:
+    """One worker process per core beside the writer's, at least one, at most four."""
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a run needs. Build with :func:`load_settings`."""
@@ -80,6 +86,8 @@ class Settings:
     detail: str = "auto"  # auto | always
     releases: bool = True
     concurrency: int = 4
+    # Processes that parse and normalize pages beside the writer (0: all in one process).
+    workers: int = field(default_factory=lambda: default_workers())
     overlap: dt.timedelta = dt.timedelta(minutes=15)
     timeout: float = 30.0
     max_retries: int = 6
@@ -181,7 +189,7 @@ def _coerce(name: str, value: Any) -> Any:
         return parse_duration(value)
     if name == "earliest":
         return parse_datetime(value)
-    if name in ("concurrency", "max_retries"):
+    if name in ("concurrency", "max_retries", "workers"):
         try:
             number = int(value)
         except (TypeError, ValueError):

@@ -24,6 +24,7 @@ from archiver.errors import ArchiverError, ExitCode, InterruptedRun
 from archiver.output import ProgressLine, format_eta, format_rate, setup_logging
 from archiver.store import Store
 from archiver.sync import Progress, Syncer, SyncReport
+from archiver.workers import tune_allocator
 
 log = logging.getLogger("archiver.run")
 
@@ -126,6 +127,7 @@ def run_sync(
     settings: Settings, *, quiet: bool = False, verbosity: int = 0, log_format: str = "text"
 ) -> SyncOutcome:
     """The ``sync`` command: logging, progress line, signals, summary."""
+    tune_allocator()
     setup_logging(log_format=log_format, verbosity=verbosity, quiet=quiet,
                   secrets=[settings.token, settings.scrub_key])
     progress_line = ProgressLine(enabled=None if not quiet and log_format == "text" else False)

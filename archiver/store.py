@@ -18,6 +18,7 @@ full event, a list item never overwrites a detail payload).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import itertools
 import json
@@ -55,11 +56,6 @@ from archiver.models import (
     UTCDateTime,
 )
 from archiver.normalize import NormalizedEvent
-
-try:
-    from psycopg.types.json import Jsonb
-except ImportError:  # pragma: no cover - PostgreSQL extra not installed
-    Jsonb = None  # type: ignore[assignment,misc]
 
 EVENTS: Table = Event.__table__  # type: ignore[assignment]
 PROJECTS: Table = Project.__table__  # type: ignore[assignment]
@@ -104,6 +100,50 @@ class IssueWalk:
     walk_end: dt.datetime | None
     walk_cursor: str | None
     walk_events: int
+
+
+@dataclass(frozen=True)
+class EncodedEvent:
+    """A normalized event as the writer stores it, values already converted for one database.
+
+    Child rows are tuples in :data:`CHILD_COLUMNS` order, without ``event_pk``: the writer
+    only prepends the key. Made by :func:`encode_event`, in a worker process during a sync,
+    so that the single writer spends its time in the database and not in Python.
+    """
+
+    project_id: int
+    event_id: str
+    issue_id: int | None
+    event: dict[str, Any]
+    children: dict[str, list[tuple[Any, ...]]]
+    release_version: str | None
+    release: dict[str, Any] | None = None
+
+
+def encode_event(ev: NormalizedEvent | EncodedEvent, dialect: str) -> EncodedEvent:
+    """Child dicts to converted tuples, and the raw JSON's SHA-256 (pure; any process)."""
+    if isinstance(ev, EncodedEvent):
+        return ev
+    row = dict(ev.event)
+    row["raw_sha256"] = hashlib.sha256(row["raw_json"].encode("utf-8", "surrogatepass")).hexdigest()
+    children: dict[str, list[tuple[Any, ...]]] = {}
+    for name, rows in ev.children.items():
+        if not rows:
+            continue
+        pick = _pickers[name]
+        convert = _table_converters(name, dialect)
+        if not convert:
+            children[name] = [pick(r) for r in rows]
+            continue
+        out = []
+        for r in rows:
+            values = list(pick(r))
+            for i, conv in convert:
+                values[i] = conv(values[i])
+            out.append(tuple(values))
+        children[name] = out
+    return EncodedEvent(ev.project_id, ev.event_id, ev.issue_id, row, children,
+                        ev.release_version, ev.release)
 
 
 def _insert_fn(conn: Connection) -> Any:
@@ -166,38 +206,26 @@ class Store:
         # executemany: one compiled statement, the driver loops (sqlite3 in C, psycopg pipelined)
         conn.execute(stmt, [dict(r) for r in rows])
 
-    def _insert_many(self, conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Plain bulk INSERT of child rows: multi-row VALUES statements, straight to the driver.
+    def _insert_many(self, conn: Connection, table: Table, params: Sequence[tuple[Any, ...]]) -> None:
+        """Plain bulk INSERT of child rows (``event_pk`` first, converted values): multi-row
+        VALUES statements, straight to the driver.
 
-        Child tables are the bulk of the rows (tens per event). SQLAlchemy's per-row parameter
-        processing cost more than the database itself, so values are converted here once, by
-        column type, the way SQLAlchemy would store them. And one statement carries hundreds
-        of rows: ``executemany`` steps SQLite once per row, releasing and re-taking the GIL
-        each time, and with fetch threads busy every re-take waits for a switch interval.
+        Child tables are the bulk of the rows (tens per event), so SQLAlchemy's per-row
+        parameter processing is skipped: :func:`encode_event` converted the values already,
+        the way SQLAlchemy would store them. And one statement carries many rows:
+        ``executemany`` steps SQLite once per row, releasing and re-taking the GIL each time.
         """
-        if not rows:
+        if not params:
             return
-        columns = list(rows[0].keys())
-        converters = [_converter(table.c[c].type, conn.dialect.name) for c in columns]
-        convert = [(i, conv) for i, conv in enumerate(converters) if conv is not _identity]
-        pick = operator.itemgetter(*columns)
-        params: list[tuple[Any, ...]]
-        if len(columns) == 1:
-            params = [(pick(row),) for row in rows]
-        elif not convert:
-            params = [pick(row) for row in rows]
-        else:
-            params = []
-            for row in rows:
-                values = list(pick(row))
-                for i, conv in convert:
-                    values[i] = conv(values[i])
-                params.append(tuple(values))
+        columns = ("event_pk", *CHILD_COLUMNS[table.name])
         mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
         preparer = conn.dialect.identifier_preparer
         head = (f"INSERT INTO {preparer.format_table(table)} "
                 f"({', '.join(preparer.quote(c) for c in columns)}) VALUES ")
-        one = f"({', '.join([mark] * len(columns))})"
+        json_cast = conn.dialect.name == "postgresql"
+        marks = [f"CAST({mark} AS JSONB)" if json_cast and isinstance(table.c[c].type, JSON)
+                 else mark for c in columns]
+        one = f"({', '.join(marks)})"
         # Always the same two statement texts per table (a full chunk, one row): the driver
         # caches prepared statements by text, and a big one costs memory while cached.
         size = max(1, min(MULTI_ROW_MAX, _max_params(conn) // len(columns)))
@@ -260,13 +288,16 @@ class Store:
 
     # ----------------------------------------------------------------- events
 
-    def write_events(self, conn: Connection, events: Sequence[NormalizedEvent]) -> WriteResult:
+    def write_events(
+        self, conn: Connection, events: Sequence[NormalizedEvent | EncodedEvent]
+    ) -> WriteResult:
         """Upsert a batch of events and replace the child rows of those that changed."""
         if not events:
             return WriteResult()
-        batch: dict[tuple[int, str], NormalizedEvent] = {}
+        dialect = conn.dialect.name
+        batch: dict[tuple[int, str], EncodedEvent] = {}
         for ev in events:  # the last copy of an event in a batch wins
-            batch[(ev.project_id, ev.event_id)] = ev
+            batch[(ev.project_id, ev.event_id)] = encode_event(ev, dialect)
 
         self.ensure_issues(
             conn, {ev.issue_id: ev.project_id for ev in batch.values() if ev.issue_id is not None}
@@ -279,14 +310,9 @@ class Store:
         changed_pks: list[int] = []
         inserted = updated = unchanged = 0
         for key, ev in batch.items():
-            row = dict(ev.event)
-            row["raw_sha256"] = hashlib.sha256(row["raw_json"].encode("utf-8", "surrogatepass")).hexdigest()
-            row["updated_at"] = now
+            row = ev.event
             old = existing.get(key)
-            if old is None:
-                row["archived_at"] = now
-                inserted += 1
-            else:
+            if old is not None:
                 pk, old_sha, old_rank = old
                 new_rank = _rank(bool(row.get("has_detail")), bool(row.get("is_full")))
                 if old_sha == row["raw_sha256"] or new_rank < old_rank:
@@ -294,6 +320,10 @@ class Store:
                     continue
                 changed_pks.append(pk)
                 updated += 1
+                row = {**row, "updated_at": now}
+            else:
+                row = {**row, "updated_at": now, "archived_at": now}
+                inserted += 1
             to_write.append(row)
 
         if changed_pks:
@@ -303,16 +333,13 @@ class Store:
             self.upsert(conn, EVENTS, to_write, keys=["project_id", "event_id"])
             written = {(r["project_id"], r["event_id"]) for r in to_write}
             pks = {k: v[0] for k, v in self._existing(conn, written).items()}
-            children: dict[str, list[dict[str, Any]]] = {name: [] for name in CHILD_TABLES}
+            children: dict[str, list[tuple[Any, ...]]] = {name: [] for name in CHILD_TABLES}
             for key in written:
-                ev = batch[key]
-                pk = pks[key]
-                for name, rows in ev.children.items():
-                    for r in rows:  # in place: copying tens of dicts per event cost more
-                        r["event_pk"] = pk
-                    children[name].extend(rows)
-            for name, rows in children.items():
-                self._insert_many(conn, CHILD_TABLES[name], rows)
+                pk_prefix = (pks[key],)
+                for name, rows in batch[key].children.items():
+                    children[name].extend([pk_prefix + r for r in rows])
+            for name, params in children.items():
+                self._insert_many(conn, CHILD_TABLES[name], params)
         return WriteResult(inserted, updated, unchanged)
 
     def _existing(
@@ -418,6 +445,22 @@ def _issue_walk(m: Mapping[str, Any]) -> IssueWalk:
 
 MULTI_ROW_MAX = 100  # rows per multi-row INSERT statement
 
+# Child row columns in the order of their tuples (``event_pk`` left out: the writer adds it).
+CHILD_COLUMNS: dict[str, tuple[str, ...]] = {
+    t.name: tuple(c.name for c in t.columns if c.name != "event_pk") for t in EVENT_CHILD_TABLES
+}
+
+
+def _picker(columns: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A row dict's values as a tuple in ``columns`` order (itemgetter, in C)."""
+    if len(columns) == 1:
+        (only,) = columns
+        return lambda row: (row[only],)
+    return operator.itemgetter(*columns)
+
+
+_pickers = {name: _picker(cols) for name, cols in CHILD_COLUMNS.items()}
+
 
 def _max_params(conn: Connection) -> int:
     """Bound parameters one statement may carry on this database."""
@@ -448,14 +491,25 @@ def _sqlite_datetime(value: dt.datetime | None) -> str | None:
     return value.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _pg_json(value: Any) -> Any:
-    return None if value is None else Jsonb(value)
-
-
 def _converter(type_: Any, dialect: str) -> Callable[[Any], Any]:
-    """How SQLAlchemy would bind a value of this column type, as a plain function."""
+    """How SQLAlchemy would bind a value of this column type, as a plain function.
+
+    JSON becomes its text on both databases (PostgreSQL casts it in the INSERT).
+    """
     if isinstance(type_, (UTCDateTime, DateTime)):
         return _sqlite_datetime if dialect == "sqlite" else _identity
     if isinstance(type_, JSON):
-        return _json_value if dialect == "sqlite" else _pg_json
+        return _json_value
     return _identity
+
+
+@functools.lru_cache(maxsize=64)
+def _table_converters(name: str, dialect: str) -> tuple[tuple[int, Callable[[Any], Any]], ...]:
+    """(position, converter) of the child table's columns whose values need converting."""
+    table = CHILD_TABLES[name]
+    out = []
+    for i, column in enumerate(CHILD_COLUMNS[name]):
+        conv = _converter(table.c[column].type, dialect)
+        if conv is not _identity:
+            out.append((i, conv))
+    return tuple(out)

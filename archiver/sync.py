@@ -47,13 +47,13 @@ from archiver.errors import (
     NotFoundError,
 )
 from archiver.normalize import (
-    NormalizedEvent,
     normalize_issue,
     normalize_project,
     normalize_release,
 )
 from archiver.scrub import make_scrubber, normalize_scrubbed
-from archiver.store import ISSUES, IssueWalk, Store, WriteResult, utcnow
+from archiver.store import ISSUES, EncodedEvent, IssueWalk, Store, WriteResult, encode_event, utcnow
+from archiver.workers import PageJob, PageNormalizer
 
 log = logging.getLogger("archiver.sync")
 
@@ -95,9 +95,10 @@ class _PageWork:
     """A fetched, normalized page on its way to the writer, with the checkpoint after it."""
 
     walk: IssueWalk
-    events: list[NormalizedEvent]
+    events: list[EncodedEvent]
     releases: list[dict[str, Any]]
     merged_into: int | None
+    held: int = 0  # bytes of the in-flight budget this page holds until it is committed
 
 
 @dataclass
@@ -132,6 +133,48 @@ class ServerClock:
         with self._lock:
             offset = self._offset or 0.0
         return dt.datetime.fromtimestamp(self._local() + offset, dt.timezone.utc)
+
+
+class InFlight:
+    """A budget of page bytes fetched but not yet committed: bounds the writer's memory.
+
+    Pages are counted in pages elsewhere (the writer's queue holds two), but Sentry events
+    range from a few KB to several hundred: a page of 100 large events is tens of MB once
+    decoded, and a few of them in flight would dominate the process. So before each request a
+    walk reserves the size of its previous page; it waits while the pages in flight already
+    exceed the budget (never when nothing is in flight, so one page bigger than the budget
+    still goes through), and the writer gives the bytes back when the page is committed.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._cond = threading.Condition()
+
+    def acquire(self, amount: int, stop: threading.Event) -> None:
+        with self._cond:
+            while self.used and self.used + amount > self.limit and not stop.is_set():
+                self._cond.wait(timeout=0.2)
+            self.used += amount
+
+    def release(self, amount: int) -> None:
+        with self._cond:
+            self.used = max(0, self.used - amount)
+            self._cond.notify_all()
+
+    def adjust(self, delta: int) -> None:
+        """The reservation was an estimate: count what actually arrived."""
+        if delta < 0:
+            self.release(-delta)
+        else:
+            with self._cond:
+                self.used += delta
+
+
+# Page bytes in flight: with concurrency 4 and pages of ~1 MB (events of ~10 KB) nobody
+# waits; with pages of 10+ MB about two are in flight at a time.
+IN_FLIGHT_BYTES = 8 * 1024 * 1024
+FIRST_PAGE_ESTIMATE = 1024 * 1024
 
 
 class _Releases:
@@ -174,6 +217,7 @@ class Syncer:
         self.server_clock = ServerClock(local_clock)
         self.report = SyncReport()
         self.progress = Progress()
+        self.in_flight = InFlight(IN_FLIGHT_BYTES)
         self._fatal: BaseException | None = None
 
     # ------------------------------------------------------------------ entry point
@@ -394,11 +438,13 @@ class Syncer:
         inbox: queue.Queue[_PageWork | _WalkEnded] = queue.Queue(maxsize=2)
         releases = self._release_cache()
         futures: list[Future[None]] = []
-        with ThreadPoolExecutor(
+        # Worker processes start before the fetch threads (and never share their state).
+        workers = min(self.settings.workers, len(walks))
+        with PageNormalizer(workers) as normalizer, ThreadPoolExecutor(
             max_workers=self.settings.concurrency, thread_name_prefix="walk"
         ) as pool:
             for walk in walks:
-                futures.append(pool.submit(self._walk_guarded, walk, inbox, releases))
+                futures.append(pool.submit(self._walk_guarded, walk, inbox, releases, normalizer))
             try:
                 self._write_loop(inbox, futures)
             except BaseException:
@@ -417,6 +463,8 @@ class Syncer:
                 continue
             if isinstance(item, _PageWork):
                 self._write_page(item)
+                self.in_flight.release(item.held)
+
             else:
                 self._write_end(item)
             if self.on_progress is not None:
@@ -468,11 +516,12 @@ class Syncer:
             return _Releases(r[0] for r in conn.execute(select(RELEASES.c.version)))
 
     def _walk_guarded(
-        self, walk: IssueWalk, inbox: queue.Queue[_PageWork | _WalkEnded], releases: _Releases
+        self, walk: IssueWalk, inbox: queue.Queue[_PageWork | _WalkEnded], releases: _Releases,
+        normalizer: PageNormalizer,
     ) -> None:
         latest = [walk]  # the checkpoint of the last page handed to the writer
         try:
-            self._walk(latest, inbox, releases)
+            self._walk(latest, inbox, releases, normalizer)
         except NotFoundError:
             log.warning("issue %s no longer exists (404); keeping what is archived", walk.issue_id)
             self._put(inbox, _WalkEnded(latest[0], GONE, "404: the issue no longer exists"))
@@ -486,21 +535,23 @@ class Syncer:
             log.exception("issue %s: unexpected error", walk.issue_id)
             self._put(inbox, _WalkEnded(latest[0], FAILED, f"{type(exc).__name__}: {exc}"))
 
-    def _put(self, inbox: queue.Queue[_PageWork | _WalkEnded], item: _PageWork | _WalkEnded) -> None:
-        """Hand over to the writer; gives up when the run is stopping and the writer is gone."""
+    def _put(self, inbox: queue.Queue[_PageWork | _WalkEnded], item: _PageWork | _WalkEnded) -> bool:
+        """Hand over to the writer; gives up (False) when the run is stopping and the writer
+        is gone."""
         while True:
             try:
                 inbox.put(item, timeout=0.2)
-                return
+                return True
             except queue.Full:
                 if self.stop.is_set() and self._fatal is not None:
-                    return
+                    return False
 
     def _walk(
         self,
         latest: list[IssueWalk],
         inbox: queue.Queue[_PageWork | _WalkEnded],
         releases: _Releases,
+        normalizer: PageNormalizer,
     ) -> None:
         walk = latest[0]
         if walk.walk_cursor is None or walk.walk_start is None or walk.walk_end is None:
@@ -510,17 +561,39 @@ class Syncer:
             walk = replace(walk, status=WALKING, walk_start=start, walk_end=end,
                            walk_cursor=None, walk_events=0)
         cursor = walk.walk_cursor
+        job = PageJob(walk.project_id, walk.issue_id, self.store.engine.dialect.name,
+                      self.settings.detail == "always", self.settings.scrub,
+                      self.settings.scrub_key)
+        size = [0]
+
+        def parse(body: bytes) -> Any:
+            size[0] = len(body)
+            return normalizer(body, job)
+
+        estimate = FIRST_PAGE_ESTIMATE
         while not self.stop.is_set():
-            page = self.client.list_issue_events_page(
-                walk.issue_id,
-                start=walk.walk_start,
-                end=walk.walk_end,
-                environments=self.settings.environments,
-                full=True,
-                cursor=cursor,
-            )
-            events, merged_into = self._normalize_page(walk, page)
-            release_rows = self._new_releases(events, releases)
+            self.in_flight.acquire(estimate, self.stop)
+            if self.stop.is_set():
+                self.in_flight.release(estimate)
+                return
+            try:
+                page = self.client.list_issue_events_page(
+                    walk.issue_id,
+                    start=walk.walk_start,
+                    end=walk.walk_end,
+                    environments=self.settings.environments,
+                    full=True,
+                    cursor=cursor,
+                    parse=parse,
+                )
+                events, merged_into = self._normalize_page(walk, page)
+                release_rows = self._new_releases(events, releases)
+            except BaseException:
+                self.in_flight.release(estimate)
+                raise
+            held = size[0]
+            self.in_flight.adjust(held - estimate)
+            estimate = max(held, 64 * 1024)
             done = not page.has_next or not page.next_cursor or page.next_cursor == cursor
             if done:
                 walk = replace(walk, status=DONE, synced_until=walk.walk_end, walk_cursor=None,
@@ -528,7 +601,9 @@ class Syncer:
             else:
                 walk = replace(walk, status=WALKING, walk_cursor=page.next_cursor,
                                walk_events=walk.walk_events + len(events))
-            self._put(inbox, _PageWork(walk, events, release_rows, merged_into))
+            if not self._put(inbox, _PageWork(walk, events, release_rows, merged_into, held)):
+                self.in_flight.release(held)
+                return
             latest[0] = walk
             if done:
                 return
@@ -536,24 +611,23 @@ class Syncer:
 
     def _normalize_page(
         self, walk: IssueWalk, page: Page
-    ) -> tuple[list[NormalizedEvent], int | None]:
-        events: list[NormalizedEvent] = []
+    ) -> tuple[list[EncodedEvent], int | None]:
+        """The page's events: normalized by the worker, or fetched in detail here first."""
+        events: list[EncodedEvent] = []
         merged_into: int | None = None
         for item in page.items:
-            payload, has_detail = item, False
-            if self._needs_detail(item):
+            if isinstance(item, EncodedEvent):
+                ev = item
+            else:  # the worker left it raw: it needs the event detail endpoint
                 payload, has_detail = self._fetch_detail(walk, item)
-            ev = normalize_scrubbed(self.scrubber, payload, project_id=walk.project_id,
-                                    issue_id=walk.issue_id, has_detail=has_detail)
+                ev = encode_event(
+                    normalize_scrubbed(self.scrubber, payload, project_id=walk.project_id,
+                                       issue_id=walk.issue_id, has_detail=has_detail),
+                    self.store.engine.dialect.name)
             if ev.issue_id is not None and ev.issue_id != walk.issue_id:
                 merged_into = ev.issue_id  # Sentry answered for a merged issue with its target
             events.append(ev)
         return events, merged_into
-
-    def _needs_detail(self, item: Any) -> bool:
-        if self.settings.detail == "always":
-            return True
-        return isinstance(item, dict) and not isinstance(item.get("entries"), list)
 
     def _fetch_detail(self, walk: IssueWalk, item: Any) -> tuple[Any, bool]:
         event_id = item.get("eventID") or item.get("id") if isinstance(item, dict) else None
@@ -567,7 +641,7 @@ class Syncer:
         return detail, True
 
     def _new_releases(
-        self, events: list[NormalizedEvent], releases: _Releases
+        self, events: list[EncodedEvent], releases: _Releases
     ) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         for ev in events:

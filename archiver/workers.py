@@ -1,0 +1,204 @@
+"""Parsing and normalizing event pages in worker processes, beside the single writer.
+
+Why processes and not the fetch threads: turning a page of 100 full events into rows is pure
+CPU work (``json.loads`` of ~1 MB, then about half a millisecond of normalization per event),
+and the writer needs the interpreter too (about a millisecond per event of SQLite inserts).
+Under one interpreter lock they take turns and a second core sits idle. So a fetch thread
+hands the page's raw body to a worker process and gets back ready rows (child rows as tuples
+of values already converted for the database): the big parsed JSON never exists in the
+writer's process, which also keeps its memory small.
+
+``workers = 0`` does the same work in the calling thread (no processes): for tests and tiny
+archives. The rows are the same either way, since both run :func:`normalize_page`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from archiver.scrub import Scrubber, make_scrubber, normalize_scrubbed
+from archiver.store import EncodedEvent, encode_event
+
+log = logging.getLogger("archiver.workers")
+
+
+@dataclass(frozen=True)
+class PageJob:
+    """What a worker needs to know to normalize one issue's page (picklable)."""
+
+    project_id: int
+    issue_id: int
+    dialect: str  # the archive's database: values are converted for it
+    detail_always: bool = False
+    scrub: tuple[str, ...] = ()
+    scrub_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class NotAList:
+    """A page body that is valid JSON but not a list (an error the caller reports)."""
+
+    json_type: str
+
+
+class InvalidBody(ValueError):
+    """The body is not valid JSON (truncated on the way): the client retries the request."""
+
+
+def needs_detail(item: Any, detail_always: bool) -> bool:
+    """Must this list item be fetched again from the event detail endpoint?
+
+    With ``detail = always`` every item is; otherwise only an object listed without its
+    ``entries`` (a server that ignored ``full=true``).
+    """
+    if detail_always:
+        return True
+    return isinstance(item, dict) and not isinstance(item.get("entries"), list)
+
+
+@functools.lru_cache(maxsize=4)
+def _scrubber(rules: tuple[str, ...], key: str | None) -> Scrubber | None:
+    return make_scrubber(rules, key)
+
+
+def normalize_page(body: bytes, job: PageJob) -> list[EncodedEvent | Any] | NotAList:
+    """A page body to events ready for the writer; items that need a detail request stay raw."""
+    try:
+        items = json.loads(body)
+    except ValueError as exc:
+        raise InvalidBody(f"invalid JSON: {exc}") from None
+    if not isinstance(items, list):
+        return NotAList(type(items).__name__)
+    scrubber = _scrubber(job.scrub, job.scrub_key)
+    out: list[EncodedEvent | Any] = []
+    for item in items:
+        if needs_detail(item, job.detail_always):
+            out.append(item)
+        else:
+            ev = normalize_scrubbed(scrubber, item, project_id=job.project_id,
+                                    issue_id=job.issue_id, has_detail=False)
+            out.append(encode_event(ev, job.dialect))
+    return out
+
+
+def _worker_init(parent: int) -> None:
+    # A terminal's Ctrl-C and systemd's SIGTERM reach the whole process group: the parent
+    # decides how to stop (finish the page, commit, shut the pool down); a worker dying on
+    # its own would only turn pages in flight into errors.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True,
+                     name="parent-watch").start()
+
+
+def _exit_with_parent(parent: int, interval: float = 0.5) -> None:
+    """End this worker once the sync process is gone (killed with SIGKILL, say).
+
+    A pool's workers would otherwise wait forever for work: they hold their own end of the
+    task queue's pipe, so they never see it close.
+    """
+    while True:
+        time.sleep(interval)
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            os._exit(0)
+        except PermissionError:  # pragma: no cover - the pid was reused by another user
+            os._exit(0)
+
+
+def _context() -> Any:
+    methods: Sequence[str] = multiprocessing.get_all_start_methods()
+    # forkserver: workers start from a clean single-threaded process, never a fork of the
+    # threaded parent with open database and HTTP connections.
+    method = "forkserver" if "forkserver" in methods else "spawn"
+    ctx = multiprocessing.get_context(method)
+    if method == "forkserver":
+        ctx.set_forkserver_preload(["archiver.workers"])
+    return ctx
+
+
+def tune_allocator() -> bool:
+    """Make glibc's malloc hand freed memory back instead of hoarding it (True if applied).
+
+    The writer's process holds pages of large strings (events' raw JSON, tens of KB each,
+    page bodies of several MB) that several threads allocate and free. glibc's defaults give
+    each thread its own arena and raise the mmap threshold after each large free, so those
+    blocks end up scattered over heaps that can never shrink: measured on a 10k-event sync,
+    peak RSS went from 216 MB to 182 MB with two arenas and a fixed 64 KB mmap threshold
+    (bench/bench_sync.py). Elsewhere (musl, macOS) this does nothing.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_mmap_threshold, m_arena_max = -3, -8
+    return bool(mallopt(m_arena_max, 2)) and bool(mallopt(m_mmap_threshold, 64 * 1024))
+
+
+class PageNormalizer:
+    """Runs :func:`normalize_page` in ``workers`` processes (0: in the calling thread).
+
+    Thread-safe: fetch threads call it concurrently and each waits for its own page. If a
+    worker dies (the kernel's OOM killer, a crash in a C library), the pool is unusable:
+    the run goes on normalizing in its own process, with a warning, instead of failing
+    every remaining issue. The page in hand is normalized again, so nothing is lost.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+        if workers > 0:
+            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context(),
+                                             initializer=_worker_init, initargs=(os.getpid(),))
+
+    def __call__(self, body: bytes, job: PageJob) -> list[EncodedEvent | Any] | NotAList:
+        pool = self._pool
+        if pool is None:
+            return normalize_page(body, job)
+        try:
+            return pool.submit(normalize_page, body, job).result()
+        except BrokenProcessPool as exc:
+            self._give_up_pool(pool, exc)
+            return normalize_page(body, job)
+
+    def _give_up_pool(self, pool: ProcessPoolExecutor, exc: BaseException) -> None:
+        with self._lock:
+            if self._pool is not pool:
+                return  # another thread did it already
+            self._pool = None
+        log.warning("a page worker process died (%s); normalizing in the main process for the "
+                    "rest of this run", exc)
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> PageNormalizer:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()

@@ -1,0 +1,190 @@
+"""Pages normalized in worker processes: same rows as in-process, failures handled.
+
+The sync hands each page body to a worker process (archiver.workers). These tests check the
+three promises that makes: the rows are exactly those of in-process normalization, a bad
+body or a dead worker is handled (retried, or normalized in the main process instead), and
+a sync killed with SIGKILL leaves no worker process behind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from archiver import db
+from archiver.client import SentryClient
+from archiver.config import Settings
+from archiver.errors import TransportError
+from archiver.runner import execute_sync
+from archiver.simulator import SimulatedOrg, SimulatorConfig, SimulatorServer
+from archiver.store import CHILD_TABLES, EncodedEvent
+from archiver.workers import InvalidBody, NotAList, PageJob, PageNormalizer, normalize_page
+
+TOKEN = "worker-test-token"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def page_body() -> bytes:
+    """A real page of full events from the simulator (the biggest issue's first page)."""
+    org = SimulatedOrg(seed=3, events=400)
+    issue = max(org.live_issues(), key=lambda i: i.times_seen)
+    with SimulatorServer(org, token=TOKEN) as srv:
+        response = httpx.get(f"{srv.url}/api/0/issues/{issue.id}/events/",
+                             params={"full": "true"},
+                             headers={"Authorization": f"Bearer {TOKEN}"})
+    response.raise_for_status()
+    assert len(response.json()) > 10
+    return response.content
+
+
+def job(dialect: str = "sqlite", **kw: object) -> PageJob:
+    return PageJob(project_id=1, issue_id=2, dialect=dialect, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_worker_rows_equal_in_process_rows(page_body: bytes, dialect: str) -> None:
+    with PageNormalizer(0) as here, PageNormalizer(2) as pool:
+        local = here(page_body, job(dialect))
+        remote = pool(page_body, job(dialect))
+    assert isinstance(local, list) and all(isinstance(e, EncodedEvent) for e in local)
+    assert remote == local
+    frames = [row for ev in local for row in ev.children.get("frames", [])]
+    assert frames, "the page has stack frames"
+
+
+def test_scrubbing_happens_in_the_worker(page_body: bytes) -> None:
+    with PageNormalizer(1) as pool:
+        events = pool(page_body, job(scrub=("user.email",), scrub_key="k"))
+    assert isinstance(events, list)
+    assert all(ev.event["scrubbed"] is not None for ev in events)
+    assert all("@" not in (ev.event["user_email"] or "") for ev in events)
+
+
+def test_items_without_entries_stay_raw_for_a_detail_request() -> None:
+    body = b'[{"eventID": "a" , "entries": []}, {"eventID": "b"}]'
+    out = normalize_page(body, job())
+    assert isinstance(out, list)
+    assert isinstance(out[0], EncodedEvent) and out[1] == {"eventID": "b"}
+    always = normalize_page(body, job(detail_always=True))
+    assert always == [{"eventID": "a", "entries": []}, {"eventID": "b"}]
+
+
+def test_truncated_body_is_an_invalid_body_in_both_modes(page_body: bytes) -> None:
+    cut = page_body[: len(page_body) // 2]
+    with PageNormalizer(1) as pool:
+        with pytest.raises(InvalidBody):
+            pool(cut, job())
+    with pytest.raises(ValueError):  # the client retries on ValueError
+        normalize_page(cut, job())
+
+
+def test_client_retries_a_truncated_body_then_reports_a_non_list(page_body: bytes) -> None:
+    bodies = [page_body[:100], b'{"detail": "not a list"}']
+    calls: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(200, content=bodies[min(len(calls), len(bodies)) - 1])
+
+    client = SentryClient("http://127.0.0.1:9", "tok", transport=httpx.MockTransport(handler),
+                          sleep=lambda s: None)
+    with PageNormalizer(0) as normalizer, pytest.raises(TransportError) as err:
+        client.list_issue_events_page(2, parse=lambda body: normalizer(body, job()))
+    assert len(calls) == 2  # the truncated body was fetched again
+    assert "expected a JSON list, got dict" in str(err.value)
+    assert isinstance(normalize_page(bodies[1], job()), NotAList)
+
+
+def test_a_dead_worker_falls_back_to_the_main_process(page_body: bytes, caplog) -> None:
+    with PageNormalizer(1) as pool:
+        first = pool(page_body, job())
+        assert pool._pool is not None
+        for pid in list(pool._pool._processes):  # the OOM killer, say
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.5)
+        again = pool(page_body, job())
+    assert again == first
+    assert "normalizing in the main process" in caplog.text
+
+
+def _descendants(pid: int) -> set[int]:
+    out: set[int] = set()
+    todo = [pid]
+    while todo:
+        for task in Path(f"/proc/{todo.pop()}/task").glob("*"):
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            out.update(children)
+            todo.extend(children)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_killed_sync_leaves_no_worker_processes(tmp_path: Path) -> None:
+    org = SimulatedOrg(seed=21, events=3000)
+    url = f"sqlite:///{tmp_path}/a.db"
+    with SimulatorServer(org, token=TOKEN, config=SimulatorConfig(latency_ms=5)) as srv:
+        env = {**os.environ, "SENTRY_URL": srv.url, "SENTRY_AUTH_TOKEN": TOKEN,
+               "SENTRY_ORG": org.slug, "SENTRY_ARCHIVER_DB": url, "PYTHONPATH": str(ROOT)}
+        proc = subprocess.Popen([sys.executable, "-m", "archiver", "sync", "--quiet",
+                                 "--workers", "2"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        helpers: set[int] = set()
+        while time.monotonic() < deadline and proc.poll() is None and len(helpers) < 3:
+            helpers |= _descendants(proc.pid)  # forkserver, its workers, resource tracker
+            time.sleep(0.05)
+        assert proc.poll() is None, "the sync ended before its workers could be seen"
+        assert len(helpers) >= 3
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(_alive(p) for p in helpers):
+            time.sleep(0.1)
+    assert not [p for p in helpers if _alive(p)], "worker processes outlived the killed sync"
+
+
+def _table_counts(db_url: str) -> dict[str, int]:
+    engine = db.make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return {name: conn.execute(text(f"SELECT count(*) FROM {name}")).scalar_one()
+                    for name in ["events", *CHILD_TABLES]}
+    finally:
+        engine.dispose()
+
+
+def test_sync_with_and_without_workers_writes_the_same_archive(tmp_path: Path) -> None:
+    org = SimulatedOrg(seed=9, events=800)
+    counts = []
+    with SimulatorServer(org, token=TOKEN) as srv:
+        for workers in (0, 2):
+            url = f"sqlite:///{tmp_path}/w{workers}.db"
+            settings = Settings(url=srv.url, token=TOKEN, org=org.slug, db=url,
+                                workers=workers, earliest=dt.datetime(2000, 1, 1,
+                                                                      tzinfo=dt.timezone.utc))
+            outcome = execute_sync(settings)
+            assert not outcome.report.failures
+            counts.append(_table_counts(url))
+    assert counts[0] == counts[1]
+    assert counts[0]["events"] == len(org.truth())

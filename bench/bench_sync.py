@@ -53,13 +53,72 @@ def simulator(events: int, *, latency_ms: float = 0, rate_limits: str = "none",
         proc.wait(timeout=30)
 
 
+def _peak_rss_mb(pid: int) -> int:
+    """Peak resident memory of a live process so far (VmHWM; 0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _cpu_seconds(pid: int) -> float:
+    """user + system CPU seconds of a live process (Linux /proc; 0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    """Children of every thread of the process (a pool may be started by any thread)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out.extend(int(c) for c in (task / "children").read_text().split())
+        except OSError:
+            continue
+    return out
+
+
+# Of the last measured run: CPU seconds of the main process and of its worker processes, and
+# the largest worker's peak RSS in MB.
+CPU: dict[str, float] = {}
+
+
 def run_measured(args: list[str], env: dict[str, str]) -> tuple[float, int, int]:
-    """(seconds, max RSS in MB, exit code) of one child process."""
+    """(seconds, max RSS in MB, exit code) of one child process (its own peak, workers apart).
+
+    Also records in ``CPU`` the CPU seconds of the process itself and of its descendants
+    (the page workers), sampled every 0.2 s while it runs: on a shared machine CPU time says
+    more than wall time about where the work goes.
+    """
     started = time.perf_counter()
     proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **env},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    seen: dict[int, float] = {}
+    worker_rss = 0
+    while True:
+        done, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if done:
+            break
+        todo = _children(proc.pid)
+        while todo:
+            child = todo.pop()
+            seen[child] = max(seen.get(child, 0.0), _cpu_seconds(child))
+            worker_rss = max(worker_rss, _peak_rss_mb(child))
+            todo.extend(_children(child))
+        time.sleep(0.2)
     seconds = time.perf_counter() - started
+    CPU.clear()
+    # wait4's usage is the process's own (plus the few helper processes it reaped itself);
+    # the workers are children of the forkserver, sampled above.
+    CPU["main"] = usage.ru_utime + usage.ru_stime
+    CPU["workers"] = sum(seen.values())
+    CPU["worker_rss"] = worker_rss
     code = os.waitstatus_to_exitcode(status)
     if code != 0 and proc.stderr is not None:
         sys.stderr.write(proc.stderr.read().decode(errors="replace"))
@@ -107,13 +166,14 @@ def count_events(db_path: Path, table: str = "events") -> int:
         con.close()
 
 
-def backfill(events: int, workdir: Path, concurrency: int) -> dict[str, float]:
+def backfill(events: int, workdir: Path, concurrency: int, extra: list[str]) -> dict[str, float]:
     db_path = workdir / f"archive-{events}.db"
     base_path = workdir / f"baseline-{events}.db"
     with simulator(events) as url:
-        seconds, rss, code = sync(url, db_path, "--concurrency", str(concurrency))
+        seconds, rss, code = sync(url, db_path, "--concurrency", str(concurrency), *extra)
         if code != 0:
             raise SystemExit(f"sync failed with exit code {code}")
+        cpu = dict(CPU)
         requests, new, _ = last_run(db_path)
         minimum = minimum_requests(db_path)
         b_seconds, b_rss, b_code = run_measured(
@@ -125,6 +185,9 @@ def backfill(events: int, workdir: Path, concurrency: int) -> dict[str, float]:
         again_requests, again_new, _ = last_run(db_path)
     return {
         "events": count_events(db_path), "seconds": seconds, "rate": new / seconds,
+        "cpu_main_ms": cpu["main"] / max(new, 1) * 1000,
+        "cpu_workers_ms": cpu["workers"] / max(new, 1) * 1000,
+        "worker_rss": cpu["worker_rss"],
         "rss": rss, "requests": requests, "minimum": minimum,
         "releases": count_events(db_path, "releases"),
         "baseline_seconds": b_seconds, "baseline_rate": count_events(base_path, "raw") / b_seconds,
@@ -133,10 +196,11 @@ def backfill(events: int, workdir: Path, concurrency: int) -> dict[str, float]:
     }
 
 
-def latency_run(events: int, workdir: Path, concurrency: int) -> dict[str, float]:
+def latency_run(events: int, workdir: Path, concurrency: int,
+                extra: list[str]) -> dict[str, float]:
     db_path = workdir / "latency.db"
     with simulator(events, latency_ms=100, rate_limits="sentry") as url:
-        seconds, rss, code = sync(url, db_path, "--concurrency", str(concurrency))
+        seconds, rss, code = sync(url, db_path, "--concurrency", str(concurrency), *extra)
         if code != 0:
             raise SystemExit(f"latency sync failed with exit code {code}")
         requests, new, retries = last_run(db_path)
@@ -152,22 +216,25 @@ def main() -> None:
     parser.add_argument("--latency-events", type=int, default=20_000)
     parser.add_argument("--latency-concurrency", type=int, default=8)
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--workers", type=int, help="the sync's --workers (default: its own)")
     args = parser.parse_args()
+    extra = [] if args.workers is None else ["--workers", str(args.workers)]
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        print("| events | sync s | sync events/s | baseline events/s | ratio | requests | of which release objects | walk + discovery | minimum | over min | peak RSS MB | no-change s | no-change requests |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        print("| events | sync s | sync events/s | baseline events/s | ratio | requests | of which release objects | walk + discovery | minimum | over min | peak RSS MB main / largest worker | no-change s | no-change requests | CPU ms/event main + workers |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for n in args.events:
-            r = backfill(n, workdir, args.concurrency)
+            r = backfill(n, workdir, args.concurrency, extra)
             walk = r["requests"] - r["releases"]  # each release version is fetched once
             over = (walk - r["minimum"]) / r["minimum"] * 100
             print(f"| {int(r['events']):,} | {r['seconds']:.1f} | {r['rate']:,.0f} | "
                   f"{r['baseline_rate']:,.0f} | {r['rate'] / r['baseline_rate']:.2f} | "
                   f"{int(r['requests']):,} | {int(r['releases']):,} | {int(walk):,} | "
-                  f"{int(r['minimum']):,} | {over:+.2f}% | {int(r['rss'])} | "
-                  f"{r['nochange_seconds']:.2f} | {int(r['nochange_requests'])} |", flush=True)
+                  f"{int(r['minimum']):,} | {over:+.2f}% | {int(r['rss'])} / {int(r['worker_rss'])} | "
+                  f"{r['nochange_seconds']:.2f} | {int(r['nochange_requests'])} | "
+                  f"{r['cpu_main_ms']:.2f} + {r['cpu_workers_ms']:.2f} |", flush=True)
         if not args.skip_latency:
-            r = latency_run(args.latency_events, workdir, args.latency_concurrency)
+            r = latency_run(args.latency_events, workdir, args.latency_concurrency, extra)
             print(f"\n100 ms latency, sentry-like limits ({ISSUE_EVENTS_LIMIT_PER_S}/s issue events), "
                   f"concurrency {args.latency_concurrency}: {int(r['events']):,} events in "
                   f"{r['seconds']:.1f}s, {int(r['requests'])} requests = {r['req_per_s']:.1f} req/s, "

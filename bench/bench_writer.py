@@ -1,0 +1,71 @@
+"""The writer alone: CPU time per event of ``Store.write_events`` into a fresh archive.
+
+    python bench/bench_writer.py SOURCE.db [--events 5000] [--db sqlite:///...]
+
+Takes the raw JSON of the events of an existing archive (for example the one `sentry-archiver
+demo` writes, or a bench_sync run's), normalizes them once, then writes them into a new
+archive in pages of 100, one transaction per page, as the sync's writer does (``--sql`` runs
+statements on the new archive first, to try a schema change). Reports the
+writer's CPU time per event (``time.process_time``: less sensitive to other load on the
+machine than wall time) and wall time, and the normalizer's CPU time for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from archiver import db
+from archiver.normalize import normalize_event
+from archiver.store import Store, encode_event
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source")
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--db", help="target database URL (default: a new SQLite file)")
+    parser.add_argument("--sql", action="append", default=[],
+                        help="run this statement on the new archive first (experiments)")
+    args = parser.parse_args()
+    con = sqlite3.connect(args.source)
+    rows = con.execute("SELECT project_id, issue_id, raw_json FROM events ORDER BY id LIMIT ?",
+                       (args.events,)).fetchall()
+    con.close()
+    payloads = [(pid, iid, json.loads(raw)) for pid, iid, raw in rows]
+    started = time.process_time()
+    normalized = [normalize_event(p, project_id=pid, issue_id=iid) for pid, iid, p in payloads]
+    normalize_cpu = time.process_time() - started
+    dialect = "postgresql" if (args.db or "").startswith("postgresql") else "sqlite"
+    started = time.process_time()
+    events = [encode_event(ev, dialect) for ev in normalized]  # done by the workers in a sync
+    encode_cpu = time.process_time() - started
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.db or f"sqlite:///{tmp}/writer.db"
+        engine = db.make_engine(url)
+        db.upgrade(engine)
+        for statement in args.sql:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(statement)
+        store = Store(engine)
+        cpu, wall = time.process_time(), time.perf_counter()
+        for start in range(0, len(events), 100):
+            with store.transaction() as conn:
+                store.write_events(conn, events[start:start + 100])
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        engine.dispose()
+    n = len(events)
+    print(f"{n} events: writer {cpu / n * 1000:.3f} ms CPU/event ({wall / n * 1000:.3f} ms wall), "
+          f"normalize {normalize_cpu / n * 1000:.3f} + encode {encode_cpu / n * 1000:.3f} ms "
+          "CPU/event (both in worker processes during a sync)")
+
+
+if __name__ == "__main__":
+    main()

@@ -247,33 +247,30 @@ class Event(Base):
         UniqueConstraint("project_id", "event_id"),
         Index(None, "project_id", "date_created"),
         Index(None, "date_created"),
-        # Covering indexes of the query views (migration 0004): each view reads one of them,
-        # never the wide rows. SQLite matches GROUP BY terms to index columns in any order.
-        # Day-bucketed views: v_events, v_project_daily, v_issue_daily,
-        # v_exception_types_daily, v_crash_frames.
+        # Covering indexes of the query views (migration 0004 says which view reads which):
+        # each view reads one of them, never the wide rows. Group columns first (SQLite
+        # matches GROUP BY terms in any order), then user_key for count(DISTINCT user_key).
+        Index("ix_events_day_users", "day", "project_id", "user_key", "issue_id", "date_created"),
         Index(
-            "ix_events_day_cover",
-            "day", "project_id", "exception_type", "issue_id", "user_key", "date_created",
-            "exception_position", "crash_position", "crash_filename", "crash_lineno",
-            "crash_function",
+            "ix_events_day_exceptions",
+            "day", "project_id", "exception_type", "issue_id", "exception_position",
+            "crash_position", "crash_filename", "crash_lineno", "crash_function",
         ),
-        # v_top_inapp_frames.
         Index(
-            "ix_events_crash_cover",
+            "ix_events_crash_frames",
             "project_id", "crash_function", "crash_module", "crash_filename", "issue_id",
             "date_created", "crash_position",
         ),
-        # v_release_errors, v_environment_events, v_issue_users; they also serve lookups by
-        # release, by environment and by issue (and date).
+        # These also serve lookups by release, by environment and by issue.
         Index(
-            "ix_events_release_cover", "release", "project_id", "issue_id", "user_key",
+            "ix_events_release_users", "release", "project_id", "user_key", "issue_id",
             "date_created",
         ),
         Index(
-            "ix_events_environment_cover", "environment", "project_id", "issue_id", "user_key",
+            "ix_events_environment_users", "environment", "project_id", "user_key", "issue_id",
             "date_created",
         ),
-        Index("ix_events_issue_cover", "issue_id", "date_created", "user_key"),
+        Index("ix_events_issue_users", "issue_id", "user_key", "date_created"),
     )
 
 

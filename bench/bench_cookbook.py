@@ -107,7 +107,7 @@ def build(path: Path, events: int, seed: int = 7) -> None:
     def event_rows() -> Iterator[tuple[object, ...]]:
         for n in range(1, events + 1):
             issue = issues[min(ISSUES - 1, _bisect(cum, rnd.random() * total))]
-            iid, pid, _, _etype, title, _ = issue
+            iid, pid, _, etype, title, fn = issue
             slug = next(s for p, s, _ in PROJECTS if p == pid)
             when = START + timedelta(seconds=rnd.randrange(DAYS * 86400))
             rel = f"{slug}@1.{(when - START).days * RELEASES // DAYS}.{n % 3}"
@@ -123,14 +123,22 @@ def build(path: Path, events: int, seed: int = 7) -> None:
                 else (None, None, None))
             raw = json.dumps({"eventID": f"{n:032x}", "groupID": str(iid), "title": title,
                               "dateCreated": when.isoformat() + "Z", "padding": padding})
+            # The facts normalize.event_facts would write, from the rows made below: the raised
+            # exception is the last one, its top in-app frame is the one at position 5.
+            user_key = (f"id:{uid}" if uid is not None else f"email:{email}" if email is not None
+                        else f"ip:{ip}" if ip is not None else None)
+            module = f"app.mod{fn % 40}"
             yield (n, pid, f"{n:032x}", iid, title, "error", env, rel, ts(when), uid, email, ip,
-                   raw, NOW, NOW)
+                   raw, NOW, NOW, ts(when)[:10], user_key, 1 if n % 10 == 0 else 0, etype,
+                   5, f"fn_{fn}_5", module, module.replace(".", "/") + ".py", 100 + fn + 5)
 
     con.executemany(
         "INSERT INTO events (id, project_id, event_id, issue_id, title, level, environment, "
         "release, date_created, user_id, user_email, user_ip_address, raw_json, has_detail, "
-        "is_full, problem_count, archived_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1, 0, ?, ?)",
+        "is_full, problem_count, archived_at, updated_at, day, user_key, exception_position, "
+        "exception_type, crash_position, crash_function, crash_module, crash_filename, "
+        "crash_lineno) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         event_rows())
     fn_of = {iid: fn for iid, _, _, _, _, fn in issues}
     type_of = {iid: t for iid, _, _, t, _, _ in issues}

@@ -13,16 +13,11 @@ This revision keeps those facts on ``events`` (computed at write time by
 ``archiver.normalize.event_facts``; older events are backfilled here with the SQL of the 0003
 views), redefines the views over them with the same columns and meaning, and gives SQLite
 covering indexes in the orders the views group by (SQLite matches GROUP BY terms to index
-columns in any order), so each view reads one narrow index and never the table:
-
-* ``ix_events_day_cover``: day-bucketed views and recipes (v_events, v_project_daily,
-  v_issue_daily, v_exception_types_daily, v_crash_frames);
-* ``ix_events_crash_cover``: v_top_inapp_frames;
-* ``ix_events_release_cover``, ``ix_events_environment_cover``, ``ix_events_issue_cover``
-  (v_release_errors, v_environment_events, v_issue_users) replace the one- and two-column
-  indexes ``ix_events_release``, ``ix_events_environment`` and
-  ``ix_events_issue_id_date_created``: they lead with the same columns, so every lookup those
-  served is still an index lookup.
+columns in any order), so each view reads one narrow index and never the table
+(``NEW_INDEXES`` says which). ``ix_events_release_users``, ``ix_events_environment_users`` and
+``ix_events_issue_users`` replace ``ix_events_release``, ``ix_events_environment`` and
+``ix_events_issue_id_date_created``: they lead with the same first column, so lookups by
+release, environment or issue are still index lookups (issue and date: a range within the issue).
 
 Dropped: ``ix_frames_top_inapp`` and ``ix_exceptions_is_last_type`` (0003 made them for the
 views, which no longer read frames or exceptions; every frame index costs the sync writer time
@@ -170,20 +165,28 @@ JOIN issues i ON i.id = u.issue_id
 """),
 ]
 
-# (name, table, columns): covering indexes of the views (see the docstring).
+# (name, table, columns): covering indexes of the views (see the docstring). Each leads with
+# the columns its views group by (SQLite matches GROUP BY terms in any order), then user_key:
+# count(DISTINCT user_key) then meets each group's keys in order, several times cheaper.
 NEW_INDEXES: list[tuple[str, str, list[str]]] = [
-    ("ix_events_day_cover", "events",
-     ["day", "project_id", "exception_type", "issue_id", "user_key", "date_created",
-      "exception_position", "crash_position", "crash_filename", "crash_lineno",
-      "crash_function"]),
-    ("ix_events_crash_cover", "events",
+    # v_events, v_project_daily, v_issue_daily (recipes filter them by day).
+    ("ix_events_day_users", "events",
+     ["day", "project_id", "user_key", "issue_id", "date_created"]),
+    # v_exception_types_daily, v_crash_frames.
+    ("ix_events_day_exceptions", "events",
+     ["day", "project_id", "exception_type", "issue_id", "exception_position",
+      "crash_position", "crash_filename", "crash_lineno", "crash_function"]),
+    # v_top_inapp_frames.
+    ("ix_events_crash_frames", "events",
      ["project_id", "crash_function", "crash_module", "crash_filename", "issue_id",
       "date_created", "crash_position"]),
-    ("ix_events_release_cover", "events",
-     ["release", "project_id", "issue_id", "user_key", "date_created"]),
-    ("ix_events_environment_cover", "events",
-     ["environment", "project_id", "issue_id", "user_key", "date_created"]),
-    ("ix_events_issue_cover", "events", ["issue_id", "date_created", "user_key"]),
+    # v_release_errors, v_environment_events, v_issue_users; they lead with the columns of the
+    # indexes they replace, so lookups by release, environment or issue stay index lookups.
+    ("ix_events_release_users", "events",
+     ["release", "project_id", "user_key", "issue_id", "date_created"]),
+    ("ix_events_environment_users", "events",
+     ["environment", "project_id", "user_key", "issue_id", "date_created"]),
+    ("ix_events_issue_users", "events", ["issue_id", "user_key", "date_created"]),
 ]
 # Indexes this revision drops (recreated by the downgrade).
 OLD_INDEXES: list[tuple[str, str, list[str]]] = [

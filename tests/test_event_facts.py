@@ -7,6 +7,8 @@ archived before it: both must agree with each other and with what the 0003 views
 from __future__ import annotations
 
 import datetime as dt
+import random
+import string
 from typing import Any
 
 from sqlalchemy import Engine, inspect, text
@@ -166,3 +168,32 @@ def test_upgrade_backfills_what_the_writer_writes(empty_db_url: str, tmp_path: A
     assert after == written
     assert ("0" * 31 + "9", "2024-05-02", "NULL", "0", "KeyError", "NULL", "NULL", "NULL",
             "NULL", "NULL") in after["facts"]  # a raw (unsymbolicated) in-app frame is no crash
+
+
+def test_the_longest_crash_text_fits_every_index(engine: Engine):
+    """Exception type, frame function, module and file of 1,000 incompressible characters each.
+
+    A PostgreSQL index entry holds at most 2,704 bytes: the indexes with three such columns
+    exist on SQLite only, and the event is archived on both databases.
+    """
+    rnd = random.Random(6)
+
+    def noise() -> str:
+        return "".join(rnd.choice(string.ascii_letters + string.digits) for _ in range(1500))
+
+    exc_type, function, module, filename, user = noise(), noise(), noise(), noise(), noise()
+    payload = event(1, "2024-05-01T00:00:00Z", issue=BOOM, project=API, user={"id": user},
+                    exc=[(exc_type, [{"function": function, "module": module,
+                                      "filename": filename, "lineNo": 1, "inApp": True}])])
+    write(engine, [normalize_event(payload)])
+    with engine.connect() as conn:
+        crash = conn.execute(text("SELECT exception_type, function, module, filename "
+                                  "FROM v_crash_frames")).one()
+        (user_key,) = conn.execute(text("SELECT user_key FROM v_events")).one()
+    assert tuple(crash) == (exc_type[:INDEXED_MAX], function[:INDEXED_MAX], module[:INDEXED_MAX],
+                            filename[:INDEXED_MAX])
+    assert user_key == ("id:" + user)[:INDEXED_MAX]
+    indexes = {ix["name"] for ix in inspect(engine).get_indexes("events")}
+    sqlite_only = {"ix_events_day_exceptions", "ix_events_crash_frames"}
+    assert sqlite_only <= indexes if engine.dialect.name == "sqlite" else not sqlite_only & indexes
+    assert "ix_events_day_users" in indexes

@@ -23,7 +23,8 @@ Dropped: ``ix_frames_top_inapp`` and ``ix_exceptions_is_last_type`` (0003 made t
 views, which no longer read frames or exceptions; every frame index costs the sync writer time
 per frame row, tens per event).
 
-Text that goes into these indexes is cut to 1,000 characters, as other indexed text is (full
+``ix_events_day_exceptions`` and ``ix_events_crash_frames`` are created on SQLite only (see
+``NEW_INDEXES``). Text that goes into these indexes is cut to 1,000 characters, as other indexed text is (full
 values stay in the user columns and in ``frames``). An event with several ``is_last``
 exceptions (only a payload with two exception entries has that; Sentry sends one) now counts
 once, by its highest-positioned one; 0003 counted it once per such exception.
@@ -165,28 +166,31 @@ JOIN issues i ON i.id = u.issue_id
 """),
 ]
 
-# (name, table, columns): covering indexes of the views (see the docstring). Each leads with
-# the columns its views group by (SQLite matches GROUP BY terms in any order), then user_key:
-# count(DISTINCT user_key) then meets each group's keys in order, several times cheaper.
-NEW_INDEXES: list[tuple[str, str, list[str]]] = [
+# (name, table, columns, SQLite only): covering indexes of the views (see the docstring). Each
+# leads with the columns its views group by (SQLite matches GROUP BY terms in any order), then
+# user_key: count(DISTINCT user_key) then meets each group's keys in order, several times
+# cheaper. The two with three text columns of up to 1,000 characters each are SQLite's only: a
+# PostgreSQL index entry holds at most 2,704 bytes (and PostgreSQL scans events cheaply, its
+# raw_json being stored out of line).
+NEW_INDEXES: list[tuple[str, str, list[str], bool]] = [
     # v_events, v_project_daily, v_issue_daily (recipes filter them by day).
     ("ix_events_day_users", "events",
-     ["day", "project_id", "user_key", "issue_id", "date_created"]),
+     ["day", "project_id", "user_key", "issue_id", "date_created"], False),
     # v_exception_types_daily, v_crash_frames.
     ("ix_events_day_exceptions", "events",
      ["day", "project_id", "exception_type", "issue_id", "exception_position",
-      "crash_position", "crash_filename", "crash_lineno", "crash_function"]),
+      "crash_position", "crash_filename", "crash_lineno", "crash_function"], True),
     # v_top_inapp_frames.
     ("ix_events_crash_frames", "events",
      ["project_id", "crash_function", "crash_module", "crash_filename", "issue_id",
-      "date_created", "crash_position"]),
+      "date_created", "crash_position"], True),
     # v_release_errors, v_environment_events, v_issue_users; they lead with the columns of the
     # indexes they replace, so lookups by release, environment or issue stay index lookups.
     ("ix_events_release_users", "events",
-     ["release", "project_id", "user_key", "issue_id", "date_created"]),
+     ["release", "project_id", "user_key", "issue_id", "date_created"], False),
     ("ix_events_environment_users", "events",
-     ["environment", "project_id", "user_key", "issue_id", "date_created"]),
-    ("ix_events_issue_users", "events", ["issue_id", "user_key", "date_created"]),
+     ["environment", "project_id", "user_key", "issue_id", "date_created"], False),
+    ("ix_events_issue_users", "events", ["issue_id", "user_key", "date_created"], False),
 ]
 # Indexes this revision drops (recreated by the downgrade).
 OLD_INDEXES: list[tuple[str, str, list[str]]] = [
@@ -220,8 +224,9 @@ def upgrade() -> None:
     op.execute(BACKFILL.format(day=DAY.get(dialect, DAY["postgresql"])))
     for name, table, _ in OLD_INDEXES:
         op.drop_index(name, table_name=table)
-    for name, table, columns in NEW_INDEXES:
-        op.create_index(name, table, columns, unique=False)
+    for name, table, columns, sqlite_only in NEW_INDEXES:
+        if dialect == "sqlite" or not sqlite_only:
+            op.create_index(name, table, columns, unique=False)
     for name, sql in VIEWS:
         op.execute(f"CREATE VIEW {name} AS {sql.strip()}")
 
@@ -231,8 +236,9 @@ def downgrade() -> None:
     dialect = op.get_bind().dialect.name
     for name, _ in reversed(VIEWS):
         op.execute(f"DROP VIEW IF EXISTS {name}")
-    for name, table, _ in reversed(NEW_INDEXES):
-        op.drop_index(name, table_name=table)
+    for name, table, _, sqlite_only in reversed(NEW_INDEXES):
+        if dialect == "sqlite" or not sqlite_only:
+            op.drop_index(name, table_name=table)
     for name, table, columns in reversed(OLD_INDEXES):
         op.create_index(name, table, columns, unique=False)
     for name, _ in reversed(COLUMNS):

@@ -7,7 +7,7 @@ the Alembic migrations live, so the CLI, the tests and the benchmarks all see th
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -168,14 +168,30 @@ def schema_diff(engine: Engine) -> list[Any]:
     """Differences between the models and the database (empty when they agree)."""
     with _connected(engine) as connection:
         context = MigrationContext.configure(
-            connection, opts={"compare_type": True, "include_object": include_object}
+            connection,
+            opts={"compare_type": True,
+                  "include_object": include_object_for(connection.dialect.name)},
         )
         return list(compare_metadata(context, Base.metadata))
 
 
-def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-    """Leave Alembic's own table alone."""
-    return not (type_ == "table" and name == "alembic_version")
+def include_object_for(dialect: str) -> Callable[[Any, str | None, str, bool, Any], bool]:
+    """Alembic's ``include_object`` hook for a database of this dialect.
+
+    Alembic's own table is left alone, and so are indexes the models create only on other
+    dialects (``Index(...).ddl_if(dialect=...)``): Alembic ignores ``ddl_if`` and would
+    report them missing.
+    """
+
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        if type_ == "table" and name == "alembic_version":
+            return False
+        only = getattr(getattr(obj, "_ddl_if", None), "dialect", None)
+        if type_ == "index" and not reflected and only is not None:
+            return dialect in ((only,) if isinstance(only, str) else tuple(only))
+        return True
+
+    return include
 
 
 def open_archive(db_url: str, *, missing: str = "run: sentry-archiver sync (or db upgrade)") -> Engine:

@@ -152,6 +152,16 @@ COLUMNS: dict[str, dict[str, str]] = {
         "problem_count": "Rows in event_problems.",
         "scrubbed": "Values replaced at archive time (JSON: method, paths).",
         "raw_sha256": "SHA-256 of raw_json.",
+        "day": "UTC calendar day of date_created (what the views group by).",
+        "user_key": "The user, like Sentry's sentry:user tag: id:..., email:..., username:... or ip:...",
+        "exception_position": "Position of the raised exception (exceptions.position; NULL: none).",
+        "exception_type": "Type of the raised (last) exception.",
+        "crash_position": "Position of the top in-app frame of the raised exception's stack "
+                          "(frames.position; NULL: no in-app frame).",
+        "crash_function": "Function of the top in-app frame (where your code crashed).",
+        "crash_module": "Module of the top in-app frame.",
+        "crash_filename": "File name of the top in-app frame.",
+        "crash_lineno": "Line number of the top in-app frame.",
     },
     "event_tags": {"key": "Tag key.", "value": "Tag value."},
     "exceptions": {

@@ -25,6 +25,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     Dialect,
     ForeignKey,
     Index,
@@ -225,14 +226,54 @@ class Event(Base):
     raw_sha256: Mapped[str | None] = mapped_column(String(64))
     archived_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
+    # Facts the query views read, derived at write time from the columns and child rows above
+    # (``normalize.event_facts``; migration 0004 backfilled older events): reading them is
+    # what lets whole-archive views answer from narrow indexes instead of the wide rows.
+    # The UTC calendar day of date_created (text YYYY-MM-DD on SQLite, a date on PostgreSQL).
+    day: Mapped[dt.date | None] = mapped_column(Date)
+    # id:..., else email:..., else username:..., else ip:... (Sentry's sentry:user tag).
+    user_key: Mapped[str | None] = mapped_column(Text)
+    # The raised exception (exceptions.position and type of the is_last row).
+    exception_position: Mapped[int | None] = mapped_column(Integer)
+    exception_type: Mapped[str | None] = mapped_column(Text)
+    # The top in-app frame of the raised exception's stack (frames.position and its values).
+    crash_position: Mapped[int | None] = mapped_column(Integer)
+    crash_function: Mapped[str | None] = mapped_column(Text)
+    crash_module: Mapped[str | None] = mapped_column(Text)
+    crash_filename: Mapped[str | None] = mapped_column(Text)
+    crash_lineno: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
         UniqueConstraint("project_id", "event_id"),
-        Index(None, "issue_id", "date_created"),
         Index(None, "project_id", "date_created"),
         Index(None, "date_created"),
-        Index(None, "release"),
-        Index(None, "environment"),
+        # Covering indexes of the query views (migration 0004 says which view reads which):
+        # each view reads one of them, never the wide rows. Group columns first (SQLite
+        # matches GROUP BY terms in any order), then user_key for count(DISTINCT user_key).
+        Index("ix_events_day_users", "day", "project_id", "user_key", "issue_id", "date_created"),
+        # These two carry three text columns of up to 1,000 characters: more than a
+        # PostgreSQL index entry can hold (2,704 bytes). PostgreSQL answers their views by
+        # scanning events (raw_json is out of line there, TOASTed), so they are SQLite's only.
+        Index(
+            "ix_events_day_exceptions",
+            "day", "project_id", "exception_type", "issue_id", "exception_position",
+            "crash_position", "crash_filename", "crash_lineno", "crash_function",
+        ).ddl_if(dialect="sqlite"),
+        Index(
+            "ix_events_crash_frames",
+            "project_id", "crash_function", "crash_module", "crash_filename", "issue_id",
+            "date_created", "crash_position",
+        ).ddl_if(dialect="sqlite"),
+        # These also serve lookups by release, by environment and by issue.
+        Index(
+            "ix_events_release_users", "release", "project_id", "user_key", "issue_id",
+            "date_created",
+        ),
+        Index(
+            "ix_events_environment_users", "environment", "project_id", "user_key", "issue_id",
+            "date_created",
+        ),
+        Index("ix_events_issue_users", "issue_id", "user_key", "date_created"),
     )
 
 
@@ -271,8 +312,6 @@ class ExceptionRow(Base):
     # True for the last exception in the chain (the one finally raised).
     is_last: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
-    # The raised exception of every event, by type (views v_exception_types_daily, v_crash_frames).
-    __table_args__ = (Index(None, "is_last", "type"),)
 
 
 class Thread(Base):
@@ -329,14 +368,7 @@ class Frame(Base):
     post_context: Mapped[Any | None] = mapped_column(JSONType)
     vars: Mapped[Any | None] = mapped_column(JSONType)
 
-    __table_args__ = (
-        Index(None, "in_app", "function"),
-        # One seek finds the top in-app frame of a stack (view v_crash_frames).
-        Index(
-            "ix_frames_top_inapp",
-            "event_pk", "stack_kind", "stack_index", "is_raw", "in_app", "position",
-        ),
-    )
+    __table_args__ = (Index(None, "in_app", "function"),)
 
 
 class Breadcrumb(Base):

@@ -8,7 +8,7 @@ from typing import Any
 from alembic import context
 from sqlalchemy.types import TypeDecorator
 
-from archiver.db import include_object, make_engine, normalize_url
+from archiver.db import include_object_for, make_engine, normalize_url
 from archiver.models import Base
 
 config = context.config
@@ -34,7 +34,7 @@ def _configure(connection: Any) -> None:
         compare_type=True,
         render_as_batch=connection.dialect.name == "sqlite",
         render_item=render_item,
-        include_object=include_object,
+        include_object=include_object_for(connection.dialect.name),
     )
 
 

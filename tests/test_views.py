@@ -1,4 +1,4 @@
-"""The query views (migration 0003) return the right numbers on a hand-built archive."""
+"""The query views (migrations 0003 and 0004) return the right numbers on a hand-built archive."""
 
 from __future__ import annotations
 

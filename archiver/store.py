@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Connection,
+    Date,
     DateTime,
     Engine,
     Table,
@@ -106,26 +107,40 @@ class IssueWalk:
 class EncodedEvent:
     """A normalized event as the writer stores it, values already converted for one database.
 
-    Child rows are tuples in :data:`CHILD_COLUMNS` order, without ``event_pk``: the writer
-    only prepends the key. Made by :func:`encode_event`, in a worker process during a sync,
-    so that the single writer spends its time in the database and not in Python.
+    ``event`` is the ``events`` row as a tuple in :data:`EVENT_COLUMNS` order; child rows are
+    tuples in :data:`CHILD_COLUMNS` order, without ``event_pk`` (the writer prepends it).
+    Made by :func:`encode_event`, in a worker process during a sync, so that the single
+    writer spends its time in the database and not in Python.
     """
 
     project_id: int
     event_id: str
     issue_id: int | None
-    event: dict[str, Any]
+    event: tuple[Any, ...]
     children: dict[str, list[tuple[Any, ...]]]
     release_version: str | None
-    release: dict[str, Any] | None = None
+    release: dict[str, Any] | None
+    sha256: str  # of the raw JSON: an unchanged event is not written again
+    rank: int  # how rich the payload is (see _rank)
+
+    def event_row(self) -> dict[str, Any]:
+        """The ``events`` row as a dict (converted values), for tests and debugging."""
+        return dict(zip(EVENT_COLUMNS, self.event, strict=True))
 
 
 def encode_event(ev: NormalizedEvent | EncodedEvent, dialect: str) -> EncodedEvent:
-    """Child dicts to converted tuples, and the raw JSON's SHA-256 (pure; any process)."""
+    """Rows to tuples of values converted for ``dialect``, and the raw JSON's SHA-256.
+
+    Pure, so it runs in any process.
+    """
     if isinstance(ev, EncodedEvent):
         return ev
-    row = dict(ev.event)
-    row["raw_sha256"] = hashlib.sha256(row["raw_json"].encode("utf-8", "surrogatepass")).hexdigest()
+    row = ev.event
+    sha = hashlib.sha256(row["raw_json"].encode("utf-8", "surrogatepass")).hexdigest()
+    values = [row.get(c) for c in EVENT_COLUMNS[:-1]]
+    values.append(sha)
+    for i, conv in _event_converters(dialect):
+        values[i] = conv(values[i])
     children: dict[str, list[tuple[Any, ...]]] = {}
     for name, rows in ev.children.items():
         if not rows:
@@ -137,13 +152,14 @@ def encode_event(ev: NormalizedEvent | EncodedEvent, dialect: str) -> EncodedEve
             continue
         out = []
         for r in rows:
-            values = list(pick(r))
+            child = list(pick(r))
             for i, conv in convert:
-                values[i] = conv(values[i])
-            out.append(tuple(values))
+                child[i] = conv(child[i])
+            out.append(tuple(child))
         children[name] = out
-    return EncodedEvent(ev.project_id, ev.event_id, ev.issue_id, row, children,
-                        ev.release_version, ev.release)
+    return EncodedEvent(ev.project_id, ev.event_id, ev.issue_id, tuple(values), children,
+                        ev.release_version, ev.release, sha,
+                        _rank(bool(row.get("has_detail")), bool(row.get("is_full"))))
 
 
 def _insert_fn(conn: Connection) -> Any:
@@ -207,17 +223,21 @@ class Store:
         conn.execute(stmt, [dict(r) for r in rows])
 
     def _insert_many(self, conn: Connection, table: Table, params: Sequence[tuple[Any, ...]]) -> None:
-        """Plain bulk INSERT of child rows (``event_pk`` first, converted values): multi-row
-        VALUES statements, straight to the driver.
+        """Plain bulk INSERT of child rows (``event_pk`` first, converted values)."""
+        self._insert_rows(conn, table, ("event_pk", *CHILD_COLUMNS[table.name]), params)
 
-        Child tables are the bulk of the rows (tens per event), so SQLAlchemy's per-row
-        parameter processing is skipped: :func:`encode_event` converted the values already,
-        the way SQLAlchemy would store them. And one statement carries many rows:
-        ``executemany`` steps SQLite once per row, releasing and re-taking the GIL each time.
+    def _insert_rows(self, conn: Connection, table: Table, columns: Sequence[str],
+                     params: Sequence[tuple[Any, ...]], suffix: str = "") -> None:
+        """Multi-row ``INSERT ... VALUES`` of converted tuples, straight to the driver.
+
+        Events and their child rows (tens per event) are the bulk of the writes, so
+        SQLAlchemy's per-row parameter processing is skipped: :func:`encode_event` converted
+        the values already, the way SQLAlchemy would store them. And one statement carries
+        many rows: ``executemany`` steps SQLite once per row, releasing and re-taking the GIL
+        each time. ``suffix`` follows the VALUES (an ``ON CONFLICT`` clause).
         """
         if not params:
             return
-        columns = ("event_pk", *CHILD_COLUMNS[table.name])
         mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
         preparer = conn.dialect.identifier_preparer
         head = (f"INSERT INTO {preparer.format_table(table)} "
@@ -231,12 +251,12 @@ class Store:
         size = max(1, min(MULTI_ROW_MAX, _max_params(conn) // len(columns)))
         full = len(params) // size * size if size > 1 else 0
         if full:
-            chunk_sql = head + ", ".join([one] * size)
+            chunk_sql = head + ", ".join([one] * size) + suffix
             for start in range(0, full, size):
                 conn.exec_driver_sql(
                     chunk_sql, tuple(itertools.chain.from_iterable(params[start:start + size])))
         if full < len(params):
-            conn.exec_driver_sql(head + one, params[full:])
+            conn.exec_driver_sql(head + one + suffix, params[full:])
 
     # ----------------------------------------------------------------- discovery objects
 
@@ -305,33 +325,36 @@ class Store:
         self.ensure_projects(conn, {ev.project_id for ev in batch.values()})
 
         existing = self._existing(conn, batch.keys())
-        now = utcnow()
-        to_write: list[dict[str, Any]] = []
+        stamp = _event_converter("updated_at", dialect)(utcnow())
+        to_write: list[tuple[Any, ...]] = []
+        written: list[tuple[int, str]] = []
         changed_pks: list[int] = []
         inserted = updated = unchanged = 0
         for key, ev in batch.items():
-            row = ev.event
             old = existing.get(key)
             if old is not None:
                 pk, old_sha, old_rank = old
-                new_rank = _rank(bool(row.get("has_detail")), bool(row.get("is_full")))
-                if old_sha == row["raw_sha256"] or new_rank < old_rank:
+                if old_sha == ev.sha256 or ev.rank < old_rank:
                     unchanged += 1
                     continue
                 changed_pks.append(pk)
                 updated += 1
-                row = {**row, "updated_at": now}
             else:
-                row = {**row, "updated_at": now, "archived_at": now}
                 inserted += 1
-            to_write.append(row)
+            to_write.append((*ev.event, stamp, stamp))  # archived_at, updated_at
+            written.append(key)
 
         if changed_pks:
             for table in CHILD_TABLES.values():
                 conn.execute(delete(table).where(table.c.event_pk.in_(changed_pks)))
         if to_write:
-            self.upsert(conn, EVENTS, to_write, keys=["project_id", "event_id"])
-            written = {(r["project_id"], r["event_id"]) for r in to_write}
+            preparer = conn.dialect.identifier_preparer
+            # archived_at is kept: it says when the event first entered the archive
+            conflict = (" ON CONFLICT (project_id, event_id) DO UPDATE SET " + ", ".join(
+                f"{preparer.quote(c)} = excluded.{preparer.quote(c)}"
+                for c in (*EVENT_COLUMNS, "updated_at") if c not in ("project_id", "event_id")))
+            self._insert_rows(conn, EVENTS, (*EVENT_COLUMNS, "archived_at", "updated_at"),
+                              to_write, conflict)
             pks = {k: v[0] for k, v in self._existing(conn, written).items()}
             children: dict[str, list[tuple[Any, ...]]] = {name: [] for name in CHILD_TABLES}
             for key in written:
@@ -445,6 +468,14 @@ def _issue_walk(m: Mapping[str, Any]) -> IssueWalk:
 
 MULTI_ROW_MAX = 100  # rows per multi-row INSERT statement
 
+# The events row's columns in the order of its tuple (raw_sha256 last; the writer adds
+# archived_at and updated_at; id is the database's).
+EVENT_COLUMNS: tuple[str, ...] = (
+    *(c.name for c in EVENTS.columns
+      if c.name not in ("id", "raw_sha256", "archived_at", "updated_at")),
+    "raw_sha256",
+)
+
 # Child row columns in the order of their tuples (``event_pk`` left out: the writer adds it).
 CHILD_COLUMNS: dict[str, tuple[str, ...]] = {
     t.name: tuple(c.name for c in t.columns if c.name != "event_pk") for t in EVENT_CHILD_TABLES
@@ -491,16 +522,44 @@ def _sqlite_datetime(value: dt.datetime | None) -> str | None:
     return value.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+def _pg_datetime(value: dt.datetime | None) -> dt.datetime | None:
+    """UTCDateTime's rule: a naive value is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=dt.timezone.utc)
+
+
+def _sqlite_date(value: dt.date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
 def _converter(type_: Any, dialect: str) -> Callable[[Any], Any]:
     """How SQLAlchemy would bind a value of this column type, as a plain function.
 
     JSON becomes its text on both databases (PostgreSQL casts it in the INSERT).
     """
     if isinstance(type_, (UTCDateTime, DateTime)):
-        return _sqlite_datetime if dialect == "sqlite" else _identity
+        return _sqlite_datetime if dialect == "sqlite" else _pg_datetime
+    if isinstance(type_, Date):
+        return _sqlite_date if dialect == "sqlite" else _identity
     if isinstance(type_, JSON):
         return _json_value
     return _identity
+
+
+def _event_converter(column: str, dialect: str) -> Callable[[Any], Any]:
+    return _converter(EVENTS.c[column].type, dialect)
+
+
+@functools.lru_cache(maxsize=4)
+def _event_converters(dialect: str) -> tuple[tuple[int, Callable[[Any], Any]], ...]:
+    """(position, converter) of the events columns whose values need converting."""
+    out = []
+    for i, column in enumerate(EVENT_COLUMNS):
+        conv = _event_converter(column, dialect)
+        if conv is not _identity:
+            out.append((i, conv))
+    return tuple(out)
 
 
 @functools.lru_cache(maxsize=64)

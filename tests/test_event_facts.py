@@ -11,12 +11,12 @@ import random
 import string
 from typing import Any
 
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Connection, Engine, inspect, text
 
 from archiver import db
 from archiver.cookbook import cell
 from archiver.normalize import INDEXED_MAX, NormalizedEvent, event_facts, normalize_event
-from archiver.store import Store
+from archiver.store import CHILD_TABLES, EVENTS, Store, encode_event
 from tests.conftest import drop_pg_database, new_pg_database
 from tests.test_views import API, BOOM, JS, SLOW, VIEWS, WEB, archive, event, frame
 
@@ -108,17 +108,35 @@ def odd_archive() -> list[dict[str, Any]]:
     return [*archive(), no_type, no_date, raw_only]
 
 
+def _projects_and_issues(store: Store, conn: Connection) -> None:
+    store.upsert_projects(conn, [{"id": API, "slug": "api", "organization_slug": "acme"},
+                                 {"id": WEB, "slug": "web", "organization_slug": "acme"}])
+    store.upsert_issues(conn, [
+        {"id": BOOM, "project_id": API, "short_id": "API-1", "title": "ValueError"},
+        {"id": SLOW, "project_id": API, "short_id": "API-2", "title": "TimeoutError"},
+        {"id": JS, "project_id": WEB, "short_id": "WEB-1", "title": "TypeError"},
+    ])
+
+
 def write(engine: Engine, events: list[NormalizedEvent]) -> None:
     store = Store(engine)
     with store.transaction() as conn:
-        store.upsert_projects(conn, [{"id": API, "slug": "api", "organization_slug": "acme"},
-                                     {"id": WEB, "slug": "web", "organization_slug": "acme"}])
-        store.upsert_issues(conn, [
-            {"id": BOOM, "project_id": API, "short_id": "API-1", "title": "ValueError"},
-            {"id": SLOW, "project_id": API, "short_id": "API-2", "title": "TimeoutError"},
-            {"id": JS, "project_id": WEB, "short_id": "WEB-1", "title": "TypeError"},
-        ])
+        _projects_and_issues(store, conn)
         store.write_events(conn, events)
+
+
+def write_0003(engine: Engine, events: list[NormalizedEvent]) -> None:
+    """What a writer before 0004 stored: the same rows, without the facts columns."""
+    store = Store(engine)
+    with store.transaction() as conn:
+        _projects_and_issues(store, conn)
+        rows = [{k: v for k, v in ev.event.items() if k not in FACTS} for ev in events]
+        store.upsert(conn, EVENTS, rows, keys=["project_id", "event_id"])
+        pks = store._existing(conn, [(ev.project_id, ev.event_id) for ev in events])
+        for ev in events:
+            pk = pks[(ev.project_id, ev.event_id)][0]
+            for name, children in encode_event(ev, conn.dialect.name).children.items():
+                store._insert_many(conn, CHILD_TABLES[name], [(pk, *r) for r in children])
 
 
 def snapshot(engine: Engine) -> dict[str, list[tuple[str, ...]]]:
@@ -139,11 +157,7 @@ def test_upgrade_backfills_what_the_writer_writes(empty_db_url: str, tmp_path: A
     """An archive written before 0004 and upgraded answers like one written after it."""
     old = db.make_engine(empty_db_url)
     db.upgrade(old, "0003")
-    events = [normalize_event(p) for p in odd_archive()]
-    for ev in events:  # the rows a 0003 writer wrote: no facts
-        for name in FACTS:
-            del ev.event[name]
-    write(old, events)
+    write_0003(old, [normalize_event(p) for p in odd_archive()])
     before = snapshot(old)
     assert "facts" not in before and before["v_crash_frames"]
     db.upgrade(old)

@@ -67,8 +67,8 @@ def test_scrubbing_happens_in_the_worker(page_body: bytes) -> None:
     with PageNormalizer(1) as pool:
         events = pool(page_body, job(scrub=("user.email",), scrub_key="k"))
     assert isinstance(events, list)
-    assert all(ev.event["scrubbed"] is not None for ev in events)
-    assert all("@" not in (ev.event["user_email"] or "") for ev in events)
+    assert all(ev.event_row()["scrubbed"] is not None for ev in events)
+    assert all("@" not in (ev.event_row()["user_email"] or "") for ev in events)
 
 
 def test_items_without_entries_stay_raw_for_a_detail_request() -> None:
@@ -200,3 +200,12 @@ def test_sync_with_and_without_workers_writes_the_same_archive(tmp_path: Path) -
             counts.append(_table_counts(url))
     assert counts[0] == counts[1]
     assert counts[0]["events"] == len(org.truth())
+
+
+def test_every_events_column_comes_from_normalize() -> None:
+    """The writer stores events by column position: normalize must give every column."""
+    from archiver.normalize import normalize_event
+    from archiver.store import EVENT_COLUMNS
+
+    ev = normalize_event({"eventID": "a" * 32, "entries": []}, project_id=1)
+    assert set(ev.event) | {"raw_sha256"} == set(EVENT_COLUMNS)

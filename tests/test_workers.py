@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from archiver.errors import TransportError
 from archiver.runner import execute_sync
 from archiver.simulator import SimulatedOrg, SimulatorConfig, SimulatorServer
 from archiver.store import CHILD_TABLES, EncodedEvent
+from archiver.sync import InFlight
 from archiver.workers import InvalidBody, NotAList, PageJob, PageNormalizer, normalize_page
 
 TOKEN = "worker-test-token"
@@ -209,3 +211,31 @@ def test_every_events_column_comes_from_normalize() -> None:
 
     ev = normalize_event({"eventID": "a" * 32, "entries": []}, project_id=1)
     assert set(ev.event) | {"raw_sha256"} == set(EVENT_COLUMNS)
+
+
+def test_in_flight_budget_waits_for_the_writer_and_never_blocks_an_empty_pipeline() -> None:
+    stop = threading.Event()
+    budget = InFlight(limit=10)
+    budget.acquire(25, stop)  # bigger than the budget, but nothing is in flight: goes through
+    assert budget.used == 25
+    entered = threading.Event()
+
+    def second() -> None:
+        budget.acquire(5, stop)
+        entered.set()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    assert not entered.wait(0.5), "a page must wait while the budget is spent"
+    budget.release(25)  # the writer committed the first page
+    assert entered.wait(5)
+    thread.join()
+    assert budget.used == 5
+    budget.adjust(-5)
+    assert budget.used == 0
+    budget.acquire(8, stop)
+    budget.adjust(+4)  # the page turned out bigger than estimated
+    assert budget.used == 12
+    stop.set()
+    budget.acquire(100, stop)  # a stopping run never waits
+    assert budget.used == 112

@@ -87,7 +87,7 @@ class Settings:
     releases: bool = True
     concurrency: int = 4
     # Processes that parse and normalize pages beside the writer (0: all in one process).
-    workers: int = field(default_factory=lambda: default_workers())
+    workers: int = field(default_factory=default_workers)
     overlap: dt.timedelta = dt.timedelta(minutes=15)
     timeout: float = 30.0
     max_retries: int = 6

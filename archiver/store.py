@@ -137,27 +137,13 @@ def encode_event(ev: NormalizedEvent | EncodedEvent, dialect: str) -> EncodedEve
         return ev
     row = ev.event
     sha = hashlib.sha256(row["raw_json"].encode("utf-8", "surrogatepass")).hexdigest()
-    values = [row.get(c) for c in EVENT_COLUMNS[:-1]]
-    values.append(sha)
-    for i, conv in _event_converters(dialect):
-        values[i] = conv(values[i])
+    values = _convert((*_pick_event(row), sha), _converters("events", dialect))
     children: dict[str, list[tuple[Any, ...]]] = {}
     for name, rows in ev.children.items():
-        if not rows:
-            continue
-        pick = _pickers[name]
-        convert = _table_converters(name, dialect)
-        if not convert:
-            children[name] = [pick(r) for r in rows]
-            continue
-        out = []
-        for r in rows:
-            child = list(pick(r))
-            for i, conv in convert:
-                child[i] = conv(child[i])
-            out.append(tuple(child))
-        children[name] = out
-    return EncodedEvent(ev.project_id, ev.event_id, ev.issue_id, tuple(values), children,
+        if rows:
+            pick, convert = _pickers[name], _converters(name, dialect)
+            children[name] = [_convert(pick(r), convert) for r in rows]
+    return EncodedEvent(ev.project_id, ev.event_id, ev.issue_id, values, children,
                         ev.release_version, ev.release, sha,
                         _rank(bool(row.get("has_detail")), bool(row.get("is_full"))))
 
@@ -325,7 +311,7 @@ class Store:
         self.ensure_projects(conn, {ev.project_id for ev in batch.values()})
 
         existing = self._existing(conn, batch.keys())
-        stamp = _event_converter("updated_at", dialect)(utcnow())
+        stamp = _converter(EVENTS.c.updated_at.type, dialect)(utcnow())
         to_write: list[tuple[Any, ...]] = []
         written: list[tuple[int, str]] = []
         changed_pks: list[int] = []
@@ -491,6 +477,7 @@ def _picker(columns: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any
 
 
 _pickers = {name: _picker(cols) for name, cols in CHILD_COLUMNS.items()}
+_pick_event = _picker(EVENT_COLUMNS[:-1])  # raw_sha256 is computed, not normalized
 
 
 def _max_params(conn: Connection) -> int:
@@ -547,28 +534,25 @@ def _converter(type_: Any, dialect: str) -> Callable[[Any], Any]:
     return _identity
 
 
-def _event_converter(column: str, dialect: str) -> Callable[[Any], Any]:
-    return _converter(EVENTS.c[column].type, dialect)
-
-
-@functools.lru_cache(maxsize=4)
-def _event_converters(dialect: str) -> tuple[tuple[int, Callable[[Any], Any]], ...]:
-    """(position, converter) of the events columns whose values need converting."""
+@functools.lru_cache(maxsize=64)
+def _converters(table: str, dialect: str) -> tuple[tuple[int, Callable[[Any], Any]], ...]:
+    """(position, converter) of the columns, in tuple order, whose values need converting
+    (``events``: :data:`EVENT_COLUMNS`; a child table: its :data:`CHILD_COLUMNS`)."""
+    columns = EVENT_COLUMNS if table == "events" else CHILD_COLUMNS[table]
+    types = EVENTS.c if table == "events" else CHILD_TABLES[table].c
     out = []
-    for i, column in enumerate(EVENT_COLUMNS):
-        conv = _event_converter(column, dialect)
+    for i, column in enumerate(columns):
+        conv = _converter(types[column].type, dialect)
         if conv is not _identity:
             out.append((i, conv))
     return tuple(out)
 
 
-@functools.lru_cache(maxsize=64)
-def _table_converters(name: str, dialect: str) -> tuple[tuple[int, Callable[[Any], Any]], ...]:
-    """(position, converter) of the child table's columns whose values need converting."""
-    table = CHILD_TABLES[name]
-    out = []
-    for i, column in enumerate(CHILD_COLUMNS[name]):
-        conv = _converter(table.c[column].type, dialect)
-        if conv is not _identity:
-            out.append((i, conv))
+def _convert(values: tuple[Any, ...],
+             converters: tuple[tuple[int, Callable[[Any], Any]], ...]) -> tuple[Any, ...]:
+    if not converters:
+        return values
+    out = list(values)
+    for i, conv in converters:
+        out[i] = conv(out[i])
     return tuple(out)

@@ -11,14 +11,25 @@ import random
 import string
 from typing import Any
 
-from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy import Engine, inspect, text
 
 from archiver import db
 from archiver.cookbook import cell
 from archiver.normalize import INDEXED_MAX, NormalizedEvent, event_facts, normalize_event
 from archiver.store import CHILD_TABLES, EVENTS, Store, encode_event
 from tests.conftest import drop_pg_database, new_pg_database
-from tests.test_views import API, BOOM, JS, SLOW, VIEWS, WEB, archive, event, frame
+from tests.test_views import (
+    API,
+    BOOM,
+    JS,
+    SLOW,
+    VIEWS,
+    WEB,
+    archive,
+    event,
+    frame,
+    projects_and_issues,
+)
 
 FACTS = ("day", "user_key", "exception_position", "exception_type", "crash_position",
          "crash_function", "crash_module", "crash_filename", "crash_lineno")
@@ -108,20 +119,10 @@ def odd_archive() -> list[dict[str, Any]]:
     return [*archive(), no_type, no_date, raw_only]
 
 
-def _projects_and_issues(store: Store, conn: Connection) -> None:
-    store.upsert_projects(conn, [{"id": API, "slug": "api", "organization_slug": "acme"},
-                                 {"id": WEB, "slug": "web", "organization_slug": "acme"}])
-    store.upsert_issues(conn, [
-        {"id": BOOM, "project_id": API, "short_id": "API-1", "title": "ValueError"},
-        {"id": SLOW, "project_id": API, "short_id": "API-2", "title": "TimeoutError"},
-        {"id": JS, "project_id": WEB, "short_id": "WEB-1", "title": "TypeError"},
-    ])
-
-
 def write(engine: Engine, events: list[NormalizedEvent]) -> None:
     store = Store(engine)
     with store.transaction() as conn:
-        _projects_and_issues(store, conn)
+        projects_and_issues(store, conn)
         store.write_events(conn, events)
 
 
@@ -129,7 +130,7 @@ def write_0003(engine: Engine, events: list[NormalizedEvent]) -> None:
     """What a writer before 0004 stored: the same rows, without the facts columns."""
     store = Store(engine)
     with store.transaction() as conn:
-        _projects_and_issues(store, conn)
+        projects_and_issues(store, conn)
         rows = [{k: v for k, v in ev.event.items() if k not in FACTS} for ev in events]
         store.upsert(conn, EVENTS, rows, keys=["project_id", "event_id"])
         pks = store._existing(conn, [(ev.project_id, ev.event_id) for ev in events])

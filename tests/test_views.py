@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import inspect, text
+from sqlalchemy import Connection, inspect, text
 
 from archiver import db
 from archiver.cookbook import cell
@@ -69,16 +69,21 @@ def archive() -> list[dict[str, Any]]:
     ]
 
 
+def projects_and_issues(store: Store, conn: Connection) -> None:
+    """The projects and issues the hand-made archive's events belong to."""
+    store.upsert_projects(conn, [{"id": API, "slug": "api", "organization_slug": "acme"},
+                                 {"id": WEB, "slug": "web", "organization_slug": "acme"}])
+    store.upsert_issues(conn, [
+        {"id": BOOM, "project_id": API, "short_id": "API-1", "title": "ValueError"},
+        {"id": SLOW, "project_id": API, "short_id": "API-2", "title": "TimeoutError"},
+        {"id": JS, "project_id": WEB, "short_id": "WEB-1", "title": "TypeError"},
+    ])
+
+
 def load(engine) -> None:
     store = Store(engine)
     with store.transaction() as conn:
-        store.upsert_projects(conn, [{"id": API, "slug": "api", "organization_slug": "acme"},
-                                     {"id": WEB, "slug": "web", "organization_slug": "acme"}])
-        store.upsert_issues(conn, [
-            {"id": BOOM, "project_id": API, "short_id": "API-1", "title": "ValueError"},
-            {"id": SLOW, "project_id": API, "short_id": "API-2", "title": "TimeoutError"},
-            {"id": JS, "project_id": WEB, "short_id": "WEB-1", "title": "TypeError"},
-        ])
+        projects_and_issues(store, conn)
         store.write_events(conn, [normalize_event(p) for p in archive()])
 
 

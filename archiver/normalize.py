@@ -258,9 +258,16 @@ def normalize_event(
     project_id: int | None = None,
     issue_id: int | None = None,
     has_detail: bool = False,
+    raw: str | None = None,
 ) -> NormalizedEvent:
-    """One API event payload to rows. Raises ValueError only when no project id is known."""
-    raw = dump_raw(payload)
+    """One API event payload to rows. Raises ValueError only when no project id is known.
+
+    ``raw`` is the payload's JSON text as the server sent it, when the caller has it (a slice
+    of a list page): stored as is, it is the most faithful copy and saves re-encoding the
+    payload. Without it the payload is dumped (:func:`dump_raw`).
+    """
+    if raw is None:
+        raw = dump_raw(payload)
     p = _Problems(raw)
     ev: dict[str, Any] = payload if isinstance(payload, dict) else {}
     if not isinstance(payload, dict):

@@ -325,6 +325,7 @@ def normalize_scrubbed(scrubber: Scrubber | None, payload: Any, **kwargs: Any) -
     if scrubber is None:
         return normalize_event(payload, **kwargs)
     clean, record = scrubber.scrub(payload)
+    kwargs.pop("raw", None)  # the server's text holds what was scrubbed: dump the clean copy
     ev = normalize_event(clean, **kwargs)
     ev.event["scrubbed"] = record
     return ev

@@ -20,11 +20,12 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -76,22 +77,84 @@ def _scrubber(rules: tuple[str, ...], key: str | None) -> Scrubber | None:
     return make_scrubber(rules, key)
 
 
+_DECODER = json.JSONDecoder()
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+class _NotAnArray(Exception):
+    pass
+
+
+def _skip_space(text: str, idx: int) -> int:
+    match = _SPACE.match(text, idx)
+    return match.end() if match else idx
+
+
+def _array_items(text: str) -> Iterator[tuple[Any, str]]:
+    """The items of a JSON array, one at a time, each with its own JSON text (a slice).
+
+    One item's objects exist at a time instead of the whole page's, and each event's raw
+    JSON is the server's own text rather than a re-encoding of the parsed value. Raises
+    :class:`InvalidBody` on invalid JSON (found at the latest at the closing bracket: a
+    truncated page yields items and then fails) and ``_NotAnArray`` before the first item.
+    """
+    idx = _skip_space(text, 0)
+    if not text.startswith("[", idx):
+        raise _NotAnArray
+    idx = _skip_space(text, idx + 1)
+    if text.startswith("]", idx):
+        idx += 1
+    else:
+        while True:
+            try:
+                item, stop = _DECODER.raw_decode(text, idx)
+            except ValueError as exc:
+                raise InvalidBody(f"invalid JSON: {exc}") from None
+            yield item, text[idx:stop]
+            idx = _skip_space(text, stop)
+            if text.startswith(",", idx):
+                idx = _skip_space(text, idx + 1)
+            elif text.startswith("]", idx):
+                idx += 1
+                break
+            else:
+                raise InvalidBody(f"invalid JSON: expected ',' or ']' at character {idx}")
+    if _skip_space(text, idx) != len(text):
+        raise InvalidBody(f"invalid JSON: extra data at character {idx}")
+
+
 def normalize_page(body: bytes, job: PageJob) -> list[EncodedEvent | Any] | NotAList:
-    """A page body to events ready for the writer; items that need a detail request stay raw."""
+    """A page body to events ready for the writer; items that need a detail request stay raw.
+
+    Events are parsed and normalized one at a time, and each keeps its exact JSON text from
+    the page as ``raw_json`` (unless scrubbing rewrote it).
+    """
+    try:
+        # As json.loads does, but strict UTF-8 (no encoded surrogates), so that every slice
+        # is storable text; anything else takes the whole-page path below.
+        text = body.decode(json.detect_encoding(body))
+        return _normalize_items(_array_items(text), job)
+    except (_NotAnArray, UnicodeDecodeError):
+        pass
     try:
         items = json.loads(body)
     except ValueError as exc:
         raise InvalidBody(f"invalid JSON: {exc}") from None
     if not isinstance(items, list):
         return NotAList(type(items).__name__)
+    return _normalize_items(((item, None) for item in items), job)
+
+
+def _normalize_items(items: Iterable[tuple[Any, str | None]],
+                     job: PageJob) -> list[EncodedEvent | Any]:
     scrubber = _scrubber(job.scrub, job.scrub_key)
     out: list[EncodedEvent | Any] = []
-    for item in items:
+    for item, raw in items:
         if needs_detail(item, job.detail_always):
             out.append(item)
         else:
             ev = normalize_scrubbed(scrubber, item, project_id=job.project_id,
-                                    issue_id=job.issue_id, has_detail=False)
+                                    issue_id=job.issue_id, has_detail=False, raw=raw)
             out.append(encode_event(ev, job.dialect))
     return out
 

@@ -9,6 +9,7 @@ a sync killed with SIGKILL leaves no worker process behind.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import signal
@@ -26,9 +27,10 @@ from archiver import db
 from archiver.client import SentryClient
 from archiver.config import Settings
 from archiver.errors import TransportError
+from archiver.normalize import normalize_event
 from archiver.runner import execute_sync
 from archiver.simulator import SimulatedOrg, SimulatorConfig, SimulatorServer
-from archiver.store import CHILD_TABLES, EncodedEvent
+from archiver.store import CHILD_TABLES, EncodedEvent, encode_event
 from archiver.sync import InFlight
 from archiver.workers import InvalidBody, NotAList, PageJob, PageNormalizer, normalize_page
 
@@ -71,6 +73,10 @@ def test_scrubbing_happens_in_the_worker(page_body: bytes) -> None:
     assert isinstance(events, list)
     assert all(ev.event_row()["scrubbed"] is not None for ev in events)
     assert all("@" not in (ev.event_row()["user_email"] or "") for ev in events)
+    emails = {i["user"]["email"] for i in json.loads(page_body) if (i.get("user") or {}).get("email")}
+    assert emails, "the page has user emails to scrub"
+    # raw_json is the scrubbed payload, not the server's text
+    assert not any(e in ev.event_row()["raw_json"] for ev in events for e in emails)
 
 
 def test_items_without_entries_stay_raw_for_a_detail_request() -> None:
@@ -88,6 +94,57 @@ def test_truncated_body_is_an_invalid_body_in_both_modes(page_body: bytes) -> No
         pool(cut, job())
     with pytest.raises(ValueError):  # the client retries on ValueError
         normalize_page(cut, job())
+
+
+def _without_raw(ev: EncodedEvent) -> tuple[object, ...]:
+    row = ev.event_row()
+    del row["raw_json"], row["raw_sha256"]
+    return (ev.event_id, tuple(sorted(row.items())), ev.children, ev.release)
+
+
+def test_each_event_keeps_the_servers_own_json_text(page_body: bytes) -> None:
+    items = json.loads(page_body)
+    # A server that pretty-prints and escapes non-ASCII: the stored text is its text.
+    items[0]["message"] = "caf\u00e9 \u2603"
+    pretty = json.dumps(items, indent=2, ensure_ascii=True)
+    out = normalize_page(pretty.encode(), job())
+    assert isinstance(out, list) and len(out) == len(items)
+    position = 0
+    for ev, item in zip(out, items, strict=True):
+        assert isinstance(ev, EncodedEvent)
+        raw = ev.event_row()["raw_json"]
+        assert json.loads(raw) == item
+        position = pretty.index(raw, position)  # a slice of the page, in order
+    assert "\\u2603" in out[0].event_row()["raw_json"]
+    # Everything but the raw text is what normalizing the parsed items gives.
+    compact = normalize_page(json.dumps(items).encode(), job())
+    assert isinstance(compact, list)
+    expected = [_without_raw(encode_event(normalize_event(i, project_id=1, issue_id=2), "sqlite"))
+                for i in items]
+    assert [_without_raw(ev) for ev in out] == expected
+    assert [_without_raw(ev) for ev in compact] == expected
+
+
+def test_bodies_that_are_not_strict_utf8_take_the_whole_page_path() -> None:
+    # A lone surrogate encoded as UTF-8 bytes: json.loads accepts it, strict UTF-8 does not.
+    body = b'[{"eventID": "' + b"a" * 32 + b'", "entries": [], "message": "x\xed\xa0\x80"}]'
+    out = normalize_page(body, job())
+    assert isinstance(out, list) and isinstance(out[0], EncodedEvent)
+    raw = out[0].event_row()["raw_json"]
+    raw.encode("utf-8")  # storable: the surrogate is escaped by dump_raw
+    assert json.loads(raw)["message"] == "x\ud800"
+
+
+@pytest.mark.parametrize("body", [b"[{}] x", b"[{} {}]", b"[{},", b"[", b"[1,]"])
+def test_malformed_arrays_are_invalid_bodies(body: bytes) -> None:
+    with pytest.raises(InvalidBody):
+        normalize_page(body, job())
+
+
+@pytest.mark.parametrize(("body", "kind"), [(b' {"detail": "x"}', "dict"), (b'"[]"', "str")])
+def test_valid_json_that_is_not_an_array_is_not_a_list(body: bytes, kind: str) -> None:
+    assert normalize_page(body, job()) == NotAList(kind)
+    assert normalize_page(b" [ ] ", job()) == []
 
 
 def test_client_retries_a_truncated_body_then_reports_a_non_list(page_body: bytes) -> None:

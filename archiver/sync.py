@@ -172,8 +172,12 @@ class InFlight:
 
 
 # Page bytes in flight: with concurrency 4 and pages of ~1 MB (events of ~10 KB) nobody
-# waits; with pages of 10+ MB about two are in flight at a time.
-IN_FLIGHT_BYTES = 8 * 1024 * 1024
+# waits; with pages of 6-12 MB (events of 64-118 KB) two are in flight at a time, so the next
+# big page is fetched and normalized while the writer commits the last one. Measured with
+# bench/bench_sync.py (10k and 100k events): 8 MB serialized those pages (10k: 516-699
+# events/s); 16 MB did not (833 at both sizes) at the same peak RSS (189 / 236 MB); 32 MB
+# was no faster and took more memory at 100k (254 MB).
+IN_FLIGHT_BYTES = 16 * 1024 * 1024
 FIRST_PAGE_ESTIMATE = 1024 * 1024
 
 

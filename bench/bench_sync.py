@@ -11,7 +11,8 @@ process too, so peak memory (max RSS from wait4) is the archiver's alone. Report
 * requests made against the minimum the walk allows (one per 100 events of each issue, at
   least one per issue, plus the discovery pages);
 * peak memory for each size; time and requests of a no-change run;
-* with 100 ms added latency and Sentry-like rate limits, the share of the rate budget used.
+* with 100 ms added latency and Sentry-like rate limits, the share of the rate budget used
+  (and the baseline script's share under the same conditions).
 """
 
 from __future__ import annotations
@@ -204,9 +205,18 @@ def latency_run(events: int, workdir: Path, concurrency: int,
         if code != 0:
             raise SystemExit(f"latency sync failed with exit code {code}")
         requests, new, retries = last_run(db_path)
+        # The hand-written script under the same conditions: it makes exactly the walk's
+        # minimum of requests (no release objects), one at a time.
+        b_seconds, _b_rss, b_code = run_measured(
+            [sys.executable, str(ROOT / "bench" / "baseline_fetch.py"), url, TOKEN, "acme",
+             str(workdir / "latency-baseline.db")], {"PYTHONPATH": str(ROOT)})
+        if b_code != 0:
+            raise SystemExit("latency baseline failed")
+        b_rate = minimum_requests(db_path) / b_seconds
     rate = requests / seconds
     return {"events": new, "seconds": seconds, "requests": requests, "req_per_s": rate,
-            "budget_share": rate / ISSUE_EVENTS_LIMIT_PER_S, "retries": retries, "rss": rss}
+            "budget_share": rate / ISSUE_EVENTS_LIMIT_PER_S, "retries": retries, "rss": rss,
+            "baseline_req_per_s": b_rate, "baseline_share": b_rate / ISSUE_EVENTS_LIMIT_PER_S}
 
 
 def main() -> None:
@@ -239,7 +249,8 @@ def main() -> None:
                   f"concurrency {args.latency_concurrency}: {int(r['events']):,} events in "
                   f"{r['seconds']:.1f}s, {int(r['requests'])} requests = {r['req_per_s']:.1f} req/s, "
                   f"{r['budget_share'] * 100:.0f}% of the rate budget, {int(r['retries'])} retries, "
-                  f"peak RSS {int(r['rss'])} MB")
+                  f"peak RSS {int(r['rss'])} MB; the baseline script: "
+                  f"{r['baseline_req_per_s']:.1f} req/s, {r['baseline_share'] * 100:.0f}%")
 
 
 if __name__ == "__main__":

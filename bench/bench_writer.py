@@ -32,6 +32,8 @@ def main() -> None:
     parser.add_argument("source")
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--db", help="target database URL (default: a new SQLite file)")
+    parser.add_argument("--pages-per-commit", type=int, default=1,
+                        help="pages of 100 events per transaction (the sync commits one)")
     parser.add_argument("--sql", action="append", default=[],
                         help="run this statement on the new archive first (experiments)")
     args = parser.parse_args()
@@ -56,9 +58,11 @@ def main() -> None:
                 conn.exec_driver_sql(statement)
         store = Store(engine)
         cpu, wall = time.process_time(), time.perf_counter()
-        for start in range(0, len(events), 100):
+        step = 100 * args.pages_per_commit
+        for start in range(0, len(events), step):
             with store.transaction() as conn:
-                store.write_events(conn, events[start:start + 100])
+                for page in range(start, min(start + step, len(events)), 100):
+                    store.write_events(conn, events[page:page + 100])
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         engine.dispose()
     n = len(events)

@@ -15,6 +15,26 @@ def test_upgrade_builds_every_model_table_and_matches_models(engine):
     assert db.schema_diff(engine) == []
 
 
+def test_head_revision_read_from_the_scripts_is_alembics_head():
+    from alembic.script import ScriptDirectory
+
+    assert db.head_revision() == ScriptDirectory.from_config(db.alembic_config()).get_current_head()
+
+
+def test_upgrade_of_a_current_archive_does_not_import_alembic(tmp_path):
+    """A sync upgrades the archive each time; when it is current that costs one query."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    db.upgrade(db.make_engine(url))
+    code = ("import sys; from archiver import db; db.upgrade(db.make_engine(sys.argv[1])); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))")
+    out = subprocess.run([sys.executable, "-c", code, url], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_downgrade_to_base_then_upgrade_again(engine):
     db.downgrade(engine, "base")
     assert db.current_revision(engine) is None

@@ -426,7 +426,10 @@ class Syncer:
             for pid in project_ids:
                 walks = self.store.issue_walks(conn, pid)
                 todo.extend(w for w in walks.values() if w.status in (PENDING, WALKING, FAILED))
-        return sorted(todo, key=lambda w: w.issue_id)
+            sizes = self.store.times_seen(conn, [w.issue_id for w in todo])
+        # Longest first: a big issue is walked page after page by one thread, so started last
+        # it would run alone at the end of the run while the other threads have nothing to do.
+        return sorted(todo, key=lambda w: (-(sizes.get(w.issue_id) or 0), w.issue_id))
 
     def _earliest(self) -> dt.datetime:
         return self.settings.earliest or FLOOR

@@ -103,6 +103,22 @@ def test_backfill_equals_truth_and_second_run_is_cheap(db_url, org, server):
     assert archived(db_url) == org.truth()
 
 
+def test_biggest_issues_are_walked_first(tmp_path, org, server):
+    """Longest first: a big issue started last would be walked alone at the end of the run."""
+    server.log.reset()
+    result = execute_sync(settings(server, org, f"sqlite:///{tmp_path / 'a.db'}", concurrency=1))
+    assert result.exit_code == ExitCode.OK
+    order: list[int] = []
+    for entry in server.log.entries():
+        parts = entry.path.strip("/").split("/")  # api/0/issues/{id}/events
+        if (len(parts) == 5 and parts[2] == "issues" and parts[4] == "events"
+                and int(parts[3]) not in order):
+            order.append(int(parts[3]))
+    seen = {issue.id: issue.times_seen for issue in org.live_issues()}
+    assert len(order) > 3 and len(set(seen[i] for i in order)) > 3
+    assert [seen[i] for i in order] == sorted((seen[i] for i in order), reverse=True)
+
+
 def test_backfill_uses_full_lists_not_per_event_detail(tmp_path, org, server):
     url = f"sqlite:///{tmp_path}/a.db"
     outcome = execute_sync(settings(server, org, url))

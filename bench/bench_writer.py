@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--db", help="target database URL (default: a new SQLite file)")
     parser.add_argument("--pages-per-commit", type=int, default=1,
                         help="pages of 100 events per transaction (the sync commits one)")
+    parser.add_argument("--page-size", type=int, help="SQLite page size of the new archive")
     parser.add_argument("--sql", action="append", default=[],
                         help="run this statement on the new archive first (experiments)")
     args = parser.parse_args()
@@ -51,6 +52,11 @@ def main() -> None:
     encode_cpu = time.process_time() - started
     with tempfile.TemporaryDirectory() as tmp:
         url = args.db or f"sqlite:///{tmp}/writer.db"
+        if args.page_size and not args.db:
+            new = sqlite3.connect(f"{tmp}/writer.db")
+            new.execute(f"PRAGMA page_size = {args.page_size}")
+            new.execute("VACUUM")  # an empty database takes the page size now
+            new.close()
         engine = db.make_engine(url)
         db.upgrade(engine)
         for statement in args.sql:

@@ -271,10 +271,12 @@ class Store:
 
     def times_seen(self, conn: Connection, issue_ids: Sequence[int]) -> dict[int, int | None]:
         """Stored lifetime event counts of these issues (absent ones are left out)."""
-        if not issue_ids:
-            return {}
-        rows = conn.execute(select(ISSUES.c.id, ISSUES.c.times_seen).where(ISSUES.c.id.in_(issue_ids)))
-        return {int(i): n for i, n in rows}
+        found: dict[int, int | None] = {}
+        for start in range(0, len(issue_ids), 500):  # bound parameters per statement are limited
+            rows = conn.execute(select(ISSUES.c.id, ISSUES.c.times_seen)
+                                .where(ISSUES.c.id.in_(issue_ids[start:start + 500])))
+            found.update((int(i), n) for i, n in rows)
+        return found
 
     def archived_counts(self, conn: Connection, issue_ids: Sequence[int]) -> dict[int, int]:
         """Archived events per issue."""

@@ -129,3 +129,14 @@ def test_deleting_an_event_cascades(engine):
     with store.transaction() as conn:
         conn.execute(text("DELETE FROM events"))
     assert set(counts(engine).values()) == {0}
+
+
+def test_times_seen_of_more_issues_than_one_statement_may_name(engine):
+    """A first backfill of a big organisation orders all its walks by size (PostgreSQL takes
+    at most 65,535 parameters in one statement)."""
+    store = Store(engine)
+    with store.transaction() as conn:
+        store.upsert_issues(conn, [{"id": 7, "project_id": 1, "times_seen": 12},
+                                   {"id": 69_999, "project_id": 1, "times_seen": 3}])
+        found = store.times_seen(conn, list(range(1, 70_001)))
+    assert found == {7: 12, 69_999: 3}

@@ -272,9 +272,9 @@ class Store:
     def times_seen(self, conn: Connection, issue_ids: Sequence[int]) -> dict[int, int | None]:
         """Stored lifetime event counts of these issues (absent ones are left out)."""
         found: dict[int, int | None] = {}
-        for start in range(0, len(issue_ids), 500):  # bound parameters per statement are limited
+        for chunk in _chunks(issue_ids):
             rows = conn.execute(select(ISSUES.c.id, ISSUES.c.times_seen)
-                                .where(ISSUES.c.id.in_(issue_ids[start:start + 500])))
+                                .where(ISSUES.c.id.in_(chunk)))
             found.update((int(i), n) for i, n in rows)
         return found
 
@@ -366,7 +366,7 @@ class Store:
         # make this an index lookup, not a scan of every archived event.
         for pid, eids in by_project.items():
             eids.sort()
-            for start in range(0, len(eids), 500):
+            for chunk in _chunks(eids):
                 rows = conn.execute(
                     select(
                         EVENTS.c.id,
@@ -375,7 +375,7 @@ class Store:
                         EVENTS.c.has_detail,
                         EVENTS.c.is_full,
                     ).where(EVENTS.c.project_id == pid,
-                            EVENTS.c.event_id.in_(eids[start : start + 500]))
+                            EVENTS.c.event_id.in_(chunk))
                 )
                 for pk, eid, sha, has_detail, is_full in rows:
                     found[(pid, eid)] = (pk, sha, _rank(bool(has_detail), bool(is_full)))
@@ -455,6 +455,13 @@ def _issue_walk(m: Mapping[str, Any]) -> IssueWalk:
 
 
 MULTI_ROW_MAX = 100  # rows per multi-row INSERT statement
+IN_LIST_MAX = 500  # values per IN (...): bound parameters per statement are limited
+
+
+def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    """``values`` in slices short enough for one ``IN (...)`` list."""
+    for start in range(0, len(values), IN_LIST_MAX):
+        yield values[start:start + IN_LIST_MAX]
 
 # The events row's columns in the order of its tuple (raw_sha256 last; the writer adds
 # archived_at and updated_at; id is the database's).

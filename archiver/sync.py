@@ -30,7 +30,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -53,7 +53,7 @@ from archiver.normalize import (
 )
 from archiver.scrub import make_scrubber, normalize_scrubbed
 from archiver.store import ISSUES, EncodedEvent, IssueWalk, Store, WriteResult, encode_event, utcnow
-from archiver.workers import PageJob, PageNormalizer
+from archiver.workers import PackedEvent, PageJob, PageNormalizer
 
 log = logging.getLogger("archiver.sync")
 
@@ -95,7 +95,7 @@ class _PageWork:
     """A fetched, normalized page on its way to the writer, with the checkpoint after it."""
 
     walk: IssueWalk
-    events: list[EncodedEvent]
+    events: list[PackedEvent | EncodedEvent]
     releases: list[dict[str, Any]]
     merged_into: int | None
     held: int = 0  # bytes of the in-flight budget this page holds until it is committed
@@ -481,7 +481,9 @@ class Syncer:
         with self.store.transaction() as conn:
             if work.releases:
                 self.store.upsert_releases(conn, work.releases)
-            result = self.store.write_events(conn, work.events)
+            result = WriteResult()
+            for batch in _opened(work.events):
+                result += self.store.write_events(conn, batch)
             if work.merged_into is not None:
                 conn.execute(
                     update(ISSUES)
@@ -618,12 +620,13 @@ class Syncer:
 
     def _normalize_page(
         self, walk: IssueWalk, page: Page
-    ) -> tuple[list[EncodedEvent], int | None]:
+    ) -> tuple[list[PackedEvent | EncodedEvent], int | None]:
         """The page's events: normalized by the worker, or fetched in detail here first."""
-        events: list[EncodedEvent] = []
+        events: list[PackedEvent | EncodedEvent] = []
         merged_into: int | None = None
         for item in page.items:
-            if isinstance(item, EncodedEvent):
+            ev: PackedEvent | EncodedEvent
+            if isinstance(item, PackedEvent):
                 ev = item
             else:  # the worker left it raw: it needs the event detail endpoint
                 payload, has_detail = self._fetch_detail(walk, item)
@@ -648,7 +651,7 @@ class Syncer:
         return detail, True
 
     def _new_releases(
-        self, events: list[EncodedEvent], releases: _Releases
+        self, events: Sequence[PackedEvent | EncodedEvent], releases: _Releases
     ) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         for ev in events:
@@ -673,6 +676,29 @@ class Progress:
     issues_done: int = 0
     events: int = 0
     started: float = field(default_factory=time.monotonic)
+
+
+# Events the writer opens and writes at a time, in bytes of pickled rows: a page of 100 large
+# events (100 KB each) is written in ten batches, so only a tenth of its row objects exist at
+# once; a page of small events is one batch, as before.
+WRITE_BATCH_BYTES = 1024 * 1024
+
+
+def _opened(events: Sequence[PackedEvent | EncodedEvent]) -> Iterator[list[EncodedEvent]]:
+    """A page's events, opened in batches of about :data:`WRITE_BATCH_BYTES`."""
+    batch: list[EncodedEvent] = []
+    size = 0
+    for item in events:
+        if isinstance(item, PackedEvent):
+            batch.append(item.open())
+            size += len(item.blob)
+        else:
+            batch.append(item)
+        if size >= WRITE_BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
 
 
 def _lifetime_grew(payload: Mapping[str, Any], issue: Mapping[str, Any],

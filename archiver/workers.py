@@ -20,6 +20,7 @@ import json
 import logging
 import multiprocessing
 import os
+import pickle
 import re
 import signal
 import sys
@@ -48,6 +49,31 @@ class PageJob:
     detail_always: bool = False
     scrub: tuple[str, ...] = ()
     scrub_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class PackedEvent:
+    """An encoded event kept pickled until the writer takes it, with what the walk reads of it.
+
+    As Python objects a page of large events is over twice its JSON's size (every frame and
+    breadcrumb a tuple of strings), and pages wait in the writer's queue. Pickled, each event
+    is one bytes object of about its JSON's size (the allocator hands big ones back to the
+    system as soon as they are freed), and the writer opens a batch at a time.
+    """
+
+    blob: bytes
+    issue_id: int | None
+    release_version: str | None
+    release: dict[str, Any] | None
+
+    def open(self) -> EncodedEvent:
+        event: EncodedEvent = pickle.loads(self.blob)
+        return event
+
+
+def pack(event: EncodedEvent) -> PackedEvent:
+    return PackedEvent(pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL), event.issue_id,
+                       event.release_version, event.release)
 
 
 @dataclass(frozen=True)
@@ -123,7 +149,7 @@ def _array_items(text: str) -> Iterator[tuple[Any, str]]:
         raise InvalidBody(f"invalid JSON: extra data at character {idx}")
 
 
-def normalize_page(body: bytes, job: PageJob) -> list[EncodedEvent | Any] | NotAList:
+def normalize_page(body: bytes, job: PageJob) -> list[PackedEvent | Any] | NotAList:
     """A page body to events ready for the writer; items that need a detail request stay raw.
 
     Events are parsed and normalized one at a time, and each keeps its exact JSON text from
@@ -146,16 +172,16 @@ def normalize_page(body: bytes, job: PageJob) -> list[EncodedEvent | Any] | NotA
 
 
 def _normalize_items(items: Iterable[tuple[Any, str | None]],
-                     job: PageJob) -> list[EncodedEvent | Any]:
+                     job: PageJob) -> list[PackedEvent | Any]:
     scrubber = _scrubber(job.scrub, job.scrub_key)
-    out: list[EncodedEvent | Any] = []
+    out: list[PackedEvent | Any] = []
     for item, raw in items:
         if needs_detail(item, job.detail_always):
             out.append(item)
         else:
             ev = normalize_scrubbed(scrubber, item, project_id=job.project_id,
                                     issue_id=job.issue_id, has_detail=False, raw=raw)
-            out.append(encode_event(ev, job.dialect))
+            out.append(pack(encode_event(ev, job.dialect)))
     return out
 
 
@@ -236,7 +262,7 @@ class PageNormalizer:
             self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context(),
                                              initializer=_worker_init, initargs=(os.getpid(),))
 
-    def __call__(self, body: bytes, job: PageJob) -> list[EncodedEvent | Any] | NotAList:
+    def __call__(self, body: bytes, job: PageJob) -> list[PackedEvent | Any] | NotAList:
         pool = self._pool
         if pool is None:
             return normalize_page(body, job)

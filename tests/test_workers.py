@@ -23,7 +23,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from archiver import db
+from archiver import db, sync
 from archiver.client import SentryClient
 from archiver.config import Settings
 from archiver.errors import TransportError
@@ -32,7 +32,14 @@ from archiver.runner import execute_sync
 from archiver.simulator import SimulatedOrg, SimulatorConfig, SimulatorServer
 from archiver.store import CHILD_TABLES, EncodedEvent, encode_event
 from archiver.sync import InFlight
-from archiver.workers import InvalidBody, NotAList, PageJob, PageNormalizer, normalize_page
+from archiver.workers import (
+    InvalidBody,
+    NotAList,
+    PackedEvent,
+    PageJob,
+    PageNormalizer,
+    normalize_page,
+)
 
 TOKEN = "worker-test-token"
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,11 +63,22 @@ def job(dialect: str = "sqlite", **kw: object) -> PageJob:
     return PageJob(project_id=1, issue_id=2, dialect=dialect, **kw)  # type: ignore[arg-type]
 
 
+def opened(out: object) -> list[object]:
+    """A normalized page with its packed events opened (raw items left as they are)."""
+    assert isinstance(out, list)
+    for item in out:
+        if isinstance(item, PackedEvent):  # what the walk reads without opening it
+            ev = item.open()
+            assert (item.issue_id, item.release_version, item.release) == (
+                ev.issue_id, ev.release_version, ev.release)
+    return [item.open() if isinstance(item, PackedEvent) else item for item in out]
+
+
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
 def test_worker_rows_equal_in_process_rows(page_body: bytes, dialect: str) -> None:
     with PageNormalizer(0) as here, PageNormalizer(2) as pool:
-        local = here(page_body, job(dialect))
-        remote = pool(page_body, job(dialect))
+        local = opened(here(page_body, job(dialect)))
+        remote = opened(pool(page_body, job(dialect)))
     assert isinstance(local, list) and all(isinstance(e, EncodedEvent) for e in local)
     assert remote == local
     frames = [row for ev in local for row in ev.children.get("frames", [])]
@@ -69,8 +87,8 @@ def test_worker_rows_equal_in_process_rows(page_body: bytes, dialect: str) -> No
 
 def test_scrubbing_happens_in_the_worker(page_body: bytes) -> None:
     with PageNormalizer(1) as pool:
-        events = pool(page_body, job(scrub=("user.email",), scrub_key="k"))
-    assert isinstance(events, list)
+        events = opened(pool(page_body, job(scrub=("user.email",), scrub_key="k")))
+    assert all(isinstance(ev, EncodedEvent) for ev in events)
     assert all(ev.event_row()["scrubbed"] is not None for ev in events)
     assert all("@" not in (ev.event_row()["user_email"] or "") for ev in events)
     emails = {i["user"]["email"] for i in json.loads(page_body) if (i.get("user") or {}).get("email")}
@@ -81,8 +99,7 @@ def test_scrubbing_happens_in_the_worker(page_body: bytes) -> None:
 
 def test_items_without_entries_stay_raw_for_a_detail_request() -> None:
     body = b'[{"eventID": "a" , "entries": []}, {"eventID": "b"}]'
-    out = normalize_page(body, job())
-    assert isinstance(out, list)
+    out = opened(normalize_page(body, job()))
     assert isinstance(out[0], EncodedEvent) and out[1] == {"eventID": "b"}
     always = normalize_page(body, job(detail_always=True))
     assert always == [{"eventID": "a", "entries": []}, {"eventID": "b"}]
@@ -107,8 +124,8 @@ def test_each_event_keeps_the_servers_own_json_text(page_body: bytes) -> None:
     # A server that pretty-prints and escapes non-ASCII: the stored text is its text.
     items[0]["message"] = "caf\u00e9 \u2603"
     pretty = json.dumps(items, indent=2, ensure_ascii=True)
-    out = normalize_page(pretty.encode(), job())
-    assert isinstance(out, list) and len(out) == len(items)
+    out = opened(normalize_page(pretty.encode(), job()))
+    assert len(out) == len(items)
     position = 0
     for ev, item in zip(out, items, strict=True):
         assert isinstance(ev, EncodedEvent)
@@ -117,8 +134,7 @@ def test_each_event_keeps_the_servers_own_json_text(page_body: bytes) -> None:
         position = pretty.index(raw, position)  # a slice of the page, in order
     assert "\\u2603" in out[0].event_row()["raw_json"]
     # Everything but the raw text is what normalizing the parsed items gives.
-    compact = normalize_page(json.dumps(items).encode(), job())
-    assert isinstance(compact, list)
+    compact = opened(normalize_page(json.dumps(items).encode(), job()))
     expected = [_without_raw(encode_event(normalize_event(i, project_id=1, issue_id=2), "sqlite"))
                 for i in items]
     assert [_without_raw(ev) for ev in out] == expected
@@ -128,8 +144,8 @@ def test_each_event_keeps_the_servers_own_json_text(page_body: bytes) -> None:
 def test_bodies_that_are_not_strict_utf8_take_the_whole_page_path() -> None:
     # A lone surrogate encoded as UTF-8 bytes: json.loads accepts it, strict UTF-8 does not.
     body = b'[{"eventID": "' + b"a" * 32 + b'", "entries": [], "message": "x\xed\xa0\x80"}]'
-    out = normalize_page(body, job())
-    assert isinstance(out, list) and isinstance(out[0], EncodedEvent)
+    out = opened(normalize_page(body, job()))
+    assert isinstance(out[0], EncodedEvent)
     raw = out[0].event_row()["raw_json"]
     raw.encode("utf-8")  # storable: the surrogate is escaped by dump_raw
     assert json.loads(raw)["message"] == "x\ud800"
@@ -179,12 +195,12 @@ def test_a_dead_worker_falls_back_to_the_main_process(page_body: bytes, caplog) 
 
 def _kill_the_worker_and_normalize(page_body: bytes) -> None:
     with PageNormalizer(1) as pool:
-        first = pool(page_body, job())
+        first = opened(pool(page_body, job()))
         assert pool._pool is not None
         for pid in list(pool._pool._processes):  # the OOM killer, say
             os.kill(pid, signal.SIGKILL)
         time.sleep(0.5)
-        again = pool(page_body, job())
+        again = opened(pool(page_body, job()))
     assert again == first
 
 
@@ -245,20 +261,47 @@ def _table_counts(db_url: str) -> dict[str, int]:
         engine.dispose()
 
 
-def test_sync_with_and_without_workers_writes_the_same_archive(tmp_path: Path) -> None:
+def test_sync_with_and_without_workers_writes_the_same_archive(tmp_path: Path,
+                                                                monkeypatch) -> None:
     org = SimulatedOrg(seed=9, events=800)
     counts = []
     with SimulatorServer(org, token=TOKEN) as srv:
-        for workers in (0, 2):
-            url = f"sqlite:///{tmp_path}/w{workers}.db"
+        # the third run writes every event in a batch of its own
+        for workers, batch in ((0, sync.WRITE_BATCH_BYTES), (2, sync.WRITE_BATCH_BYTES), (2, 1)):
+            monkeypatch.setattr(sync, "WRITE_BATCH_BYTES", batch)
+            url = f"sqlite:///{tmp_path}/w{workers}-{batch}.db"
             settings = Settings(url=srv.url, token=TOKEN, org=org.slug, db=url,
                                 workers=workers, earliest=dt.datetime(2000, 1, 1,
                                                                       tzinfo=dt.timezone.utc))
             outcome = execute_sync(settings)
             assert not outcome.report.failures
+            assert outcome.report.events_new == len(org.truth())
             counts.append(_table_counts(url))
-    assert counts[0] == counts[1]
+    assert counts[0] == counts[1] == counts[2]
     assert counts[0]["events"] == len(org.truth())
+
+
+def test_the_writer_opens_a_page_a_batch_at_a_time(page_body: bytes, monkeypatch) -> None:
+    packed = normalize_page(page_body, job())
+    assert isinstance(packed, list) and all(isinstance(p, PackedEvent) for p in packed)
+    events = opened(packed)
+    detail = events[0]  # an event fetched in detail by the walk is not packed
+    page = [*packed, detail]
+    # A page of small events is one batch, as the writer always wrote it; this one is not.
+    small = [*packed[:5], detail]
+    assert sum(len(p.blob) for p in packed[:5]) < sync.WRITE_BATCH_BYTES
+    assert [len(b) for b in sync._opened(small)] == [len(small)]
+    assert len(list(sync._opened(page))) > 1
+    # A limit of three events' size: batches close once past it, in order, nothing lost.
+    limit = 3 * max(len(p.blob) for p in packed)
+    monkeypatch.setattr(sync, "WRITE_BATCH_BYTES", limit)
+    batches = list(sync._opened(page))
+    assert len(batches) > 3
+    assert [ev for batch in batches for ev in batch] == [*events, detail]
+    sizes = {ev.event_id: len(p.blob) for p, ev in zip(packed, events, strict=True)}
+    for batch in batches[:-1]:
+        total = sum(sizes[ev.event_id] for ev in batch)
+        assert limit <= total < limit + sizes[batch[-1].event_id]
 
 
 def test_every_events_column_comes_from_normalize() -> None:

@@ -441,7 +441,7 @@ class Syncer:
         if not walks:
             return
         # Two pages waiting are enough to keep the writer busy; every page more is memory
-        # (a page of 100 full events is several MB of Python objects) and buys no speed.
+        # (a page of 100 full events is several MB, even pickled) and buys no speed.
         inbox: queue.Queue[_PageWork | _WalkEnded] = queue.Queue(maxsize=2)
         releases = self._release_cache()
         futures: list[Future[None]] = []

@@ -5,11 +5,13 @@ CPU work (``json.loads`` of ~1 MB, then about half a millisecond of normalizatio
 and the writer needs the interpreter too (about a millisecond per event of SQLite inserts).
 Under one interpreter lock they take turns and a second core sits idle. So a fetch thread
 hands the page's raw body to a worker process and gets back ready rows (child rows as tuples
-of values already converted for the database): the big parsed JSON never exists in the
+of values already converted for the database), each event pickled on its own
+(:class:`PackedEvent`) until the writer opens it: the big parsed JSON never exists in the
 writer's process, which also keeps its memory small.
 
 ``workers = 0`` does the same work in the calling thread (no processes): for tests and tiny
-archives. The rows are the same either way, since both run :func:`normalize_page`.
+archives. The rows are the same either way, since both run :func:`normalize_page`; the events
+are packed there too, so that pages waiting for the writer stay small in both modes.
 """
 
 from __future__ import annotations

@@ -46,6 +46,7 @@ from archiver.errors import (
     TransportError,
 )
 from archiver.pagination import next_cursor
+from archiver.spool import BodyFile
 
 log = logging.getLogger("archiver.client")
 
@@ -321,12 +322,14 @@ class SentryClient:
         return {"Authorization": f"Bearer {self._token}"} if self._token else {}
 
     def get(self, path: str, params: Params | Mapping[str, Any] = (), *,
-            parse: Callable[[bytes], Any] = json.loads) -> Response:
+            parse: Callable[[Any], Any] = json.loads, spool: str | None = None) -> Response:
         """GET with retries, pacing and error mapping; ``data`` is the parsed JSON body.
 
         ``parse`` turns a 2xx body into ``data`` (``json.loads`` by default; the sync engine
         hands pages to worker processes that parse and normalize them). A ``ValueError`` from
-        it means a truncated or invalid body, which is retried like a cut connection.
+        it means a truncated or invalid body, which is retried like a cut connection. With
+        ``spool`` (a file path), ``parse`` is given a :class:`~archiver.spool.BodyFile`
+        instead of bytes: the body was streamed into that file (rewritten on each retry).
         """
         query: list[tuple[str, str | int | float | bool | None]] = [
             (str(k), str(v)) for k, v in (params.items() if isinstance(params, Mapping) else params)
@@ -339,9 +342,9 @@ class SentryClient:
             started = time.monotonic()
             headers: httpx.Headers | None = None
             try:
-                response = self._fetch(path, query)
+                response, body = self._fetch(path, query, spool)
                 headers = response.headers
-                body = response.content
+                size = body.size if isinstance(body, BodyFile) else len(body)
             except httpx.TimeoutException as exc:
                 problem: str = f"timeout ({type(exc).__name__})"
             except httpx.TransportError as exc:
@@ -358,7 +361,7 @@ class SentryClient:
                                          f"{failures} attempts", path=path) from None
                 self._retry(path, problem, self._backoff(failures))
                 continue
-            self.stats.add(bytes_received=len(body))
+            self.stats.add(bytes_received=size)
             status = response.status_code
             log.debug("GET %s -> %s (%.0f ms)", path, status, (time.monotonic() - started) * 1000)
             if status == 429:
@@ -388,35 +391,47 @@ class SentryClient:
                 failures += 1
                 if failures > self.max_retries:
                     raise TransportError(f"GET {path}: the body is not valid JSON "
-                                         f"({len(body)} bytes); gave up after {failures} "
+                                         f"({size} bytes); gave up after {failures} "
                                          "attempts", path=path, status=status) from None
-                self._retry(path, f"truncated or invalid JSON body ({len(body)} bytes)",
+                self._retry(path, f"truncated or invalid JSON body ({size} bytes)",
                             self._backoff(failures))
                 continue
             return Response(status, response.headers, data)
 
-    def _fetch(self, path: str,
-               query: list[tuple[str, str | int | float | bool | None]]) -> httpx.Response:
+    def _fetch(self, path: str, query: list[tuple[str, str | int | float | bool | None]],
+               spool: str | None = None) -> tuple[httpx.Response, bytes | BodyFile]:
         """One GET, read whole, as a response that holds its body outside any reference cycle.
 
         httpx's own response and its stream refer to each other, so a body read into it is
         freed only by the cyclic garbage collector: pages of several MB outlived their use by
         many pages (three 6 MB bodies alive at once in a sync that fetched one page at a
         time). Streaming the body out and wrapping it in a plain response frees each body as
-        soon as nothing uses it.
+        soon as nothing uses it. With ``spool`` (a file path), a 2xx body is streamed into
+        that file chunk by chunk instead and never held whole (:mod:`archiver.spool`); error
+        bodies are always read into memory, for their message.
         """
         request = self._http.build_request("GET", path, params=query,
                                            headers=self._auth_headers())
         streamed = self._http.send(request, stream=True)
+        body: bytes | BodyFile
         try:
-            body = b"".join(streamed.iter_bytes())
+            if spool is not None and 200 <= streamed.status_code < 300:
+                size = 0
+                with open(spool, "wb") as out:
+                    for chunk in streamed.iter_bytes():
+                        out.write(chunk)
+                        size += len(chunk)
+                body = BodyFile(spool, size)
+                content = b""
+            else:
+                body = content = b"".join(streamed.iter_bytes())
         finally:
             streamed.close()
         headers = streamed.headers.copy()
         for decoded in ("content-encoding", "content-length"):  # the body is decoded already
             headers.pop(decoded, None)
-        return httpx.Response(streamed.status_code, headers=headers, content=body,
-                              request=request)
+        return httpx.Response(streamed.status_code, headers=headers, content=content,
+                              request=request), body
 
     def _retry(self, path: str, reason: str, wait: float) -> None:
         log.warning("GET %s: %s; retrying in %.1fs", path, reason, wait)
@@ -467,8 +482,8 @@ class SentryClient:
                         detail=detail)
 
     def get_page(self, path: str, params: Params,
-                 parse: Callable[[bytes], Any] = json.loads) -> Page:
-        response = self.get(path, params, parse=parse)
+                 parse: Callable[[Any], Any] = json.loads, spool: str | None = None) -> Page:
+        response = self.get(path, params, parse=parse, spool=spool)
         items = response.data if isinstance(response.data, list) else []
         if not isinstance(response.data, list):
             shape = getattr(response.data, "json_type", type(response.data).__name__)
@@ -518,7 +533,8 @@ class SentryClient:
         full: bool = True,
         cursor: str | None = None,
         per_page: int = 100,
-        parse: Callable[[bytes], Any] = json.loads,
+        parse: Callable[[Any], Any] = json.loads,
+        spool: str | None = None,
     ) -> Page:
         params: list[tuple[str, str]] = [("per_page", str(per_page))]
         if full:
@@ -529,7 +545,7 @@ class SentryClient:
             params.append(("cursor", cursor))
         path = (f"api/0/organizations/{_q(org)}/issues/{int(issue_id)}/events/" if org
                 else f"api/0/issues/{int(issue_id)}/events/")
-        return self.get_page(path, params, parse)
+        return self.get_page(path, params, parse, spool)
 
     def list_project_events_page(self, org: str, project_slug: str, *, full: bool = True,
                                  cursor: str | None = None) -> Page:

@@ -24,16 +24,18 @@ How a run goes:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import email.utils
 import logging
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import update
 
@@ -52,8 +54,9 @@ from archiver.normalize import (
     normalize_release,
 )
 from archiver.scrub import make_scrubber, normalize_scrubbed
+from archiver.spool import BodyFile, PageFiles, Spool
 from archiver.store import ISSUES, EncodedEvent, IssueWalk, Store, WriteResult, encode_event, utcnow
-from archiver.workers import PackedEvent, PageJob, PageNormalizer
+from archiver.workers import PackedEvent, PageJob, PageNormalizer, SpooledEvent
 
 log = logging.getLogger("archiver.sync")
 
@@ -95,10 +98,19 @@ class _PageWork:
     """A fetched, normalized page on its way to the writer, with the checkpoint after it."""
 
     walk: IssueWalk
-    events: list[PackedEvent | EncodedEvent]
+    events: list[SpooledEvent | EncodedEvent]
     releases: list[dict[str, Any]]
     merged_into: int | None
     held: int = 0  # bytes of the in-flight budget this page holds until it is committed
+    files: PageFiles | None = None  # the spooled events' rows file, removed once committed
+
+
+@dataclass(frozen=True)
+class _Pipeline:
+    """Where a walk's pages go after the socket: the spool's files and the page workers."""
+
+    normalizer: PageNormalizer
+    spool: Spool
 
 
 @dataclass
@@ -447,11 +459,13 @@ class Syncer:
         futures: list[Future[None]] = []
         # Worker processes start before the fetch threads (and never share their state).
         workers = min(self.settings.workers, len(walks))
-        with PageNormalizer(workers) as normalizer, ThreadPoolExecutor(
+        # Exits in reverse: the fetch threads end first, then the workers, then the spool.
+        with Spool() as spool, PageNormalizer(workers) as normalizer, ThreadPoolExecutor(
             max_workers=self.settings.concurrency, thread_name_prefix="walk"
         ) as pool:
             for walk in walks:
-                futures.append(pool.submit(self._walk_guarded, walk, inbox, releases, normalizer))
+                futures.append(pool.submit(self._walk_guarded, walk, inbox, releases,
+                                           _Pipeline(normalizer, spool)))
             try:
                 self._write_loop(inbox, futures)
             except BaseException:
@@ -469,7 +483,11 @@ class Syncer:
                     return
                 continue
             if isinstance(item, _PageWork):
-                self._write_page(item)
+                try:
+                    self._write_page(item)
+                finally:
+                    if item.files is not None:
+                        item.files.discard()
                 self.in_flight.release(item.held)
 
             else:
@@ -482,8 +500,11 @@ class Syncer:
             if work.releases:
                 self.store.upsert_releases(conn, work.releases)
             result = WriteResult()
-            for batch in _opened(work.events):
-                result += self.store.write_events(conn, batch)
+            with contextlib.ExitStack() as files:
+                rows = (files.enter_context(open(work.files.rows, "rb"))
+                        if work.files is not None and work.events else None)
+                for batch in _opened(work.events, rows):
+                    result += self.store.write_events(conn, batch)
             if work.merged_into is not None:
                 conn.execute(
                     update(ISSUES)
@@ -526,11 +547,11 @@ class Syncer:
 
     def _walk_guarded(
         self, walk: IssueWalk, inbox: queue.Queue[_PageWork | _WalkEnded], releases: _Releases,
-        normalizer: PageNormalizer,
+        pipeline: _Pipeline,
     ) -> None:
         latest = [walk]  # the checkpoint of the last page handed to the writer
         try:
-            self._walk(latest, inbox, releases, normalizer)
+            self._walk(latest, inbox, releases, pipeline)
         except NotFoundError:
             log.warning("issue %s no longer exists (404); keeping what is archived", walk.issue_id)
             self._put(inbox, _WalkEnded(latest[0], GONE, "404: the issue no longer exists"))
@@ -560,7 +581,7 @@ class Syncer:
         latest: list[IssueWalk],
         inbox: queue.Queue[_PageWork | _WalkEnded],
         releases: _Releases,
-        normalizer: PageNormalizer,
+        pipeline: _Pipeline,
     ) -> None:
         walk = latest[0]
         if walk.walk_cursor is None or walk.walk_start is None or walk.walk_end is None:
@@ -575,16 +596,21 @@ class Syncer:
                       self.settings.scrub_key)
         size = [0]
 
-        def parse(body: bytes) -> Any:
-            size[0] = len(body)
-            return normalizer(body, job)
-
         estimate = FIRST_PAGE_ESTIMATE
         while not self.stop.is_set():
             self.in_flight.acquire(estimate, self.stop)
             if self.stop.is_set():
                 self.in_flight.release(estimate)
                 return
+            files = pipeline.spool.page()
+
+            def parse(body: BodyFile, files: PageFiles = files) -> Any:
+                size[0] = body.size
+                try:
+                    return pipeline.normalizer.spooled(body, files.rows, job)
+                finally:
+                    os.unlink(body.path)  # read by now; a retry streams it again
+
             try:
                 page = self.client.list_issue_events_page(
                     walk.issue_id,
@@ -594,10 +620,12 @@ class Syncer:
                     full=True,
                     cursor=cursor,
                     parse=parse,
+                    spool=files.body,
                 )
                 events, merged_into = self._normalize_page(walk, page)
                 release_rows = self._new_releases(events, releases)
             except BaseException:
+                files.discard()
                 self.in_flight.release(estimate)
                 raise
             held = size[0]
@@ -610,7 +638,9 @@ class Syncer:
             else:
                 walk = replace(walk, status=WALKING, walk_cursor=page.next_cursor,
                                walk_events=walk.walk_events + len(events))
-            if not self._put(inbox, _PageWork(walk, events, release_rows, merged_into, held)):
+            if not self._put(inbox, _PageWork(walk, events, release_rows, merged_into, held,
+                                              files)):
+                files.discard()
                 self.in_flight.release(held)
                 return
             latest[0] = walk
@@ -620,13 +650,13 @@ class Syncer:
 
     def _normalize_page(
         self, walk: IssueWalk, page: Page
-    ) -> tuple[list[PackedEvent | EncodedEvent], int | None]:
+    ) -> tuple[list[SpooledEvent | EncodedEvent], int | None]:
         """The page's events: normalized by the worker, or fetched in detail here first."""
-        events: list[PackedEvent | EncodedEvent] = []
+        events: list[SpooledEvent | EncodedEvent] = []
         merged_into: int | None = None
         for item in page.items:
-            ev: PackedEvent | EncodedEvent
-            if isinstance(item, PackedEvent):
+            ev: SpooledEvent | EncodedEvent
+            if isinstance(item, SpooledEvent):
                 ev = item
             else:  # the worker left it raw: it needs the event detail endpoint
                 payload, has_detail = self._fetch_detail(walk, item)
@@ -651,7 +681,7 @@ class Syncer:
         return detail, True
 
     def _new_releases(
-        self, events: Sequence[PackedEvent | EncodedEvent], releases: _Releases
+        self, events: Sequence[SpooledEvent | EncodedEvent], releases: _Releases
     ) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         for ev in events:
@@ -684,14 +714,21 @@ class Progress:
 WRITE_BATCH_BYTES = 1024 * 1024
 
 
-def _opened(events: Sequence[PackedEvent | EncodedEvent]) -> Iterator[list[EncodedEvent]]:
-    """A page's events, opened in batches of about :data:`WRITE_BATCH_BYTES`."""
+def _opened(events: Sequence[PackedEvent | SpooledEvent | EncodedEvent],
+            rows: BinaryIO | None = None) -> Iterator[list[EncodedEvent]]:
+    """A page's events, opened in batches of about :data:`WRITE_BATCH_BYTES`; spooled ones
+    are read from the page's ``rows`` file."""
     batch: list[EncodedEvent] = []
     size = 0
     for item in events:
         if isinstance(item, PackedEvent):
             batch.append(item.open())
             size += len(item.blob)
+        elif isinstance(item, SpooledEvent):
+            if rows is None:
+                raise ValueError("a spooled event without its rows file")
+            batch.append(item.read(rows))
+            size += item.length
         else:
             batch.append(item)
         if size >= WRITE_BATCH_BYTES:

@@ -28,14 +28,15 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, BinaryIO
 
 from archiver.scrub import Scrubber, make_scrubber, normalize_scrubbed
+from archiver.spool import BodyFile
 from archiver.store import EncodedEvent, encode_event
 
 log = logging.getLogger("archiver.workers")
@@ -76,6 +77,42 @@ class PackedEvent:
 def pack(event: EncodedEvent) -> PackedEvent:
     return PackedEvent(pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL), event.issue_id,
                        event.release_version, event.release)
+
+
+@dataclass(frozen=True)
+class SpooledEvent:
+    """An encoded event pickled into the page's rows file (:mod:`archiver.spool`) at
+    ``offset``, with what the walk reads of it; the writer reads it back from there."""
+
+    offset: int
+    length: int
+    issue_id: int | None
+    release_version: str | None
+    release: dict[str, Any] | None
+
+    def read(self, rows: BinaryIO) -> EncodedEvent:
+        rows.seek(self.offset)
+        blob = rows.read(self.length)
+        if len(blob) != self.length:
+            raise OSError(f"the spool file ended {self.length - len(blob)} bytes early")
+        event: EncodedEvent = pickle.loads(blob)
+        return event
+
+
+class _RowsFile:
+    """Pickles each encoded event into an open rows file: the emitter of a spooled page."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self._offset = 0
+
+    def __call__(self, event: EncodedEvent) -> SpooledEvent:
+        blob = pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
+        self._out.write(blob)
+        ref = SpooledEvent(self._offset, len(blob), event.issue_id, event.release_version,
+                           event.release)
+        self._offset += len(blob)
+        return ref
 
 
 @dataclass(frozen=True)
@@ -151,17 +188,21 @@ def _array_items(text: str) -> Iterator[tuple[Any, str]]:
         raise InvalidBody(f"invalid JSON: extra data at character {idx}")
 
 
-def normalize_page(body: bytes, job: PageJob) -> list[PackedEvent | Any] | NotAList:
+def normalize_page(body: bytes, job: PageJob,
+                   emit: Callable[[EncodedEvent], Any] = pack) -> list[Any] | NotAList:
     """A page body to events ready for the writer; items that need a detail request stay raw.
 
     Events are parsed and normalized one at a time, and each keeps its exact JSON text from
-    the page as ``raw_json`` (unless scrubbing rewrote it).
+    the page as ``raw_json`` (unless scrubbing rewrote it). ``emit`` turns each encoded event
+    into what is handed back: a :class:`PackedEvent` by default, a :class:`SpooledEvent` for
+    a spooled page (:func:`normalize_spooled_page`).
     """
     try:
         # As json.loads does, but strict UTF-8 (no encoded surrogates), so that every slice
-        # is storable text; anything else takes the whole-page path below.
+        # is storable text; anything else takes the whole-page path below. Both failures
+        # come before the first item, so nothing was emitted yet.
         text = body.decode(json.detect_encoding(body))
-        return _normalize_items(_array_items(text), job)
+        return _normalize_items(_array_items(text), job, emit)
     except (_NotAnArray, UnicodeDecodeError):
         pass
     try:
@@ -170,20 +211,33 @@ def normalize_page(body: bytes, job: PageJob) -> list[PackedEvent | Any] | NotAL
         raise InvalidBody(f"invalid JSON: {exc}") from None
     if not isinstance(items, list):
         return NotAList(type(items).__name__)
-    return _normalize_items(((item, None) for item in items), job)
+    return _normalize_items(((item, None) for item in items), job, emit)
 
 
-def _normalize_items(items: Iterable[tuple[Any, str | None]],
-                     job: PageJob) -> list[PackedEvent | Any]:
+def normalize_spooled_page(body_path: str, rows_path: str,
+                           job: PageJob) -> list[SpooledEvent | Any] | NotAList:
+    """:func:`normalize_page` from a spooled body to a rows file (both :mod:`archiver.spool`).
+
+    Only the small references travel back to the sync process, never the page: the writer
+    reads each event from ``rows_path`` when it writes it.
+    """
+    with open(body_path, "rb") as f:
+        body = f.read()
+    with open(rows_path, "wb") as out:
+        return normalize_page(body, job, _RowsFile(out))
+
+
+def _normalize_items(items: Iterable[tuple[Any, str | None]], job: PageJob,
+                     emit: Callable[[EncodedEvent], Any]) -> list[Any]:
     scrubber = _scrubber(job.scrub, job.scrub_key)
-    out: list[PackedEvent | Any] = []
+    out: list[Any] = []
     for item, raw in items:
         if needs_detail(item, job.detail_always):
             out.append(item)
         else:
             ev = normalize_scrubbed(scrubber, item, project_id=job.project_id,
                                     issue_id=job.issue_id, has_detail=False, raw=raw)
-            out.append(pack(encode_event(ev, job.dialect)))
+            out.append(emit(encode_event(ev, job.dialect)))
     return out
 
 
@@ -265,14 +319,22 @@ class PageNormalizer:
                                              initializer=_worker_init, initargs=(os.getpid(),))
 
     def __call__(self, body: bytes, job: PageJob) -> list[PackedEvent | Any] | NotAList:
+        return self._run(normalize_page, body, job)
+
+    def spooled(self, body: BodyFile, rows_path: str,
+                job: PageJob) -> list[SpooledEvent | Any] | NotAList:
+        """Normalize a spooled page body into ``rows_path``; see :func:`normalize_spooled_page`."""
+        return self._run(normalize_spooled_page, body.path, rows_path, job)
+
+    def _run(self, fn: Callable[..., list[Any] | NotAList], *args: Any) -> list[Any] | NotAList:
         pool = self._pool
         if pool is None:
-            return normalize_page(body, job)
+            return fn(*args)
         try:
-            return pool.submit(normalize_page, body, job).result()
+            return pool.submit(fn, *args).result()
         except BrokenProcessPool as exc:
             self._give_up_pool(pool, exc)
-            return normalize_page(body, job)
+            return fn(*args)
 
     def _give_up_pool(self, pool: ProcessPoolExecutor, exc: BaseException) -> None:
         with self._lock:

@@ -119,3 +119,20 @@ def gate_issue_events(srv: Any, until: threading.Event) -> None:
         return dispatch(method, target, headers, base_url)
 
     srv.dispatch = gated
+
+
+def simulator_page(token: str = "page-token") -> bytes:
+    """A real page of full events from the simulator (the biggest issue's first page)."""
+    import httpx
+
+    from archiver.simulator import SimulatedOrg, SimulatorServer
+
+    org = SimulatedOrg(seed=3, events=400)
+    issue = max(org.live_issues(), key=lambda i: i.times_seen)
+    with SimulatorServer(org, token=token) as srv:
+        response = httpx.get(f"{srv.url}/api/0/issues/{issue.id}/events/",
+                             params={"full": "true"},
+                             headers={"Authorization": f"Bearer {token}"})
+    response.raise_for_status()
+    assert len(response.json()) > 10
+    return response.content

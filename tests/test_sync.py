@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
-from archiver import db
+from archiver import db, spool
 from archiver.cli import cli
 from archiver.config import Settings
 from archiver.errors import ExitCode
@@ -266,30 +266,41 @@ def test_sync_needs_no_options_when_the_environment_has_them(tmp_path, org, serv
     assert archived(f"sqlite:///{tmp_path}/env.db") == org.truth()
 
 
-def _sync_subprocess(server: SimulatorServer, org: SimulatedOrg, db_url: str) -> subprocess.Popen[bytes]:
+def _sync_subprocess(server: SimulatorServer, org: SimulatedOrg, db_url: str,
+                     tmpdir: Path | None = None) -> subprocess.Popen[bytes]:
     env = {**os.environ, "SENTRY_URL": server.url, "SENTRY_AUTH_TOKEN": TOKEN,
            "SENTRY_ORG": org.slug, "SENTRY_ARCHIVER_DB": db_url,
            "PYTHONPATH": str(ROOT)}
+    if tmpdir is not None:  # where the run spools its pages (archiver.spool)
+        env["TMPDIR"] = str(tmpdir)
     return subprocess.Popen([sys.executable, "-m", "archiver", "sync", "--quiet", "--concurrency", "3"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 @pytest.mark.slow
-def test_killed_at_random_points_and_resumed_ends_equal_to_truth(db_url):
+def test_killed_at_random_points_and_resumed_ends_equal_to_truth(db_url, tmp_path):
     org = SimulatedOrg(seed=21, events=3000)
     rng = random.Random(1234)
+    spools = tmp_path / "tmp"
+    spools.mkdir()
+    killed = 0
     with SimulatorServer(org, token=TOKEN, config=SimulatorConfig(latency_ms=2)) as srv:
         for _ in range(6):
-            proc = _sync_subprocess(srv, org, db_url)
+            proc = _sync_subprocess(srv, org, db_url, spools)
             time.sleep(rng.uniform(0.3, 2.5))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
+                killed += 1
             proc.wait(timeout=60)
-        final = _sync_subprocess(srv, org, db_url)
+        assert killed, "no run was killed: the test proved nothing"
+        final = _sync_subprocess(srv, org, db_url, spools)
         _, err = final.communicate(timeout=300)
         assert final.returncode == 0, err.decode()
     assert archived(db_url) == org.truth()
     assert_children_consistent(db_url)
+    # The killed runs' spools (page files in flight) were removed by the next run, and the
+    # last run removed its own. (multiprocessing's own pymp-* directories are not ours.)
+    assert [p for p in spools.iterdir() if p.name.startswith(spool.PREFIX)] == []
 
 
 def _wait_until_walking(url: str, proc: subprocess.Popen[bytes], limit: float = 120) -> None:

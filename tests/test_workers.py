@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import simulator_page
 from sqlalchemy import text
 
 from archiver import db, sync
@@ -47,16 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def page_body() -> bytes:
-    """A real page of full events from the simulator (the biggest issue's first page)."""
-    org = SimulatedOrg(seed=3, events=400)
-    issue = max(org.live_issues(), key=lambda i: i.times_seen)
-    with SimulatorServer(org, token=TOKEN) as srv:
-        response = httpx.get(f"{srv.url}/api/0/issues/{issue.id}/events/",
-                             params={"full": "true"},
-                             headers={"Authorization": f"Bearer {TOKEN}"})
-    response.raise_for_status()
-    assert len(response.json()) > 10
-    return response.content
+    return simulator_page()
 
 
 def job(dialect: str = "sqlite", **kw: object) -> PageJob:

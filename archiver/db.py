@@ -28,6 +28,16 @@ if TYPE_CHECKING:
 
 DEFAULT_DB_URL = "sqlite:///sentry-archive.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A new archive's page size, and each connection's page cache (in KiB). A page of 100 events
+# dirties thousands of pages (most of them leaves of the secondary indexes, whose keys arrive
+# in no order), and SQLite's default 2 MB cache spilled them to the WAL before the commit,
+# writing the same pages again and again. Measured with bench/bench_writer.py under
+# `strace -c` (3,000 events): 340,000 pwrite/pread calls with 4 KB pages and the default
+# cache, 253,000 with an 8 MB cache, 201,000 with 16 KB pages, 152,000 with both.
+# The page size applies to archives created from now on (SQLite fixes it when a database
+# file is first written); the cache to every connection, so older archives gain that part.
+SQLITE_PAGE_SIZE = 16_384
+SQLITE_CACHE_KIB = 16_384
 
 
 def migrations_dir() -> Path:
@@ -102,6 +112,10 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # Before anything is written (journal_mode = WAL writes the header): a no-op on an
+        # existing database, whose page size is fixed.
+        cursor.execute(f"PRAGMA page_size = {SQLITE_PAGE_SIZE}")
+        cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA journal_mode = WAL")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import email.utils
+import gc
 import logging
 import os
 import queue
@@ -460,7 +461,7 @@ class Syncer:
         # Worker processes start before the fetch threads (and never share their state).
         workers = min(self.settings.workers, len(walks))
         # Exits in reverse: the fetch threads end first, then the workers, then the spool.
-        with Spool() as spool, PageNormalizer(workers) as normalizer, ThreadPoolExecutor(
+        with _fewer_collections(), Spool() as spool, PageNormalizer(workers) as normalizer, ThreadPoolExecutor(
             max_workers=self.settings.concurrency, thread_name_prefix="walk"
         ) as pool:
             for walk in walks:
@@ -696,6 +697,28 @@ class Syncer:
                 except NotFoundError:
                     log.info("release %r not found on the server", version)
         return rows
+
+
+@contextlib.contextmanager
+def _fewer_collections(threshold: int = 10_000) -> Iterator[None]:
+    """Run the walk with fewer cyclic garbage collections (restored afterwards).
+
+    The writer opens thousands of row tuples per batch, and each 700 allocations started a
+    collection that walked them again, while every full collection also walked the whole
+    import-time heap (SQLAlchemy, httpx, ...). Freezing that heap and collecting young
+    objects every 10,000 allocations: 1,238 collections of which 6 full, 0.85-0.96 s, became
+    236 and 1 full, 0.13-0.18 s, in a 19,325-event sync (measured with ``gc.callbacks``).
+    Rows are tuples of strings and numbers, freed by reference counting as before; only
+    cyclic garbage (httpx's, exceptions') waits a little longer for its collection.
+    """
+    old = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(threshold, old[1], old[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        gc.unfreeze()
 
 
 @dataclass

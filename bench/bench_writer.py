@@ -1,13 +1,15 @@
-"""The writer alone: CPU time per event of ``Store.write_events`` into a fresh archive.
+"""The writer alone: CPU time per event of the sync's writer into a fresh archive.
 
-    python bench/bench_writer.py SOURCE.db [--events 5000] [--db sqlite:///...]
+    python bench/bench_writer.py SOURCE.db [--events 5000] [--db sqlite:///...] [--repeat 3]
 
 Takes the raw JSON of the events of an existing archive (for example the one `sentry-archiver
-demo` writes, or a bench_sync run's), normalizes them once, then writes them into a new
-archive in pages of 100, one transaction per page, as the sync's writer does (``--sql`` runs
-statements on the new archive first, to try a schema change). Reports the
-writer's CPU time per event (``time.process_time``: less sensitive to other load on the
-machine than wall time) and wall time, and the normalizer's CPU time for comparison.
+demo` writes, or a bench_sync run's), normalizes and encodes them once, spools each page's
+events to a rows file as the page workers do, then writes them into a new archive in pages of
+100, one transaction per page, as the sync's writer does: reading the spooled events back in
+batches (``sync._opened``) and ``Store.write_events`` (``--sql`` runs statements on the new
+archive first, to try a schema change). Reports the writer's CPU time per event
+(``time.process_time``: less sensitive to other load on the machine than wall time; the best
+of ``--repeat`` runs) and wall time, and the normalizer's CPU time for comparison.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from archiver import db
+from archiver import db, sync
 from archiver.normalize import normalize_event
 from archiver.store import Store, encode_event
+from archiver.workers import _RowsFile
 
 
 def main() -> None:
@@ -37,6 +40,7 @@ def main() -> None:
     parser.add_argument("--page-size", type=int, help="SQLite page size of the new archive")
     parser.add_argument("--sql", action="append", default=[],
                         help="run this statement on the new archive first (experiments)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs; the best is reported")
     args = parser.parse_args()
     con = sqlite3.connect(args.source)
     rows = con.execute("SELECT project_id, issue_id, raw_json FROM events ORDER BY id LIMIT ?",
@@ -50,6 +54,20 @@ def main() -> None:
     started = time.process_time()
     events = [encode_event(ev, dialect) for ev in normalized]  # done by the workers in a sync
     encode_cpu = time.process_time() - started
+    best: tuple[float, float] | None = None
+    for _ in range(args.repeat):
+        cpu, wall = write_all(args, events)
+        best = (cpu, wall) if best is None or cpu < best[0] else best
+    assert best is not None
+    cpu, wall = best
+    n = len(events)
+    print(f"{n} events: writer {cpu / n * 1000:.3f} ms CPU/event ({wall / n * 1000:.3f} ms wall), "
+          f"normalize {normalize_cpu / n * 1000:.3f} + encode {encode_cpu / n * 1000:.3f} ms "
+          "CPU/event (both in worker processes during a sync)")
+
+
+def write_all(args: argparse.Namespace, events: list) -> tuple[float, float]:
+    """Spool the events a page at a time, then write them as the sync's writer does."""
     with tempfile.TemporaryDirectory() as tmp:
         url = args.db or f"sqlite:///{tmp}/writer.db"
         if args.page_size and not args.db:
@@ -62,19 +80,23 @@ def main() -> None:
         for statement in args.sql:
             with engine.begin() as conn:
                 conn.exec_driver_sql(statement)
+        pages = []
+        for start in range(0, len(events), 100):
+            path = f"{tmp}/{start}.rows"
+            with open(path, "wb") as out:
+                emit = _RowsFile(out)
+                pages.append((path, [emit(ev) for ev in events[start:start + 100]]))
         store = Store(engine)
         cpu, wall = time.process_time(), time.perf_counter()
-        step = 100 * args.pages_per_commit
-        for start in range(0, len(events), step):
+        for first in range(0, len(pages), args.pages_per_commit):
             with store.transaction() as conn:
-                for page in range(start, min(start + step, len(events)), 100):
-                    store.write_events(conn, events[page:page + 100])
+                for path, refs in pages[first:first + args.pages_per_commit]:
+                    with open(path, "rb") as rows:
+                        for batch in sync._opened(refs, rows):
+                            store.write_events(conn, batch)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         engine.dispose()
-    n = len(events)
-    print(f"{n} events: writer {cpu / n * 1000:.3f} ms CPU/event ({wall / n * 1000:.3f} ms wall), "
-          f"normalize {normalize_cpu / n * 1000:.3f} + encode {encode_cpu / n * 1000:.3f} ms "
-          "CPU/event (both in worker processes during a sync)")
+    return cpu, wall
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from click.testing import CliRunner
 
 from archiver import db
@@ -46,3 +48,23 @@ def test_password_is_not_printed(tmp_path):
     )
     assert r.exit_code == ExitCode.DATABASE
     assert "s3cr3tpw" not in r.output
+
+
+def test_new_sqlite_archives_get_large_pages_and_older_ones_keep_theirs(tmp_path):
+    old = tmp_path / "old.db"
+    con = sqlite3.connect(old)
+    con.execute("PRAGMA page_size = 4096")
+    con.execute("CREATE TABLE before_us (x)")  # an archive file written before the change
+    con.close()
+    for path, expected in ((tmp_path / "new.db", db.SQLITE_PAGE_SIZE), (old, 4096)):
+        engine = db.make_engine(f"sqlite:///{path}")
+        try:
+            db.upgrade(engine)
+            with engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA page_size").scalar_one() == expected
+                assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
+                # the page cache is a connection's, so every archive gets it
+                assert conn.exec_driver_sql("PRAGMA cache_size").scalar_one() == -db.SQLITE_CACHE_KIB
+        finally:
+            engine.dispose()
+    assert db.SQLITE_PAGE_SIZE != 4096

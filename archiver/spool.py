@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from archiver.errors import ArchiverError
+
 log = logging.getLogger("archiver.spool")
 
 PREFIX = "sentry-archiver-spool-"
@@ -88,7 +90,13 @@ class Spool:
 
     def __init__(self, parent: str | os.PathLike[str] | None = None) -> None:
         remove_stale(parent)
-        self.path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=parent))
+        try:
+            self.path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=parent))
+        except OSError as exc:
+            where = parent if parent is not None else tempfile.gettempdir()
+            raise ArchiverError(
+                f"cannot create the sync's spool directory in {where} ({exc.strerror}); set "
+                "TMPDIR to a writable directory with room for about 50 MB") from None
         self._counter = itertools.count()
         self._lock = threading.Lock()
 

@@ -22,6 +22,7 @@ from conftest import simulator_page
 
 from archiver import sync
 from archiver.client import SentryClient
+from archiver.errors import ArchiverError
 from archiver.spool import PREFIX, BodyFile, PageFiles, Spool, remove_stale
 from archiver.store import EncodedEvent
 from archiver.workers import (
@@ -216,3 +217,9 @@ def test_the_spool_of_a_killed_run_is_removed_by_the_next_run(tmp_path: Path) ->
         assert not stale.exists()
         assert alive.exists() and other.exists() and spool.path.exists()
     assert remove_stale(tmp_path) == []
+
+
+def test_an_unusable_spool_directory_is_a_clear_error(tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such" / "dir"
+    with pytest.raises(ArchiverError, match=r"spool directory.*TMPDIR"):
+        Spool(missing)

@@ -461,9 +461,13 @@ class Syncer:
         # Worker processes start before the fetch threads (and never share their state).
         workers = min(self.settings.workers, len(walks))
         # Exits in reverse: the fetch threads end first, then the workers, then the spool.
-        with _fewer_collections(), Spool() as spool, PageNormalizer(workers) as normalizer, ThreadPoolExecutor(
-            max_workers=self.settings.concurrency, thread_name_prefix="walk"
-        ) as pool:
+        with (
+            _fewer_collections(),
+            Spool() as spool,
+            PageNormalizer(workers) as normalizer,
+            ThreadPoolExecutor(max_workers=self.settings.concurrency,
+                               thread_name_prefix="walk") as pool,
+        ):
             for walk in walks:
                 futures.append(pool.submit(self._walk_guarded, walk, inbox, releases,
                                            _Pipeline(normalizer, spool)))
@@ -502,8 +506,9 @@ class Syncer:
                 self.store.upsert_releases(conn, work.releases)
             result = WriteResult()
             with contextlib.ExitStack() as files:
+                spooled = any(isinstance(ev, SpooledEvent) for ev in work.events)
                 rows = (files.enter_context(open(work.files.rows, "rb"))
-                        if work.files is not None and work.events else None)
+                        if work.files is not None and spooled else None)
                 for batch in _opened(work.events, rows):
                     result += self.store.write_events(conn, batch)
             if work.merged_into is not None:

@@ -132,6 +132,23 @@ def test_backfill_uses_full_lists_not_per_event_detail(tmp_path, org, server):
     assert runs == [("success", len(org.truth()), outcome.requests)]
 
 
+def test_detail_always_fetches_every_event_in_detail_and_ends_equal_to_truth(tmp_path, org,
+                                                                             server):
+    # Every listed item comes back from the worker raw, for the detail endpoint: the pages'
+    # rows files hold nothing, and the writer writes the events the walk encoded itself.
+    url = f"sqlite:///{tmp_path}/a.db"
+    outcome = execute_sync(settings(server, org, url, detail="always"))
+    assert not outcome.report.failures
+    assert outcome.report.details_fetched == len(org.truth())
+    assert archived(url) == org.truth()
+    engine = db.make_engine(url)
+    with engine.connect() as conn:
+        detailed = conn.execute(text("SELECT count(*) FROM events WHERE has_detail")).scalar_one()
+    engine.dispose()
+    assert detailed == len(org.truth())
+    assert_children_consistent(url)
+
+
 def test_new_events_after_a_run_are_fetched_incrementally(tmp_path, org, server):
     url = f"sqlite:///{tmp_path}/a.db"
     execute_sync(settings(server, org, url))

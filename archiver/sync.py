@@ -57,7 +57,7 @@ from archiver.normalize import (
 from archiver.scrub import make_scrubber, normalize_scrubbed
 from archiver.spool import BodyFile, PageFiles, Spool
 from archiver.store import ISSUES, EncodedEvent, IssueWalk, Store, WriteResult, encode_event, utcnow
-from archiver.workers import PackedEvent, PageJob, PageNormalizer, SpooledEvent
+from archiver.workers import PageJob, PageNormalizer, SpooledEvent
 
 log = logging.getLogger("archiver.sync")
 
@@ -102,8 +102,8 @@ class _PageWork:
     events: list[SpooledEvent | EncodedEvent]
     releases: list[dict[str, Any]]
     merged_into: int | None
-    held: int = 0  # bytes of the in-flight budget this page holds until it is committed
-    files: PageFiles | None = None  # the spooled events' rows file, removed once committed
+    held: int  # bytes of the in-flight budget this page holds until it is committed
+    files: PageFiles  # where its events are spooled; removed once committed
 
 
 @dataclass(frozen=True)
@@ -491,8 +491,7 @@ class Syncer:
                 try:
                     self._write_page(item)
                 finally:
-                    if item.files is not None:
-                        item.files.discard()
+                    item.files.discard()
                 self.in_flight.release(item.held)
 
             else:
@@ -507,8 +506,7 @@ class Syncer:
             result = WriteResult()
             with contextlib.ExitStack() as files:
                 spooled = any(isinstance(ev, SpooledEvent) for ev in work.events)
-                rows = (files.enter_context(open(work.files.rows, "rb"))
-                        if work.files is not None and spooled else None)
+                rows = files.enter_context(open(work.files.rows, "rb")) if spooled else None
                 for batch in _opened(work.events, rows):
                     result += self.store.write_events(conn, batch)
             if work.merged_into is not None:
@@ -742,17 +740,14 @@ class Progress:
 WRITE_BATCH_BYTES = 1024 * 1024
 
 
-def _opened(events: Sequence[PackedEvent | SpooledEvent | EncodedEvent],
+def _opened(events: Sequence[SpooledEvent | EncodedEvent],
             rows: BinaryIO | None = None) -> Iterator[list[EncodedEvent]]:
     """A page's events, opened in batches of about :data:`WRITE_BATCH_BYTES`; spooled ones
     are read from the page's ``rows`` file."""
     batch: list[EncodedEvent] = []
     size = 0
     for item in events:
-        if isinstance(item, PackedEvent):
-            batch.append(item.open())
-            size += len(item.blob)
-        elif isinstance(item, SpooledEvent):
+        if isinstance(item, SpooledEvent):
             if rows is None:
                 raise ValueError("a spooled event without its rows file")
             batch.append(item.read(rows))

@@ -5,13 +5,13 @@ CPU work (``json.loads`` of ~1 MB, then about half a millisecond of normalizatio
 and the writer needs the interpreter too (about a millisecond per event of SQLite inserts).
 Under one interpreter lock they take turns and a second core sits idle. So a fetch thread
 hands the page's raw body to a worker process and gets back ready rows (child rows as tuples
-of values already converted for the database), each event pickled on its own
-(:class:`PackedEvent`) until the writer opens it: the big parsed JSON never exists in the
-writer's process, which also keeps its memory small.
+of values already converted for the database). The page travels as files of the run's
+spool (:mod:`archiver.spool`): the worker reads the body from one and pickles each event
+into another (:class:`SpooledEvent`), which the writer reads back a batch at a time, so
+neither the page nor its parsed JSON ever exists in the writer's process.
 
 ``workers = 0`` does the same work in the calling thread (no processes): for tests and tiny
-archives. The rows are the same either way, since both run :func:`normalize_page`; the events
-are packed there too, so that pages waiting for the writer stay small in both modes.
+archives. The rows are the same either way, since both run :func:`normalize_spooled_page`.
 """
 
 from __future__ import annotations
@@ -55,34 +55,14 @@ class PageJob:
 
 
 @dataclass(frozen=True)
-class PackedEvent:
-    """An encoded event kept pickled until the writer takes it, with what the walk reads of it.
-
-    As Python objects a page of large events is over twice its JSON's size (every frame and
-    breadcrumb a tuple of strings), and pages wait in the writer's queue. Pickled, each event
-    is one bytes object of about its JSON's size (the allocator hands big ones back to the
-    system as soon as they are freed), and the writer opens a batch at a time.
-    """
-
-    blob: bytes
-    issue_id: int | None
-    release_version: str | None
-    release: dict[str, Any] | None
-
-    def open(self) -> EncodedEvent:
-        event: EncodedEvent = pickle.loads(self.blob)
-        return event
-
-
-def pack(event: EncodedEvent) -> PackedEvent:
-    return PackedEvent(pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL), event.issue_id,
-                       event.release_version, event.release)
-
-
-@dataclass(frozen=True)
 class SpooledEvent:
     """An encoded event pickled into the page's rows file (:mod:`archiver.spool`) at
-    ``offset``, with what the walk reads of it; the writer reads it back from there."""
+    ``offset``, with what the walk reads of it; the writer reads it back from there.
+
+    As Python objects a page of large events is over twice its JSON's size (every frame and
+    breadcrumb a tuple of strings), and pages wait in the writer's queue: in the file they
+    cost the process nothing until the writer reads a batch.
+    """
 
     offset: int
     length: int
@@ -188,14 +168,18 @@ def _array_items(text: str) -> Iterator[tuple[Any, str]]:
         raise InvalidBody(f"invalid JSON: extra data at character {idx}")
 
 
+def _as_is(event: EncodedEvent) -> EncodedEvent:
+    return event
+
+
 def normalize_page(body: bytes, job: PageJob,
-                   emit: Callable[[EncodedEvent], Any] = pack) -> list[Any] | NotAList:
+                   emit: Callable[[EncodedEvent], Any] = _as_is) -> list[Any] | NotAList:
     """A page body to events ready for the writer; items that need a detail request stay raw.
 
     Events are parsed and normalized one at a time, and each keeps its exact JSON text from
     the page as ``raw_json`` (unless scrubbing rewrote it). ``emit`` turns each encoded event
-    into what is handed back: a :class:`PackedEvent` by default, a :class:`SpooledEvent` for
-    a spooled page (:func:`normalize_spooled_page`).
+    into what is handed back: the :class:`EncodedEvent` itself by default, a
+    :class:`SpooledEvent` for a spooled page (:func:`normalize_spooled_page`).
     """
     try:
         # As json.loads does, but strict UTF-8 (no encoded surrogates), so that every slice
@@ -302,7 +286,7 @@ def tune_allocator() -> bool:
 
 
 class PageNormalizer:
-    """Runs :func:`normalize_page` in ``workers`` processes (0: in the calling thread).
+    """Runs :func:`normalize_spooled_page` in ``workers`` processes (0: in the calling thread).
 
     Thread-safe: fetch threads call it concurrently and each waits for its own page. If a
     worker dies (the kernel's OOM killer, a crash in a C library), the pool is unusable:
@@ -318,23 +302,17 @@ class PageNormalizer:
             self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context(),
                                              initializer=_worker_init, initargs=(os.getpid(),))
 
-    def __call__(self, body: bytes, job: PageJob) -> list[PackedEvent | Any] | NotAList:
-        return self._run(normalize_page, body, job)
-
     def spooled(self, body: BodyFile, rows_path: str,
                 job: PageJob) -> list[SpooledEvent | Any] | NotAList:
         """Normalize a spooled page body into ``rows_path``; see :func:`normalize_spooled_page`."""
-        return self._run(normalize_spooled_page, body.path, rows_path, job)
-
-    def _run(self, fn: Callable[..., list[Any] | NotAList], *args: Any) -> list[Any] | NotAList:
         pool = self._pool
         if pool is None:
-            return fn(*args)
+            return normalize_spooled_page(body.path, rows_path, job)
         try:
-            return pool.submit(fn, *args).result()
+            return pool.submit(normalize_spooled_page, body.path, rows_path, job).result()
         except BrokenProcessPool as exc:
             self._give_up_pool(pool, exc)
-            return fn(*args)
+            return normalize_spooled_page(body.path, rows_path, job)
 
     def _give_up_pool(self, pool: ProcessPoolExecutor, exc: BaseException) -> None:
         with self._lock:

@@ -28,7 +28,6 @@ from archiver.store import EncodedEvent
 from archiver.workers import (
     InvalidBody,
     NotAList,
-    PackedEvent,
     PageJob,
     PageNormalizer,
     SpooledEvent,
@@ -137,7 +136,7 @@ def test_a_spooled_page_gives_the_events_an_in_memory_page_gives(page_body: byte
     # only small references came back: the rows are in the file, one after another
     assert sum(e.length for e in out) == rows.stat().st_size  # type: ignore[union-attr]
     events = _read_back(out, rows)
-    assert events == [p.open() for p in in_memory if isinstance(p, PackedEvent)]
+    assert events == [e for e in in_memory if isinstance(e, EncodedEvent)]
     for ref, ev in zip(out, events, strict=True):
         assert isinstance(ref, SpooledEvent) and isinstance(ev, EncodedEvent)
         assert (ref.issue_id, ref.release_version, ref.release) == (
@@ -162,15 +161,27 @@ def test_the_writer_reads_spooled_events_back_in_order_and_in_batches(
     body, rows = tmp_path / "p.body", tmp_path / "p.rows"
     body.write_bytes(page_body)
     out = normalize_spooled_page(str(body), str(rows), job())
-    assert isinstance(out, list)
+    assert isinstance(out, list) and all(isinstance(e, SpooledEvent) for e in out)
     expected = _read_back(out, rows)
     detail = expected[0]  # an event the walk fetched in detail is not spooled
-    limit = 3 * max(e.length for e in out)  # type: ignore[union-attr]
-    monkeypatch.setattr(sync, "WRITE_BATCH_BYTES", limit)
+    page = [*out, detail]
     with rows.open("rb") as f:
-        batches = list(sync._opened([*out, detail], f))
+        # A page of small events is one batch, as the writer always wrote it; this one is not.
+        small = [*out[:5], detail]
+        assert sum(e.length for e in out[:5]) < sync.WRITE_BATCH_BYTES  # type: ignore[union-attr]
+        assert [len(b) for b in sync._opened(small, f)] == [len(small)]
+        assert len(list(sync._opened(page, f))) > 1
+        # A limit of three events' size: batches close once past it, in order, nothing lost.
+        limit = 3 * max(e.length for e in out)  # type: ignore[union-attr]
+        monkeypatch.setattr(sync, "WRITE_BATCH_BYTES", limit)
+        batches = list(sync._opened(page, f))
     assert len(batches) > 3
     assert [ev for batch in batches for ev in batch] == [*expected, detail]
+    sizes = {ev.event_id: ref.length  # type: ignore[union-attr]
+             for ref, ev in zip(out, expected, strict=True)}
+    for batch in batches[:-1]:
+        total = sum(sizes[ev.event_id] for ev in batch)
+        assert limit <= total < limit + sizes[batch[-1].event_id]
     with pytest.raises(ValueError, match="rows file"):
         list(sync._opened(out))
 

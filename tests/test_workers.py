@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -31,14 +32,15 @@ from archiver.errors import TransportError
 from archiver.normalize import normalize_event
 from archiver.runner import execute_sync
 from archiver.simulator import SimulatedOrg, SimulatorConfig, SimulatorServer
+from archiver.spool import BodyFile
 from archiver.store import CHILD_TABLES, EncodedEvent, encode_event
 from archiver.sync import InFlight
 from archiver.workers import (
     InvalidBody,
     NotAList,
-    PackedEvent,
     PageJob,
     PageNormalizer,
+    SpooledEvent,
     normalize_page,
 )
 
@@ -55,22 +57,33 @@ def job(dialect: str = "sqlite", **kw: object) -> PageJob:
     return PageJob(project_id=1, issue_id=2, dialect=dialect, **kw)  # type: ignore[arg-type]
 
 
-def opened(out: object) -> list[object]:
-    """A normalized page with its packed events opened (raw items left as they are)."""
+def as_list(out: object) -> list[object]:
     assert isinstance(out, list)
-    for item in out:
-        if isinstance(item, PackedEvent):  # what the walk reads without opening it
-            ev = item.open()
+    return out
+
+
+def run(normalizer: PageNormalizer, body: bytes, page_job: PageJob) -> list[object]:
+    """A page through the normalizer as the sync sends it (spooled), its events read back
+    (raw items left as they are)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path, rows = Path(tmp, "p.body"), Path(tmp, "p.rows")
+        path.write_bytes(body)
+        out = as_list(normalizer.spooled(BodyFile(str(path), len(body)), str(rows), page_job))
+        with rows.open("rb") as f:
+            events = [item.read(f) if isinstance(item, SpooledEvent) else item for item in out]
+    for item, ev in zip(out, events, strict=True):
+        if isinstance(item, SpooledEvent):  # what the walk reads without opening it
+            assert isinstance(ev, EncodedEvent)
             assert (item.issue_id, item.release_version, item.release) == (
                 ev.issue_id, ev.release_version, ev.release)
-    return [item.open() if isinstance(item, PackedEvent) else item for item in out]
+    return events
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
 def test_worker_rows_equal_in_process_rows(page_body: bytes, dialect: str) -> None:
     with PageNormalizer(0) as here, PageNormalizer(2) as pool:
-        local = opened(here(page_body, job(dialect)))
-        remote = opened(pool(page_body, job(dialect)))
+        local = run(here, page_body, job(dialect))
+        remote = run(pool, page_body, job(dialect))
     assert isinstance(local, list) and all(isinstance(e, EncodedEvent) for e in local)
     assert remote == local
     frames = [row for ev in local for row in ev.children.get("frames", [])]
@@ -79,7 +92,7 @@ def test_worker_rows_equal_in_process_rows(page_body: bytes, dialect: str) -> No
 
 def test_scrubbing_happens_in_the_worker(page_body: bytes) -> None:
     with PageNormalizer(1) as pool:
-        events = opened(pool(page_body, job(scrub=("user.email",), scrub_key="k")))
+        events = run(pool, page_body, job(scrub=("user.email",), scrub_key="k"))
     assert all(isinstance(ev, EncodedEvent) for ev in events)
     assert all(ev.event_row()["scrubbed"] is not None for ev in events)
     assert all("@" not in (ev.event_row()["user_email"] or "") for ev in events)
@@ -91,7 +104,7 @@ def test_scrubbing_happens_in_the_worker(page_body: bytes) -> None:
 
 def test_items_without_entries_stay_raw_for_a_detail_request() -> None:
     body = b'[{"eventID": "a" , "entries": []}, {"eventID": "b"}]'
-    out = opened(normalize_page(body, job()))
+    out = as_list(normalize_page(body, job()))
     assert isinstance(out[0], EncodedEvent) and out[1] == {"eventID": "b"}
     always = normalize_page(body, job(detail_always=True))
     assert always == [{"eventID": "a", "entries": []}, {"eventID": "b"}]
@@ -100,7 +113,7 @@ def test_items_without_entries_stay_raw_for_a_detail_request() -> None:
 def test_truncated_body_is_an_invalid_body_in_both_modes(page_body: bytes) -> None:
     cut = page_body[: len(page_body) // 2]
     with PageNormalizer(1) as pool, pytest.raises(InvalidBody):
-        pool(cut, job())
+        run(pool, cut, job())
     with pytest.raises(ValueError):  # the client retries on ValueError
         normalize_page(cut, job())
 
@@ -116,7 +129,7 @@ def test_each_event_keeps_the_servers_own_json_text(page_body: bytes) -> None:
     # A server that pretty-prints and escapes non-ASCII: the stored text is its text.
     items[0]["message"] = "caf\u00e9 \u2603"
     pretty = json.dumps(items, indent=2, ensure_ascii=True)
-    out = opened(normalize_page(pretty.encode(), job()))
+    out = as_list(normalize_page(pretty.encode(), job()))
     assert len(out) == len(items)
     position = 0
     for ev, item in zip(out, items, strict=True):
@@ -126,7 +139,7 @@ def test_each_event_keeps_the_servers_own_json_text(page_body: bytes) -> None:
         position = pretty.index(raw, position)  # a slice of the page, in order
     assert "\\u2603" in out[0].event_row()["raw_json"]
     # Everything but the raw text is what normalizing the parsed items gives.
-    compact = opened(normalize_page(json.dumps(items).encode(), job()))
+    compact = as_list(normalize_page(json.dumps(items).encode(), job()))
     expected = [_without_raw(encode_event(normalize_event(i, project_id=1, issue_id=2), "sqlite"))
                 for i in items]
     assert [_without_raw(ev) for ev in out] == expected
@@ -136,7 +149,7 @@ def test_each_event_keeps_the_servers_own_json_text(page_body: bytes) -> None:
 def test_bodies_that_are_not_strict_utf8_take_the_whole_page_path() -> None:
     # A lone surrogate encoded as UTF-8 bytes: json.loads accepts it, strict UTF-8 does not.
     body = b'[{"eventID": "' + b"a" * 32 + b'", "entries": [], "message": "x\xed\xa0\x80"}]'
-    out = opened(normalize_page(body, job()))
+    out = as_list(normalize_page(body, job()))
     assert isinstance(out[0], EncodedEvent)
     raw = out[0].event_row()["raw_json"]
     raw.encode("utf-8")  # storable: the surrogate is escaped by dump_raw
@@ -165,8 +178,8 @@ def test_client_retries_a_truncated_body_then_reports_a_non_list(page_body: byte
 
     client = SentryClient("http://127.0.0.1:9", "tok", transport=httpx.MockTransport(handler),
                           sleep=lambda s: None)
-    with PageNormalizer(0) as normalizer, pytest.raises(TransportError) as err:
-        client.list_issue_events_page(2, parse=lambda body: normalizer(body, job()))
+    with pytest.raises(TransportError) as err:
+        client.list_issue_events_page(2, parse=lambda body: normalize_page(body, job()))
     assert len(calls) == 2  # the truncated body was fetched again
     assert "expected a JSON list, got dict" in str(err.value)
     assert isinstance(normalize_page(bodies[1], job()), NotAList)
@@ -187,12 +200,12 @@ def test_a_dead_worker_falls_back_to_the_main_process(page_body: bytes, caplog) 
 
 def _kill_the_worker_and_normalize(page_body: bytes) -> None:
     with PageNormalizer(1) as pool:
-        first = opened(pool(page_body, job()))
+        first = run(pool, page_body, job())
         assert pool._pool is not None
         for pid in list(pool._pool._processes):  # the OOM killer, say
             os.kill(pid, signal.SIGKILL)
         time.sleep(0.5)
-        again = opened(pool(page_body, job()))
+        again = run(pool, page_body, job())
     assert again == first
 
 
@@ -271,29 +284,6 @@ def test_sync_with_and_without_workers_writes_the_same_archive(tmp_path: Path,
             counts.append(_table_counts(url))
     assert counts[0] == counts[1] == counts[2]
     assert counts[0]["events"] == len(org.truth())
-
-
-def test_the_writer_opens_a_page_a_batch_at_a_time(page_body: bytes, monkeypatch) -> None:
-    packed = normalize_page(page_body, job())
-    assert isinstance(packed, list) and all(isinstance(p, PackedEvent) for p in packed)
-    events = opened(packed)
-    detail = events[0]  # an event fetched in detail by the walk is not packed
-    page = [*packed, detail]
-    # A page of small events is one batch, as the writer always wrote it; this one is not.
-    small = [*packed[:5], detail]
-    assert sum(len(p.blob) for p in packed[:5]) < sync.WRITE_BATCH_BYTES
-    assert [len(b) for b in sync._opened(small)] == [len(small)]
-    assert len(list(sync._opened(page))) > 1
-    # A limit of three events' size: batches close once past it, in order, nothing lost.
-    limit = 3 * max(len(p.blob) for p in packed)
-    monkeypatch.setattr(sync, "WRITE_BATCH_BYTES", limit)
-    batches = list(sync._opened(page))
-    assert len(batches) > 3
-    assert [ev for batch in batches for ev in batch] == [*events, detail]
-    sizes = {ev.event_id: len(p.blob) for p, ev in zip(packed, events, strict=True)}
-    for batch in batches[:-1]:
-        total = sum(sizes[ev.event_id] for ev in batch)
-        assert limit <= total < limit + sizes[batch[-1].event_id]
 
 
 def test_every_events_column_comes_from_normalize() -> None:

@@ -111,17 +111,23 @@ def remote_options(func: Any) -> Any:
     """Options naming the server, after sentry-cli (each also read from the environment)."""
     for decorator in reversed(
         [
-            click.option("--url", help="Sentry server URL ($SENTRY_URL; default https://sentry.io/)."),
+            click.option(
+                "--url", help="Sentry server URL ($SENTRY_URL; default https://sentry.io/)."
+            ),
             click.option("--auth-token", "token", help="Auth token ($SENTRY_AUTH_TOKEN)."),
             click.option("--org", help="Organization slug ($SENTRY_ORG)."),
             click.option(
-                "--project", "projects", multiple=True,
+                "--project",
+                "projects",
+                multiple=True,
                 help="Project slug or id; repeatable ($SENTRY_PROJECT, space/comma separated). "
                 "Default: every project the token can see.",
             ),
             click.option("--db", "db", help=DB_OPTION_HELP),
             click.option(
-                "--config", "config_file", type=click.Path(dir_okay=False),
+                "--config",
+                "config_file",
+                type=click.Path(dir_okay=False),
                 help="TOML config file ($SENTRY_ARCHIVER_CONFIG; default ./sentry-archiver.toml).",
             ),
         ]
@@ -136,8 +142,11 @@ def output_options(func: Any) -> Any:
             click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors."),
             click.option("-v", "--verbose", count=True, help="More log output (-vv: debug)."),
             click.option(
-                "--log-format", type=click.Choice(["text", "json"]), default="text",
-                show_default=True, help="Log line format (json: one object per line).",
+                "--log-format",
+                type=click.Choice(["text", "json"]),
+                default="text",
+                show_default=True,
+                help="Log line format (json: one object per line).",
             ),
         ]
     ):
@@ -149,20 +158,32 @@ def output_options(func: Any) -> Any:
 @remote_options
 @click.option("--query", help="Issue search query (default: all issues, resolved and ignored too).")
 @click.option("--environment", "environments", multiple=True, help="Only these environments.")
-@click.option("--earliest", help="Ignore events before this ISO date (default: all the server holds).")
 @click.option(
-    "--detail", type=click.Choice(["auto", "always"]),
+    "--earliest", help="Ignore events before this ISO date (default: all the server holds)."
+)
+@click.option(
+    "--detail",
+    type=click.Choice(["auto", "always"]),
     help="auto: detail requests only where a list lacks the full event; always: every event.",
 )
 @click.option("--releases/--no-releases", default=None, help="Fetch each release object once.")
 @click.option("--concurrency", type=int, help="Issues walked at once (default 4).")
-@click.option("--workers", type=int,
-              help="Processes that parse and normalize pages beside the writer "
-              "(default: CPU cores - 1, 1 to 4; 0: none, all in one process).")
-@click.option("--overlap", help="Re-read this much before the last bookmark, for late events (15m).")
-@click.option("--rescan", is_flag=True, default=None,
-              help="List every issue again (about one request per 100 issues) to catch merged "
-              "issues and events that arrived dated before the last bookmark.")
+@click.option(
+    "--workers",
+    type=int,
+    help="Processes that parse and normalize pages beside the writer "
+    "(default: CPU cores - 1, 1 to 4; 0: none, all in one process).",
+)
+@click.option(
+    "--overlap", help="Re-read this much before the last bookmark, for late events (15m)."
+)
+@click.option(
+    "--rescan",
+    is_flag=True,
+    default=None,
+    help="List every issue again (about one request per 100 issues) to catch merged "
+    "issues and events that arrived dated before the last bookmark.",
+)
 @click.option("--timeout", type=float, help="HTTP timeout in seconds (30).")
 @click.option("--max-retries", type=int, help="Retries per request for 5xx/timeouts (6).")
 @output_options

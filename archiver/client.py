@@ -103,8 +103,9 @@ def family_of(path: str) -> str:
             out.append("{key}")
         elif part.isdigit():
             out.append("{id}")
-        elif re.fullmatch(r"[0-9a-fA-F-]{32,36}", part) or (prev == "events" and part in (
-                "latest", "oldest", "recommended")):
+        elif re.fullmatch(r"[0-9a-fA-F-]{32,36}", part) or (
+            prev == "events" and part in ("latest", "oldest", "recommended")
+        ):
             out.append("{event}")
         else:
             out.append(part)
@@ -158,8 +159,14 @@ class _FamilyState:
 class RateLimiter:
     """Paces requests per endpoint family from the ``X-Sentry-Rate-Limit-*`` headers."""
 
-    def __init__(self, *, reserve: int, clock: Callable[[], float], sleep: Callable[[float], None],
-                 stats: ClientStats) -> None:
+    def __init__(
+        self,
+        *,
+        reserve: int,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+        stats: ClientStats,
+    ) -> None:
         self.reserve = reserve
         self.clock = clock
         self.sleep = sleep
@@ -186,8 +193,11 @@ class RateLimiter:
                 wait = 0.0
                 if state.reset is not None and state.reset <= now:
                     state.remaining, state.reset = None, None
-                if (state.remaining is not None and state.reset is not None
-                        and state.remaining - state.inflight <= self.reserve):
+                if (
+                    state.remaining is not None
+                    and state.reset is not None
+                    and state.remaining - state.inflight <= self.reserve
+                ):
                     wait = state.reset - now + 0.01
                 if wait <= 0:
                     state.inflight += 1
@@ -199,8 +209,12 @@ class RateLimiter:
                 if state.reset is not None and state.reset <= self.clock():
                     state.remaining, state.reset = None, None
 
-    def after(self, family: str, headers: httpx.Headers | None,
-              slot: threading.BoundedSemaphore | None = None) -> None:
+    def after(
+        self,
+        family: str,
+        headers: httpx.Headers | None,
+        slot: threading.BoundedSemaphore | None = None,
+    ) -> None:
         state = self._state(family)
         with self._lock:
             state.inflight = max(0, state.inflight - 1)
@@ -280,15 +294,17 @@ class SentryClient:
         self.rng = rng or random.Random()
         self._rng_lock = threading.Lock()
         self.stats = ClientStats()
-        self.limiter = RateLimiter(reserve=rate_limit_reserve, clock=clock, sleep=sleep,
-                                   stats=self.stats)
+        self.limiter = RateLimiter(
+            reserve=rate_limit_reserve, clock=clock, sleep=sleep, stats=self.stats
+        )
         headers = {"User-Agent": user_agent, "Accept": "application/json"}
         self._http = httpx.Client(
             base_url=self.base_url,
             headers=headers,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            limits=httpx.Limits(max_connections=max_connections,
-                                max_keepalive_connections=max_connections),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
             transport=transport,
             follow_redirects=False,
         )
@@ -299,8 +315,12 @@ class SentryClient:
     def __enter__(self) -> SentryClient:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -321,8 +341,14 @@ class SentryClient:
     def _auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._token}"} if self._token else {}
 
-    def get(self, path: str, params: Params | Mapping[str, Any] = (), *,
-            parse: Callable[[Any], Any] = json.loads, spool: str | None = None) -> Response:
+    def get(
+        self,
+        path: str,
+        params: Params | Mapping[str, Any] = (),
+        *,
+        parse: Callable[[Any], Any] = json.loads,
+        spool: str | None = None,
+    ) -> Response:
         """GET with retries, pacing and error mapping; ``data`` is the parsed JSON body.
 
         ``parse`` turns a 2xx body into ``data`` (``json.loads`` by default; the sync engine
@@ -357,8 +383,9 @@ class SentryClient:
             if problem:
                 failures += 1
                 if failures > self.max_retries:
-                    raise TransportError(f"GET {path}: {problem}; gave up after "
-                                         f"{failures} attempts", path=path) from None
+                    raise TransportError(
+                        f"GET {path}: {problem}; gave up after {failures} attempts", path=path
+                    ) from None
                 self._retry(path, problem, self._backoff(failures))
                 continue
             self.stats.add(bytes_received=size)
@@ -367,8 +394,12 @@ class SentryClient:
             if status == 429:
                 waits += 1
                 if waits > MAX_RATE_LIMIT_WAITS:
-                    raise RateLimitedError(f"GET {path}: still rate limited after {waits - 1} "
-                                           f"waits: {self._redact(_detail(response))}", path=path, status=429)
+                    raise RateLimitedError(
+                        f"GET {path}: still rate limited after {waits - 1} "
+                        f"waits: {self._redact(_detail(response))}",
+                        path=path,
+                        status=429,
+                    )
                 reset = _float(response.headers.get("x-sentry-rate-limit-reset"))
                 self.limiter.exhausted(family, reset)
                 wait = self._rate_limit_wait(response, reset, waits)
@@ -378,9 +409,13 @@ class SentryClient:
             if 500 <= status < 600:
                 failures += 1
                 if failures > self.max_retries:
-                    raise ServerError(f"GET {path}: HTTP {status} {self._redact(_detail(response))}; gave up "
-                                      f"after {failures} attempts", path=path, status=status,
-                                      detail=self._redact(_detail(response))) from None
+                    raise ServerError(
+                        f"GET {path}: HTTP {status} {self._redact(_detail(response))}; gave up "
+                        f"after {failures} attempts",
+                        path=path,
+                        status=status,
+                        detail=self._redact(_detail(response)),
+                    ) from None
                 self._retry(path, f"HTTP {status}", self._backoff(failures))
                 continue
             if status >= 300:
@@ -390,16 +425,25 @@ class SentryClient:
             except ValueError:
                 failures += 1
                 if failures > self.max_retries:
-                    raise TransportError(f"GET {path}: the body is not valid JSON "
-                                         f"({size} bytes); gave up after {failures} "
-                                         "attempts", path=path, status=status) from None
-                self._retry(path, f"truncated or invalid JSON body ({size} bytes)",
-                            self._backoff(failures))
+                    raise TransportError(
+                        f"GET {path}: the body is not valid JSON "
+                        f"({size} bytes); gave up after {failures} "
+                        "attempts",
+                        path=path,
+                        status=status,
+                    ) from None
+                self._retry(
+                    path, f"truncated or invalid JSON body ({size} bytes)", self._backoff(failures)
+                )
                 continue
             return Response(status, response.headers, data)
 
-    def _fetch(self, path: str, query: list[tuple[str, str | int | float | bool | None]],
-               spool: str | None = None) -> tuple[httpx.Response, bytes | BodyFile]:
+    def _fetch(
+        self,
+        path: str,
+        query: list[tuple[str, str | int | float | bool | None]],
+        spool: str | None = None,
+    ) -> tuple[httpx.Response, bytes | BodyFile]:
         """One GET, read whole, as a response that holds its body outside any reference cycle.
 
         httpx's own response and its stream refer to each other, so a body read into it is
@@ -410,8 +454,7 @@ class SentryClient:
         that file chunk by chunk instead and never held whole (:mod:`archiver.spool`); error
         bodies are always read into memory, for their message.
         """
-        request = self._http.build_request("GET", path, params=query,
-                                           headers=self._auth_headers())
+        request = self._http.build_request("GET", path, params=query, headers=self._auth_headers())
         streamed = self._http.send(request, stream=True)
         body: bytes | BodyFile
         try:
@@ -430,8 +473,9 @@ class SentryClient:
         headers = streamed.headers.copy()
         for decoded in ("content-encoding", "content-length"):  # the body is decoded already
             headers.pop(decoded, None)
-        return httpx.Response(streamed.status_code, headers=headers, content=content,
-                              request=request), body
+        return httpx.Response(
+            streamed.status_code, headers=headers, content=content, request=request
+        ), body
 
     def _retry(self, path: str, reason: str, wait: float) -> None:
         log.warning("GET %s: %s; retrying in %.1fs", path, reason, wait)
@@ -461,28 +505,46 @@ class SentryClient:
         if status == 401:
             return AuthError(
                 f"HTTP 401 from {path}: {detail} Check the auth token (SENTRY_AUTH_TOKEN): it is "
-                "missing, invalid or expired.", path=path, status=status, detail=detail)
+                "missing, invalid or expired.",
+                path=path,
+                status=status,
+                detail=detail,
+            )
         if status == 403:
             return AuthError(
                 f"HTTP 403 from {path}: {detail} The token lacks a scope: archiving needs "
                 "org:read (projects), project:read and event:read (issues and events).",
-                path=path, status=status, detail=detail)
+                path=path,
+                status=status,
+                detail=detail,
+            )
         if status == 404:
-            return NotFoundError(f"HTTP 404 from {path}: {detail}", path=path, status=status,
-                                 detail=detail)
+            return NotFoundError(
+                f"HTTP 404 from {path}: {detail}", path=path, status=status, detail=detail
+            )
         if status == 400:
-            return BadRequestError(f"HTTP 400 from {path}: {detail}", path=path, status=status,
-                                   detail=detail)
+            return BadRequestError(
+                f"HTTP 400 from {path}: {detail}", path=path, status=status, detail=detail
+            )
         if 300 <= status < 400:
             where = response.headers.get("location", "?")
-            return ApiError(f"HTTP {status} from {path}: the server redirects to {where}; "
-                            "set SENTRY_URL to the server that answers (e.g. a regional host)",
-                            path=path, status=status)
-        return ApiError(f"HTTP {status} from {path}: {detail}", path=path, status=status,
-                        detail=detail)
+            return ApiError(
+                f"HTTP {status} from {path}: the server redirects to {where}; "
+                "set SENTRY_URL to the server that answers (e.g. a regional host)",
+                path=path,
+                status=status,
+            )
+        return ApiError(
+            f"HTTP {status} from {path}: {detail}", path=path, status=status, detail=detail
+        )
 
-    def get_page(self, path: str, params: Params,
-                 parse: Callable[[Any], Any] = json.loads, spool: str | None = None) -> Page:
+    def get_page(
+        self,
+        path: str,
+        params: Params,
+        parse: Callable[[Any], Any] = json.loads,
+        spool: str | None = None,
+    ) -> Page:
         response = self.get(path, params, parse=parse, spool=spool)
         items = response.data if isinstance(response.data, list) else []
         if not isinstance(response.data, list):
@@ -543,20 +605,27 @@ class SentryClient:
         params.extend(("environment", e) for e in environments)
         if cursor:
             params.append(("cursor", cursor))
-        path = (f"api/0/organizations/{_q(org)}/issues/{int(issue_id)}/events/" if org
-                else f"api/0/issues/{int(issue_id)}/events/")
+        path = (
+            f"api/0/organizations/{_q(org)}/issues/{int(issue_id)}/events/"
+            if org
+            else f"api/0/issues/{int(issue_id)}/events/"
+        )
         return self.get_page(path, params, parse, spool)
 
-    def list_project_events_page(self, org: str, project_slug: str, *, full: bool = True,
-                                 cursor: str | None = None) -> Page:
+    def list_project_events_page(
+        self, org: str, project_slug: str, *, full: bool = True, cursor: str | None = None
+    ) -> Page:
         params: list[tuple[str, str]] = [("full", "true")] if full else []
         if cursor:
             params.append(("cursor", cursor))
         return self.get_page(f"api/0/projects/{_q(org)}/{_q(project_slug)}/events/", params)
 
     def get_issue(self, issue_id: int, org: str | None = None) -> dict[str, Any]:
-        path = (f"api/0/organizations/{_q(org)}/issues/{int(issue_id)}/" if org
-                else f"api/0/issues/{int(issue_id)}/")
+        path = (
+            f"api/0/organizations/{_q(org)}/issues/{int(issue_id)}/"
+            if org
+            else f"api/0/issues/{int(issue_id)}/"
+        )
         return _as_dict(self.get(path), path)
 
     def get_issue_event(self, issue_id: int, which: str = "latest") -> dict[str, Any]:
@@ -591,8 +660,9 @@ def _window(start: dt.datetime | None, end: dt.datetime | None) -> list[tuple[st
 
 def _as_dict(response: Response, path: str) -> dict[str, Any]:
     if not isinstance(response.data, dict):
-        raise TransportError(f"GET {path}: expected a JSON object, got "
-                             f"{type(response.data).__name__}", path=path)
+        raise TransportError(
+            f"GET {path}: expected a JSON object, got {type(response.data).__name__}", path=path
+        )
     return response.data
 
 

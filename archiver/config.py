@@ -223,7 +223,9 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     for section, values in data.items():
         keys = FILE_KEYS.get(section)
         if keys is None or not isinstance(values, Mapping):
-            raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(FILE_KEYS)})")
+            raise ConfigError(
+                f"{path}: unknown section [{section}] (known: {', '.join(FILE_KEYS)})"
+            )
         for key, value in values.items():
             if key not in keys:
                 raise ConfigError(

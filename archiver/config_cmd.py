@@ -26,8 +26,10 @@ def effective_sections(settings: Settings) -> dict[str, dict[str, Any]]:
     values = settings.redacted()
     if values.get("db"):
         values["db"] = safe_url(str(values["db"]))
-    return {section: {key: values.get(field) for key, field in keys.items()}
-            for section, keys in FILE_KEYS.items()}
+    return {
+        section: {key: values.get(field) for key, field in keys.items()}
+        for section, keys in FILE_KEYS.items()
+    }
 
 
 def _toml_value(value: Any) -> str:

@@ -71,12 +71,21 @@ def parse(readme: str) -> list[Recipe]:
             raise CookbookError(f"recipe {title!r} has no answer table after its SQL")
         heading = readme.find("\n#", after, after + table.start())
         if heading >= 0:
-            raise CookbookError(f"recipe {title!r}: its answer table must come before the next heading")
+            raise CookbookError(
+                f"recipe {title!r}: its answer table must come before the next heading"
+            )
         lines = table.group(0).rstrip("\n").split("\n")
         columns = _cells(lines[0])
         rows = [_cells(line) for line in lines[2:]]
-        recipes.append(Recipe(title, match.group(1).strip(), columns, rows,
-                              (after + table.start(), after + table.end())))
+        recipes.append(
+            Recipe(
+                title,
+                match.group(1).strip(),
+                columns,
+                rows,
+                (after + table.start(), after + table.end()),
+            )
+        )
     return recipes
 
 

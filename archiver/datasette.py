@@ -65,17 +65,25 @@ def build_metadata(engine: Engine, name: str) -> dict[str, Any]:
     return {
         "title": "Sentry archive",
         "description": "Error events archived from Sentry by sentry-archiver. Views named v_... "
-                       "answer common questions; see the README's cookbook.",
+        "answer common questions; see the README's cookbook.",
         "databases": {name: {"tables": tables}},
     }
 
 
 @click.command("datasette-metadata")
-@click.option("--db", "db_url", envvar="SENTRY_ARCHIVER_DB", default=db.DEFAULT_DB_URL,
-              help="Database URL (default: $SENTRY_ARCHIVER_DB or sqlite:///sentry-archive.db).")
-@click.option("--output", "-o", default="-", show_default=True,
-              help="File to write ('-': standard output).")
-@click.option("--database-name", "db_name", help="Database name in Datasette (default: the file's stem).")
+@click.option(
+    "--db",
+    "db_url",
+    envvar="SENTRY_ARCHIVER_DB",
+    default=db.DEFAULT_DB_URL,
+    help="Database URL (default: $SENTRY_ARCHIVER_DB or sqlite:///sentry-archive.db).",
+)
+@click.option(
+    "--output", "-o", default="-", show_default=True, help="File to write ('-': standard output)."
+)
+@click.option(
+    "--database-name", "db_name", help="Database name in Datasette (default: the file's stem)."
+)
 def datasette_metadata_command(db_url: str, output: str, db_name: str | None) -> None:
     """Write Datasette metadata (table, view and column descriptions) for the archive.
 
@@ -97,5 +105,6 @@ def datasette_metadata_command(db_url: str, output: str, db_name: str | None) ->
         path.write_text(body, encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"--output {output}: cannot write ({exc.strerror})") from None
-    click.echo(f"wrote {output}; open the archive with: datasette <file.db> --metadata {output}",
-               err=True)
+    click.echo(
+        f"wrote {output}; open the archive with: datasette <file.db> --metadata {output}", err=True
+    )

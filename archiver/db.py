@@ -148,7 +148,8 @@ def alembic_config(connection: Connection | None = None, url: str | None = None)
 
 _REVISION = re.compile(r"^revision(?:\s*:\s*str)?\s*=\s*['\"](\w+)['\"]", re.MULTILINE)
 _DOWN_REVISION = re.compile(
-    r"^down_revision(?:\s*:[^=]+)?\s*=\s*(?:None|['\"](\w+)['\"])", re.MULTILINE)
+    r"^down_revision(?:\s*:[^=]+)?\s*=\s*(?:None|['\"](\w+)['\"])", re.MULTILINE
+)
 
 
 def head_revision() -> str | None:
@@ -233,8 +234,10 @@ def schema_diff(engine: Engine) -> list[Any]:
     with _connected(engine) as connection:
         context = MigrationContext.configure(
             connection,
-            opts={"compare_type": True,
-                  "include_object": include_object_for(connection.dialect.name)},
+            opts={
+                "compare_type": True,
+                "include_object": include_object_for(connection.dialect.name),
+            },
         )
         return list(compare_metadata(context, Base.metadata))
 
@@ -258,7 +261,9 @@ def include_object_for(dialect: str) -> Callable[[Any, str | None, str, bool, An
     return include
 
 
-def open_archive(db_url: str, *, missing: str = "run: sentry-archiver sync (or db upgrade)") -> Engine:
+def open_archive(
+    db_url: str, *, missing: str = "run: sentry-archiver sync (or db upgrade)"
+) -> Engine:
     """An engine on an existing archive at the current schema; never creates a database.
 
     For commands that read or prune an archive (status, purge, export, datasette-metadata):
@@ -272,10 +277,15 @@ def open_archive(db_url: str, *, missing: str = "run: sentry-archiver sync (or d
         raise DatabaseError(f"not a database URL: {db_url!r} ({exc})") from None
     if parsed.get_backend_name() == "sqlite":
         path = parsed.database
-        if path and path != ":memory:" and not path.startswith("file:") \
-                and not Path(path).expanduser().is_file():
-            raise DatabaseError(f"no archive at {safe_url(db_url)} (the file does not exist); "
-                                f"{missing}")
+        if (
+            path
+            and path != ":memory:"
+            and not path.startswith("file:")
+            and not Path(path).expanduser().is_file()
+        ):
+            raise DatabaseError(
+                f"no archive at {safe_url(db_url)} (the file does not exist); {missing}"
+            )
     engine = make_engine(url)
     try:
         require_current(engine)

@@ -71,7 +71,9 @@ def demo_settings(url: str, org_slug: str, db_url: str) -> Settings:
     return Settings(url=url, token=DEMO_TOKEN, org=org_slug, db=db_url, concurrency=4)
 
 
-def build_demo_archive(db_url: str, *, seed: int = DEMO_SEED, events: int = DEMO_EVENTS) -> DemoResult:
+def build_demo_archive(
+    db_url: str, *, seed: int = DEMO_SEED, events: int = DEMO_EVENTS
+) -> DemoResult:
     """Archive the demo organisation into ``db_url`` (used by the demo and the cookbook tests)."""
     with running_simulator(seed=seed, events=events) as (org, server):
         outcome = execute_sync(demo_settings(server.url, org.slug, db_url))
@@ -122,9 +124,14 @@ def demo_command(db_url: str, seed: int, events: int) -> None:
         f"from {r.projects} projects and {r.issues_walked} issues into {db.safe_url(db_url)} "
         f"in {seconds:.1f}s with {result.outcome.requests} requests."
     )
-    click.echo(f"The simulator's truth holds {result.truth} events: "
-               + ("the archive is complete." if result.archived == result.truth
-                  else "MISMATCH, please report this."))
+    click.echo(
+        f"The simulator's truth holds {result.truth} events: "
+        + (
+            "the archive is complete."
+            if result.archived == result.truth
+            else "MISMATCH, please report this."
+        )
+    )
     for title, sql, columns, rows in run_queries(db_url):
         click.echo(f"\n-- {title}\n{sql};\n")
         click.echo(format_table(columns, rows))

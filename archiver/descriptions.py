@@ -157,7 +157,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "exception_position": "Position of the raised exception (exceptions.position; NULL: none).",
         "exception_type": "Type of the raised (last) exception.",
         "crash_position": "Position of the top in-app frame of the raised exception's stack "
-                          "(frames.position; NULL: no in-app frame).",
+        "(frames.position; NULL: no in-app frame).",
         "crash_function": "Function of the top in-app frame (where your code crashed).",
         "crash_module": "Module of the top in-app frame.",
         "crash_filename": "File name of the top in-app frame.",

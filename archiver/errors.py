@@ -69,8 +69,9 @@ class ApiError(ArchiverError):
 
     exit_code = ExitCode.API
 
-    def __init__(self, message: str, *, path: str = "", status: int | None = None,
-                 detail: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, path: str = "", status: int | None = None, detail: str | None = None
+    ) -> None:
         super().__init__(message)
         self.path = path
         self.status = status

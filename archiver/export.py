@@ -112,8 +112,9 @@ def resolve_projects(conn: Connection, wanted: Sequence[str]) -> list[int]:
                 ids.add(int(name))
             else:
                 choices = ", ".join(sorted(by_slug)) or "none archived yet"
-                raise ExportError(f"--project {name!r}: no such project in the archive "
-                                  f"(projects: {choices})")
+                raise ExportError(
+                    f"--project {name!r}: no such project in the archive (projects: {choices})"
+                )
     return sorted(ids)
 
 
@@ -128,8 +129,9 @@ def _conditions(flt: ExportFilter) -> list[Any]:
     return cond
 
 
-def iter_batches(engine: Engine, columns: Sequence[Any], flt: ExportFilter,
-                 batch: int = BATCH) -> Iterator[Sequence[Any]]:
+def iter_batches(
+    engine: Engine, columns: Sequence[Any], flt: ExportFilter, batch: int = BATCH
+) -> Iterator[Sequence[Any]]:
     """Rows of ``columns`` (the first must be ``events.id``) in id order, ``batch`` at a time."""
     last: int | None = None
     base = _conditions(flt)
@@ -140,8 +142,9 @@ def iter_batches(engine: Engine, columns: Sequence[Any], flt: ExportFilter,
         query = (
             select(*columns)
             .select_from(
-                EVENTS.join(PROJECTS, PROJECTS.c.id == EVENTS.c.project_id)
-                .outerjoin(ISSUES, ISSUES.c.id == EVENTS.c.issue_id)
+                EVENTS.join(PROJECTS, PROJECTS.c.id == EVENTS.c.project_id).outerjoin(
+                    ISSUES, ISSUES.c.id == EVENTS.c.issue_id
+                )
             )
             .where(and_(True, *cond))
             .order_by(EVENTS.c.id)
@@ -165,8 +168,9 @@ def _csv_value(value: Any) -> Any:
     return value
 
 
-def export_events(engine: Engine, out: TextIO, fmt: str, flt: ExportFilter,
-                  batch: int = BATCH) -> int:
+def export_events(
+    engine: Engine, out: TextIO, fmt: str, flt: ExportFilter, batch: int = BATCH
+) -> int:
     """Write the selected events to ``out``; returns how many were written.
 
     ``engine`` is an archive at the current schema (``db.open_archive`` checks that).
@@ -211,18 +215,36 @@ def _opened(output: str) -> Iterator[TextIO]:
 
 
 @click.command("export")
-@click.option("--db", "db_url", envvar="SENTRY_ARCHIVER_DB", default=db.DEFAULT_DB_URL,
-              help="Database URL (default: $SENTRY_ARCHIVER_DB or sqlite:///sentry-archive.db).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True,
-              help="jsonl: the raw JSON of each event, one per line; csv: a flat row per event.")
-@click.option("--project", "projects", multiple=True,
-              help="Only this project (slug or id); repeatable.")
+@click.option(
+    "--db",
+    "db_url",
+    envvar="SENTRY_ARCHIVER_DB",
+    default=db.DEFAULT_DB_URL,
+    help="Database URL (default: $SENTRY_ARCHIVER_DB or sqlite:///sentry-archive.db).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    required=True,
+    help="jsonl: the raw JSON of each event, one per line; csv: a flat row per event.",
+)
+@click.option(
+    "--project", "projects", multiple=True, help="Only this project (slug or id); repeatable."
+)
 @click.option("--since", help="Only events created at or after this date (YYYY-MM-DD or ISO, UTC).")
 @click.option("--until", help="Only events created before this date (exclusive).")
-@click.option("--output", "-o", default="-", show_default=True,
-              help="File to write ('-': standard output).")
-def export_command(db_url: str, fmt: str, projects: tuple[str, ...], since: str | None,
-                   until: str | None, output: str) -> None:
+@click.option(
+    "--output", "-o", default="-", show_default=True, help="File to write ('-': standard output)."
+)
+def export_command(
+    db_url: str,
+    fmt: str,
+    projects: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    output: str,
+) -> None:
     """Stream archived events (oldest archived first) for an auditor or another system."""
     flt = ExportFilter(
         projects=projects,
@@ -239,4 +261,3 @@ def export_command(db_url: str, fmt: str, projects: tuple[str, ...], since: str 
         engine.dispose()
     if output != "-":
         click.echo(f"exported {count} events to {output}", err=True)
-

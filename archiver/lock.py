@@ -121,18 +121,25 @@ def current_holder(engine: Engine) -> Holder | None:
             return None
         if conn.dialect.name == "postgresql":
             free = conn.execute(
-                text("SELECT NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
-                     "AND granted AND database = (SELECT oid FROM pg_database "
-                     "WHERE datname = current_database()) "
-                     "AND ((classid::bigint << 32) | objid::bigint) = :key)"),
+                text(
+                    "SELECT NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
+                    "AND granted AND database = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database()) "
+                    "AND ((classid::bigint << 32) | objid::bigint) = :key)"
+                ),
                 {"key": ADVISORY_KEY},
             ).scalar_one()
             return None if free else holder
     return None if is_stale(holder, str(engine.url)) else holder
 
 
-def is_stale(holder: Holder, url_key: str, *, now: dt.datetime | None = None,
-             stale_after: dt.timedelta = STALE_AFTER) -> bool:
+def is_stale(
+    holder: Holder,
+    url_key: str,
+    *,
+    now: dt.datetime | None = None,
+    stale_after: dt.timedelta = STALE_AFTER,
+) -> bool:
     """Was this row left by a process that is gone (SQLite's rule; see the module doc)?"""
     now = now or utcnow()
     if holder.host == socket.gethostname():
@@ -147,8 +154,14 @@ def is_stale(holder: Holder, url_key: str, *, now: dt.datetime | None = None,
 class HeldLock:
     """The lock while held: refreshes its heartbeat, notices being taken over."""
 
-    def __init__(self, engine: Engine, command: str, *, heartbeat_every: float,
-                 on_lost: Callable[[], None] | None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        command: str,
+        *,
+        heartbeat_every: float,
+        on_lost: Callable[[], None] | None,
+    ) -> None:
         self.engine = engine
         self.command = command
         self.host = socket.gethostname()
@@ -172,9 +185,12 @@ class HeldLock:
                 with conn.begin():
                     result = conn.execute(
                         update(RUN_LOCK)
-                        .where(RUN_LOCK.c.id == LOCK_ROW_ID, RUN_LOCK.c.host == self.host,
-                               RUN_LOCK.c.pid == self.pid,
-                               RUN_LOCK.c.acquired_at == self.acquired_at)
+                        .where(
+                            RUN_LOCK.c.id == LOCK_ROW_ID,
+                            RUN_LOCK.c.host == self.host,
+                            RUN_LOCK.c.pid == self.pid,
+                            RUN_LOCK.c.acquired_at == self.acquired_at,
+                        )
                         .values(heartbeat_at=utcnow())
                     )
                     ours = result.rowcount == 1
@@ -210,8 +226,10 @@ def _locked_error(holder: Holder | None, url: str, *, postgresql: bool = False) 
     if postgresql:
         gone = "PostgreSQL releases the lock as soon as that process's session ends"
     else:
-        gone = ("the lock is taken over automatically (at once on this host, else "
-                f"{int(STALE_AFTER.total_seconds() // 60)} minutes after its last heartbeat)")
+        gone = (
+            "the lock is taken over automatically (at once on this host, else "
+            f"{int(STALE_AFTER.total_seconds() // 60)} minutes after its last heartbeat)"
+        )
     return LockHeldError(
         f"another sync holds the archive {safe_url(url)} ({who}); it stops by itself when done. "
         f"If that process is gone, {gone}"
@@ -219,20 +237,29 @@ def _locked_error(holder: Holder | None, url: str, *, postgresql: bool = False) 
 
 
 def _write_row(conn: Connection, held: HeldLock, *, replace: bool) -> None:
-    values = {"host": held.host, "pid": held.pid, "command": held.command,
-              "acquired_at": held.acquired_at, "heartbeat_at": held.acquired_at}
+    values = {
+        "host": held.host,
+        "pid": held.pid,
+        "command": held.command,
+        "acquired_at": held.acquired_at,
+        "heartbeat_at": held.acquired_at,
+    }
     if replace:
         conn.execute(delete(RUN_LOCK).where(RUN_LOCK.c.id == LOCK_ROW_ID))
     conn.execute(insert(RUN_LOCK).values(id=LOCK_ROW_ID, **values))
 
 
 def _warn_takeover(old: Holder) -> None:
-    log.warning("taking over the run lock left by a process that is gone (%s, last heartbeat "
-                "%s)", old.describe(), old.heartbeat_at.isoformat())
+    log.warning(
+        "taking over the run lock left by a process that is gone (%s, last heartbeat %s)",
+        old.describe(),
+        old.heartbeat_at.isoformat(),
+    )
 
 
-def _acquire_sqlite(engine: Engine, held: HeldLock, url_key: str,
-                    stale_after: dt.timedelta) -> None:
+def _acquire_sqlite(
+    engine: Engine, held: HeldLock, url_key: str, stale_after: dt.timedelta
+) -> None:
     with engine.connect() as conn:
         conn = conn.execution_options(sqlite_immediate=True)
         with conn.begin():
@@ -248,8 +275,11 @@ def _acquire_sqlite(engine: Engine, held: HeldLock, url_key: str,
 def _acquire_postgresql(engine: Engine, held: HeldLock, url_key: str) -> Iterator[None]:
     lock_conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     try:
-        got = bool(lock_conn.execute(text("SELECT pg_try_advisory_lock(:key)"),
-                                     {"key": ADVISORY_KEY}).scalar_one())
+        got = bool(
+            lock_conn.execute(
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_KEY}
+            ).scalar_one()
+        )
         if not got:
             holder = read_holder(lock_conn)
             raise _locked_error(holder, url_key, postgresql=True)
@@ -275,10 +305,12 @@ def _release_row(engine: Engine, held: HeldLock) -> None:
             conn = conn.execution_options(sqlite_immediate=True)
             with conn.begin():
                 conn.execute(
-                    delete(RUN_LOCK).where(RUN_LOCK.c.id == LOCK_ROW_ID,
-                                           RUN_LOCK.c.host == held.host,
-                                           RUN_LOCK.c.pid == held.pid,
-                                           RUN_LOCK.c.acquired_at == held.acquired_at)
+                    delete(RUN_LOCK).where(
+                        RUN_LOCK.c.id == LOCK_ROW_ID,
+                        RUN_LOCK.c.host == held.host,
+                        RUN_LOCK.c.pid == held.pid,
+                        RUN_LOCK.c.acquired_at == held.acquired_at,
+                    )
                 )
     except Exception as exc:  # never mask the run's own outcome; a stale row is taken over
         log.warning("could not remove the run lock row: %s", exc)
@@ -312,8 +344,9 @@ def acquire(
                     f"the database {safe_url(url_key)} has no run_lock table (schema not "
                     "created or out of date); run: sentry-archiver db upgrade"
                 ) from None
-            raise DatabaseError(f"cannot take the run lock on {safe_url(url_key)}: "
-                                f"{getattr(exc, 'orig', exc)}") from None
+            raise DatabaseError(
+                f"cannot take the run lock on {safe_url(url_key)}: {getattr(exc, 'orig', exc)}"
+            ) from None
         with _HELD_GUARD:
             _HELD.add(url_key)
 

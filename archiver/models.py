@@ -256,21 +256,41 @@ class Event(Base):
         # scanning events (raw_json is out of line there, TOASTed), so they are SQLite's only.
         Index(
             "ix_events_day_exceptions",
-            "day", "project_id", "exception_type", "issue_id", "exception_position",
-            "crash_position", "crash_filename", "crash_lineno", "crash_function",
+            "day",
+            "project_id",
+            "exception_type",
+            "issue_id",
+            "exception_position",
+            "crash_position",
+            "crash_filename",
+            "crash_lineno",
+            "crash_function",
         ).ddl_if(dialect="sqlite"),
         Index(
             "ix_events_crash_frames",
-            "project_id", "crash_function", "crash_module", "crash_filename", "issue_id",
-            "date_created", "crash_position",
+            "project_id",
+            "crash_function",
+            "crash_module",
+            "crash_filename",
+            "issue_id",
+            "date_created",
+            "crash_position",
         ).ddl_if(dialect="sqlite"),
         # These also serve lookups by release, by environment and by issue.
         Index(
-            "ix_events_release_users", "release", "project_id", "user_key", "issue_id",
+            "ix_events_release_users",
+            "release",
+            "project_id",
+            "user_key",
+            "issue_id",
             "date_created",
         ),
         Index(
-            "ix_events_environment_users", "environment", "project_id", "user_key", "issue_id",
+            "ix_events_environment_users",
+            "environment",
+            "project_id",
+            "user_key",
+            "issue_id",
             "date_created",
         ),
         Index("ix_events_issue_users", "issue_id", "user_key", "date_created"),
@@ -311,7 +331,6 @@ class ExceptionRow(Base):
     thread_id: Mapped[str | None] = mapped_column(Text)
     # True for the last exception in the chain (the one finally raised).
     is_last: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
-
 
 
 class Thread(Base):

@@ -83,9 +83,14 @@ class _Problems:
         if (path, problem) in self._seen:
             return
         self._seen.add((path, problem))
-        self.rows.append({"position": len(self.rows), "path": _clean_plain(path)[:INDEXED_MAX],
-                          "problem": problem, "detail": None if detail is None
-                          else _clean_plain(detail)[:INDEXED_MAX]})
+        self.rows.append(
+            {
+                "position": len(self.rows),
+                "path": _clean_plain(path)[:INDEXED_MAX],
+                "problem": problem,
+                "detail": None if detail is None else _clean_plain(detail)[:INDEXED_MAX],
+            }
+        )
 
     # ---------------------------------------------------------------- coercions
 
@@ -165,7 +170,14 @@ class _Problems:
             return value
         if isinstance(value, (int, float)) and value in (0, 1):
             return bool(value)
-        if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+        if isinstance(value, str) and value.strip().lower() in (
+            "true",
+            "false",
+            "1",
+            "0",
+            "yes",
+            "no",
+        ):
             return value.strip().lower() in ("true", "1", "yes")
         self.add(path, "malformed", f"expected a boolean, got {_short(value)}")
         return None
@@ -235,8 +247,16 @@ def parse_timestamp(value: Any) -> dt.datetime | None:
             sign = 1 if zone[0] == "+" else -1
             digits = zone[1:].replace(":", "")
             tz = dt.timezone(sign * dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
-        return dt.datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0),
-                           int(second or 0), micro, tzinfo=tz).astimezone(dt.timezone.utc)
+        return dt.datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            micro,
+            tzinfo=tz,
+        ).astimezone(dt.timezone.utc)
     except (ValueError, OverflowError):
         return None
 
@@ -317,11 +337,14 @@ def normalize_event(
     contexts = p.dict_(ev.get("contexts"), "contexts")
     children["contexts"] = _contexts(contexts, p)
     children["event_errors"] = [
-        {"position": i, "type": p.text(e.get("type"), f"errors[{i}].type"),
-         "message": p.text(e.get("message"), f"errors[{i}].message"),
-         "data": p.json(e.get("data"), f"errors[{i}].data")}
-        if isinstance(e, dict) else
-        {"position": i, "type": None, "message": p.text(e, f"errors[{i}]"), "data": None}
+        {
+            "position": i,
+            "type": p.text(e.get("type"), f"errors[{i}].type"),
+            "message": p.text(e.get("message"), f"errors[{i}].message"),
+            "data": p.json(e.get("data"), f"errors[{i}].data"),
+        }
+        if isinstance(e, dict)
+        else {"position": i, "type": None, "message": p.text(e, f"errors[{i}]"), "data": None}
         for i, e in enumerate(p.list_(ev.get("errors"), "errors"))
     ]
 
@@ -342,8 +365,9 @@ def normalize_event(
         "culprit": p.text(ev.get("culprit"), "culprit"),
         "location": p.text(ev.get("location"), "location"),
         "transaction_name": p.text(tag.get("transaction") or ev.get("transaction"), "transaction"),
-        "environment": p.text(tag.get("environment") or ev.get("environment"), "environment",
-                              indexed=True),
+        "environment": p.text(
+            tag.get("environment") or ev.get("environment"), "environment", indexed=True
+        ),
         "release": p.text(release_version, "release", indexed=True),
         "dist": p.text(ev.get("dist") if not isinstance(ev.get("dist"), dict) else None, "dist"),
         "date_created": p.datetime(ev.get("dateCreated"), "dateCreated"),
@@ -371,12 +395,14 @@ def normalize_event(
     children["event_problems"] = p.rows
     event_row["problem_count"] = len(p.rows)
     event_row.update(event_facts(event_row, children))
-    return NormalizedEvent(pid, event_id, gid, event_row, children,
-                           event_row["release"], release_row)
+    return NormalizedEvent(
+        pid, event_id, gid, event_row, children, event_row["release"], release_row
+    )
 
 
-def event_facts(event: Mapping[str, Any],
-                children: Mapping[str, list[dict[str, Any]]]) -> dict[str, Any]:
+def event_facts(
+    event: Mapping[str, Any], children: Mapping[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
     """The per-event facts the query views read, kept on ``events`` (migration 0004).
 
     Derived from the event row and its child rows only, exactly as the views used to compute
@@ -396,8 +422,12 @@ def event_facts(event: Mapping[str, Any],
     """
     created = event.get("date_created")
     user_key = None
-    for prefix, column in (("id:", "user_id"), ("email:", "user_email"),
-                           ("username:", "user_username"), ("ip:", "user_ip_address")):
+    for prefix, column in (
+        ("id:", "user_id"),
+        ("email:", "user_email"),
+        ("username:", "user_username"),
+        ("ip:", "user_ip_address"),
+    ):
         if event.get(column) is not None:
             user_key = (prefix + event[column])[:INDEXED_MAX]
             break
@@ -408,9 +438,13 @@ def event_facts(event: Mapping[str, Any],
     crash = None
     if raised is not None:
         for frame in children.get("frames", ()):
-            if (frame["stack_kind"] == "exception" and frame["stack_index"] == raised["position"]
-                    and not frame["is_raw"] and frame.get("in_app") is True
-                    and (crash is None or frame["position"] > crash["position"])):
+            if (
+                frame["stack_kind"] == "exception"
+                and frame["stack_index"] == raised["position"]
+                and not frame["is_raw"]
+                and frame.get("in_app") is True
+                and (crash is None or frame["position"] > crash["position"])
+            ):
                 crash = frame
 
     def cut(value: str | None) -> str | None:
@@ -448,28 +482,36 @@ def _tags(value: Any, p: _Problems) -> list[dict[str, Any]]:
         if key is None:
             p.add(path, "malformed", "tag without a key")
             key = ""
-        rows.append({"position": len(rows), "key": p.text(key, f"{path}.key", indexed=True),
-                     "value": p.text(val, f"{path}.value", indexed=True)})
+        rows.append(
+            {
+                "position": len(rows),
+                "key": p.text(key, f"{path}.key", indexed=True),
+                "value": p.text(val, f"{path}.value", indexed=True),
+            }
+        )
     return rows
 
 
-def _entry(entry: Any, i: int, children: dict[str, list[dict[str, Any]]],
-           p: _Problems) -> str | None:
+def _entry(
+    entry: Any, i: int, children: dict[str, list[dict[str, Any]]], p: _Problems
+) -> str | None:
     """Rows for one entry; returns the message text of a ``message`` entry."""
     path = f"entries[{i}]"
     if not isinstance(entry, dict):
         p.add(path, "malformed", f"entry is a {type(entry).__name__}")
-        children["event_entries"].append({"position": i, "type": None,
-                                          "data": p.json(entry, path)})
+        children["event_entries"].append({"position": i, "type": None, "data": p.json(entry, path)})
         return None
     raw_type = entry.get("type")
     etype = raw_type if isinstance(raw_type, str) else None
     data = entry.get("data")
     etype_text = p.text(raw_type, f"{path}.type", indexed=True)
-    children["event_entries"].append({
-        "position": i, "type": etype_text,
-        "data": None if etype in TABLED_ENTRIES else p.json(data, f"{path}.data"),
-    })
+    children["event_entries"].append(
+        {
+            "position": i,
+            "type": etype_text,
+            "data": None if etype in TABLED_ENTRIES else p.json(data, f"{path}.data"),
+        }
+    )
     dpath = f"{path}.data"
     if etype == "exception":
         _exceptions(p.dict_(data, dpath), dpath, children, p)
@@ -493,8 +535,9 @@ def _entry(entry: Any, i: int, children: dict[str, list[dict[str, Any]]],
     return None
 
 
-def _exceptions(data: dict[str, Any], path: str, children: dict[str, list[dict[str, Any]]],
-                p: _Problems) -> None:
+def _exceptions(
+    data: dict[str, Any], path: str, children: dict[str, list[dict[str, Any]]], p: _Problems
+) -> None:
     values = p.list_(data.get("values"), f"{path}.values")
     start = len(children["exceptions"])
     for j, exc in enumerate(values):
@@ -507,27 +550,38 @@ def _exceptions(data: dict[str, Any], path: str, children: dict[str, list[dict[s
         mech = mechanism if isinstance(mechanism, dict) else {}
         if mechanism is not None and not isinstance(mechanism, dict):
             p.add(f"{epath}.mechanism", "malformed", "mechanism is not an object")
-        children["exceptions"].append({
-            "position": position,
-            "type": p.text(exc.get("type"), f"{epath}.type", indexed=True),
-            "value": p.text(exc.get("value"), f"{epath}.value"),
-            "module": p.text(exc.get("module"), f"{epath}.module"),
-            "mechanism_type": p.text(mech.get("type"), f"{epath}.mechanism.type"),
-            "handled": p.bool_(mech.get("handled"), f"{epath}.mechanism.handled"),
-            "synthetic": p.bool_(mech.get("synthetic"), f"{epath}.mechanism.synthetic"),
-            "mechanism": p.json(mechanism, f"{epath}.mechanism"),
-            "thread_id": p.text(exc.get("threadId"), f"{epath}.threadId"),
-            "is_last": j == len(values) - 1,
-        })
+        children["exceptions"].append(
+            {
+                "position": position,
+                "type": p.text(exc.get("type"), f"{epath}.type", indexed=True),
+                "value": p.text(exc.get("value"), f"{epath}.value"),
+                "module": p.text(exc.get("module"), f"{epath}.module"),
+                "mechanism_type": p.text(mech.get("type"), f"{epath}.mechanism.type"),
+                "handled": p.bool_(mech.get("handled"), f"{epath}.mechanism.handled"),
+                "synthetic": p.bool_(mech.get("synthetic"), f"{epath}.mechanism.synthetic"),
+                "mechanism": p.json(mechanism, f"{epath}.mechanism"),
+                "thread_id": p.text(exc.get("threadId"), f"{epath}.threadId"),
+                "is_last": j == len(values) - 1,
+            }
+        )
         for key, raw in (("stacktrace", False), ("rawStacktrace", True)):
             trace = exc.get(key)
             if trace is not None:
-                _frames(p.dict_(trace, f"{epath}.{key}"), f"{epath}.{key}", "exception",
-                        position, raw, None, children, p)
+                _frames(
+                    p.dict_(trace, f"{epath}.{key}"),
+                    f"{epath}.{key}",
+                    "exception",
+                    position,
+                    raw,
+                    None,
+                    children,
+                    p,
+                )
 
 
-def _threads(data: dict[str, Any], path: str, children: dict[str, list[dict[str, Any]]],
-             p: _Problems) -> None:
+def _threads(
+    data: dict[str, Any], path: str, children: dict[str, list[dict[str, Any]]], p: _Problems
+) -> None:
     for k, thread in enumerate(p.list_(data.get("values"), f"{path}.values")):
         tpath = f"{path}.values[{k}]"
         if not isinstance(thread, dict):
@@ -535,24 +589,41 @@ def _threads(data: dict[str, Any], path: str, children: dict[str, list[dict[str,
             continue
         position = len(children["threads"])
         thread_id = p.text(thread.get("id"), f"{tpath}.id")
-        children["threads"].append({
-            "position": position,
-            "thread_id": thread_id,
-            "name": p.text(thread.get("name"), f"{tpath}.name"),
-            "current": p.bool_(thread.get("current"), f"{tpath}.current"),
-            "crashed": p.bool_(thread.get("crashed"), f"{tpath}.crashed"),
-            "state": p.text(thread.get("state"), f"{tpath}.state"),
-        })
+        children["threads"].append(
+            {
+                "position": position,
+                "thread_id": thread_id,
+                "name": p.text(thread.get("name"), f"{tpath}.name"),
+                "current": p.bool_(thread.get("current"), f"{tpath}.current"),
+                "crashed": p.bool_(thread.get("crashed"), f"{tpath}.crashed"),
+                "state": p.text(thread.get("state"), f"{tpath}.state"),
+            }
+        )
         for key, raw in (("stacktrace", False), ("rawStacktrace", True)):
             trace = thread.get(key)
             if trace is not None:
-                _frames(p.dict_(trace, f"{tpath}.{key}"), f"{tpath}.{key}", "thread", position,
-                        raw, thread_id, children, p)
+                _frames(
+                    p.dict_(trace, f"{tpath}.{key}"),
+                    f"{tpath}.{key}",
+                    "thread",
+                    position,
+                    raw,
+                    thread_id,
+                    children,
+                    p,
+                )
 
 
-def _frames(trace: dict[str, Any], path: str, kind: str, index: int, raw: bool,
-            thread_id: str | None, children: dict[str, list[dict[str, Any]]],
-            p: _Problems) -> None:
+def _frames(
+    trace: dict[str, Any],
+    path: str,
+    kind: str,
+    index: int,
+    raw: bool,
+    thread_id: str | None,
+    children: dict[str, list[dict[str, Any]]],
+    p: _Problems,
+) -> None:
     rows = children["frames"]
     for n, frame in enumerate(p.list_(trace.get("frames"), f"{path}.frames")):
         fpath = f"{path}.frames[{n}]"
@@ -561,32 +632,39 @@ def _frames(trace: dict[str, Any], path: str, kind: str, index: int, raw: bool,
             continue
         lineno = p.int_(_first(frame, "lineNo", "lineno"), f"{fpath}.lineNo")
         context_line, pre, post = _context(frame, lineno, fpath, p)
-        rows.append({
-            "stack_kind": kind,
-            "stack_index": index,
-            "is_raw": raw,
-            "position": n,
-            "thread_id": thread_id,
-            "function": p.text(frame.get("function"), f"{fpath}.function", indexed=True),
-            "raw_function": p.text(_first(frame, "rawFunction", "raw_function"), f"{fpath}.rawFunction"),
-            "module": p.text(frame.get("module"), f"{fpath}.module"),
-            "filename": p.text(frame.get("filename"), f"{fpath}.filename"),
-            "abs_path": p.text(_first(frame, "absPath", "abs_path"), f"{fpath}.absPath"),
-            "lineno": lineno,
-            "colno": p.int_(_first(frame, "colNo", "colno"), f"{fpath}.colNo"),
-            "in_app": p.bool_(_first(frame, "inApp", "in_app"), f"{fpath}.inApp"),
-            "package": p.text(frame.get("package"), f"{fpath}.package"),
-            "platform": p.text(frame.get("platform"), f"{fpath}.platform"),
-            "instruction_addr": p.text(_first(frame, "instructionAddr", "instruction_addr"),
-                                       f"{fpath}.instructionAddr"),
-            "symbol": p.text(frame.get("symbol"), f"{fpath}.symbol"),
-            "symbol_addr": p.text(_first(frame, "symbolAddr", "symbol_addr"), f"{fpath}.symbolAddr"),
-            "trust": p.text(frame.get("trust"), f"{fpath}.trust"),
-            "context_line": context_line,
-            "pre_context": pre,
-            "post_context": post,
-            "vars": p.json(frame.get("vars"), f"{fpath}.vars"),
-        })
+        rows.append(
+            {
+                "stack_kind": kind,
+                "stack_index": index,
+                "is_raw": raw,
+                "position": n,
+                "thread_id": thread_id,
+                "function": p.text(frame.get("function"), f"{fpath}.function", indexed=True),
+                "raw_function": p.text(
+                    _first(frame, "rawFunction", "raw_function"), f"{fpath}.rawFunction"
+                ),
+                "module": p.text(frame.get("module"), f"{fpath}.module"),
+                "filename": p.text(frame.get("filename"), f"{fpath}.filename"),
+                "abs_path": p.text(_first(frame, "absPath", "abs_path"), f"{fpath}.absPath"),
+                "lineno": lineno,
+                "colno": p.int_(_first(frame, "colNo", "colno"), f"{fpath}.colNo"),
+                "in_app": p.bool_(_first(frame, "inApp", "in_app"), f"{fpath}.inApp"),
+                "package": p.text(frame.get("package"), f"{fpath}.package"),
+                "platform": p.text(frame.get("platform"), f"{fpath}.platform"),
+                "instruction_addr": p.text(
+                    _first(frame, "instructionAddr", "instruction_addr"), f"{fpath}.instructionAddr"
+                ),
+                "symbol": p.text(frame.get("symbol"), f"{fpath}.symbol"),
+                "symbol_addr": p.text(
+                    _first(frame, "symbolAddr", "symbol_addr"), f"{fpath}.symbolAddr"
+                ),
+                "trust": p.text(frame.get("trust"), f"{fpath}.trust"),
+                "context_line": context_line,
+                "pre_context": pre,
+                "post_context": post,
+                "vars": p.json(frame.get("vars"), f"{fpath}.vars"),
+            }
+        )
 
 
 def _first(d: Mapping[str, Any], *keys: str) -> Any:
@@ -596,16 +674,20 @@ def _first(d: Mapping[str, Any], *keys: str) -> Any:
     return None
 
 
-def _context(frame: dict[str, Any], lineno: int | None, path: str,
-             p: _Problems) -> tuple[str | None, list[Any] | None, list[Any] | None]:
+def _context(
+    frame: dict[str, Any], lineno: int | None, path: str, p: _Problems
+) -> tuple[str | None, list[Any] | None, list[Any] | None]:
     """(context line, lines before, lines after) from ``context`` pairs or the flat fields."""
     context = frame.get("context")
     if context is None:
         line = p.text(frame.get("context_line"), f"{path}.context_line")
         pre = frame.get("pre_context")
         post = frame.get("post_context")
-        return (line, p.json(pre, f"{path}.pre_context") if pre is not None else None,
-                p.json(post, f"{path}.post_context") if post is not None else None)
+        return (
+            line,
+            p.json(pre, f"{path}.pre_context") if pre is not None else None,
+            p.json(post, f"{path}.post_context") if post is not None else None,
+        )
     pairs = []
     for item in p.list_(context, f"{path}.context"):
         if isinstance(item, (list, tuple)) and len(item) == 2:
@@ -623,23 +705,26 @@ def _context(frame: dict[str, Any], lineno: int | None, path: str,
     return line, before, after
 
 
-def _breadcrumbs(data: dict[str, Any], path: str, children: dict[str, list[dict[str, Any]]],
-                 p: _Problems) -> None:
+def _breadcrumbs(
+    data: dict[str, Any], path: str, children: dict[str, list[dict[str, Any]]], p: _Problems
+) -> None:
     for k, crumb in enumerate(p.list_(data.get("values"), f"{path}.values")):
         cpath = f"{path}.values[{k}]"
         if not isinstance(crumb, dict):
             p.add(cpath, "malformed", "breadcrumb is not an object")
             continue
-        children["breadcrumbs"].append({
-            "position": len(children["breadcrumbs"]),
-            "timestamp": p.datetime(crumb.get("timestamp"), f"{cpath}.timestamp"),
-            "type": p.text(crumb.get("type"), f"{cpath}.type"),
-            "category": p.text(crumb.get("category"), f"{cpath}.category"),
-            "level": p.text(crumb.get("level"), f"{cpath}.level"),
-            "message": p.text(crumb.get("message"), f"{cpath}.message"),
-            "data": p.json(crumb.get("data"), f"{cpath}.data"),
-            "breadcrumb_event_id": p.text(crumb.get("event_id"), f"{cpath}.event_id"),
-        })
+        children["breadcrumbs"].append(
+            {
+                "position": len(children["breadcrumbs"]),
+                "timestamp": p.datetime(crumb.get("timestamp"), f"{cpath}.timestamp"),
+                "type": p.text(crumb.get("type"), f"{cpath}.type"),
+                "category": p.text(crumb.get("category"), f"{cpath}.category"),
+                "level": p.text(crumb.get("level"), f"{cpath}.level"),
+                "message": p.text(crumb.get("message"), f"{cpath}.message"),
+                "data": p.json(crumb.get("data"), f"{cpath}.data"),
+                "breadcrumb_event_id": p.text(crumb.get("event_id"), f"{cpath}.event_id"),
+            }
+        )
 
 
 def _request(data: dict[str, Any], path: str, p: _Problems) -> dict[str, Any]:
@@ -656,7 +741,8 @@ def _request(data: dict[str, Any], path: str, p: _Problems) -> dict[str, Any]:
         "env": p.json(data.get("env"), f"{path}.env"),
         "inferred_content_type": p.text(
             _first(data, "inferredContentType", "inferred_content_type"),
-            f"{path}.inferredContentType"),
+            f"{path}.inferredContentType",
+        ),
     }
 
 
@@ -670,8 +756,9 @@ def _query_string(query: Any, path: str, p: _Problems) -> str | None:
     clean: list[tuple[str, str]] = []
     for pair in pairs:
         if isinstance(pair, (list, tuple)) and len(pair) == 2:
-            name, val = ("" if v is None else v if isinstance(v, str) else json.dumps(v)
-                         for v in pair)
+            name, val = (
+                "" if v is None else v if isinstance(v, str) else json.dumps(v) for v in pair
+            )
             clean.append((name, val))
         else:
             p.add(path, "malformed", "query item is not a [name, value] pair")
@@ -694,14 +781,17 @@ def _contexts(contexts: dict[str, Any], p: _Problems) -> list[dict[str, Any]]:
         seen.add(clean_key)
         c = ctx if isinstance(ctx, dict) else {}
         version = c.get("version")
-        rows.append({
-            "key": clean_key,
-            "type": p.text(c.get("type"), f"{path}.type"),
-            "name": p.text(c.get("name"), f"{path}.name", indexed=True),
-            "version": p.text(version, f"{path}.version")
-            if not isinstance(version, (dict, list)) else None,
-            "data": p.json(ctx, path),
-        })
+        rows.append(
+            {
+                "key": clean_key,
+                "type": p.text(c.get("type"), f"{path}.type"),
+                "name": p.text(c.get("name"), f"{path}.name", indexed=True),
+                "version": p.text(version, f"{path}.version")
+                if not isinstance(version, (dict, list))
+                else None,
+                "data": p.json(ctx, path),
+            }
+        )
     return rows
 
 

@@ -87,8 +87,14 @@ class OneEvent:
 
     # ------------------------------------------------------------------ fetching
 
-    def fetch(self, event_id: str | None, *, project: str | None = None,
-              issue_id: int | None = None, latest: bool = False) -> _Fetched:
+    def fetch(
+        self,
+        event_id: str | None,
+        *,
+        project: str | None = None,
+        issue_id: int | None = None,
+        latest: bool = False,
+    ) -> _Fetched:
         if issue_id is not None:
             which = "latest" if latest else self._event_id(event_id)
             try:
@@ -123,7 +129,9 @@ class OneEvent:
                 detail = self.client.get_project_event(self.org, slug, eid)
                 return _Fetched(detail, True, slug, issue)
             except NotFoundError:
-                log.warning("event %s: the detail endpoint says 404; keeping the lookup's copy", eid)
+                log.warning(
+                    "event %s: the detail endpoint says 404; keeping the lookup's copy", eid
+                )
         event = lookup.get("event")
         if not isinstance(event, dict):
             raise EventNotFoundError(f"event {eid}: the event-ID lookup returned no event")
@@ -148,7 +156,9 @@ class OneEvent:
             return None
         return normalize_project(data, self.org)
 
-    def _issue_row(self, issue_id: int, project_id: int) -> tuple[dict[str, Any] | None, str | None]:
+    def _issue_row(
+        self, issue_id: int, project_id: int
+    ) -> tuple[dict[str, Any] | None, str | None]:
         """The issue's row and the slug of its project (the issue payload names it)."""
         try:
             payload = self.client.get_issue(issue_id)
@@ -156,13 +166,16 @@ class OneEvent:
             return None, None
         project = payload.get("project")
         slug = project.get("slug") if isinstance(project, dict) else None
-        return normalize_issue(payload, project_id=project_id), slug if isinstance(slug, str) else None
+        return normalize_issue(payload, project_id=project_id), slug if isinstance(
+            slug, str
+        ) else None
 
     # ------------------------------------------------------------------ the whole thing
 
     def archive(self, store: Store, fetched: _Fetched, *, prepare: Any = None) -> ArchivedEvent:
-        ev = normalize_scrubbed(self.scrubber, fetched.payload, issue_id=fetched.issue_id,
-                                has_detail=fetched.has_detail)
+        ev = normalize_scrubbed(
+            self.scrubber, fetched.payload, issue_id=fetched.issue_id, has_detail=fetched.has_detail
+        )
         issue_row: dict[str, Any] | None = None
         slug = fetched.project_slug
         if ev.issue_id is not None:
@@ -172,7 +185,9 @@ class OneEvent:
         release_row = ev.release
         if release_row is None and ev.release_version and self.settings.releases:
             try:
-                release_row = normalize_release(self.client.get_release(self.org, ev.release_version))
+                release_row = normalize_release(
+                    self.client.get_release(self.org, ev.release_version)
+                )
             except NotFoundError:
                 log.info("release %r not found on the server", ev.release_version)
         if prepare is not None:
@@ -187,12 +202,26 @@ class OneEvent:
             result = store.write_events(conn, [ev])
         outcome = "new" if result.inserted else "updated" if result.updated else "unchanged"
         scrubbed = ev.event.get("scrubbed") or {}
-        return ArchivedEvent(ev.event_id, ev.project_id, slug, ev.issue_id, outcome,
-                             fetched.has_detail, ev.release_version, len(scrubbed.get("paths", [])))
+        return ArchivedEvent(
+            ev.event_id,
+            ev.project_id,
+            slug,
+            ev.issue_id,
+            outcome,
+            fetched.has_detail,
+            ev.release_version,
+            len(scrubbed.get("paths", [])),
+        )
 
 
-def execute_archive_event(settings: Settings, event_id: str | None, *, project: str | None = None,
-                          issue_id: int | None = None, latest: bool = False) -> ArchivedEvent:
+def execute_archive_event(
+    settings: Settings,
+    event_id: str | None,
+    *,
+    project: str | None = None,
+    issue_id: int | None = None,
+    latest: bool = False,
+) -> ArchivedEvent:
     """Fetch and archive one event; recorded in ``runs``. Raises ArchiverError subclasses."""
     from archiver.runner import make_client
 
@@ -213,10 +242,20 @@ def execute_archive_event(settings: Settings, event_id: str | None, *, project: 
 
             def prepare() -> None:
                 db.upgrade(engine)
-                run.append(store.start_run(
-                    "archive-event", server_url=client.base_url, organization_slug=one.org,
-                    options={**settings.redacted(), "event_id": event_id, "issue": issue_id,
-                             "latest": latest, "project": project}))
+                run.append(
+                    store.start_run(
+                        "archive-event",
+                        server_url=client.base_url,
+                        organization_slug=one.org,
+                        options={
+                            **settings.redacted(),
+                            "event_id": event_id,
+                            "issue": issue_id,
+                            "latest": latest,
+                            "project": project,
+                        },
+                    )
+                )
 
             done: ArchivedEvent | None = None
             message = None
@@ -229,11 +268,16 @@ def execute_archive_event(settings: Settings, event_id: str | None, *, project: 
             finally:
                 if run:
                     store.finish_run(
-                        run[0], "failed" if done is None else "success", projects=1, issues=1,
+                        run[0],
+                        "failed" if done is None else "success",
+                        projects=1,
+                        issues=1,
                         events_new=int(done is not None and done.outcome == "new"),
                         events_updated=int(done is not None and done.outcome == "updated"),
-                        requests=client.stats.requests, retries=client.stats.retries,
-                        error_message=message)
+                        requests=client.stats.requests,
+                        retries=client.stats.retries,
+                        error_message=message,
+                    )
     finally:
         engine.dispose()
 
@@ -248,20 +292,28 @@ def make_command() -> click.Command:
     @click.option("--latest", is_flag=True, help="With --issue: archive the issue's latest event.")
     @click.option("--releases/--no-releases", default=None, help="Fetch the event's release.")
     @remote_options
-    def archive_event_command(event_id: str | None, issue_id: int | None, latest: bool,
-                              **options: Any) -> None:
+    def archive_event_command(
+        event_id: str | None, issue_id: int | None, latest: bool, **options: Any
+    ) -> None:
         """Archive one event (by EVENT_ID, or --issue ID --latest) with full detail."""
         projects: tuple[str, ...] = options.pop("projects", ()) or ()
         if len(projects) > 1:
             raise ConfigError("archive-event takes at most one --project")
         settings = load_cli_settings(options)
-        done = execute_archive_event(settings, event_id, project=projects[0] if projects else None,
-                                     issue_id=issue_id, latest=latest)
+        done = execute_archive_event(
+            settings,
+            event_id,
+            project=projects[0] if projects else None,
+            issue_id=issue_id,
+            latest=latest,
+        )
         where = f"project {done.project_slug or done.project_id}"
         if done.issue_id is not None:
             where += f", issue {done.issue_id}"
-        click.echo(f"event {done.event_id} ({where}): {done.outcome}"
-                   + ("" if done.has_detail else " (lookup copy, no detail)"))
+        click.echo(
+            f"event {done.event_id} ({where}): {done.outcome}"
+            + ("" if done.has_detail else " (lookup copy, no detail)")
+        )
         if done.scrubbed_paths:
             click.echo(f"scrubbed {done.scrubbed_paths} values (see events.scrubbed)")
 

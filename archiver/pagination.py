@@ -40,7 +40,9 @@ def parse_link_header(value: str | None) -> dict[str, Link]:
     if not value:
         return links
     for match in _LINK.finditer(value):
-        params = {m.group("key").lower(): m.group("value") for m in _PARAM.finditer(match.group("params"))}
+        params = {
+            m.group("key").lower(): m.group("value") for m in _PARAM.finditer(match.group("params"))
+        }
         rel = params.get("rel")
         if not rel:
             continue
@@ -65,7 +67,9 @@ def next_cursor(link_header: str | None) -> str | None:
 T = TypeVar("T")
 
 
-def walk(fetch: Callable[[str | None], tuple[T, str | None]], cursor: str | None = None) -> Iterator[T]:
+def walk(
+    fetch: Callable[[str | None], tuple[T, str | None]], cursor: str | None = None
+) -> Iterator[T]:
     """Yield pages until there is no next cursor; refuse a cursor seen before (a loop)."""
     seen: set[str] = set()
     while True:

@@ -93,8 +93,9 @@ def _due(cutoff: dt.datetime, project_ids: list[int] | None) -> Any:
     return cond
 
 
-def count_due(conn: Connection, cutoff: dt.datetime, project_ids: list[int] | None,
-              result: PurgeResult) -> None:
+def count_due(
+    conn: Connection, cutoff: dt.datetime, project_ids: list[int] | None, result: PurgeResult
+) -> None:
     """Fill the counts a purge with this cutoff would delete (the dry run)."""
     due = _due(cutoff, project_ids)
     rows = conn.execute(
@@ -149,9 +150,11 @@ def purge(
             raise
         finally:
             with store.transaction() as conn:
-                conn.execute(update(PURGES).where(PURGES.c.id == result.purge_id)
-                             .values(outcome=outcome, finished_at=utcnow(),
-                                     events_deleted=result.events))
+                conn.execute(
+                    update(PURGES)
+                    .where(PURGES.c.id == result.purge_id)
+                    .values(outcome=outcome, finished_at=utcnow(), events_deleted=result.events)
+                )
     if vacuum:
         reclaim_space(engine)
         result.vacuumed = True
@@ -160,23 +163,38 @@ def purge(
 
 def _start(store: Store, result: PurgeResult, command: str) -> int:
     with store.transaction() as conn:
-        inserted = conn.execute(insert(PURGES).values(
-            started_at=utcnow(), cutoff=result.cutoff, projects=result.project_ids,
-            dry_run=False, events_deleted=0, command=command, host=socket.gethostname(),
-            pid=os.getpid(), outcome="running"))
+        inserted = conn.execute(
+            insert(PURGES).values(
+                started_at=utcnow(),
+                cutoff=result.cutoff,
+                projects=result.project_ids,
+                dry_run=False,
+                events_deleted=0,
+                command=command,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                outcome="running",
+            )
+        )
         pk = inserted.inserted_primary_key
         assert pk is not None
         return int(pk[0])
 
 
-def _delete_batches(store: Store, result: PurgeResult, batch_size: int,
-                    on_batch: Callable[[PurgeResult], None] | None) -> None:
+def _delete_batches(
+    store: Store,
+    result: PurgeResult,
+    batch_size: int,
+    on_batch: Callable[[PurgeResult], None] | None,
+) -> None:
     due = _due(result.cutoff, result.project_ids)
     while True:
         with store.transaction() as conn:
             batch = conn.execute(
-                select(EVENTS.c.id, EVENTS.c.project_id).where(due)
-                .order_by(EVENTS.c.id).limit(batch_size)
+                select(EVENTS.c.id, EVENTS.c.project_id)
+                .where(due)
+                .order_by(EVENTS.c.id)
+                .limit(batch_size)
             ).all()
             if not batch:
                 return
@@ -191,8 +209,11 @@ def _delete_batches(store: Store, result: PurgeResult, batch_size: int,
                 result.by_project[int(pid)] = result.by_project.get(int(pid), 0) + 1
             result.events += len(ids)
             result.batches += 1
-            conn.execute(update(PURGES).where(PURGES.c.id == result.purge_id)
-                         .values(events_deleted=result.events))
+            conn.execute(
+                update(PURGES)
+                .where(PURGES.c.id == result.purge_id)
+                .values(events_deleted=result.events)
+            )
         if on_batch is not None:
             on_batch(result)
 
@@ -236,8 +257,9 @@ def _describe(result: PurgeResult, slugs: dict[int, str]) -> str:
     return text + f" and {children} child rows dated before {result.cutoff.isoformat()}"
 
 
-def _command_line(older_than: str, projects: Sequence[str], dry_run: bool, vacuum: bool,
-                  batch_size: int) -> str:
+def _command_line(
+    older_than: str, projects: Sequence[str], dry_run: bool, vacuum: bool, batch_size: int
+) -> str:
     parts = ["purge", "--older-than", older_than]
     for p in projects:
         parts += ["--project", p]
@@ -251,20 +273,44 @@ def _command_line(older_than: str, projects: Sequence[str], dry_run: bool, vacuu
 
 
 @click.command("purge")
-@click.option("--older-than", required=True,
-              help="Delete events created longer ago than this (e.g. 400d, 60w).")
-@click.option("--project", "projects", multiple=True,
-              help="Only this project (slug or id, as archived); repeatable. Default: all.")
+@click.option(
+    "--older-than",
+    required=True,
+    help="Delete events created longer ago than this (e.g. 400d, 60w).",
+)
+@click.option(
+    "--project",
+    "projects",
+    multiple=True,
+    help="Only this project (slug or id, as archived); repeatable. Default: all.",
+)
 @click.option("--dry-run", is_flag=True, help="Only count what would be deleted; change nothing.")
-@click.option("--vacuum", is_flag=True,
-              help="Afterwards reclaim the space (SQLite: VACUUM shrinks the file).")
-@click.option("--batch-size", type=int, default=DEFAULT_BATCH, show_default=True,
-              help="Events deleted per transaction.")
+@click.option(
+    "--vacuum", is_flag=True, help="Afterwards reclaim the space (SQLite: VACUUM shrinks the file)."
+)
+@click.option(
+    "--batch-size",
+    type=int,
+    default=DEFAULT_BATCH,
+    show_default=True,
+    help="Events deleted per transaction.",
+)
 @click.option("--db", "db_url", help="Database URL (default: $SENTRY_ARCHIVER_DB or the config).")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False),
-              help="TOML config file ([retention] minimum is enforced).")
-def purge_command(older_than: str, projects: tuple[str, ...], dry_run: bool, vacuum: bool,
-                  batch_size: int, db_url: str | None, config_file: str | None) -> None:
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="TOML config file ([retention] minimum is enforced).",
+)
+def purge_command(
+    older_than: str,
+    projects: tuple[str, ...],
+    dry_run: bool,
+    vacuum: bool,
+    batch_size: int,
+    db_url: str | None,
+    config_file: str | None,
+) -> None:
     """Delete archived events older than a cutoff, with their child rows; audited in `purges`."""
     settings = load_settings({"db": db_url}, config_file=config_file)
     age = parse_duration(older_than)
@@ -272,14 +318,20 @@ def purge_command(older_than: str, projects: tuple[str, ...], dry_run: bool, vac
     try:
         before = database_size(settings.db)
         result = purge(
-            engine, age, retention_minimum=settings.retention_minimum, projects=projects,
-            dry_run=dry_run, batch_size=batch_size, vacuum=vacuum and not dry_run,
+            engine,
+            age,
+            retention_minimum=settings.retention_minimum,
+            projects=projects,
+            dry_run=dry_run,
+            batch_size=batch_size,
+            vacuum=vacuum and not dry_run,
             command=_command_line(older_than, projects, dry_run, vacuum, batch_size),
             lock=run_lock.acquire(engine, "purge"),  # never while a sync writes
         )
         with engine.connect() as conn:
-            slugs = {int(i): str(s) for i, s in conn.execute(select(PROJECTS.c.id, PROJECTS.c.slug))
-                     if s}
+            slugs = {
+                int(i): str(s) for i, s in conn.execute(select(PROJECTS.c.id, PROJECTS.c.slug)) if s
+            }
     finally:
         engine.dispose()
     click.echo(_describe(result, slugs))
@@ -291,5 +343,3 @@ def purge_command(older_than: str, projects: tuple[str, ...], dry_run: bool, vac
             click.echo(f"vacuumed: {before:,} -> {after:,} bytes")
         else:
             click.echo("vacuumed the event tables")
-
-

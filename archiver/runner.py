@@ -98,8 +98,13 @@ def execute_sync(
                 code = ExitCode.PARTIAL
             else:
                 code = ExitCode.OK
-            return SyncOutcome(report, code, client.stats.requests, client.stats.retries,
-                               time.monotonic() - started)
+            return SyncOutcome(
+                report,
+                code,
+                client.stats.requests,
+                client.stats.retries,
+                time.monotonic() - started,
+            )
     finally:
         engine.dispose()
 
@@ -128,8 +133,12 @@ def run_sync(
 ) -> SyncOutcome:
     """The ``sync`` command: logging, progress line, signals, summary."""
     tune_allocator()
-    setup_logging(log_format=log_format, verbosity=verbosity, quiet=quiet,
-                  secrets=[settings.token, settings.scrub_key])
+    setup_logging(
+        log_format=log_format,
+        verbosity=verbosity,
+        quiet=quiet,
+        secrets=[settings.token, settings.scrub_key],
+    )
     progress_line = ProgressLine(enabled=None if not quiet and log_format == "text" else False)
     stop = threading.Event()
 
@@ -156,11 +165,15 @@ def run_sync(
     if log_format == "json":
         log.warning(
             "sync finished",
-            extra={"outcome": outcome.exit_code.name.lower(),
-                   "counts": {"events_new": outcome.report.events_new,
-                              "events_updated": outcome.report.events_updated,
-                              "requests": outcome.requests,
-                              "failures": len(outcome.report.failures)}},
+            extra={
+                "outcome": outcome.exit_code.name.lower(),
+                "counts": {
+                    "events_new": outcome.report.events_new,
+                    "events_updated": outcome.report.events_updated,
+                    "requests": outcome.requests,
+                    "failures": len(outcome.report.failures),
+                },
+            },
         )
     elif not quiet or outcome.exit_code != ExitCode.OK:
         stream = sys.stdout if outcome.exit_code == ExitCode.OK else sys.stderr
@@ -171,4 +184,3 @@ def run_sync(
 
 def click_echo_err(text: str) -> None:
     print(text, file=sys.stderr)
-

@@ -44,21 +44,26 @@ RunFunction = Callable[[threading.Event], Any]
 def make_trigger(cron: str | None, every: dt.timedelta | None) -> BaseTrigger:
     """The trigger for ``--cron EXPR`` (5 fields, local time) or ``--every DURATION``."""
     if cron and every:
-        raise ConfigError("give either a cron expression or an interval, not both "
-                          f"(cron {cron!r}, every {format_duration(every)})")
+        raise ConfigError(
+            "give either a cron expression or an interval, not both "
+            f"(cron {cron!r}, every {format_duration(every)})"
+        )
     if cron:
         try:
             return CronTrigger.from_crontab(cron)
         except ValueError as exc:
-            raise ConfigError(f"not a valid cron expression: {cron!r} ({exc}); "
-                              "use 5 fields: minute hour day month weekday") from None
+            raise ConfigError(
+                f"not a valid cron expression: {cron!r} ({exc}); "
+                "use 5 fields: minute hour day month weekday"
+            ) from None
     if every:
         if every < MIN_INTERVAL:
-            raise ConfigError(f"the interval is too short: {format_duration(every)} "
-                              "(at least 1s)")
+            raise ConfigError(f"the interval is too short: {format_duration(every)} (at least 1s)")
         return IntervalTrigger(seconds=every.total_seconds())
-    raise ConfigError("no schedule: give --cron 'EXPR' or --every DURATION (e.g. 6h), "
-                      "or set cron or every in the [schedule] section of the config file")
+    raise ConfigError(
+        "no schedule: give --cron 'EXPR' or --every DURATION (e.g. 6h), "
+        "or set cron or every in the [schedule] section of the config file"
+    )
 
 
 def describe_trigger(cron: str | None, every: dt.timedelta | None) -> str:
@@ -111,12 +116,24 @@ class SyncScheduler:
         extra: dict[str, Any] = {}
         if self.run_now:
             extra["next_run_time"] = dt.datetime.now(dt.timezone.utc)
-        self.scheduler.add_job(self._job, self.trigger, id=JOB_ID, name="sentry-archiver sync",
-                               coalesce=True, max_instances=1, misfire_grace_time=None, **extra)
+        self.scheduler.add_job(
+            self._job,
+            self.trigger,
+            id=JOB_ID,
+            name="sentry-archiver sync",
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+            **extra,
+        )
         self.scheduler.start()
-        log.info("scheduler started (%s)%s; next run at %s", self.description,
-                 ", running once now" if self.run_now else "", _when(self.next_run_time()),
-                 extra={"next_run": _iso(self.next_run_time())})
+        log.info(
+            "scheduler started (%s)%s; next run at %s",
+            self.description,
+            ", running once now" if self.run_now else "",
+            _when(self.next_run_time()),
+            extra={"next_run": _iso(self.next_run_time())},
+        )
 
     def wait(self, poll: float = 0.5) -> None:
         """Block until the stop event is set (signal handlers set it)."""
@@ -155,9 +172,12 @@ class SyncScheduler:
         with self._guard:
             self.skipped += 1
         due = event.scheduled_run_times[-1] if event.scheduled_run_times else None
-        log.warning("a run was due at %s but the previous one is still going: skipped; "
-                    "next run at %s", _when(due), _when(self.next_run_time()),
-                    extra={"outcome": "skipped", "next_run": _iso(self.next_run_time())})
+        log.warning(
+            "a run was due at %s but the previous one is still going: skipped; next run at %s",
+            _when(due),
+            _when(self.next_run_time()),
+            extra={"outcome": "skipped", "next_run": _iso(self.next_run_time())},
+        )
         if self.on_skip is not None:
             self.on_skip()
 
@@ -182,11 +202,20 @@ class SyncScheduler:
         level = logging.INFO if record.outcome in ("success", "interrupted") else logging.WARNING
         if record.outcome == "failed":
             level = logging.ERROR
-        log.log(level, "run %d %s in %.1fs%s; next run at %s", number, record.outcome,
-                record.seconds, f": {record.message}" if record.message else "",
-                _when(next_run) if next_run else "none (stopping)",
-                extra={"outcome": record.outcome, "next_run": _iso(next_run),
-                       "counts": {"exit_code": record.exit_code}})
+        log.log(
+            level,
+            "run %d %s in %.1fs%s; next run at %s",
+            number,
+            record.outcome,
+            record.seconds,
+            f": {record.message}" if record.message else "",
+            _when(next_run) if next_run else "none (stopping)",
+            extra={
+                "outcome": record.outcome,
+                "next_run": _iso(next_run),
+                "counts": {"exit_code": record.exit_code},
+            },
+        )
 
     def _run_guarded(self, number: int) -> RunRecord:
         """Run once; whatever happens, the scheduler survives it."""
@@ -200,8 +229,9 @@ class SyncScheduler:
             return RunRecord(number, "failed", int(exc.exit_code), 0.0, str(exc))
         except Exception as exc:
             log.exception("run %d: unexpected error", number)
-            return RunRecord(number, "failed", int(ExitCode.FAILURE), 0.0,
-                             f"{type(exc).__name__}: {exc}")
+            return RunRecord(
+                number, "failed", int(ExitCode.FAILURE), 0.0, f"{type(exc).__name__}: {exc}"
+            )
         return _record_from(number, result)
 
 
@@ -211,11 +241,16 @@ def _record_from(number: int, result: Any) -> RunRecord:
     if not isinstance(result, SyncOutcome):
         return RunRecord(number, "success", 0, 0.0)
     code = result.exit_code
-    outcome = {ExitCode.OK: "success", ExitCode.PARTIAL: "partial",
-               ExitCode.INTERRUPTED: "interrupted"}.get(code, "failed")
+    outcome = {
+        ExitCode.OK: "success",
+        ExitCode.PARTIAL: "partial",
+        ExitCode.INTERRUPTED: "interrupted",
+    }.get(code, "failed")
     r = result.report
-    message = (f"events new {r.events_new}, updated {r.events_updated}, issues walked "
-               f"{r.issues_walked}, requests {result.requests}")
+    message = (
+        f"events new {r.events_new}, updated {r.events_updated}, issues walked "
+        f"{r.issues_walked}, requests {result.requests}"
+    )
     if r.failures:
         message += f", {len(r.failures)} issue(s) failed"
     return RunRecord(number, outcome, int(code), 0.0, message)
@@ -261,13 +296,18 @@ def schedule_settings(options: dict[str, Any]) -> Settings:
     return settings
 
 
-def setup_schedule_logging(settings: Settings, *, quiet: bool, verbosity: int,
-                           log_format: str) -> None:
+def setup_schedule_logging(
+    settings: Settings, *, quiet: bool, verbosity: int, log_format: str
+) -> None:
     """Like ``sync``'s logging, but each run's outcome is always shown (unless ``--quiet``)."""
     from archiver.output import setup_logging
 
-    handler = setup_logging(log_format=log_format, verbosity=verbosity, quiet=quiet,
-                            secrets=[settings.token, settings.scrub_key])
+    handler = setup_logging(
+        log_format=log_format,
+        verbosity=verbosity,
+        quiet=quiet,
+        secrets=[settings.token, settings.scrub_key],
+    )
     if not quiet:
         log.setLevel(min(logging.INFO, logging.getLogger("archiver").level))
     aps = logging.getLogger("apscheduler")
@@ -279,11 +319,14 @@ def setup_schedule_logging(settings: Settings, *, quiet: bool, verbosity: int,
 
 
 @click.command("schedule")
-@click.option("--cron", help="Run on this cron expression (5 fields, local time), e.g. '0 3 * * *'.")
+@click.option(
+    "--cron", help="Run on this cron expression (5 fields, local time), e.g. '0 3 * * *'."
+)
 @click.option("--every", help="Run at this interval, e.g. 6h, 30m (at least 1s).")
 @click.option("--now", "run_now", is_flag=True, help="Also run once at start.")
-def schedule_command(run_now: bool, quiet: bool, verbose: int, log_format: str,
-                     **options: Any) -> None:
+def schedule_command(
+    run_now: bool, quiet: bool, verbose: int, log_format: str, **options: Any
+) -> None:
     """Run the sync on a schedule until SIGTERM/SIGINT (exit 0).
 
     Takes every option of `sync`. The schedule can also come from the config file's [schedule]
@@ -294,7 +337,9 @@ def schedule_command(run_now: bool, quiet: bool, verbose: int, log_format: str,
     trigger = make_trigger(settings.schedule_cron, settings.schedule_every)
     setup_schedule_logging(settings, quiet=quiet, verbosity=verbose, log_format=log_format)
     scheduler = SyncScheduler(
-        trigger, sync_run(settings), run_now=run_now,
+        trigger,
+        sync_run(settings),
+        run_now=run_now,
         description=describe_trigger(settings.schedule_cron, settings.schedule_every),
     )
     scheduler.run_forever()
@@ -307,6 +352,5 @@ def register(cli: click.Group) -> None:
         return
     own = list(schedule_command.params)
     names = {p.name for p in own}
-    schedule_command.params = own + [p for p in cli.commands["sync"].params
-                                     if p.name not in names]
+    schedule_command.params = own + [p for p in cli.commands["sync"].params if p.name not in names]
     cli.add_command(schedule_command)

@@ -52,11 +52,23 @@ PREFIX = f"scrubbed:{METHOD}:"
 HASH_HEX = 16
 ROOTS = ("user", "request", "tags", "contexts", "extra")
 REQUEST_CONTAINERS = ("headers", "cookies", "env", "query")
-REQUEST_FIELDS = ("url", "method", "query", "data", "fragment", "inferredContentType",
-                  *REQUEST_CONTAINERS)
+REQUEST_FIELDS = (
+    "url",
+    "method",
+    "query",
+    "data",
+    "fragment",
+    "inferredContentType",
+    *REQUEST_CONTAINERS,
+)
 # The user tag's prefixes (Sentry's ``sentry:user`` identifier) -> the user field they echo.
-USER_TAG_PREFIXES = {"id": "id", "email": "email", "username": "username", "ip": "ip_address",
-                     "name": "name"}
+USER_TAG_PREFIXES = {
+    "id": "id",
+    "email": "email",
+    "username": "username",
+    "ip": "ip_address",
+    "name": "name",
+}
 USER_TAG_KEYS = ("user", "sentry:user")
 _RULE = re.compile(r"^[A-Za-z_][\w:-]*(\.[^.\s]+)*$")
 
@@ -119,13 +131,13 @@ def canonical(value: Any) -> str:
     """The text that is hashed: strings as they are, anything else as canonical JSON."""
     if isinstance(value, str):
         return value
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=str)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def hash_value(key: str, value: Any) -> str:
-    digest = hmac.new(key.encode("utf-8"), canonical(value).encode("utf-8", "surrogatepass"),
-                      hashlib.sha256).hexdigest()
+    digest = hmac.new(
+        key.encode("utf-8"), canonical(value).encode("utf-8", "surrogatepass"), hashlib.sha256
+    ).hexdigest()
     return PREFIX + digest[:HASH_HEX]
 
 
@@ -155,14 +167,18 @@ class _Run:
         """Hash the values of a pairs list / object (names kept); a string is hashed whole."""
         wanted = name.lower() if name is not None else None
         if isinstance(container, dict):
-            return {k: self.hash(v, f"{path}.{k}")
-                    if wanted is None or str(k).lower() == wanted else v
-                    for k, v in container.items()}
+            return {
+                k: self.hash(v, f"{path}.{k}") if wanted is None or str(k).lower() == wanted else v
+                for k, v in container.items()
+            }
         if isinstance(container, list):
             out: list[Any] = []
             for i, pair in enumerate(container):
-                if (isinstance(pair, (list, tuple)) and len(pair) == 2
-                        and (wanted is None or str(pair[0]).lower() == wanted)):
+                if (
+                    isinstance(pair, (list, tuple))
+                    and len(pair) == 2
+                    and (wanted is None or str(pair[0]).lower() == wanted)
+                ):
                     out.append([pair[0], self.hash(pair[1], f"{path}[{i}][1]")])
                 else:
                     out.append(pair)
@@ -196,8 +212,12 @@ class Scrubber:
         if isinstance(out, dict):
             for rule in self.rules:
                 self._apply(rule, out, run)
-        record = {"method": METHOD, "key_id": self.key_id,
-                  "rules": [r.text for r in self.rules], "paths": run.paths}
+        record = {
+            "method": METHOD,
+            "key_id": self.key_id,
+            "rules": [r.text for r in self.rules],
+            "paths": run.paths,
+        }
         return out, record
 
     # ------------------------------------------------------------------ rules
@@ -232,8 +252,13 @@ class Scrubber:
 
         self._tags(ev, run, lambda key: key in USER_TAG_KEYS, pick)
 
-    def _tags(self, ev: dict[str, Any], run: _Run, matches: Callable[[str], bool],
-              pick: Callable[[Any], tuple[str | None, Any] | None]) -> None:
+    def _tags(
+        self,
+        ev: dict[str, Any],
+        run: _Run,
+        matches: Callable[[str], bool],
+        pick: Callable[[Any], tuple[str | None, Any] | None],
+    ) -> None:
         """Hash matching tag values; ``pick(value)`` -> (prefix kept, part hashed) or None."""
         tags = ev.get("tags")
         if not isinstance(tags, list):
@@ -297,8 +322,9 @@ class Scrubber:
             target = node[last]
             path = f"{path}.{last}"
             if top == "contexts" and len(parts) == 1 and isinstance(target, dict):
-                node[last] = {k: run.hash(v, f"{path}.{k}") if k != "type" else v
-                              for k, v in target.items()}
+                node[last] = {
+                    k: run.hash(v, f"{path}.{k}") if k != "type" else v for k, v in target.items()
+                }
             else:
                 node[last] = run.hash(target, path)
         else:

@@ -76,7 +76,7 @@ def remove_stale(parent: str | os.PathLike[str] | None = None) -> list[Path]:
     except OSError:
         return removed
     for path in candidates:
-        pid_text = path.name[len(PREFIX):].split("-", 1)[0]
+        pid_text = path.name[len(PREFIX) :].split("-", 1)[0]
         if not pid_text.isdigit() or not path.is_dir() or _alive(int(pid_text)):
             continue
         shutil.rmtree(path, ignore_errors=True)
@@ -96,7 +96,8 @@ class Spool:
             where = parent if parent is not None else tempfile.gettempdir()
             raise ArchiverError(
                 f"cannot create the sync's spool directory in {where} ({exc.strerror}); set "
-                "TMPDIR to a writable directory with room for about 50 MB") from None
+                "TMPDIR to a writable directory with room for about 50 MB"
+            ) from None
         self._counter = itertools.count()
         self._lock = threading.Lock()
 
@@ -111,6 +112,10 @@ class Spool:
     def __enter__(self) -> Spool:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()

@@ -73,40 +73,75 @@ def collect_status(engine: Engine) -> dict[str, Any]:
     from archiver.lock import current_holder
 
     with engine.connect() as conn:
-        projects = [dict(r._mapping) for r in conn.execute(
-            select(PROJECTS.c.id, PROJECTS.c.slug, PROJECTS.c.name).order_by(PROJECTS.c.slug,
-                                                                               PROJECTS.c.id))]
-        events = _by_project(conn, select(
-            EVENTS.c.project_id, func.count().label("events"),
-            func.min(EVENTS.c.date_created).label("oldest"),
-            func.max(EVENTS.c.date_created).label("newest"),
-        ).group_by(EVENTS.c.project_id))
-        issues = _by_project(conn, select(
-            ISSUES.c.project_id, func.count().label("issues")).group_by(ISSUES.c.project_id))
-        discovery = _by_project(conn, select(
-            PROJECT_SYNC.c.project_id, PROJECT_SYNC.c.issues_synced_until,
-            PROJECT_SYNC.c.discovery_end))
+        projects = [
+            dict(r._mapping)
+            for r in conn.execute(
+                select(PROJECTS.c.id, PROJECTS.c.slug, PROJECTS.c.name).order_by(
+                    PROJECTS.c.slug, PROJECTS.c.id
+                )
+            )
+        ]
+        events = _by_project(
+            conn,
+            select(
+                EVENTS.c.project_id,
+                func.count().label("events"),
+                func.min(EVENTS.c.date_created).label("oldest"),
+                func.max(EVENTS.c.date_created).label("newest"),
+            ).group_by(EVENTS.c.project_id),
+        )
+        issues = _by_project(
+            conn,
+            select(ISSUES.c.project_id, func.count().label("issues")).group_by(ISSUES.c.project_id),
+        )
+        discovery = _by_project(
+            conn,
+            select(
+                PROJECT_SYNC.c.project_id,
+                PROJECT_SYNC.c.issues_synced_until,
+                PROJECT_SYNC.c.discovery_end,
+            ),
+        )
         open_walk = ISSUE_SYNC.c.status.in_(OPEN_WALKS)
-        walks = _by_project(conn, select(
-            ISSUE_SYNC.c.project_id,
-            func.sum(case((open_walk, 1), else_=0)).label("pending"),
-            func.sum(case((and_(open_walk, ISSUE_SYNC.c.synced_until.is_(None)), 1),
-                          else_=0)).label("never_walked"),
-            func.sum(case((ISSUE_SYNC.c.status == "failed", 1), else_=0)).label("failed"),
-        ).group_by(ISSUE_SYNC.c.project_id))
+        walks = _by_project(
+            conn,
+            select(
+                ISSUE_SYNC.c.project_id,
+                func.sum(case((open_walk, 1), else_=0)).label("pending"),
+                func.sum(
+                    case((and_(open_walk, ISSUE_SYNC.c.synced_until.is_(None)), 1), else_=0)
+                ).label("never_walked"),
+                func.sum(case((ISSUE_SYNC.c.status == "failed", 1), else_=0)).label("failed"),
+            ).group_by(ISSUE_SYNC.c.project_id),
+        )
         failed_walks: dict[int, dict[str, Any]] = {}
         for r in conn.execute(
-            select(ISSUE_SYNC.c.project_id, ISSUE_SYNC.c.issue_id, ISSUE_SYNC.c.last_error,
-                   ISSUE_SYNC.c.updated_at)
+            select(
+                ISSUE_SYNC.c.project_id,
+                ISSUE_SYNC.c.issue_id,
+                ISSUE_SYNC.c.last_error,
+                ISSUE_SYNC.c.updated_at,
+            )
             .where(ISSUE_SYNC.c.status == "failed")
             .order_by(ISSUE_SYNC.c.updated_at.desc())
         ):
-            failed_walks.setdefault(int(r.project_id), {
-                "at": r.updated_at, "issue_id": int(r.issue_id),
-                "message": r.last_error or "failed"})
-        runs = [dict(r._mapping) for r in conn.execute(
-            select(RUNS).where(RUNS.c.command == "sync")
-            .order_by(RUNS.c.started_at.desc(), RUNS.c.id.desc()).limit(RUN_SCAN_LIMIT))]
+            failed_walks.setdefault(
+                int(r.project_id),
+                {
+                    "at": r.updated_at,
+                    "issue_id": int(r.issue_id),
+                    "message": r.last_error or "failed",
+                },
+            )
+        runs = [
+            dict(r._mapping)
+            for r in conn.execute(
+                select(RUNS)
+                .where(RUNS.c.command == "sync")
+                .order_by(RUNS.c.started_at.desc(), RUNS.c.id.desc())
+                .limit(RUN_SCAN_LIMIT)
+            )
+        ]
     holder = current_holder(engine)
 
     run_dicts = [(_run_dict(r), r) for r in runs]
@@ -117,27 +152,33 @@ def collect_status(engine: Engine) -> dict[str, Any]:
     out_projects: list[dict[str, Any]] = []
     for p in projects:
         pid = int(p["id"])
-        ev, iss, disc, wk = (events.get(pid, {}), issues.get(pid, {}), discovery.get(pid),
-                             walks.get(pid, {}))
+        ev, iss, disc, wk = (
+            events.get(pid, {}),
+            issues.get(pid, {}),
+            discovery.get(pid),
+            walks.get(pid, {}),
+        )
         covering = [(d, r) for d, r in run_dicts if _covers(r, p)]
         success = next((d for d, _ in covering if d["outcome"] == "success"), None)
         error = _project_error(covering, success, failed_walks.get(pid))
         discovered = disc is not None and disc.get("issues_synced_until") is not None
         backfill = not discovered or int(wk.get("never_walked") or 0) > 0
-        out_projects.append({
-            "id": pid,
-            "slug": p["slug"],
-            "name": p["name"],
-            "events": int(ev.get("events") or 0),
-            "issues": int(iss.get("issues") or 0),
-            "oldest_event": _iso(ev.get("oldest")),
-            "newest_event": _iso(ev.get("newest")),
-            "last_success": _brief(success),
-            "last_error": error,
-            "backfill_in_progress": backfill,
-            "issues_pending": int(wk.get("pending") or 0),
-            "issues_failed": int(wk.get("failed") or 0),
-        })
+        out_projects.append(
+            {
+                "id": pid,
+                "slug": p["slug"],
+                "name": p["name"],
+                "events": int(ev.get("events") or 0),
+                "issues": int(iss.get("issues") or 0),
+                "oldest_event": _iso(ev.get("oldest")),
+                "newest_event": _iso(ev.get("newest")),
+                "last_success": _brief(success),
+                "last_error": error,
+                "backfill_in_progress": backfill,
+                "issues_pending": int(wk.get("pending") or 0),
+                "issues_failed": int(wk.get("failed") or 0),
+            }
+        )
     return {
         "database": db.safe_url(str(engine.url)),
         "schema_revision": db.current_revision(engine),
@@ -166,18 +207,32 @@ def _by_project(conn: Connection, query: Any) -> dict[int, dict[str, Any]]:
     return {int(r._mapping["project_id"]): dict(r._mapping) for r in conn.execute(query)}
 
 
-def _project_error(covering: list[tuple[dict[str, Any], dict[str, Any]]],
-                   success: dict[str, Any] | None,
-                   failed_walk: dict[str, Any] | None) -> dict[str, Any] | None:
+def _project_error(
+    covering: list[tuple[dict[str, Any], dict[str, Any]]],
+    success: dict[str, Any] | None,
+    failed_walk: dict[str, Any] | None,
+) -> dict[str, Any] | None:
     """The newest problem: a failed issue walk, or a covering run that failed or was partial."""
     candidates: list[dict[str, Any]] = []
     if failed_walk is not None:
-        candidates.append({"at": failed_walk["at"], "issue_id": failed_walk["issue_id"],
-                           "run_id": None, "message": failed_walk["message"]})
+        candidates.append(
+            {
+                "at": failed_walk["at"],
+                "issue_id": failed_walk["issue_id"],
+                "run_id": None,
+                "message": failed_walk["message"],
+            }
+        )
     for d, r in covering:
         if d["outcome"] in ("failed", "partial"):
-            candidates.append({"at": r["finished_at"] or r["started_at"], "issue_id": None,
-                               "run_id": d["id"], "message": _run_error(d)})
+            candidates.append(
+                {
+                    "at": r["finished_at"] or r["started_at"],
+                    "issue_id": None,
+                    "run_id": d["id"],
+                    "message": _run_error(d),
+                }
+            )
             break
     if success is not None and success["finished_at"]:
         # a run failure older than the last success is history, not the current state
@@ -203,8 +258,10 @@ def _table(columns: list[str], rows: list[list[str]], right: set[int]) -> list[s
     widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
 
     def line(r: list[str]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip()
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ).rstrip()
 
     return [line(columns), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
 
@@ -213,9 +270,11 @@ def _run_line(label: str, run: Mapping[str, Any] | None) -> str:
     if run is None:
         return f"{label}: none"
     when = _short(run["finished_at"] or run["started_at"])
-    text = (f"{label}: #{run['id']} {run['outcome']} at {when} (projects {run['projects']}, "
-            f"issues {run['issues']}, events new {run['events_new']}, updated "
-            f"{run['events_updated']}, requests {run['requests']})")
+    text = (
+        f"{label}: #{run['id']} {run['outcome']} at {when} (projects {run['projects']}, "
+        f"issues {run['issues']}, events new {run['events_new']}, updated "
+        f"{run['events_updated']}, requests {run['requests']})"
+    )
     if run["outcome"] in ("failed", "partial"):
         text += f": {_run_error(run)}"
     return text
@@ -225,9 +284,13 @@ def format_status(status: Mapping[str, Any]) -> str:
     lock = status["lock"]
     lines = [
         f"archive:  {status['database']} (schema {status['schema_revision'] or 'none'})",
-        "lock:     " + (f"held by host {lock['host']}, pid {lock['pid']}, command "
-                        f"{lock['command']}, since {_short(lock['acquired_at'])}"
-                        if lock else "free"),
+        "lock:     "
+        + (
+            f"held by host {lock['host']}, pid {lock['pid']}, command "
+            f"{lock['command']}, since {_short(lock['acquired_at'])}"
+            if lock
+            else "free"
+        ),
         "totals:   " + ", ".join(f"{k} {v:,}" for k, v in status["totals"].items()),
         _run_line("last run", status["last_run"]),
         _run_line("last successful run", status["last_success"]),
@@ -248,15 +311,35 @@ def format_status(status: Mapping[str, Any]) -> str:
         backfill = "in progress" if p["backfill_in_progress"] else "done"
         if p["issues_pending"]:
             backfill += f" ({p['issues_pending']} issues to walk)"
-        rows.append([
-            p["slug"] or str(p["id"]), f"{p['events']:,}", f"{p['issues']:,}",
-            _short(p["oldest_event"]), _short(p["newest_event"]),
-            _short(p["last_success"]["finished_at"]) if p["last_success"] else "never",
-            backfill, error_text,
-        ])
+        rows.append(
+            [
+                p["slug"] or str(p["id"]),
+                f"{p['events']:,}",
+                f"{p['issues']:,}",
+                _short(p["oldest_event"]),
+                _short(p["newest_event"]),
+                _short(p["last_success"]["finished_at"]) if p["last_success"] else "never",
+                backfill,
+                error_text,
+            ]
+        )
     lines.append("")
-    lines.extend(_table(["project", "events", "issues", "oldest event", "newest event",
-                         "last success", "backfill", "last error"], rows, right={1, 2}))
+    lines.extend(
+        _table(
+            [
+                "project",
+                "events",
+                "issues",
+                "oldest event",
+                "newest event",
+                "last success",
+                "backfill",
+                "last error",
+            ],
+            rows,
+            right={1, 2},
+        )
+    )
     return "\n".join(lines)
 
 
@@ -264,11 +347,18 @@ def format_status(status: Mapping[str, Any]) -> str:
 
 
 @click.command("status")
-@click.option("--db", "db_url",
-              help="Database URL (default: $SENTRY_ARCHIVER_DB, the config file's [archive] db, "
-              "or sqlite:///sentry-archive.db).")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False),
-              help="TOML config file ($SENTRY_ARCHIVER_CONFIG; default ./sentry-archiver.toml).")
+@click.option(
+    "--db",
+    "db_url",
+    help="Database URL (default: $SENTRY_ARCHIVER_DB, the config file's [archive] db, "
+    "or sqlite:///sentry-archive.db).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="TOML config file ($SENTRY_ARCHIVER_CONFIG; default ./sentry-archiver.toml).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
 def status_command(db_url: str | None, config_file: str | None, as_json: bool) -> None:
     """Show what the archive holds per project and how its syncs are going."""

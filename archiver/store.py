@@ -68,7 +68,6 @@ PROJECT_SYNC: Table = ProjectSync.__table__  # type: ignore[assignment]
 CHILD_TABLES: dict[str, Table] = {t.name: t for t in EVENT_CHILD_TABLES}
 
 
-
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
@@ -143,9 +142,17 @@ def encode_event(ev: NormalizedEvent | EncodedEvent, dialect: str) -> EncodedEve
         if rows:
             pick, convert = _pickers[name], _converters(name, dialect)
             children[name] = [_convert(pick(r), convert) for r in rows]
-    return EncodedEvent(ev.project_id, ev.event_id, ev.issue_id, values, children,
-                        ev.release_version, ev.release, sha,
-                        _rank(bool(row.get("has_detail")), bool(row.get("is_full"))))
+    return EncodedEvent(
+        ev.project_id,
+        ev.event_id,
+        ev.issue_id,
+        values,
+        children,
+        ev.release_version,
+        ev.release,
+        sha,
+        _rank(bool(row.get("has_detail")), bool(row.get("is_full"))),
+    )
 
 
 def _insert_fn(conn: Connection) -> Any:
@@ -208,12 +215,20 @@ class Store:
         # executemany: one compiled statement, the driver loops (sqlite3 in C, psycopg pipelined)
         conn.execute(stmt, [dict(r) for r in rows])
 
-    def _insert_many(self, conn: Connection, table: Table, params: Sequence[tuple[Any, ...]]) -> None:
+    def _insert_many(
+        self, conn: Connection, table: Table, params: Sequence[tuple[Any, ...]]
+    ) -> None:
         """Plain bulk INSERT of child rows (``event_pk`` first, converted values)."""
         self._insert_rows(conn, table, ("event_pk", *CHILD_COLUMNS[table.name]), params)
 
-    def _insert_rows(self, conn: Connection, table: Table, columns: Sequence[str],
-                     params: Sequence[tuple[Any, ...]], suffix: str = "") -> None:
+    def _insert_rows(
+        self,
+        conn: Connection,
+        table: Table,
+        columns: Sequence[str],
+        params: Sequence[tuple[Any, ...]],
+        suffix: str = "",
+    ) -> None:
         """Multi-row ``INSERT ... VALUES`` of converted tuples, straight to the driver.
 
         Events and their child rows (tens per event) are the bulk of the writes, so
@@ -226,11 +241,15 @@ class Store:
             return
         mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
         preparer = conn.dialect.identifier_preparer
-        head = (f"INSERT INTO {preparer.format_table(table)} "
-                f"({', '.join(preparer.quote(c) for c in columns)}) VALUES ")
+        head = (
+            f"INSERT INTO {preparer.format_table(table)} "
+            f"({', '.join(preparer.quote(c) for c in columns)}) VALUES "
+        )
         json_cast = conn.dialect.name == "postgresql"
-        marks = [f"CAST({mark} AS JSONB)" if json_cast and isinstance(table.c[c].type, JSON)
-                 else mark for c in columns]
+        marks = [
+            f"CAST({mark} AS JSONB)" if json_cast and isinstance(table.c[c].type, JSON) else mark
+            for c in columns
+        ]
         one = f"({', '.join(marks)})"
         # Always the same two statement texts per table (a full chunk, one row): the driver
         # caches prepared statements by text, and a big one costs memory while cached.
@@ -240,7 +259,8 @@ class Store:
             chunk_sql = head + ", ".join([one] * size) + suffix
             for start in range(0, full, size):
                 conn.exec_driver_sql(
-                    chunk_sql, tuple(itertools.chain.from_iterable(params[start:start + size])))
+                    chunk_sql, tuple(itertools.chain.from_iterable(params[start : start + size]))
+                )
         if full < len(params):
             conn.exec_driver_sql(head + one + suffix, params[full:])
 
@@ -273,8 +293,9 @@ class Store:
         """Stored lifetime event counts of these issues (absent ones are left out)."""
         found: dict[int, int | None] = {}
         for chunk in _chunks(issue_ids):
-            rows = conn.execute(select(ISSUES.c.id, ISSUES.c.times_seen)
-                                .where(ISSUES.c.id.in_(chunk)))
+            rows = conn.execute(
+                select(ISSUES.c.id, ISSUES.c.times_seen).where(ISSUES.c.id.in_(chunk))
+            )
             found.update((int(i), n) for i, n in rows)
         return found
 
@@ -283,8 +304,10 @@ class Store:
         if not issue_ids:
             return {}
         rows = conn.execute(
-            select(EVENTS.c.issue_id, func.count()).where(EVENTS.c.issue_id.in_(issue_ids))
-            .group_by(EVENTS.c.issue_id))
+            select(EVENTS.c.issue_id, func.count())
+            .where(EVENTS.c.issue_id.in_(issue_ids))
+            .group_by(EVENTS.c.issue_id)
+        )
         return {int(i): int(n) for i, n in rows}
 
     def known_releases(self, conn: Connection, versions: Iterable[str]) -> set[str]:
@@ -338,11 +361,14 @@ class Store:
         if to_write:
             preparer = conn.dialect.identifier_preparer
             # archived_at is kept: it says when the event first entered the archive
-            conflict = (" ON CONFLICT (project_id, event_id) DO UPDATE SET " + ", ".join(
+            conflict = " ON CONFLICT (project_id, event_id) DO UPDATE SET " + ", ".join(
                 f"{preparer.quote(c)} = excluded.{preparer.quote(c)}"
-                for c in (*EVENT_COLUMNS, "updated_at") if c not in ("project_id", "event_id")))
-            self._insert_rows(conn, EVENTS, (*EVENT_COLUMNS, "archived_at", "updated_at"),
-                              to_write, conflict)
+                for c in (*EVENT_COLUMNS, "updated_at")
+                if c not in ("project_id", "event_id")
+            )
+            self._insert_rows(
+                conn, EVENTS, (*EVENT_COLUMNS, "archived_at", "updated_at"), to_write, conflict
+            )
             pks = {k: v[0] for k, v in self._existing(conn, written).items()}
             children: dict[str, list[tuple[Any, ...]]] = {name: [] for name in CHILD_TABLES}
             for key in written:
@@ -374,8 +400,7 @@ class Store:
                         EVENTS.c.raw_sha256,
                         EVENTS.c.has_detail,
                         EVENTS.c.is_full,
-                    ).where(EVENTS.c.project_id == pid,
-                            EVENTS.c.event_id.in_(chunk))
+                    ).where(EVENTS.c.project_id == pid, EVENTS.c.event_id.in_(chunk))
                 )
                 for pk, eid, sha, has_detail, is_full in rows:
                     found[(pid, eid)] = (pk, sha, _rank(bool(has_detail), bool(is_full)))
@@ -391,7 +416,9 @@ class Store:
         rows = conn.execute(select(ISSUE_SYNC).where(ISSUE_SYNC.c.project_id == project_id))
         return {r.issue_id: _issue_walk(dict(r._mapping)) for r in rows}
 
-    def save_issue_walk(self, conn: Connection, walk: IssueWalk, *, error: str | None = None) -> None:
+    def save_issue_walk(
+        self, conn: Connection, walk: IssueWalk, *, error: str | None = None
+    ) -> None:
         row = {
             "issue_id": walk.issue_id,
             "project_id": walk.project_id,
@@ -407,7 +434,9 @@ class Store:
         self.upsert(conn, ISSUE_SYNC, [row], keys=["issue_id"])
 
     def project_sync(self, conn: Connection, project_id: int) -> Mapping[str, Any] | None:
-        row = conn.execute(select(PROJECT_SYNC).where(PROJECT_SYNC.c.project_id == project_id)).first()
+        row = conn.execute(
+            select(PROJECT_SYNC).where(PROJECT_SYNC.c.project_id == project_id)
+        ).first()
         return dict(row._mapping) if row is not None else None
 
     def save_project_sync(self, conn: Connection, project_id: int, **values: Any) -> None:
@@ -461,13 +490,17 @@ IN_LIST_MAX = 500  # values per IN (...): bound parameters per statement are lim
 def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
     """``values`` in slices short enough for one ``IN (...)`` list."""
     for start in range(0, len(values), IN_LIST_MAX):
-        yield values[start:start + IN_LIST_MAX]
+        yield values[start : start + IN_LIST_MAX]
+
 
 # The events row's columns in the order of its tuple (raw_sha256 last; the writer adds
 # archived_at and updated_at; id is the database's).
 EVENT_COLUMNS: tuple[str, ...] = (
-    *(c.name for c in EVENTS.columns
-      if c.name not in ("id", "raw_sha256", "archived_at", "updated_at")),
+    *(
+        c.name
+        for c in EVENTS.columns
+        if c.name not in ("id", "raw_sha256", "archived_at", "updated_at")
+    ),
     "raw_sha256",
 )
 
@@ -557,8 +590,9 @@ def _converters(table: str, dialect: str) -> tuple[tuple[int, Callable[[Any], An
     return tuple(out)
 
 
-def _convert(values: tuple[Any, ...],
-             converters: tuple[tuple[int, Callable[[Any], Any]], ...]) -> tuple[Any, ...]:
+def _convert(
+    values: tuple[Any, ...], converters: tuple[tuple[int, Callable[[Any], Any]], ...]
+) -> tuple[Any, ...]:
     if not converters:
         return values
     out = list(values)

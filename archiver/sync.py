@@ -249,7 +249,9 @@ class Syncer:
             prepare()
         self.save_projects(projects)
         run_id = self.store.start_run(
-            "sync", server_url=self.client.base_url, organization_slug=self.org,
+            "sync",
+            server_url=self.client.base_url,
+            organization_slug=self.org,
             options=self.settings.redacted(),
         )
         outcome, message = "failed", None
@@ -365,11 +367,19 @@ class Syncer:
                 walks = self.store.issue_walks(conn, pid)
                 for payload, issue in zip(payloads, issues, strict=False):
                     rewalk = self._arrived_in_the_past(payload, issue, before, have)
-                    self._schedule_walk(conn, issue, walks.get(int(issue["id"])), rewalk=rewalk,
-                                        grew=_lifetime_grew(payload, issue, before))
+                    self._schedule_walk(
+                        conn,
+                        issue,
+                        walks.get(int(issue["id"])),
+                        rewalk=rewalk,
+                        grew=_lifetime_grew(payload, issue, before),
+                    )
                 if done:
                     self.store.save_project_sync(
-                        conn, pid, issues_synced_until=end, discovery_end=None,
+                        conn,
+                        pid,
+                        issues_synced_until=end,
+                        discovery_end=None,
                         discovery_cursor=None,
                     )
                 else:
@@ -381,8 +391,13 @@ class Syncer:
                 return
             cursor = page.next_cursor
 
-    def _arrived_in_the_past(self, payload: Mapping[str, Any], issue: Mapping[str, Any],
-                             before: Mapping[int, int | None], have: Mapping[int, int]) -> bool:
+    def _arrived_in_the_past(
+        self,
+        payload: Mapping[str, Any],
+        issue: Mapping[str, Any],
+        before: Mapping[int, int | None],
+        have: Mapping[int, int],
+    ) -> bool:
         """Did the issue gain events dated before the search window (a merge, a late event)?
 
         With a date window Sentry reports ``count`` for the window and ``lifetime.count`` for
@@ -411,8 +426,15 @@ class Syncer:
             return False
         return int(lifetime) - int(old) > window
 
-    def _schedule_walk(self, conn: Any, issue: Mapping[str, Any], walk: IssueWalk | None,
-                       *, rewalk: bool = False, grew: bool = False) -> None:
+    def _schedule_walk(
+        self,
+        conn: Any,
+        issue: Mapping[str, Any],
+        walk: IssueWalk | None,
+        *,
+        rewalk: bool = False,
+        grew: bool = False,
+    ) -> None:
         iid, pid = int(issue["id"]), int(issue["project_id"])
         if walk is None:
             walk = IssueWalk(iid, pid, PENDING, None, None, None, None, 0)
@@ -421,8 +443,12 @@ class Syncer:
             walk = replace(walk, status=PENDING, synced_until=None)
         elif walk.status in (DONE, GONE):
             last_seen = issue.get("last_seen")
-            if (not grew and walk.synced_until is not None and last_seen is not None
-                    and last_seen < walk.synced_until):
+            if (
+                not grew
+                and walk.synced_until is not None
+                and last_seen is not None
+                and last_seen < walk.synced_until
+            ):
                 return  # nothing new since the last completed walk
             # New events: either seen after the bookmark, or (the lifetime count grew while
             # last_seen did not pass the bookmark) events whose own timestamps are older than
@@ -465,12 +491,16 @@ class Syncer:
             _fewer_collections(),
             Spool() as spool,
             PageNormalizer(workers) as normalizer,
-            ThreadPoolExecutor(max_workers=self.settings.concurrency,
-                               thread_name_prefix="walk") as pool,
+            ThreadPoolExecutor(
+                max_workers=self.settings.concurrency, thread_name_prefix="walk"
+            ) as pool,
         ):
             for walk in walks:
-                futures.append(pool.submit(self._walk_guarded, walk, inbox, releases,
-                                           _Pipeline(normalizer, spool)))
+                futures.append(
+                    pool.submit(
+                        self._walk_guarded, walk, inbox, releases, _Pipeline(normalizer, spool)
+                    )
+                )
             try:
                 self._write_loop(inbox, futures)
             except BaseException:
@@ -550,7 +580,10 @@ class Syncer:
             return _Releases(r[0] for r in conn.execute(select(RELEASES.c.version)))
 
     def _walk_guarded(
-        self, walk: IssueWalk, inbox: queue.Queue[_PageWork | _WalkEnded], releases: _Releases,
+        self,
+        walk: IssueWalk,
+        inbox: queue.Queue[_PageWork | _WalkEnded],
+        releases: _Releases,
         pipeline: _Pipeline,
     ) -> None:
         latest = [walk]  # the checkpoint of the last page handed to the writer
@@ -569,7 +602,9 @@ class Syncer:
             log.exception("issue %s: unexpected error", walk.issue_id)
             self._put(inbox, _WalkEnded(latest[0], FAILED, f"{type(exc).__name__}: {exc}"))
 
-    def _put(self, inbox: queue.Queue[_PageWork | _WalkEnded], item: _PageWork | _WalkEnded) -> bool:
+    def _put(
+        self, inbox: queue.Queue[_PageWork | _WalkEnded], item: _PageWork | _WalkEnded
+    ) -> bool:
         """Hand over to the writer; gives up (False) when the run is stopping and the writer
         is gone."""
         while True:
@@ -592,12 +627,23 @@ class Syncer:
             start = walk.synced_until - self.settings.overlap if walk.synced_until else FLOOR
             start = max(start, self._earliest())
             end = floor_second(self.server_clock.now())
-            walk = replace(walk, status=WALKING, walk_start=start, walk_end=end,
-                           walk_cursor=None, walk_events=0)
+            walk = replace(
+                walk,
+                status=WALKING,
+                walk_start=start,
+                walk_end=end,
+                walk_cursor=None,
+                walk_events=0,
+            )
         cursor = walk.walk_cursor
-        job = PageJob(walk.project_id, walk.issue_id, self.store.engine.dialect.name,
-                      self.settings.detail == "always", self.settings.scrub,
-                      self.settings.scrub_key)
+        job = PageJob(
+            walk.project_id,
+            walk.issue_id,
+            self.store.engine.dialect.name,
+            self.settings.detail == "always",
+            self.settings.scrub,
+            self.settings.scrub_key,
+        )
         size = [0]
 
         estimate = FIRST_PAGE_ESTIMATE
@@ -637,13 +683,23 @@ class Syncer:
             estimate = max(held, 64 * 1024)
             done = not page.has_next or not page.next_cursor or page.next_cursor == cursor
             if done:
-                walk = replace(walk, status=DONE, synced_until=walk.walk_end, walk_cursor=None,
-                               walk_events=walk.walk_events + len(events))
+                walk = replace(
+                    walk,
+                    status=DONE,
+                    synced_until=walk.walk_end,
+                    walk_cursor=None,
+                    walk_events=walk.walk_events + len(events),
+                )
             else:
-                walk = replace(walk, status=WALKING, walk_cursor=page.next_cursor,
-                               walk_events=walk.walk_events + len(events))
-            if not self._put(inbox, _PageWork(walk, events, release_rows, merged_into, held,
-                                              files)):
+                walk = replace(
+                    walk,
+                    status=WALKING,
+                    walk_cursor=page.next_cursor,
+                    walk_events=walk.walk_events + len(events),
+                )
+            if not self._put(
+                inbox, _PageWork(walk, events, release_rows, merged_into, held, files)
+            ):
                 files.discard()
                 self.in_flight.release(held)
                 return
@@ -665,9 +721,15 @@ class Syncer:
             else:  # the worker left it raw: it needs the event detail endpoint
                 payload, has_detail = self._fetch_detail(walk, item)
                 ev = encode_event(
-                    normalize_scrubbed(self.scrubber, payload, project_id=walk.project_id,
-                                       issue_id=walk.issue_id, has_detail=has_detail),
-                    self.store.engine.dialect.name)
+                    normalize_scrubbed(
+                        self.scrubber,
+                        payload,
+                        project_id=walk.project_id,
+                        issue_id=walk.issue_id,
+                        has_detail=has_detail,
+                    ),
+                    self.store.engine.dialect.name,
+                )
             if ev.issue_id is not None and ev.issue_id != walk.issue_id:
                 merged_into = ev.issue_id  # Sentry answered for a merged issue with its target
             events.append(ev)
@@ -740,8 +802,9 @@ class Progress:
 WRITE_BATCH_BYTES = 1024 * 1024
 
 
-def _opened(events: Sequence[SpooledEvent | EncodedEvent],
-            rows: BinaryIO | None = None) -> Iterator[list[EncodedEvent]]:
+def _opened(
+    events: Sequence[SpooledEvent | EncodedEvent], rows: BinaryIO | None = None
+) -> Iterator[list[EncodedEvent]]:
     """A page's events, opened in batches of about :data:`WRITE_BATCH_BYTES`; spooled ones
     are read from the page's ``rows`` file."""
     batch: list[EncodedEvent] = []
@@ -761,8 +824,9 @@ def _opened(events: Sequence[SpooledEvent | EncodedEvent],
         yield batch
 
 
-def _lifetime_grew(payload: Mapping[str, Any], issue: Mapping[str, Any],
-                   before: Mapping[int, int | None]) -> bool:
+def _lifetime_grew(
+    payload: Mapping[str, Any], issue: Mapping[str, Any], before: Mapping[int, int | None]
+) -> bool:
     """Did the issue's lifetime event count grow since the archive last listed it?
 
     Only a ``lifetime`` count means anything here: without a date window's ``lifetime`` the

@@ -89,8 +89,9 @@ class _RowsFile:
     def __call__(self, event: EncodedEvent) -> SpooledEvent:
         blob = pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
         self._out.write(blob)
-        ref = SpooledEvent(self._offset, len(blob), event.issue_id, event.release_version,
-                           event.release)
+        ref = SpooledEvent(
+            self._offset, len(blob), event.issue_id, event.release_version, event.release
+        )
         self._offset += len(blob)
         return ref
 
@@ -172,8 +173,9 @@ def _as_is(event: EncodedEvent) -> EncodedEvent:
     return event
 
 
-def normalize_page(body: bytes, job: PageJob,
-                   emit: Callable[[EncodedEvent], Any] = _as_is) -> list[Any] | NotAList:
+def normalize_page(
+    body: bytes, job: PageJob, emit: Callable[[EncodedEvent], Any] = _as_is
+) -> list[Any] | NotAList:
     """A page body to events ready for the writer; items that need a detail request stay raw.
 
     Events are parsed and normalized one at a time, and each keeps its exact JSON text from
@@ -198,8 +200,9 @@ def normalize_page(body: bytes, job: PageJob,
     return _normalize_items(((item, None) for item in items), job, emit)
 
 
-def normalize_spooled_page(body_path: str, rows_path: str,
-                           job: PageJob) -> list[SpooledEvent | Any] | NotAList:
+def normalize_spooled_page(
+    body_path: str, rows_path: str, job: PageJob
+) -> list[SpooledEvent | Any] | NotAList:
     """:func:`normalize_page` from a spooled body to a rows file (both :mod:`archiver.spool`).
 
     Only the small references travel back to the sync process, never the page: the writer
@@ -211,16 +214,23 @@ def normalize_spooled_page(body_path: str, rows_path: str,
         return normalize_page(body, job, _RowsFile(out))
 
 
-def _normalize_items(items: Iterable[tuple[Any, str | None]], job: PageJob,
-                     emit: Callable[[EncodedEvent], Any]) -> list[Any]:
+def _normalize_items(
+    items: Iterable[tuple[Any, str | None]], job: PageJob, emit: Callable[[EncodedEvent], Any]
+) -> list[Any]:
     scrubber = _scrubber(job.scrub, job.scrub_key)
     out: list[Any] = []
     for item, raw in items:
         if needs_detail(item, job.detail_always):
             out.append(item)
         else:
-            ev = normalize_scrubbed(scrubber, item, project_id=job.project_id,
-                                    issue_id=job.issue_id, has_detail=False, raw=raw)
+            ev = normalize_scrubbed(
+                scrubber,
+                item,
+                project_id=job.project_id,
+                issue_id=job.issue_id,
+                has_detail=False,
+                raw=raw,
+            )
             out.append(emit(encode_event(ev, job.dialect)))
     return out
 
@@ -231,8 +241,9 @@ def _worker_init(parent: int) -> None:
     # its own would only turn pages in flight into errors.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True,
-                     name="parent-watch").start()
+    threading.Thread(
+        target=_exit_with_parent, args=(parent,), daemon=True, name="parent-watch"
+    ).start()
 
 
 def _exit_with_parent(parent: int, interval: float = 0.5) -> None:
@@ -299,11 +310,16 @@ class PageNormalizer:
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         if workers > 0:
-            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context(),
-                                             initializer=_worker_init, initargs=(os.getpid(),))
+            self._pool = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=_context(),
+                initializer=_worker_init,
+                initargs=(os.getpid(),),
+            )
 
-    def spooled(self, body: BodyFile, rows_path: str,
-                job: PageJob) -> list[SpooledEvent | Any] | NotAList:
+    def spooled(
+        self, body: BodyFile, rows_path: str, job: PageJob
+    ) -> list[SpooledEvent | Any] | NotAList:
         """Normalize a spooled page body into ``rows_path``; see :func:`normalize_spooled_page`."""
         pool = self._pool
         if pool is None:
@@ -319,8 +335,11 @@ class PageNormalizer:
             if self._pool is not pool:
                 return  # another thread did it already
             self._pool = None
-        log.warning("a page worker process died (%s); normalizing in the main process for the "
-                    "rest of this run", exc)
+        log.warning(
+            "a page worker process died (%s); normalizing in the main process for the "
+            "rest of this run",
+            exc,
+        )
         pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
@@ -332,6 +351,10 @@ class PageNormalizer:
     def __enter__(self) -> PageNormalizer:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()

@@ -40,11 +40,19 @@ def main(url: str, token: str, org: str, db_path: str) -> None:
     con.execute("CREATE TABLE IF NOT EXISTS raw (event_id TEXT PRIMARY KEY, body TEXT)")
     window = {"start": "1970-01-01T00:00:00", "end": "2100-01-01T00:00:00"}
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
-        projects = [p for page in pages(c, f"/api/0/organizations/{org}/projects/", {}) for p in page]
+        projects = [
+            p for page in pages(c, f"/api/0/organizations/{org}/projects/", {}) for p in page
+        ]
         for project in projects:
-            issues = [i for page in pages(c, f"/api/0/organizations/{org}/issues/",
-                                          {"project": project["id"], "query": "", "sort": "new",
-                                           **window}) for i in page]
+            issues = [
+                i
+                for page in pages(
+                    c,
+                    f"/api/0/organizations/{org}/issues/",
+                    {"project": project["id"], "query": "", "sort": "new", **window},
+                )
+                for i in page
+            ]
             for issue in issues:
                 cursor = None
                 while True:

@@ -54,18 +54,38 @@ sys.path.insert(0, str(ROOT))
 
 from archiver import cookbook, db  # noqa: E402
 
-PROJECTS = [(1071183, "backend", "python"), (1086185, "frontend", "javascript"),
-            (2162763818, "payments-service", "java")]
+PROJECTS = [
+    (1071183, "backend", "python"),
+    (1086185, "frontend", "javascript"),
+    (2162763818, "payments-service", "java"),
+]
 START = datetime(2023, 6, 1)
 DAYS = 366
 ISSUES = 300
 USERS = 50_000
 RELEASES = 40
-TYPES = ["TimeoutError", "ZeroDivisionError", "RecursionError", "KeyError", "ValueError",
-         "TypeError", "AttributeError", "ConnectionError", "IntegrityError", "PermissionError",
-         "ReferenceError", "SyntaxError", "UnhandledRejection", "ChunkLoadError", "RangeError",
-         "NullPointerException", "IllegalStateException", "IOException", "SQLException",
-         "IndexError"]
+TYPES = [
+    "TimeoutError",
+    "ZeroDivisionError",
+    "RecursionError",
+    "KeyError",
+    "ValueError",
+    "TypeError",
+    "AttributeError",
+    "ConnectionError",
+    "IntegrityError",
+    "PermissionError",
+    "ReferenceError",
+    "SyntaxError",
+    "UnhandledRejection",
+    "ChunkLoadError",
+    "RangeError",
+    "NullPointerException",
+    "IllegalStateException",
+    "IOException",
+    "SQLException",
+    "IndexError",
+]
 NOW = "2024-06-01 00:00:00.000000"
 
 
@@ -87,19 +107,29 @@ def build(path: Path, events: int, seed: int = 7) -> None:
     con.executemany(
         "INSERT INTO projects (id, organization_slug, slug, name, platform, archived_at, updated_at) "
         "VALUES (?, 'acme', ?, ?, ?, ?, ?)",
-        [(pid, slug, slug, plat, NOW, NOW) for pid, slug, plat in PROJECTS])
+        [(pid, slug, slug, plat, NOW, NOW) for pid, slug, plat in PROJECTS],
+    )
     issues = []
     per_project: dict[int, int] = {}
     for n in range(ISSUES):
         pid, slug, _ = PROJECTS[0 if n % 5 < 3 else (1 if n % 5 == 3 else 2)]
         per_project[pid] = per_project.get(pid, 0) + 1
         etype = TYPES[rnd.randrange(len(TYPES))]
-        issues.append((2_147_000_000 + n, pid, f"{slug.upper()}-{per_project[pid]:X}", etype,
-                       f"{etype}: synthetic issue {n}", n % 200))
+        issues.append(
+            (
+                2_147_000_000 + n,
+                pid,
+                f"{slug.upper()}-{per_project[pid]:X}",
+                etype,
+                f"{etype}: synthetic issue {n}",
+                n % 200,
+            )
+        )
     con.executemany(
         "INSERT INTO issues (id, project_id, short_id, title, level, status, archived_at, updated_at) "
         "VALUES (?, ?, ?, ?, 'error', 'unresolved', ?, ?)",
-        [(iid, pid, short, title, NOW, NOW) for iid, pid, short, _, title, _ in issues])
+        [(iid, pid, short, title, NOW, NOW) for iid, pid, short, _, title, _ in issues],
+    )
     weights = [1 / (rank + 1) ** 0.8 for rank in range(ISSUES)]
     cum = []
     total = 0.0
@@ -116,25 +146,73 @@ def build(path: Path, events: int, seed: int = 7) -> None:
             when = START + timedelta(seconds=rnd.randrange(DAYS * 86400))
             rel = f"{slug}@1.{(when - START).days * RELEASES // DAYS}.{n % 3}"
             r = rnd.random()
-            env = ("production" if r < 0.85 else "staging" if r < 0.95
-                   else "development" if r < 0.99 else None)
+            env = (
+                "production"
+                if r < 0.85
+                else "staging"
+                if r < 0.95
+                else "development"
+                if r < 0.99
+                else None
+            )
             u = rnd.randrange(USERS)
             r = rnd.random()
             uid, email, ip = (
-                (str(u), f"user{u}@example.com", None) if r < 0.85
-                else (None, f"user{u}@example.com", None) if r < 0.93
-                else (None, None, f"10.{u // 65536}.{u // 256 % 256}.{u % 256}") if r < 0.98
-                else (None, None, None))
-            raw = json.dumps({"eventID": f"{n:032x}", "groupID": str(iid), "title": title,
-                              "dateCreated": when.isoformat() + "Z", "padding": padding})
+                (str(u), f"user{u}@example.com", None)
+                if r < 0.85
+                else (None, f"user{u}@example.com", None)
+                if r < 0.93
+                else (None, None, f"10.{u // 65536}.{u // 256 % 256}.{u % 256}")
+                if r < 0.98
+                else (None, None, None)
+            )
+            raw = json.dumps(
+                {
+                    "eventID": f"{n:032x}",
+                    "groupID": str(iid),
+                    "title": title,
+                    "dateCreated": when.isoformat() + "Z",
+                    "padding": padding,
+                }
+            )
             # The facts normalize.event_facts would write, from the rows made below: the raised
             # exception is the last one, its top in-app frame is the one at position 5.
-            user_key = (f"id:{uid}" if uid is not None else f"email:{email}" if email is not None
-                        else f"ip:{ip}" if ip is not None else None)
+            user_key = (
+                f"id:{uid}"
+                if uid is not None
+                else f"email:{email}"
+                if email is not None
+                else f"ip:{ip}"
+                if ip is not None
+                else None
+            )
             module = f"app.mod{fn % 40}"
-            yield (n, pid, f"{n:032x}", iid, title, "error", env, rel, ts(when), uid, email, ip,
-                   raw, NOW, NOW, ts(when)[:10], user_key, 1 if n % 10 == 0 else 0, etype,
-                   5, f"fn_{fn}_5", module, module.replace(".", "/") + ".py", 100 + fn + 5)
+            yield (
+                n,
+                pid,
+                f"{n:032x}",
+                iid,
+                title,
+                "error",
+                env,
+                rel,
+                ts(when),
+                uid,
+                email,
+                ip,
+                raw,
+                NOW,
+                NOW,
+                ts(when)[:10],
+                user_key,
+                1 if n % 10 == 0 else 0,
+                etype,
+                5,
+                f"fn_{fn}_5",
+                module,
+                module.replace(".", "/") + ".py",
+                100 + fn + 5,
+            )
 
     con.executemany(
         "INSERT INTO events (id, project_id, event_id, issue_id, title, level, environment, "
@@ -143,7 +221,8 @@ def build(path: Path, events: int, seed: int = 7) -> None:
         "exception_type, crash_position, crash_function, crash_module, crash_filename, "
         "crash_lineno) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        event_rows())
+        event_rows(),
+    )
     fn_of = {iid: fn for iid, _, _, _, _, fn in issues}
     type_of = {iid: t for iid, _, _, t, _, _ in issues}
 
@@ -155,8 +234,10 @@ def build(path: Path, events: int, seed: int = 7) -> None:
             else:
                 yield (pk, 0, type_of[iid], "raised", 1)
 
-    con.executemany("INSERT INTO exceptions (event_pk, position, type, value, is_last) "
-                    "VALUES (?, ?, ?, ?, ?)", exception_rows())
+    con.executemany(
+        "INSERT INTO exceptions (event_pk, position, type, value, is_last) VALUES (?, ?, ?, ?, ?)",
+        exception_rows(),
+    )
 
     def frame_rows() -> Iterator[tuple[object, ...]]:
         for pk, iid in con.execute("SELECT id, issue_id FROM events ORDER BY id").fetchall():
@@ -169,13 +250,22 @@ def build(path: Path, events: int, seed: int = 7) -> None:
                 in_app = pos < 6
                 name = f"fn_{fn}_{pos}" if in_app else f"lib_{pos}"
                 module = f"app.mod{fn % 40}" if in_app else "lib.core"
-                yield (pk, raised, pos, name, module, module.replace(".", "/") + ".py",
-                       100 + fn + pos, int(in_app))
+                yield (
+                    pk,
+                    raised,
+                    pos,
+                    name,
+                    module,
+                    module.replace(".", "/") + ".py",
+                    100 + fn + pos,
+                    int(in_app),
+                )
 
     con.executemany(
         "INSERT INTO frames (event_pk, stack_kind, stack_index, is_raw, position, function, "
         "module, filename, lineno, in_app) VALUES (?, 'exception', ?, 0, ?, ?, ?, ?, ?, ?)",
-        ((pk, si, pos, fn, mod, f, ln, ia) for pk, si, pos, fn, mod, f, ln, ia in frame_rows()))
+        ((pk, si, pos, fn, mod, f, ln, ia) for pk, si, pos, fn, mod, f, ln, ia in frame_rows()),
+    )
     con.execute("COMMIT")
     con.close()
 
@@ -201,8 +291,10 @@ def main() -> int:
     if args.rebuild or not path.exists():
         t0 = time.perf_counter()
         build(path, args.events)
-        print(f"built {path} ({args.events:,} events, {path.stat().st_size / 1e9:.2f} GB) "
-              f"in {time.perf_counter() - t0:.0f}s")
+        print(
+            f"built {path} ({args.events:,} events, {path.stat().st_size / 1e9:.2f} GB) "
+            f"in {time.perf_counter() - t0:.0f}s"
+        )
     recipes = cookbook.parse((ROOT / "README.md").read_text(encoding="utf-8"))
     engine = db.make_engine(f"sqlite:///{path}")
     db.upgrade(engine)  # an older bench archive gets the current indexes and views

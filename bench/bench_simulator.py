@@ -29,19 +29,26 @@ from archiver.simulator import SimulatedOrg, SimulatorConfig, SimulatorServer
 NEXT = re.compile(r'rel="next"; results="(true|false)"; cursor="([^"]+)"')
 
 
-def walk(base_url: str, token: str, org_slug: str, now: float, retention_days: int
-         ) -> tuple[int, int, int, float]:
+def walk(
+    base_url: str, token: str, org_slug: str, now: float, retention_days: int
+) -> tuple[int, int, int, float]:
     """(events, requests, bytes, seconds the client spent parsing JSON) for a full walk."""
-    start = dt.datetime.fromtimestamp(int(now) - retention_days * 86_400, tz=dt.timezone.utc).isoformat()
+    start = dt.datetime.fromtimestamp(
+        int(now) - retention_days * 86_400, tz=dt.timezone.utc
+    ).isoformat()
     end = dt.datetime.fromtimestamp(int(now) + 1, tz=dt.timezone.utc).isoformat()
     events = requests = size = 0
     parsing = 0.0
-    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
+    with httpx.Client(
+        base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+    ) as client:
         issues: list[str] = []
         cursor = ""
         while True:
-            r = client.get(f"api/0/organizations/{org_slug}/issues/",
-                           params={"query": "", "start": start, "end": end, "limit": 100, "cursor": cursor})
+            r = client.get(
+                f"api/0/organizations/{org_slug}/issues/",
+                params={"query": "", "start": start, "end": end, "limit": 100, "cursor": cursor},
+            )
             requests += 1
             r.raise_for_status()
             issues += [i["id"] for i in r.json()]
@@ -53,8 +60,10 @@ def walk(base_url: str, token: str, org_slug: str, now: float, retention_days: i
         for issue_id in issues:
             cursor = ""
             while True:
-                r = client.get(f"api/0/issues/{issue_id}/events/",
-                               params={"full": "true", "start": start, "end": end, "cursor": cursor})
+                r = client.get(
+                    f"api/0/issues/{issue_id}/events/",
+                    params={"full": "true", "start": start, "end": end, "cursor": cursor},
+                )
                 requests += 1
                 r.raise_for_status()
                 size += len(r.content)
@@ -74,7 +83,9 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--latency-ms", type=float, default=0.0)
-    parser.add_argument("--subprocess", action="store_true", help="run the server in its own process")
+    parser.add_argument(
+        "--subprocess", action="store_true", help="run the server in its own process"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="walk again (warm caches)")
     args = parser.parse_args()
 
@@ -85,9 +96,22 @@ def main() -> int:
     if args.subprocess:
         port = 18_000 + os.getpid() % 1000
         proc = subprocess.Popen(
-            [sys.executable, "-m", "archiver.simulator", "--port", str(port), "--seed", str(args.seed),
-             "--events", str(args.events), "--latency-ms", str(args.latency_ms)],
-            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1],
+            [
+                sys.executable,
+                "-m",
+                "archiver.simulator",
+                "--port",
+                str(port),
+                "--seed",
+                str(args.seed),
+                "--events",
+                str(args.events),
+                "--latency-ms",
+                str(args.latency_ms),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
         )
         assert proc.stdout is not None
         proc.stdout.readline()
@@ -98,14 +122,17 @@ def main() -> int:
     try:
         for n in range(args.repeat):
             t0 = time.perf_counter()
-            events, requests, size, parsing = walk(base_url, "sim-token", org.slug, org.now(),
-                                                   org.retention_days)
+            events, requests, size, parsing = walk(
+                base_url, "sim-token", org.slug, org.now(), org.retention_days
+            )
             elapsed = time.perf_counter() - t0
-            print(f"walk {n + 1}: {events} events ({expected} expected) in {requests} requests, "
-                  f"{size / 1e6:.1f} MB, {elapsed:.2f} s: {events / elapsed:,.0f} events/s, "
-                  f"{requests / elapsed:,.1f} requests/s; the client's own JSON parsing took "
-                  f"{parsing:.2f} s, without it {events / (elapsed - parsing):,.0f} events/s "
-                  f"(the simulator's serving rate)")
+            print(
+                f"walk {n + 1}: {events} events ({expected} expected) in {requests} requests, "
+                f"{size / 1e6:.1f} MB, {elapsed:.2f} s: {events / elapsed:,.0f} events/s, "
+                f"{requests / elapsed:,.1f} requests/s; the client's own JSON parsing took "
+                f"{parsing:.2f} s, without it {events / (elapsed - parsing):,.0f} events/s "
+                f"(the simulator's serving rate)"
+            )
     finally:
         if server is not None:
             server.stop()

@@ -35,13 +35,31 @@ ISSUE_EVENTS_LIMIT_PER_S = 40  # the simulator's "sentry" preset for the issue e
 
 
 @contextmanager
-def simulator(events: int, *, latency_ms: float = 0, rate_limits: str = "none",
-              seed: int = 1) -> Iterator[str]:
+def simulator(
+    events: int, *, latency_ms: float = 0, rate_limits: str = "none", seed: int = 1
+) -> Iterator[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "archiver.simulator", "--port", "0", "--seed", str(seed),
-         "--events", str(events), "--token", TOKEN, "--latency-ms", str(latency_ms),
-         "--rate-limits", rate_limits],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "archiver.simulator",
+            "--port",
+            "0",
+            "--seed",
+            str(seed),
+            "--events",
+            str(events),
+            "--token",
+            TOKEN,
+            "--latency-ms",
+            str(latency_ms),
+            "--rate-limits",
+            rate_limits,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -98,8 +116,9 @@ def run_measured(args: list[str], env: dict[str, str]) -> tuple[float, int, int]
     more than wall time about where the work goes.
     """
     started = time.perf_counter()
-    proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **env},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        args, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     seen: dict[int, float] = {}
     worker_rss = 0
     while True:
@@ -127,8 +146,13 @@ def run_measured(args: list[str], env: dict[str, str]) -> tuple[float, int, int]
 
 
 def sync(url: str, db_path: Path, *extra: str) -> tuple[float, int, int]:
-    env = {"SENTRY_URL": url, "SENTRY_AUTH_TOKEN": TOKEN, "SENTRY_ORG": "acme",
-           "SENTRY_ARCHIVER_DB": f"sqlite:///{db_path}", "PYTHONPATH": str(ROOT)}
+    env = {
+        "SENTRY_URL": url,
+        "SENTRY_AUTH_TOKEN": TOKEN,
+        "SENTRY_ORG": "acme",
+        "SENTRY_ARCHIVER_DB": f"sqlite:///{db_path}",
+        "PYTHONPATH": str(ROOT),
+    }
     return run_measured([sys.executable, "-m", "archiver", "sync", "--quiet", *extra], env)
 
 
@@ -137,7 +161,8 @@ def last_run(db_path: Path) -> tuple[int, int, int]:
     con = sqlite3.connect(db_path)
     try:
         row = con.execute(
-            "SELECT requests, events_new, retries FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+            "SELECT requests, events_new, retries FROM runs ORDER BY id DESC LIMIT 1"
+        ).fetchone()
         return int(row[0]), int(row[1]), int(row[2])
     finally:
         con.close()
@@ -146,16 +171,21 @@ def last_run(db_path: Path) -> tuple[int, int, int]:
 def minimum_requests(db_path: Path) -> int:
     con = sqlite3.connect(db_path)
     try:
-        per_issue = [n for (n,) in con.execute(
-            "SELECT count(e.id) FROM issues i LEFT JOIN events e ON e.issue_id = i.id "
-            "GROUP BY i.id")]
-        per_project = [n for (n,) in con.execute(
-            "SELECT count(*) FROM issues GROUP BY project_id")]
+        per_issue = [
+            n
+            for (n,) in con.execute(
+                "SELECT count(e.id) FROM issues i LEFT JOIN events e ON e.issue_id = i.id "
+                "GROUP BY i.id"
+            )
+        ]
+        per_project = [n for (n,) in con.execute("SELECT count(*) FROM issues GROUP BY project_id")]
         projects = con.execute("SELECT count(*) FROM projects").fetchone()[0]
     finally:
         con.close()
     walk = sum(max(1, math.ceil(n / 100)) for n in per_issue)
-    discovery = max(1, math.ceil(projects / 100)) + sum(max(1, math.ceil(n / 100)) for n in per_project)
+    discovery = max(1, math.ceil(projects / 100)) + sum(
+        max(1, math.ceil(n / 100)) for n in per_project
+    )
     return walk + discovery
 
 
@@ -184,25 +214,39 @@ def backfill(events: int, workdir: Path, concurrency: int, extra: list[str]) -> 
     # partly from that cache and would be measured against less work on the server's side.
     with simulator(events) as url:
         b_seconds, b_rss, b_code = run_measured(
-            [sys.executable, str(ROOT / "bench" / "baseline_fetch.py"), url, TOKEN, "acme",
-             str(base_path)], {"PYTHONPATH": str(ROOT)})
+            [
+                sys.executable,
+                str(ROOT / "bench" / "baseline_fetch.py"),
+                url,
+                TOKEN,
+                "acme",
+                str(base_path),
+            ],
+            {"PYTHONPATH": str(ROOT)},
+        )
         if b_code != 0:
             raise SystemExit("baseline failed")
     return {
-        "events": count_events(db_path), "seconds": seconds, "rate": new / seconds,
+        "events": count_events(db_path),
+        "seconds": seconds,
+        "rate": new / seconds,
         "cpu_main_ms": cpu["main"] / max(new, 1) * 1000,
         "cpu_workers_ms": cpu["workers"] / max(new, 1) * 1000,
         "worker_rss": cpu["worker_rss"],
-        "rss": rss, "requests": requests, "minimum": minimum,
+        "rss": rss,
+        "requests": requests,
+        "minimum": minimum,
         "releases": count_events(db_path, "releases"),
-        "baseline_seconds": b_seconds, "baseline_rate": count_events(base_path, "raw") / b_seconds,
-        "baseline_rss": b_rss, "nochange_seconds": again_seconds,
-        "nochange_requests": again_requests, "nochange_new": again_new,
+        "baseline_seconds": b_seconds,
+        "baseline_rate": count_events(base_path, "raw") / b_seconds,
+        "baseline_rss": b_rss,
+        "nochange_seconds": again_seconds,
+        "nochange_requests": again_requests,
+        "nochange_new": again_new,
     }
 
 
-def latency_run(events: int, workdir: Path, concurrency: int,
-                extra: list[str]) -> dict[str, float]:
+def latency_run(events: int, workdir: Path, concurrency: int, extra: list[str]) -> dict[str, float]:
     db_path = workdir / "latency.db"
     with simulator(events, latency_ms=100, rate_limits="sentry") as url:
         seconds, rss, code = sync(url, db_path, "--concurrency", str(concurrency), *extra)
@@ -212,15 +256,31 @@ def latency_run(events: int, workdir: Path, concurrency: int,
         # The hand-written script under the same conditions: it makes exactly the walk's
         # minimum of requests (no release objects), one at a time.
         b_seconds, _b_rss, b_code = run_measured(
-            [sys.executable, str(ROOT / "bench" / "baseline_fetch.py"), url, TOKEN, "acme",
-             str(workdir / "latency-baseline.db")], {"PYTHONPATH": str(ROOT)})
+            [
+                sys.executable,
+                str(ROOT / "bench" / "baseline_fetch.py"),
+                url,
+                TOKEN,
+                "acme",
+                str(workdir / "latency-baseline.db"),
+            ],
+            {"PYTHONPATH": str(ROOT)},
+        )
         if b_code != 0:
             raise SystemExit("latency baseline failed")
         b_rate = minimum_requests(db_path) / b_seconds
     rate = requests / seconds
-    return {"events": new, "seconds": seconds, "requests": requests, "req_per_s": rate,
-            "budget_share": rate / ISSUE_EVENTS_LIMIT_PER_S, "retries": retries, "rss": rss,
-            "baseline_req_per_s": b_rate, "baseline_share": b_rate / ISSUE_EVENTS_LIMIT_PER_S}
+    return {
+        "events": new,
+        "seconds": seconds,
+        "requests": requests,
+        "req_per_s": rate,
+        "budget_share": rate / ISSUE_EVENTS_LIMIT_PER_S,
+        "retries": retries,
+        "rss": rss,
+        "baseline_req_per_s": b_rate,
+        "baseline_share": b_rate / ISSUE_EVENTS_LIMIT_PER_S,
+    }
 
 
 def main() -> None:
@@ -235,26 +295,33 @@ def main() -> None:
     extra = [] if args.workers is None else ["--workers", str(args.workers)]
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        print("| events | sync s | sync events/s | baseline events/s | ratio | requests | of which release objects | walk + discovery | minimum | over min | peak RSS MB main / largest worker | no-change s | no-change requests | CPU ms/event main + workers |")
+        print(
+            "| events | sync s | sync events/s | baseline events/s | ratio | requests | of which release objects | walk + discovery | minimum | over min | peak RSS MB main / largest worker | no-change s | no-change requests | CPU ms/event main + workers |"
+        )
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for n in args.events:
             r = backfill(n, workdir, args.concurrency, extra)
             walk = r["requests"] - r["releases"]  # each release version is fetched once
             over = (walk - r["minimum"]) / r["minimum"] * 100
-            print(f"| {int(r['events']):,} | {r['seconds']:.1f} | {r['rate']:,.0f} | "
-                  f"{r['baseline_rate']:,.0f} | {r['rate'] / r['baseline_rate']:.2f} | "
-                  f"{int(r['requests']):,} | {int(r['releases']):,} | {int(walk):,} | "
-                  f"{int(r['minimum']):,} | {over:+.2f}% | {int(r['rss'])} / {int(r['worker_rss'])} | "
-                  f"{r['nochange_seconds']:.2f} | {int(r['nochange_requests'])} | "
-                  f"{r['cpu_main_ms']:.2f} + {r['cpu_workers_ms']:.2f} |", flush=True)
+            print(
+                f"| {int(r['events']):,} | {r['seconds']:.1f} | {r['rate']:,.0f} | "
+                f"{r['baseline_rate']:,.0f} | {r['rate'] / r['baseline_rate']:.2f} | "
+                f"{int(r['requests']):,} | {int(r['releases']):,} | {int(walk):,} | "
+                f"{int(r['minimum']):,} | {over:+.2f}% | {int(r['rss'])} / {int(r['worker_rss'])} | "
+                f"{r['nochange_seconds']:.2f} | {int(r['nochange_requests'])} | "
+                f"{r['cpu_main_ms']:.2f} + {r['cpu_workers_ms']:.2f} |",
+                flush=True,
+            )
         if not args.skip_latency:
             r = latency_run(args.latency_events, workdir, args.latency_concurrency, extra)
-            print(f"\n100 ms latency, sentry-like limits ({ISSUE_EVENTS_LIMIT_PER_S}/s issue events), "
-                  f"concurrency {args.latency_concurrency}: {int(r['events']):,} events in "
-                  f"{r['seconds']:.1f}s, {int(r['requests'])} requests = {r['req_per_s']:.1f} req/s, "
-                  f"{r['budget_share'] * 100:.0f}% of the rate budget, {int(r['retries'])} retries, "
-                  f"peak RSS {int(r['rss'])} MB; the baseline script: "
-                  f"{r['baseline_req_per_s']:.1f} req/s, {r['baseline_share'] * 100:.0f}%")
+            print(
+                f"\n100 ms latency, sentry-like limits ({ISSUE_EVENTS_LIMIT_PER_S}/s issue events), "
+                f"concurrency {args.latency_concurrency}: {int(r['events']):,} events in "
+                f"{r['seconds']:.1f}s, {int(r['requests'])} requests = {r['req_per_s']:.1f} req/s, "
+                f"{r['budget_share'] * 100:.0f}% of the rate budget, {int(r['retries'])} retries, "
+                f"peak RSS {int(r['rss'])} MB; the baseline script: "
+                f"{r['baseline_req_per_s']:.1f} req/s, {r['baseline_share'] * 100:.0f}%"
+            )
 
 
 if __name__ == "__main__":

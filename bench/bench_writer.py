@@ -35,16 +35,25 @@ def main() -> None:
     parser.add_argument("source")
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--db", help="target database URL (default: a new SQLite file)")
-    parser.add_argument("--pages-per-commit", type=int, default=1,
-                        help="pages of 100 events per transaction (the sync commits one)")
+    parser.add_argument(
+        "--pages-per-commit",
+        type=int,
+        default=1,
+        help="pages of 100 events per transaction (the sync commits one)",
+    )
     parser.add_argument("--page-size", type=int, help="SQLite page size of the new archive")
-    parser.add_argument("--sql", action="append", default=[],
-                        help="run this statement on the new archive first (experiments)")
+    parser.add_argument(
+        "--sql",
+        action="append",
+        default=[],
+        help="run this statement on the new archive first (experiments)",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs; the best is reported")
     args = parser.parse_args()
     con = sqlite3.connect(args.source)
-    rows = con.execute("SELECT project_id, issue_id, raw_json FROM events ORDER BY id LIMIT ?",
-                       (args.events,)).fetchall()
+    rows = con.execute(
+        "SELECT project_id, issue_id, raw_json FROM events ORDER BY id LIMIT ?", (args.events,)
+    ).fetchall()
     con.close()
     payloads = [(pid, iid, json.loads(raw)) for pid, iid, raw in rows]
     started = time.process_time()
@@ -61,9 +70,11 @@ def main() -> None:
     assert best is not None
     cpu, wall = best
     n = len(events)
-    print(f"{n} events: writer {cpu / n * 1000:.3f} ms CPU/event ({wall / n * 1000:.3f} ms wall), "
-          f"normalize {normalize_cpu / n * 1000:.3f} + encode {encode_cpu / n * 1000:.3f} ms "
-          "CPU/event (both in worker processes during a sync)")
+    print(
+        f"{n} events: writer {cpu / n * 1000:.3f} ms CPU/event ({wall / n * 1000:.3f} ms wall), "
+        f"normalize {normalize_cpu / n * 1000:.3f} + encode {encode_cpu / n * 1000:.3f} ms "
+        "CPU/event (both in worker processes during a sync)"
+    )
 
 
 def write_all(args: argparse.Namespace, events: list) -> tuple[float, float]:
@@ -85,12 +96,12 @@ def write_all(args: argparse.Namespace, events: list) -> tuple[float, float]:
             path = f"{tmp}/{start}.rows"
             with open(path, "wb") as out:
                 emit = _RowsFile(out)
-                pages.append((path, [emit(ev) for ev in events[start:start + 100]]))
+                pages.append((path, [emit(ev) for ev in events[start : start + 100]]))
         store = Store(engine)
         cpu, wall = time.process_time(), time.perf_counter()
         for first in range(0, len(pages), args.pages_per_commit):
             with store.transaction() as conn:
-                for path, refs in pages[first:first + args.pages_per_commit]:
+                for path, refs in pages[first : first + args.pages_per_commit]:
                     with open(path, "rb") as rows:
                         for batch in sync._opened(refs, rows):
                             store.write_events(conn, batch)

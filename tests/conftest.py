@@ -103,7 +103,9 @@ def engine(db_url: str) -> Iterator[Engine]:
 def pytest_report_header(config: pytest.Config) -> str:
     reason = _pg_available()
     where = make_url(_pg_admin_url()).render_as_string(hide_password=True)
-    return f"postgresql: {where} " + ("available" if reason is None else f"NOT available ({reason})")
+    return f"postgresql: {where} " + (
+        "available" if reason is None else f"NOT available ({reason})"
+    )
 
 
 def gate_issue_events(srv: Any, until: threading.Event) -> None:
@@ -130,9 +132,11 @@ def simulator_page(token: str = "page-token") -> bytes:
     org = SimulatedOrg(seed=3, events=400)
     issue = max(org.live_issues(), key=lambda i: i.times_seen)
     with SimulatorServer(org, token=token) as srv:
-        response = httpx.get(f"{srv.url}/api/0/issues/{issue.id}/events/",
-                             params={"full": "true"},
-                             headers={"Authorization": f"Bearer {token}"})
+        response = httpx.get(
+            f"{srv.url}/api/0/issues/{issue.id}/events/",
+            params={"full": "true"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
     response.raise_for_status()
     assert len(response.json()) > 10
     return response.content

@@ -64,7 +64,9 @@ def test_new_sqlite_archives_get_large_pages_and_older_ones_keep_theirs(tmp_path
                 assert conn.exec_driver_sql("PRAGMA page_size").scalar_one() == expected
                 assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
                 # the page cache is a connection's, so every archive gets it
-                assert conn.exec_driver_sql("PRAGMA cache_size").scalar_one() == -db.SQLITE_CACHE_KIB
+                assert (
+                    conn.exec_driver_sql("PRAGMA cache_size").scalar_one() == -db.SQLITE_CACHE_KIB
+                )
         finally:
             engine.dispose()
     assert db.SQLITE_PAGE_SIZE != 4096

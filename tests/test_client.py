@@ -27,10 +27,12 @@ from archiver.errors import (
 from archiver.pagination import PaginationError, next_cursor, parse_link_header, walk
 
 TOKEN = "sntrys_unit-test-secret-token"
-LINK_MORE = ('<https://sentry.io/api/0/issues/1/events/?&cursor=0:0:1>; rel="previous"; '
-             'results="false"; cursor="0:0:1", '
-             '<https://sentry.io/api/0/issues/1/events/?&cursor=0:100:0>; rel="next"; '
-             'results="true"; cursor="0:100:0"')
+LINK_MORE = (
+    '<https://sentry.io/api/0/issues/1/events/?&cursor=0:0:1>; rel="previous"; '
+    'results="false"; cursor="0:0:1", '
+    '<https://sentry.io/api/0/issues/1/events/?&cursor=0:100:0>; rel="next"; '
+    'results="true"; cursor="0:100:0"'
+)
 LINK_END = LINK_MORE.replace('results="true"', 'results="false"')
 
 
@@ -52,19 +54,29 @@ class Fake:
         self.now += seconds
 
     def client(self, **kw: object) -> SentryClient:
-        return SentryClient("https://sentry.example.com/", TOKEN,
-                            transport=httpx.MockTransport(self.handler), sleep=self.sleep,
-                            clock=lambda: self.now, rng=random.Random(1), **kw)  # type: ignore[arg-type]
+        return SentryClient(
+            "https://sentry.example.com/",
+            TOKEN,
+            transport=httpx.MockTransport(self.handler),
+            sleep=self.sleep,
+            clock=lambda: self.now,
+            rng=random.Random(1),
+            **kw,
+        )  # type: ignore[arg-type]
 
 
-def ok(data: object, headers: dict[str, str] | None = None) -> Callable[[httpx.Request], httpx.Response]:
+def ok(
+    data: object, headers: dict[str, str] | None = None
+) -> Callable[[httpx.Request], httpx.Response]:
     return lambda _r: httpx.Response(200, json=data, headers=headers or {})
 
 
-def status(code: int, body: object = None, headers: dict[str, str] | None = None
-           ) -> Callable[[httpx.Request], httpx.Response]:
-    return lambda _r: httpx.Response(code, json=body if body is not None else {"detail": "x"},
-                                     headers=headers or {})
+def status(
+    code: int, body: object = None, headers: dict[str, str] | None = None
+) -> Callable[[httpx.Request], httpx.Response]:
+    return lambda _r: httpx.Response(
+        code, json=body if body is not None else {"detail": "x"}, headers=headers or {}
+    )
 
 
 def test_bearer_token_sent_and_page_cursor_read():
@@ -109,11 +121,15 @@ def test_a_body_is_freed_once_parsed_not_at_the_next_garbage_collection():
 def test_gzip_bodies_are_decoded_once_pages_and_errors_alike():
     def gz(status: int, data: object) -> Callable[[httpx.Request], httpx.Response]:
         packed = gzip.compress(json.dumps(data).encode())
-        return lambda _r: httpx.Response(status, stream=Chunks(packed[:9], packed[9:]),
-                                         headers={"Content-Encoding": "gzip", "Link": LINK_END})
+        return lambda _r: httpx.Response(
+            status,
+            stream=Chunks(packed[:9], packed[9:]),
+            headers={"Content-Encoding": "gzip", "Link": LINK_END},
+        )
 
-    fake = Fake([gz(200, [{"id": "1"}]), gz(404, {"detail": "The requested resource does not "
-                                                                "exist"})])
+    fake = Fake(
+        [gz(200, [{"id": "1"}]), gz(404, {"detail": "The requested resource does not exist"})]
+    )
     with fake.client() as client:
         page = client.list_issue_events_page(1, start=None, end=None, environments=(), full=True)
         assert page.items == [{"id": "1"}] and not page.has_next
@@ -143,12 +159,23 @@ def test_retries_are_bounded_and_the_error_says_why():
 
 def test_429_waits_until_the_rate_limit_reset_sentry_sends():
     reset = 1_000_000.0 + 7
-    fake = Fake([status(429, {"detail": "You are attempting to use this endpoint too frequently. "
-                                        "Limit is 40 requests in 1 seconds"},
-                        {"X-Sentry-Rate-Limit-Reset": str(int(reset)),
-                         "X-Sentry-Rate-Limit-Remaining": "0",
-                         "X-Sentry-Rate-Limit-Limit": "40"}),
-                 ok({"id": "5"})])
+    fake = Fake(
+        [
+            status(
+                429,
+                {
+                    "detail": "You are attempting to use this endpoint too frequently. "
+                    "Limit is 40 requests in 1 seconds"
+                },
+                {
+                    "X-Sentry-Rate-Limit-Reset": str(int(reset)),
+                    "X-Sentry-Rate-Limit-Remaining": "0",
+                    "X-Sentry-Rate-Limit-Limit": "40",
+                },
+            ),
+            ok({"id": "5"}),
+        ]
+    )
     with fake.client() as client:
         assert client.get_issue(5)["id"] == "5"
     assert fake.slept and fake.slept[0] == pytest.approx(7.05, abs=0.01)
@@ -162,8 +189,11 @@ def test_429_honours_retry_after_when_a_proxy_adds_it():
 
 
 def test_pacing_waits_before_the_limit_is_hit():
-    headers = {"X-Sentry-Rate-Limit-Remaining": "0", "X-Sentry-Rate-Limit-Limit": "40",
-               "X-Sentry-Rate-Limit-Reset": str(1_000_000 + 2)}
+    headers = {
+        "X-Sentry-Rate-Limit-Remaining": "0",
+        "X-Sentry-Rate-Limit-Limit": "40",
+        "X-Sentry-Rate-Limit-Reset": str(1_000_000 + 2),
+    }
     fake = Fake([ok({"id": "1"}, headers), ok({"id": "2"}, headers)])
     with fake.client() as client:
         client.get_issue(1)
@@ -172,11 +202,14 @@ def test_pacing_waits_before_the_limit_is_hit():
     assert fake.slept and fake.slept[0] > 0  # the second request waited for the reset
 
 
-@pytest.mark.parametrize("code,kind,words", [
-    (401, AuthError, "auth token"),
-    (403, AuthError, "event:read"),
-    (404, NotFoundError, "404"),
-])
+@pytest.mark.parametrize(
+    "code,kind,words",
+    [
+        (401, AuthError, "auth token"),
+        (403, AuthError, "event:read"),
+        (404, NotFoundError, "404"),
+    ],
+)
 def test_client_errors_are_not_retried_and_name_the_problem(code, kind, words):
     fake = Fake([status(code, {"detail": "nope"})])
     with fake.client() as client, pytest.raises(kind, match=words):
@@ -194,8 +227,15 @@ def test_the_token_never_appears_in_errors_or_reprs():
             client.get_issue(1)
         with pytest.raises(AuthError) as second:
             client.get_issue(1)
-        text = " ".join([str(first.value), repr(first.value), str(second.value),
-                         repr(second.value), repr(client)])
+        text = " ".join(
+            [
+                str(first.value),
+                repr(first.value),
+                str(second.value),
+                repr(second.value),
+                repr(client),
+            ]
+        )
     assert TOKEN not in text
     assert "unit-test-secret" not in text
 

@@ -17,8 +17,10 @@ def write(tmp_path, text: str) -> str:
 
 
 def test_precedence_options_over_env_over_file(tmp_path):
-    cfg = write(tmp_path, '[sentry]\norg = "from-file"\nurl = "https://file.example/"\n'
-                          '[archive]\nconcurrency = 3\n')
+    cfg = write(
+        tmp_path,
+        '[sentry]\norg = "from-file"\nurl = "https://file.example/"\n[archive]\nconcurrency = 3\n',
+    )
     env = {"SENTRY_ORG": "from-env", "SENTRY_AUTH_TOKEN": "tok-env"}
     s = load_settings({"org": "from-option"}, config_file=cfg, environ=env)
     assert s.org == "from-option"
@@ -63,7 +65,7 @@ def test_unknown_keys_and_bad_values_are_errors(tmp_path):
     with pytest.raises(ConfigError, match="unknown key 'orgg'"):
         load_settings({}, config_file=write(tmp_path, '[sentry]\norgg = "x"\n'), environ={})
     with pytest.raises(ConfigError, match="unknown section"):
-        load_settings({}, config_file=write(tmp_path, '[nope]\nx = 1\n'), environ={})
+        load_settings({}, config_file=write(tmp_path, "[nope]\nx = 1\n"), environ={})
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings({}, config_file=write(tmp_path, "[sentry\n"), environ={})
     with pytest.raises(ConfigError, match="not found"):

@@ -17,8 +17,15 @@ SCRUB_KEY = "scrub-key-do-not-print"
 @pytest.fixture
 def clean_env(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
-    for var in ("SENTRY_URL", "SENTRY_AUTH_TOKEN", "SENTRY_ORG", "SENTRY_PROJECT",
-                "SENTRY_ARCHIVER_DB", "SENTRY_ARCHIVER_CONFIG", "SENTRY_ARCHIVER_SCRUB_KEY"):
+    for var in (
+        "SENTRY_URL",
+        "SENTRY_AUTH_TOKEN",
+        "SENTRY_ORG",
+        "SENTRY_PROJECT",
+        "SENTRY_ARCHIVER_DB",
+        "SENTRY_ARCHIVER_CONFIG",
+        "SENTRY_ARCHIVER_SCRUB_KEY",
+    ):
         monkeypatch.delenv(var, raising=False)
     return tmp_path
 
@@ -38,9 +45,11 @@ def config_file(tmp_path) -> str:  # type: ignore[no-untyped-def]
 
 def test_show_merges_sources_and_redacts(clean_env):
     cfg = config_file(clean_env)
-    r = CliRunner().invoke(cli, ["config", "show", "--config", cfg, "--org", "option-org",
-                                 "--concurrency", "8"],
-                           env={"SENTRY_PROJECT": "from-env"})
+    r = CliRunner().invoke(
+        cli,
+        ["config", "show", "--config", cfg, "--org", "option-org", "--concurrency", "8"],
+        env={"SENTRY_PROJECT": "from-env"},
+    )
     assert r.exit_code == 0, r.output
     out = r.output
     assert SECRET not in out and SCRUB_KEY not in out and "dbpassw0rd" not in out
@@ -63,14 +72,21 @@ def test_show_output_is_a_config_file(clean_env):
     original = load_settings({}, config_file=cfg, environ={})
     again = load_settings({}, config_file=str(shown), environ={})
     skip = {"token", "scrub_key", "db", "config_file"}
-    assert {k: v for k, v in again.redacted().items() if k not in skip} == \
-        {k: v for k, v in original.redacted().items() if k not in skip}
+    assert {k: v for k, v in again.redacted().items() if k not in skip} == {
+        k: v for k, v in original.redacted().items() if k not in skip
+    }
 
 
 def test_show_json_and_token_from_environment(clean_env):
-    r = CliRunner().invoke(cli, ["config", "show", "--json"],
-                           env={"SENTRY_AUTH_TOKEN": SECRET, "SENTRY_ORG": "env-org",
-                                "SENTRY_ARCHIVER_SCRUB_KEY": SCRUB_KEY})
+    r = CliRunner().invoke(
+        cli,
+        ["config", "show", "--json"],
+        env={
+            "SENTRY_AUTH_TOKEN": SECRET,
+            "SENTRY_ORG": "env-org",
+            "SENTRY_ARCHIVER_SCRUB_KEY": SCRUB_KEY,
+        },
+    )
     assert r.exit_code == 0, r.output
     assert SECRET not in r.output and SCRUB_KEY not in r.output
     data = json.loads(r.output)

@@ -21,8 +21,9 @@ RECIPES = cookbook.parse(README.read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def demo_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-                ) -> Iterator[Engine]:
+def demo_engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('cookbook')}/demo.db"
         admin = None
@@ -43,9 +44,17 @@ def demo_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 def test_the_cookbook_has_recipes_for_every_view():
     assert len(RECIPES) >= 8
     used = " ".join(r.sql for r in RECIPES)
-    for view in ("v_events", "v_project_daily", "v_issue_daily", "v_exception_types_daily",
-                 "v_crash_frames", "v_top_inapp_frames", "v_release_errors",
-                 "v_environment_events", "v_issue_users"):
+    for view in (
+        "v_events",
+        "v_project_daily",
+        "v_issue_daily",
+        "v_exception_types_daily",
+        "v_crash_frames",
+        "v_top_inapp_frames",
+        "v_release_errors",
+        "v_environment_events",
+        "v_issue_users",
+    ):
         assert view in used, view
     assert all(r.rows for r in RECIPES), "every recipe prints a non-empty answer"
 
@@ -65,9 +74,11 @@ def test_parse_rejects_a_recipe_without_its_answer():
 
 
 def test_update_rewrites_answers_from_the_database(demo_engine: Engine):
-    readme = (f"intro\n{cookbook.START}\n### How many projects?\n\n```sql\n"
-              "SELECT count(*) AS projects FROM projects;\n```\n\n| stale |\n|---|\n| 0 |\n\n"
-              f"{cookbook.END}\nafter\n")
+    readme = (
+        f"intro\n{cookbook.START}\n### How many projects?\n\n```sql\n"
+        "SELECT count(*) AS projects FROM projects;\n```\n\n| stale |\n|---|\n| 0 |\n\n"
+        f"{cookbook.END}\nafter\n"
+    )
     with demo_engine.connect() as conn:
         new = cookbook.update(readme, conn)
     assert "| projects |\n|---|\n| 3 |\n" in new

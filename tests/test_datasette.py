@@ -14,8 +14,9 @@ from archiver.datasette import database_name
 
 def test_metadata_covers_every_table_view_and_column(db_url, engine, tmp_path):
     target = tmp_path / "metadata.json"
-    r = CliRunner().invoke(cli, ["datasette-metadata", "--db", db_url, "-o", str(target),
-                                 "--database-name", "archive"])
+    r = CliRunner().invoke(
+        cli, ["datasette-metadata", "--db", db_url, "-o", str(target), "--database-name", "archive"]
+    )
     assert r.exit_code == 0, r.output
     meta = json.loads(target.read_text(encoding="utf-8"))
     tables = meta["databases"]["archive"]["tables"]
@@ -33,8 +34,10 @@ def test_metadata_covers_every_table_view_and_column(db_url, engine, tmp_path):
 
 
 def test_the_sqlite_file_declares_foreign_keys(engine):
-    fks = {(fk["referred_table"], tuple(fk["constrained_columns"]))
-           for fk in inspect(engine).get_foreign_keys("events")}
+    fks = {
+        (fk["referred_table"], tuple(fk["constrained_columns"]))
+        for fk in inspect(engine).get_foreign_keys("events")
+    }
     assert {("projects", ("project_id",)), ("issues", ("issue_id",))} <= fks
 
 

@@ -27,6 +27,7 @@ def test_jsonl_is_the_raw_json_exactly_in_id_order(db_url, engine):
     lines = out.splitlines()
     assert [json.loads(line) for line in lines] == archive()
     from sqlalchemy import text
+
     with engine.connect() as conn:
         raw = [r[0] for r in conn.execute(text("SELECT raw_json FROM events ORDER BY id"))]
     assert lines == raw
@@ -45,7 +46,11 @@ def test_filters_by_project_slug_or_id_and_dates(db_url, engine):
     assert ids("--project", "api", "--project", str(WEB)) == [1, 2, 3, 4, 5, 6]
     assert ids("--since", "2024-05-02") == [4, 5, 6]
     assert ids("--until", "2024-05-02") == [1, 2, 3]
-    assert ids("--since", "2024-05-01T09:30:00Z", "--until", "2024-05-02T10:00:00+00:00") == [2, 3, 4]
+    assert ids("--since", "2024-05-01T09:30:00Z", "--until", "2024-05-02T10:00:00+00:00") == [
+        2,
+        3,
+        4,
+    ]
     assert ids("--project", "api", "--since", "2024-05-02T09:00:00Z") == [5]
     # A time zone other than UTC is converted: 02:00+02:00 is midnight UTC.
     assert ids("--since", "2024-05-02T02:00:00+02:00", "--until", "2024-05-02T09:00:00Z") == [4]
@@ -60,9 +65,17 @@ def test_csv_is_one_flat_row_per_event(db_url, engine, tmp_path):
     assert list(rows[0]) == [name for name, _ in CSV_COLUMNS]
     assert len(rows) == 5
     first = rows[0]
-    assert (first["project_slug"], first["event_id"], first["issue_short_id"]) == ("api", f"{1:032x}", "API-1")
+    assert (first["project_slug"], first["event_id"], first["issue_short_id"]) == (
+        "api",
+        f"{1:032x}",
+        "API-1",
+    )
     assert (first["date_created"], first["environment"], first["release"], first["user_id"]) == (
-        "2024-05-01T08:00:00Z", "production", "api@1.0", "u1")
+        "2024-05-01T08:00:00Z",
+        "production",
+        "api@1.0",
+        "u1",
+    )
     assert rows[4]["environment"] == "" and rows[4]["user_ip_address"] == "10.0.0.1"
 
 
@@ -80,12 +93,15 @@ def test_empty_archive_exports_a_header_only(db_url):
     assert code == 0 and out.splitlines() == [",".join(n for n, _ in CSV_COLUMNS)]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--format", "jsonl", "--project", "nope"], "no such project"),
-    (["--format", "jsonl", "--since", "yesterday"], "is not a date"),
-    (["--format", "jsonl", "--since", "2024-05-02", "--until", "2024-05-01"], "before --until"),
-    (["--format", "csv", "--output", "/nonexistent/dir/x.csv"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--format", "jsonl", "--project", "nope"], "no such project"),
+        (["--format", "jsonl", "--since", "yesterday"], "is not a date"),
+        (["--format", "jsonl", "--since", "2024-05-02", "--until", "2024-05-01"], "before --until"),
+        (["--format", "csv", "--output", "/nonexistent/dir/x.csv"], "does not exist"),
+    ],
+)
 def test_bad_arguments_fail_clearly(db_url, args, message):
     code, _, err = run(db_url, *args)
     assert code == ExitCode.USAGE and message in err and err.startswith("error: ")

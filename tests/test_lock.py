@@ -46,10 +46,16 @@ def put_row(engine: Engine, *, host: str, pid: int, heartbeat_age: dt.timedelta)
     now = dt.datetime.now(dt.timezone.utc)
     with engine.begin() as conn:
         conn.execute(delete(lock.RUN_LOCK))
-        conn.execute(insert(lock.RUN_LOCK).values(
-            id=lock.LOCK_ROW_ID, host=host, pid=pid, command="sync",
-            acquired_at=now - heartbeat_age - dt.timedelta(hours=1),
-            heartbeat_at=now - heartbeat_age))
+        conn.execute(
+            insert(lock.RUN_LOCK).values(
+                id=lock.LOCK_ROW_ID,
+                host=host,
+                pid=pid,
+                command="sync",
+                acquired_at=now - heartbeat_age - dt.timedelta(hours=1),
+                heartbeat_at=now - heartbeat_age,
+            )
+        )
 
 
 def take(engine: Engine, command: str = "sync") -> None:
@@ -67,8 +73,11 @@ def dead_pid() -> int:
 def holder_process(db_url: str) -> Iterator[subprocess.Popen[str]]:
     """Another process holding the lock until its stdin gets a line (or it is killed)."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", HOLDER_SCRIPT, db_url], stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-c", HOLDER_SCRIPT, db_url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert proc.stdout is not None
@@ -195,8 +204,9 @@ def test_heartbeat_moves_forward(engine):
     with lock.acquire(engine, "sync", heartbeat_every=0) as held:
         before = lock_row(engine).heartbeat_at  # type: ignore[union-attr]
         with engine.begin() as conn:  # age it, then beat
-            conn.execute(lock.RUN_LOCK.update().values(
-                heartbeat_at=before - dt.timedelta(minutes=5)))
+            conn.execute(
+                lock.RUN_LOCK.update().values(heartbeat_at=before - dt.timedelta(minutes=5))
+            )
         assert held.beat()
         assert lock_row(engine).heartbeat_at >= before  # type: ignore[union-attr]
 
@@ -215,10 +225,21 @@ def test_missing_schema_is_a_database_error(empty_db_url):
 def test_concurrent_sync_is_refused_with_exit_5_and_writes_nothing(db_url, holder_process):
     org = SimulatedOrg(seed=3, events=200)
     with SimulatorServer(org, token=TOKEN) as srv:
-        result = CliRunner().invoke(cli, [
-            "sync", "--url", srv.url, "--auth-token", TOKEN, "--org", org.slug, "--db", db_url,
-            "--quiet",
-        ])
+        result = CliRunner().invoke(
+            cli,
+            [
+                "sync",
+                "--url",
+                srv.url,
+                "--auth-token",
+                TOKEN,
+                "--org",
+                org.slug,
+                "--db",
+                db_url,
+                "--quiet",
+            ],
+        )
     assert result.exit_code == ExitCode.LOCKED, result.output
     assert "another sync holds the archive" in result.output
     assert f"pid {holder_process.pid}" in result.output
@@ -233,11 +254,21 @@ def test_concurrent_sync_is_refused_with_exit_5_and_writes_nothing(db_url, holde
 
 
 def _sync_process(url: str, org: SimulatedOrg, db_url: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "SENTRY_URL": url, "SENTRY_AUTH_TOKEN": TOKEN, "SENTRY_ORG": org.slug,
-           "SENTRY_ARCHIVER_DB": db_url, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "archiver", "sync", "--quiet",
-                             "--concurrency", "2"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "SENTRY_URL": url,
+        "SENTRY_AUTH_TOKEN": TOKEN,
+        "SENTRY_ORG": org.slug,
+        "SENTRY_ARCHIVER_DB": db_url,
+        "PYTHONPATH": str(ROOT),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "archiver", "sync", "--quiet", "--concurrency", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_two_sync_processes_one_is_refused(db_url, engine):

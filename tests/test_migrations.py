@@ -28,10 +28,13 @@ def test_upgrade_of_a_current_archive_does_not_import_alembic(tmp_path):
 
     url = f"sqlite:///{tmp_path / 'a.db'}"
     db.upgrade(db.make_engine(url))
-    code = ("import sys; from archiver import db; db.upgrade(db.make_engine(sys.argv[1])); "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))")
-    out = subprocess.run([sys.executable, "-c", code, url], capture_output=True, text=True,
-                         check=True).stdout
+    code = (
+        "import sys; from archiver import db; db.upgrade(db.make_engine(sys.argv[1])); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, url], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"
 
 

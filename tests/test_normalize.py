@@ -33,19 +33,30 @@ def child(ev, table):
 def test_row_keys_match_the_tables():
     ev = normalize_event(load("seed_000_event_detail.json"), project_id=1)
     events = Base.metadata.tables["events"]
-    assert set(ev.event) == {c.name for c in events.c} - {"id", "archived_at", "updated_at",
-                                                          "raw_sha256"}
+    assert set(ev.event) == {c.name for c in events.c} - {
+        "id",
+        "archived_at",
+        "updated_at",
+        "raw_sha256",
+    }
     for table in EVENT_CHILD_TABLES:
         expected = {c.name for c in table.c} - {"event_pk"}
         for row in ev.children[table.name]:
             assert set(row) == expected, table.name
     issue = normalize_issue(load("example_api_getOrganizationIssue__ReturnAnIssue.json"))
-    assert set(issue) == {c.name for c in Base.metadata.tables["issues"].c} - {"archived_at", "updated_at"}
+    assert set(issue) == {c.name for c in Base.metadata.tables["issues"].c} - {
+        "archived_at",
+        "updated_at",
+    }
     release = normalize_release(load("seed_000_event_detail.json")["release"])
     assert set(release) == {c.name for c in Base.metadata.tables["releases"].c} - {"archived_at"}
     project = normalize_project(
-        load("example_api_listOrganizationProjects__ListAnOrganization_sProjects.json")[0], "acme")
-    assert set(project) == {c.name for c in Base.metadata.tables["projects"].c} - {"archived_at", "updated_at"}
+        load("example_api_listOrganizationProjects__ListAnOrganization_sProjects.json")[0], "acme"
+    )
+    assert set(project) == {c.name for c in Base.metadata.tables["projects"].c} - {
+        "archived_at",
+        "updated_at",
+    }
 
 
 def test_seed_000_event_detail_exactly():
@@ -56,8 +67,13 @@ def test_seed_000_event_detail_exactly():
     assert ev.project_id == 5  # the payload names no project: the argument is used
     assert ev.issue_id == 1341191803  # the payload's groupID wins over the argument
     assert [(t["key"], t["value"]) for t in child(ev, "event_tags")] == [
-        ("browser", "Chrome 83.0.4103"), ("browser.name", "Chrome"), ("environment", "prod"),
-        ("handled", "yes"), ("level", "error"), ("mechanism", "generic")]
+        ("browser", "Chrome 83.0.4103"),
+        ("browser.name", "Chrome"),
+        ("environment", "prod"),
+        ("handled", "yes"),
+        ("level", "error"),
+        ("mechanism", "generic"),
+    ]
     (exc,) = child(ev, "exceptions")
     assert exc["type"] == "ForbiddenError" and exc["is_last"] and exc["position"] == 0
     assert exc["value"] == "GET /organizations/hellboy-meowmeow/users/ 403"
@@ -81,7 +97,11 @@ def test_seed_000_event_detail_exactly():
     assert e["date_created"] == dt.datetime(2020, 6, 17, 22, 26, 56, 98086, tzinfo=UTC)
     assert e["date_received"] == dt.datetime(2020, 6, 17, 22, 26, 56, 428721, tzinfo=UTC)
     assert (e["user_id"], e["user_email"], e["user_name"], e["user_ip_address"]) == (
-        "550747", "hell@boy.cat", "Hell Boy", "192.168.1.1")
+        "550747",
+        "hell@boy.cat",
+        "Hell Boy",
+        "192.168.1.1",
+    )
     assert e["user_username"] is None and e["user_data"] == {"isStaff": False}
     assert e["environment"] == "prod" and e["level"] == "error" and e["platform"] == "javascript"
     assert e["release"] == "b65bc521378269d3eaefdc964f8ef56621414943"
@@ -89,7 +109,11 @@ def test_seed_000_event_detail_exactly():
     assert ev.release["commit_count"] == 11 and ev.release["deploy_count"] == 1
     (err,) = child(ev, "event_errors")
     assert err["type"] == "js_invalid_sourcemap_location"
-    assert err["data"] == {"column": 8, "source": "https://s1.sentry-cdn.com/_static/bloopbloop/sentry/dist/app.js.map", "row": 15}
+    assert err["data"] == {
+        "column": 8,
+        "source": "https://s1.sentry-cdn.com/_static/bloopbloop/sentry/dist/app.js.map",
+        "row": 15,
+    }
     assert e["has_detail"] and e["is_full"] and e["problem_count"] == 0
     assert json.loads(e["raw_json"]) == payload
     assert list(json.loads(e["raw_json"])) == list(payload)  # key order kept
@@ -122,13 +146,18 @@ def test_seed_003_list_events_template_and_query_string():
 
 
 def test_seed_004_and_examples_normalize_without_problems():
-    for name in ["seed_004_latest_event.json", "seed_001_event_detail.json",
-                 "example_api_getOrganizationIssueEvent__ReturnAnIssueEvent.json"]:
+    for name in [
+        "seed_004_latest_event.json",
+        "seed_001_event_detail.json",
+        "example_api_getOrganizationIssueEvent__ReturnAnIssueEvent.json",
+    ]:
         payload = load(name)
         ev = normalize_event(payload, project_id=1)
         assert ev.event["raw_json"] and json.loads(ev.event["raw_json"]) == payload
         assert ev.event["problem_count"] == 0, child(ev, "event_problems")
-    for payload in load("example_api_listOrganizationIssueEvents__ReturnAListOfErrorEventsBoundToAnIssue.json"):
+    for payload in load(
+        "example_api_listOrganizationIssueEvents__ReturnAListOfErrorEventsBoundToAnIssue.json"
+    ):
         ev = normalize_event(payload)
         assert ev.project_id == 49271 and ev.issue_id == 1889724436
         assert not ev.event["is_full"] and ev.event["type"] == "error"
@@ -141,22 +170,53 @@ def _event(**extra):
 
 
 def test_chained_exceptions_and_threads():
-    payload = _event(entries=[
-        {"type": "exception", "data": {"values": [
-            {"type": "KeyError", "value": "x", "stacktrace": {"frames": [{"function": "a"}]}},
-            {"type": "ValueError", "value": "y", "threadId": 3, "mechanism": {"type": "x", "handled": "false"},
-             "stacktrace": None}]}},
-        {"type": "threads", "data": {"values": [
-            {"id": 3, "crashed": True, "name": "main", "stacktrace": {"frames": [{"function": "f"}, {"function": "g"}]}},
-            {"id": 4, "stacktrace": None}]}},
-    ])
+    payload = _event(
+        entries=[
+            {
+                "type": "exception",
+                "data": {
+                    "values": [
+                        {
+                            "type": "KeyError",
+                            "value": "x",
+                            "stacktrace": {"frames": [{"function": "a"}]},
+                        },
+                        {
+                            "type": "ValueError",
+                            "value": "y",
+                            "threadId": 3,
+                            "mechanism": {"type": "x", "handled": "false"},
+                            "stacktrace": None,
+                        },
+                    ]
+                },
+            },
+            {
+                "type": "threads",
+                "data": {
+                    "values": [
+                        {
+                            "id": 3,
+                            "crashed": True,
+                            "name": "main",
+                            "stacktrace": {"frames": [{"function": "f"}, {"function": "g"}]},
+                        },
+                        {"id": 4, "stacktrace": None},
+                    ]
+                },
+            },
+        ]
+    )
     ev = normalize_event(payload)
     excs = child(ev, "exceptions")
     assert [(x["type"], x["is_last"]) for x in excs] == [("KeyError", False), ("ValueError", True)]
     assert excs[1]["handled"] is False and excs[1]["thread_id"] == "3"
     threads = child(ev, "threads")
     assert [t["thread_id"] for t in threads] == ["3", "4"] and threads[0]["crashed"] is True
-    kinds = [(f["stack_kind"], f["stack_index"], f["position"], f["thread_id"]) for f in child(ev, "frames")]
+    kinds = [
+        (f["stack_kind"], f["stack_index"], f["position"], f["thread_id"])
+        for f in child(ev, "frames")
+    ]
     assert kinds == [("exception", 0, 0, None), ("thread", 0, 0, "3"), ("thread", 0, 1, "3")]
 
 
@@ -164,8 +224,14 @@ def test_nulls_where_lists_are_usual_and_malformed_fields():
     payload = _event(entries=None, tags=None, user=None, contexts=None, errors=None, sdk=None)
     ev = normalize_event(payload)
     assert ev.event["problem_count"] == 0 and not ev.event["is_full"]
-    bad = _event(entries="oops", tags={"a": 1}, user=["x"], dateCreated="yesterday",
-                 size="big", contexts={"os": "linux"})
+    bad = _event(
+        entries="oops",
+        tags={"a": 1},
+        user=["x"],
+        dateCreated="yesterday",
+        size="big",
+        contexts={"os": "linux"},
+    )
     ev = normalize_event(bad)
     problems = {(p["path"], p["problem"]) for p in child(ev, "event_problems")}
     assert ("entries", "malformed") in problems and ("tags", "malformed") in problems
@@ -176,27 +242,64 @@ def test_nulls_where_lists_are_usual_and_malformed_fields():
 
 def test_request_query_and_data_shapes():
     for data in [{"a": 1}, "raw body", [1, 2], None]:
-        payload = _event(entries=[{"type": "request", "data": {
-            "url": "http://x/", "query": [["q", "1"], ["r", None]], "data": data,
-            "headers": [["Cookie", "a=b"]], "inferredContentType": "application/json"}}])
+        payload = _event(
+            entries=[
+                {
+                    "type": "request",
+                    "data": {
+                        "url": "http://x/",
+                        "query": [["q", "1"], ["r", None]],
+                        "data": data,
+                        "headers": [["Cookie", "a=b"]],
+                        "inferredContentType": "application/json",
+                    },
+                }
+            ]
+        )
         (req,) = child(normalize_event(payload), "requests")
         assert req["query_string"] == "q=1&r=" and req["data"] == data
         assert req["inferred_content_type"] == "application/json"
 
 
 def test_breadcrumb_timestamps_iso_and_float():
-    payload = _event(entries=[{"type": "breadcrumbs", "data": {"values": [
-        {"timestamp": "2024-01-02T03:04:05.123Z", "message": "iso"},
-        {"timestamp": 1704164645.5, "message": "float", "level": None, "data": None}]}}])
+    payload = _event(
+        entries=[
+            {
+                "type": "breadcrumbs",
+                "data": {
+                    "values": [
+                        {"timestamp": "2024-01-02T03:04:05.123Z", "message": "iso"},
+                        {
+                            "timestamp": 1704164645.5,
+                            "message": "float",
+                            "level": None,
+                            "data": None,
+                        },
+                    ]
+                },
+            }
+        ]
+    )
     crumbs = child(normalize_event(payload), "breadcrumbs")
     assert crumbs[0]["timestamp"] == dt.datetime(2024, 1, 2, 3, 4, 5, 123000, tzinfo=UTC)
     assert crumbs[1]["timestamp"] == dt.datetime(2024, 1, 2, 3, 4, 5, 500000, tzinfo=UTC)
 
 
 def test_security_reports_spans_debugmeta_and_unknown_entries_are_kept():
-    kinds = ["csp", "hpkp", "expectct", "expectstaple", "debugmeta", "template", "message", "brand-new"]
-    payload = _event(entries=[{"type": k, "data": {"k": k}} for k in kinds] +
-                     [{"type": "spans", "data": [{"span_id": "1"}]}])
+    kinds = [
+        "csp",
+        "hpkp",
+        "expectct",
+        "expectstaple",
+        "debugmeta",
+        "template",
+        "message",
+        "brand-new",
+    ]
+    payload = _event(
+        entries=[{"type": k, "data": {"k": k}} for k in kinds]
+        + [{"type": "spans", "data": [{"span_id": "1"}]}]
+    )
     rows = child(normalize_event(payload), "event_entries")
     assert [r["type"] for r in rows] == [*kinds, "spans"]
     assert rows[-1]["data"] == [{"span_id": "1"}]
@@ -204,7 +307,9 @@ def test_security_reports_spans_debugmeta_and_unknown_entries_are_kept():
 
 
 def test_legacy_numeric_id_and_uuid_event_id():
-    ev = normalize_event({"id": 12345, "eventID": "ABCDEFAB-CDEF-ABCD-EFAB-CDEFABCDEFAB"}, project_id=1)
+    ev = normalize_event(
+        {"id": 12345, "eventID": "ABCDEFAB-CDEF-ABCD-EFAB-CDEFABCDEFAB"}, project_id=1
+    )
     assert ev.event_id == "abcdefabcdefabcdefabcdefabcdefab" and ev.event["legacy_id"] == "12345"
     ev = normalize_event({"message": "no id"}, project_id=1)
     assert len(ev.event_id) == 32
@@ -213,8 +318,11 @@ def test_legacy_numeric_id_and_uuid_event_id():
 
 
 def test_nul_unicode_and_long_strings():
-    payload = _event(title="nul\x00here ✓ 漢字 🙂", tags=[{"key": "k", "value": "v" * 5000}],
-                     entries=[{"type": "exception", "data": {"values": [{"type": "E\x00", "value": "\ud800"}]}}])
+    payload = _event(
+        title="nul\x00here ✓ 漢字 🙂",
+        tags=[{"key": "k", "value": "v" * 5000}],
+        entries=[{"type": "exception", "data": {"values": [{"type": "E\x00", "value": "\ud800"}]}}],
+    )
     ev = normalize_event(payload)
     assert ev.event["title"] == f"nul{NUL_SUBSTITUTE}here ✓ 漢字 🙂"
     (tag,) = child(ev, "event_tags")

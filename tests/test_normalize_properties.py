@@ -12,14 +12,23 @@ from hypothesis import strategies as st
 from archiver.normalize import normalize_event
 
 FIXTURES = Path(__file__).resolve().parent.parent / "archiver" / "simulator" / "fixtures"
-SEEDS = [json.loads((FIXTURES / n).read_text()) for n in (
-    "seed_000_event_detail.json", "seed_004_latest_event.json")]
+SEEDS = [
+    json.loads((FIXTURES / n).read_text())
+    for n in ("seed_000_event_detail.json", "seed_004_latest_event.json")
+]
 SEEDS.append(json.loads((FIXTURES / "seed_002_eventid_lookup.json").read_text())["event"])
 SEEDS.extend(json.loads((FIXTURES / "seed_003_issue_events.json").read_text()))
 
-text = st.one_of(st.text(max_size=20), st.sampled_from(["\x00", "a\x00b", "\ud800", "x" * 3000, "漢字🙂"]))
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70),
-                    st.floats(allow_nan=False, allow_infinity=False), text)
+text = st.one_of(
+    st.text(max_size=20), st.sampled_from(["\x00", "a\x00b", "\ud800", "x" * 3000, "漢字🙂"])
+)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    text,
+)
 json_values = st.recursive(
     scalars,
     lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(text, inner, max_size=4)),
@@ -68,16 +77,43 @@ def check(payload: Any) -> None:
     assert ev.event["problem_count"] == len(ev.children["event_problems"])
 
 
-@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-@given(st.dictionaries(st.sampled_from(
-    ["eventID", "id", "entries", "tags", "user", "contexts", "errors", "sdk", "dateCreated",
-     "message", "title", "release", "size", "groupID", "projectID", "context", "metadata"]),
-    json_values, max_size=10))
+@settings(
+    max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "eventID",
+                "id",
+                "entries",
+                "tags",
+                "user",
+                "contexts",
+                "errors",
+                "sdk",
+                "dateCreated",
+                "message",
+                "title",
+                "release",
+                "size",
+                "groupID",
+                "projectID",
+                "context",
+                "metadata",
+            ]
+        ),
+        json_values,
+        max_size=10,
+    )
+)
 def test_generated_payloads_never_raise(payload: dict) -> None:
     check(payload)
 
 
-@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(st.data())
 def test_mutated_seed_payloads_never_raise(data: st.DataObject) -> None:
     payload = data.draw(st.sampled_from(SEEDS))

@@ -27,8 +27,21 @@ def sim() -> Iterator[tuple[SimulatedOrg, SimulatorServer]]:
 
 def run(sim: tuple[SimulatedOrg, SimulatorServer], db_url: str, *args: str) -> Result:
     org, srv = sim
-    return CliRunner().invoke(cli, ["archive-event", *args, "--url", srv.url, "--auth-token",
-                                    TOKEN, "--org", org.slug, "--db", db_url])
+    return CliRunner().invoke(
+        cli,
+        [
+            "archive-event",
+            *args,
+            "--url",
+            srv.url,
+            "--auth-token",
+            TOKEN,
+            "--org",
+            org.slug,
+            "--db",
+            db_url,
+        ],
+    )
 
 
 def rows(db_url: str, sql: str) -> list[tuple[object, ...]]:
@@ -50,8 +63,10 @@ def test_archive_event_by_id_with_full_detail_and_idempotent(sim, empty_db_url):
     assert second.exit_code == 0, second.output
     assert ": unchanged" in second.output
 
-    (event,) = rows(empty_db_url, "SELECT project_id, event_id, issue_id, has_detail, is_full, "
-                                  "release FROM events")
+    (event,) = rows(
+        empty_db_url,
+        "SELECT project_id, event_id, issue_id, has_detail, is_full, release FROM events",
+    )
     assert event[:2] == (project_id, event_id) and event[3] and event[4]
     issue_id, release = event[2], event[5]
     assert rows(empty_db_url, "SELECT count(*) FROM event_tags")[0][0] > 0

@@ -24,8 +24,18 @@ from archiver.store import Store
 FIXTURES = Path(__file__).resolve().parent.parent / "archiver" / "simulator" / "fixtures"
 NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
 DAY = dt.timedelta(days=1)
-CHILDREN = ["event_tags", "exceptions", "frames", "breadcrumbs", "requests", "contexts",
-            "event_errors", "event_entries", "event_problems", "threads"]
+CHILDREN = [
+    "event_tags",
+    "exceptions",
+    "frames",
+    "breadcrumbs",
+    "requests",
+    "contexts",
+    "event_errors",
+    "event_entries",
+    "event_problems",
+    "threads",
+]
 # (project, age in days or None for an event without a date)
 LAYOUT = [(11, 500), (11, 401), (11, 399), (11, 10), (12, 450), (12, 100), (11, None), (12, 400.5)]
 OLD = {0, 1, 4, 7}  # the indexes older than 400 days
@@ -44,18 +54,39 @@ def payload(i: int, project: int, created: dt.datetime | None) -> dict[str, Any]
     return ev
 
 
-def fill(engine: Engine, now: dt.datetime = NOW, layout: list[tuple[int, float | None]] = LAYOUT
-         ) -> dict[int, str]:
+def fill(
+    engine: Engine, now: dt.datetime = NOW, layout: list[tuple[int, float | None]] = LAYOUT
+) -> dict[int, str]:
     """Archive the layout's events; returns index -> event id."""
     store = Store(engine)
-    events = [normalize_event(payload(i, p, None if age is None else now - age * DAY),
-                              has_detail=True) for i, (p, age) in enumerate(layout)]
+    events = [
+        normalize_event(payload(i, p, None if age is None else now - age * DAY), has_detail=True)
+        for i, (p, age) in enumerate(layout)
+    ]
     with store.transaction() as conn:
-        store.upsert_projects(conn, [
-            {"id": 11, "organization_slug": "org", "slug": "web", "name": "Web", "platform": None,
-             "date_created": None, "raw_json": "{}"},
-            {"id": 12, "organization_slug": "org", "slug": "api", "name": "API", "platform": None,
-             "date_created": None, "raw_json": "{}"}])
+        store.upsert_projects(
+            conn,
+            [
+                {
+                    "id": 11,
+                    "organization_slug": "org",
+                    "slug": "web",
+                    "name": "Web",
+                    "platform": None,
+                    "date_created": None,
+                    "raw_json": "{}",
+                },
+                {
+                    "id": 12,
+                    "organization_slug": "org",
+                    "slug": "api",
+                    "name": "API",
+                    "platform": None,
+                    "date_created": None,
+                    "raw_json": "{}",
+                },
+            ],
+        )
         store.write_events(conn, events)
     store.finish_run(store.start_run("sync"), "success")
     return {i: ev.event_id for i, ev in enumerate(events)}
@@ -109,8 +140,9 @@ def test_purge_removes_exactly_the_old_events_and_their_children(engine):
     after = snapshot(engine)
     expected = without(before, gone)
     # Everything else is untouched, except the purges audit row that was added.
-    assert {t: r for t, r in after.items() if t != "purges"} == \
-        {t: r for t, r in expected.items() if t != "purges"}
+    assert {t: r for t, r in after.items() if t != "purges"} == {
+        t: r for t, r in expected.items() if t != "purges"
+    }
     for table in CHILDREN:
         removed = len(before[table]) - len(after[table])
         assert removed == result.children[table]
@@ -158,8 +190,11 @@ def test_dry_run_changes_nothing_and_counts_what_a_purge_deletes(engine):
     assert snapshot(engine) == before
     assert dry.purge_id is None and dry.events == len(OLD)
     real = purge(engine, 400 * DAY, now=NOW)
-    assert (real.events, real.by_project, real.children) == (dry.events, dry.by_project,
-                                                             dry.children)
+    assert (real.events, real.by_project, real.children) == (
+        dry.events,
+        dry.by_project,
+        dry.children,
+    )
 
 
 def test_purges_never_touch_the_audit_tables_and_a_failure_is_recorded(engine):
@@ -211,12 +246,15 @@ def test_purge_command(db_url, tmp_path):
     assert "would delete 2 events (web: 1, api: 1)" in dry.output
     config = tmp_path / "c.toml"
     config.write_text('[retention]\nminimum = "450d"\n')
-    refused = runner.invoke(cli, ["purge", "--older-than", "400d", "--db", db_url,
-                                  "--config", str(config)])
+    refused = runner.invoke(
+        cli, ["purge", "--older-than", "400d", "--db", db_url, "--config", str(config)]
+    )
     assert refused.exit_code == ExitCode.USAGE
     assert "refusing to purge" in refused.output and "450d" in refused.output
-    done = runner.invoke(cli, ["purge", "--older-than", "400d", "--db", db_url, "--project",
-                               "web", "--batch-size", "1"])
+    done = runner.invoke(
+        cli,
+        ["purge", "--older-than", "400d", "--db", db_url, "--project", "web", "--batch-size", "1"],
+    )
     assert done.exit_code == 0, done.output
     assert "deleted 1 events (web: 1)" in done.output and "purge #1" in done.output
     engine = db.make_engine(db_url)
@@ -261,7 +299,9 @@ def test_vacuum_shrinks_a_sqlite_archive(tmp_path):
 
 def test_purge_needs_an_existing_current_archive(tmp_path):
     target = tmp_path / "none.db"
-    result = CliRunner().invoke(cli, ["purge", "--older-than", "400d", "--db", f"sqlite:///{target}"])
+    result = CliRunner().invoke(
+        cli, ["purge", "--older-than", "400d", "--db", f"sqlite:///{target}"]
+    )
     assert result.exit_code == ExitCode.DATABASE
     assert "nothing to purge" in result.output
     assert not target.exists()

@@ -42,7 +42,7 @@ def parse_cli(args: list[str]) -> click.Context:
 def cli_args(line: str) -> list[str]:
     words = shlex.split(line)
     index = next(i for i, w in enumerate(words) if w.endswith("sentry-archiver"))
-    return words[index + 1:]
+    return words[index + 1 :]
 
 
 def test_exit_code_table_matches_the_enum():
@@ -86,8 +86,11 @@ def test_systemd_units_are_well_formed_and_their_commands_parse():
         parser.optionxform = str  # type: ignore[assignment,method-assign]
         parser.read_string(body)
         units[name] = parser
-    assert set(units) == {"sentry-archiver.service", "sentry-archiver.timer",
-                          "sentry-archiver-scheduler.service"}
+    assert set(units) == {
+        "sentry-archiver.service",
+        "sentry-archiver.timer",
+        "sentry-archiver-scheduler.service",
+    }
     oneshot = units["sentry-archiver.service"]
     assert oneshot["Service"]["Type"] == "oneshot"
     assert parse_cli(cli_args(oneshot["Service"]["ExecStart"])).command.name == "sync"

@@ -77,8 +77,9 @@ def test_schedule_command_config_errors(tmp_path, monkeypatch):
     assert r.exit_code == ExitCode.USAGE and "no schedule" in r.output
     r = runner.invoke(cli, ["schedule", "--every", "1h"])
     assert r.exit_code == ExitCode.USAGE and "auth token" in r.output
-    r = runner.invoke(cli, ["schedule", "--cron", "bad", "--auth-token", "t0ken-value",
-                            "--org", "acme"])
+    r = runner.invoke(
+        cli, ["schedule", "--cron", "bad", "--auth-token", "t0ken-value", "--org", "acme"]
+    )
     assert r.exit_code == ExitCode.USAGE and "cron" in r.output
     assert "t0ken-value" not in r.output
 
@@ -107,8 +108,13 @@ def test_overlapping_run_is_skipped_not_started_twice():
 
 
 def test_a_failed_run_does_not_stop_the_scheduler():
-    outcomes = iter([RuntimeError("boom"), ApiError("server kept failing"),
-                     LockHeldError("another sync holds the archive")])
+    outcomes = iter(
+        [
+            RuntimeError("boom"),
+            ApiError("server kept failing"),
+            LockHeldError("another sync holds the archive"),
+        ]
+    )
 
     def run(stop: threading.Event) -> None:
         exc = next(outcomes, None)
@@ -145,12 +151,25 @@ def test_shutdown_stops_the_run_in_progress_and_waits_for_it():
 # --------------------------------------------------------------------------- real process
 
 
-def _schedule_process(url: str, org: SimulatedOrg, db_url: str, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "SENTRY_URL": url, "SENTRY_AUTH_TOKEN": TOKEN, "SENTRY_ORG": org.slug,
-           "SENTRY_ARCHIVER_DB": db_url, "PYTHONPATH": str(ROOT)}
+def _schedule_process(
+    url: str, org: SimulatedOrg, db_url: str, *args: str
+) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "SENTRY_URL": url,
+        "SENTRY_AUTH_TOKEN": TOKEN,
+        "SENTRY_ORG": org.slug,
+        "SENTRY_ARCHIVER_DB": db_url,
+        "PYTHONPATH": str(ROOT),
+    }
     env.pop("SENTRY_ARCHIVER_CONFIG", None)
-    return subprocess.Popen([sys.executable, "-m", "archiver", "schedule", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "archiver", "schedule", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _runs(db_url: str) -> list[tuple[str, dt.datetime, dt.datetime | None]]:
@@ -209,8 +228,11 @@ def test_schedule_fires_skips_overlaps_and_stops_on_sigterm(db_url):
         try:
             if watcher.wait_for("still going: skipped"):
                 skipped.set()
-            wait_for(lambda: sum(o == "success" for o, _, _ in _runs(db_url)) >= 2,
-                     "two successful scheduled runs", seconds=120)
+            wait_for(
+                lambda: sum(o == "success" for o, _, _ in _runs(db_url)) >= 2,
+                "two successful scheduled runs",
+                seconds=120,
+            )
             assert proc.poll() is None
             proc.send_signal(signal.SIGTERM)
             err = watcher.finish(timeout=30)

@@ -30,38 +30,75 @@ from archiver.store import Store
 FIXTURES = Path(__file__).resolve().parent.parent / "archiver" / "simulator" / "fixtures"
 KEY = "test-scrub-key-0123456789"
 TOKEN = "scrub-test-token"
-RULES = ("user.email", "user.ip_address", "user.id", "user.username", "request.cookies",
-         "request.headers.Authorization", "request.data", "tags.customer", "contexts.device.name",
-         "extra.api_key")
+RULES = (
+    "user.email",
+    "user.ip_address",
+    "user.id",
+    "user.username",
+    "request.cookies",
+    "request.headers.Authorization",
+    "request.data",
+    "tags.customer",
+    "contexts.device.name",
+    "extra.api_key",
+)
 
 
 def pii_event(n: int, *, email: str, ip: str, cookie: str, bearer: str) -> dict[str, object]:
     """A full event carrying personal data in every place the rules cover."""
     return {
-        "eventID": f"{n:032x}", "projectID": "11", "groupID": "22",
-        "dateCreated": "2024-01-02T03:04:05Z", "title": "boom", "message": "boom",
-        "user": {"id": f"uid-{email}", "email": email, "ip_address": ip,
-                 "username": f"login-{email}", "name": "Kept Name"},
-        "tags": [{"key": "level", "value": "error"},
-                 {"key": "user", "value": f"email:{email}", "query": f'user.email:"{email}"'},
-                 {"key": "customer", "value": f"cust-{email}"}],
+        "eventID": f"{n:032x}",
+        "projectID": "11",
+        "groupID": "22",
+        "dateCreated": "2024-01-02T03:04:05Z",
+        "title": "boom",
+        "message": "boom",
+        "user": {
+            "id": f"uid-{email}",
+            "email": email,
+            "ip_address": ip,
+            "username": f"login-{email}",
+            "name": "Kept Name",
+        },
+        "tags": [
+            {"key": "level", "value": "error"},
+            {"key": "user", "value": f"email:{email}", "query": f'user.email:"{email}"'},
+            {"key": "customer", "value": f"cust-{email}"},
+        ],
         "contexts": {"device": {"type": "device", "name": f"phone-of-{email}", "model": "X1"}},
         "context": {"api_key": f"key-{cookie}", "harmless": 1},
-        "entries": [{"type": "request", "data": {
-            "url": "https://api.example.com/checkout", "method": "POST",
-            "headers": [["Accept", "application/json"], ["authorization", f"Bearer {bearer}"],
-                        ["Cookie", f"session={cookie}"]],
-            "cookies": [["session", cookie]],
-            "data": {"card_holder": f"holder-{email}"},
-        }}],
+        "entries": [
+            {
+                "type": "request",
+                "data": {
+                    "url": "https://api.example.com/checkout",
+                    "method": "POST",
+                    "headers": [
+                        ["Accept", "application/json"],
+                        ["authorization", f"Bearer {bearer}"],
+                        ["Cookie", f"session={cookie}"],
+                    ],
+                    "cookies": [["session", cookie]],
+                    "data": {"card_holder": f"holder-{email}"},
+                },
+            }
+        ],
     }
 
 
 SECRETS = [
-    dict(email="alice.secret@example.org", ip="198.51.100.23", cookie="c00kie-alpha-778899",
-         bearer="tok-alpha-556677"),
-    dict(email="bob.hidden@example.org", ip="198.51.100.87", cookie="c00kie-beta-112233",
-         bearer="tok-beta-445566"),
+    dict(
+        email="alice.secret@example.org",
+        ip="198.51.100.23",
+        cookie="c00kie-alpha-778899",
+        bearer="tok-alpha-556677",
+    ),
+    dict(
+        email="bob.hidden@example.org",
+        ip="198.51.100.87",
+        cookie="c00kie-beta-112233",
+        bearer="tok-beta-445566",
+    ),
 ]
 
 
@@ -133,14 +170,25 @@ def test_every_rule_replaces_its_value_and_records_the_path():
     assert request["headers"][2][1].startswith(PREFIX)  # Cookie header goes with request.cookies
     assert request["cookies"] == [["session", hash_value(KEY, s["cookie"])]]
     assert request["url"] == "https://api.example.com/checkout"
-    assert clean["contexts"]["device"] == {"type": "device", "model": "X1",
-                                           "name": hash_value(KEY, f"phone-of-{s['email']}")}
+    assert clean["contexts"]["device"] == {
+        "type": "device",
+        "model": "X1",
+        "name": hash_value(KEY, f"phone-of-{s['email']}"),
+    }
     assert clean["context"]["harmless"] == 1
     assert record["method"] == "hmac-sha256" and record["key_id"] == key_id(KEY)
     assert record["rules"] == list(RULES)
-    assert {"user.email", "user.ip_address", "tags[1].value", "tags[2].value",
-            "entries[0].data.cookies[0][1]", "entries[0].data.headers[1][1]",
-            "entries[0].data.data", "contexts.device.name", "context.api_key"} <= set(record["paths"])
+    assert {
+        "user.email",
+        "user.ip_address",
+        "tags[1].value",
+        "tags[2].value",
+        "entries[0].data.cookies[0][1]",
+        "entries[0].data.headers[1][1]",
+        "entries[0].data.data",
+        "contexts.device.name",
+        "context.api_key",
+    } <= set(record["paths"])
     assert KEY not in json.dumps(record)
 
 
@@ -153,10 +201,17 @@ def test_scrubbing_twice_changes_nothing_more():
 
 
 def test_bare_user_rule_and_missing_values():
-    payload = {"eventID": "a" * 32, "user": {"id": "7", "email": None, "name": "N"},
-               "tags": [{"key": "user", "value": "id:7"}, {"key": "sentry:user", "value": "x"}]}
+    payload = {
+        "eventID": "a" * 32,
+        "user": {"id": "7", "email": None, "name": "N"},
+        "tags": [{"key": "user", "value": "id:7"}, {"key": "sentry:user", "value": "x"}],
+    }
     clean, record = Scrubber(["user"], KEY).scrub(payload)
-    assert clean["user"] == {"id": hash_value(KEY, "7"), "email": None, "name": hash_value(KEY, "N")}
+    assert clean["user"] == {
+        "id": hash_value(KEY, "7"),
+        "email": None,
+        "name": hash_value(KEY, "N"),
+    }
     assert clean["tags"][0]["value"] == "id:" + hash_value(KEY, "7")
     assert clean["tags"][1]["value"] == hash_value(KEY, "x")
     assert "user.email" not in record["paths"]  # nothing there, nothing scrubbed
@@ -166,20 +221,42 @@ def test_bare_user_rule_and_missing_values():
 
 
 def test_other_shapes_of_request_containers():
-    payload = {"entries": [{"type": "request", "data": {
-        "headers": {"Authorization": "Basic abc", "Accept": "*/*"},
-        "cookies": "a=1; b=2", "env": {"REMOTE_ADDR": "10.1.2.3"}}}]}
-    clean, _ = Scrubber(["request.headers.AUTHORIZATION", "request.cookies",
-                         "request.env.remote_addr"], KEY).scrub(payload)
+    payload = {
+        "entries": [
+            {
+                "type": "request",
+                "data": {
+                    "headers": {"Authorization": "Basic abc", "Accept": "*/*"},
+                    "cookies": "a=1; b=2",
+                    "env": {"REMOTE_ADDR": "10.1.2.3"},
+                },
+            }
+        ]
+    }
+    clean, _ = Scrubber(
+        ["request.headers.AUTHORIZATION", "request.cookies", "request.env.remote_addr"], KEY
+    ).scrub(payload)
     data = clean["entries"][0]["data"]
     assert data["headers"] == {"Authorization": hash_value(KEY, "Basic abc"), "Accept": "*/*"}
     assert data["cookies"] == hash_value(KEY, "a=1; b=2")
     assert data["env"] == {"REMOTE_ADDR": hash_value(KEY, "10.1.2.3")}
 
 
-@pytest.mark.parametrize("rule", ["", "sdk.name", "user.geo.city", "tags", "request",
-                                  "request.method.x", "request.body", "contexts", "extra.a.b",
-                                  "user..email"])
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "",
+        "sdk.name",
+        "user.geo.city",
+        "tags",
+        "request",
+        "request.method.x",
+        "request.body",
+        "contexts",
+        "extra.a.b",
+        "user..email",
+    ],
+)
 def test_bad_rules_are_configuration_errors(rule):
     with pytest.raises(ConfigError) as info:
         Scrubber([rule], KEY)
@@ -222,16 +299,19 @@ def test_sqlite_file_search_finds_unscrubbed_values(tmp_path):
 
 def test_scrubbed_values_never_reach_the_database(engine, db_url):
     scrubber = Scrubber(RULES, KEY)
-    events = [normalize_scrubbed(scrubber, pii_event(n, **SECRETS[n % 2]), has_detail=True)
-              for n in range(1, 7)]
+    events = [
+        normalize_scrubbed(scrubber, pii_event(n, **SECRETS[n % 2]), has_detail=True)
+        for n in range(1, 7)
+    ]
     store = Store(engine)
     with store.transaction() as conn:
         assert store.write_events(conn, events).inserted == 6
     with store.transaction() as conn:  # idempotent: same scrubbed payloads, nothing rewritten
         assert store.write_events(conn, events).unchanged == 6
     with engine.connect() as conn:
-        groups = conn.execute(text(
-            "SELECT user_email, count(*) FROM events GROUP BY user_email ORDER BY 1")).all()
+        groups = conn.execute(
+            text("SELECT user_email, count(*) FROM events GROUP BY user_email ORDER BY 1")
+        ).all()
         records = conn.execute(text("SELECT scrubbed FROM events")).scalars().all()
     engine.dispose()
     assert sorted(groups) == sorted([(hash_value(KEY, s["email"]), 3) for s in SECRETS])
@@ -257,9 +337,12 @@ def originals(sim, tmp_path_factory) -> list[str]:
     execute_sync(Settings(url=srv.url, token=TOKEN, org=org.slug, db=url))
     engine = db.make_engine(url)
     with engine.connect() as conn:
-        values = conn.execute(text(
-            "SELECT user_email FROM events WHERE user_email IS NOT NULL UNION "
-            "SELECT user_ip_address FROM events WHERE user_ip_address IS NOT NULL")).scalars()
+        values = conn.execute(
+            text(
+                "SELECT user_email FROM events WHERE user_email IS NOT NULL UNION "
+                "SELECT user_ip_address FROM events WHERE user_ip_address IS NOT NULL"
+            )
+        ).scalars()
         found = sorted(set(values))
     engine.dispose()
     haystack = database_text(url)
@@ -269,20 +352,29 @@ def originals(sim, tmp_path_factory) -> list[str]:
 
 def test_sync_with_scrub_rules_stores_no_email_or_ip(db_url, sim, originals):
     org, srv = sim
-    settings = Settings(url=srv.url, token=TOKEN, org=org.slug, db=db_url,
-                        scrub=("user.email", "user.ip_address", "user.id", "request.cookies"),
-                        scrub_key=KEY)
+    settings = Settings(
+        url=srv.url,
+        token=TOKEN,
+        org=org.slug,
+        db=db_url,
+        scrub=("user.email", "user.ip_address", "user.id", "request.cookies"),
+        scrub_key=KEY,
+    )
     outcome = execute_sync(settings)
     assert outcome.exit_code == ExitCode.OK
     assert outcome.report.events_new == len(org.truth())
     engine = db.make_engine(db_url)
     with engine.connect() as conn:
         unrecorded = conn.execute(text("SELECT count(*) FROM events WHERE scrubbed IS NULL"))
-        emails = conn.execute(text(
-            "SELECT user_email, count(*) FROM events WHERE user_email IS NOT NULL "
-            "GROUP BY user_email")).all()
-        user_tags = conn.execute(text(
-            "SELECT value FROM event_tags WHERE key = 'user'")).scalars().all()
+        emails = conn.execute(
+            text(
+                "SELECT user_email, count(*) FROM events WHERE user_email IS NOT NULL "
+                "GROUP BY user_email"
+            )
+        ).all()
+        user_tags = (
+            conn.execute(text("SELECT value FROM event_tags WHERE key = 'user'")).scalars().all()
+        )
         unrecorded_count = unrecorded.scalar_one()
     engine.dispose()
     assert unrecorded_count == 0
@@ -303,9 +395,22 @@ def test_sync_refuses_scrub_rules_without_a_key(tmp_path, sim, monkeypatch):
     config = tmp_path / "c.toml"
     config.write_text('[privacy]\nscrub = ["user.email"]\n')
     target = tmp_path / "never.db"
-    result = CliRunner().invoke(cli, [
-        "sync", "--url", srv.url, "--auth-token", TOKEN, "--org", org.slug,
-        "--db", f"sqlite:///{target}", "--config", str(config)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "sync",
+            "--url",
+            srv.url,
+            "--auth-token",
+            TOKEN,
+            "--org",
+            org.slug,
+            "--db",
+            f"sqlite:///{target}",
+            "--config",
+            str(config),
+        ],
+    )
     assert result.exit_code == ExitCode.USAGE, result.output
     assert "no scrub key" in result.output
     assert TOKEN not in result.output

@@ -35,8 +35,10 @@ segments_strategy = st.lists(
 
 
 def _build(specs: list[tuple[int, int, int, list[tuple[float, float]]]]) -> list[Segment]:
-    return [make_segment(0, i, "production", n, first, first + span, knots)
-            for i, (n, first, span, knots) in enumerate(specs)]
+    return [
+        make_segment(0, i, "production", n, first, first + span, knots)
+        for i, (n, first, span, knots) in enumerate(specs)
+    ]
 
 
 def _fake_id(seg: Segment, k: int) -> str:
@@ -49,18 +51,36 @@ def test_timestamps_are_monotone_and_counts_are_exact(specs: list) -> None:
     for seg in _build(specs):
         stamps = [seg.timestamp(k) for k in range(seg.n)]
         assert stamps == sorted(stamps)
-        for t in {stamps[0] - 1, stamps[0], stamps[-1], stamps[-1] + 1, *stamps[:: max(1, seg.n // 7)]}:
+        for t in {
+            stamps[0] - 1,
+            stamps[0],
+            stamps[-1],
+            stamps[-1] + 1,
+            *stamps[:: max(1, seg.n // 7)],
+        }:
             assert seg.count_before(t) == sum(1 for s in stamps if s < t)
 
 
 @settings(max_examples=150, deadline=None)
-@given(segments_strategy, st.integers(0, 400), st.integers(1, 60), st.integers(0, 9_000), st.integers(0, 9_000))
-def test_select_page_matches_brute_force(specs: list, offset: int, limit: int, a: int, b: int) -> None:
+@given(
+    segments_strategy,
+    st.integers(0, 400),
+    st.integers(1, 60),
+    st.integers(0, 9_000),
+    st.integers(0, 9_000),
+)
+def test_select_page_matches_brute_force(
+    specs: list, offset: int, limit: int, a: int, b: int
+) -> None:
     segs = _build(specs)
     lo, hi = min(a, b), max(a, b) + 1
     everything = sorted(
-        ((seg.timestamp(k), _fake_id(seg, k)) for seg in segs for k in range(seg.n)
-         if lo <= seg.timestamp(k) < hi),
+        (
+            (seg.timestamp(k), _fake_id(seg, k))
+            for seg in segs
+            for k in range(seg.n)
+            if lo <= seg.timestamp(k) < hi
+        ),
         reverse=True,
     )
     page, total = select_page(segs, lo, hi, offset, limit, _fake_id)
@@ -80,8 +100,11 @@ def test_ties_in_one_second_are_ordered_by_event_id_descending() -> None:
 
 # --- event ids ---------------------------------------------------------------------------------
 
+
 @settings(max_examples=200, deadline=None)
-@given(st.integers(0, 2**24 - 1), st.integers(0, 2**24 - 1), st.integers(0, 2**32 - 1), st.integers())
+@given(
+    st.integers(0, 2**24 - 1), st.integers(0, 2**24 - 1), st.integers(0, 2**32 - 1), st.integers()
+)
 def test_event_id_codec_round_trips(issue: int, segment: int, index: int, seed: int) -> None:
     codec = EventIdCodec(seed)
     event_id = codec.encode(issue, segment, index)
@@ -96,11 +119,15 @@ def test_unknown_and_malformed_ids_do_not_decode() -> None:
     assert codec.decode("0" * 32) is None
     assert codec.decode("zz" * 16) is None
     assert codec.decode("abc") is None
-    assert normalize_event_id("9FAC2CEE-D934-4F2B-BFDD-1FDACB0ED9B1") == "9fac2ceed9344f2bbfdd1fdacb0ed9b1"
+    assert (
+        normalize_event_id("9FAC2CEE-D934-4F2B-BFDD-1FDACB0ED9B1")
+        == "9fac2ceed9344f2bbfdd1fdacb0ed9b1"
+    )
     assert normalize_event_id("not-an-id") is None
 
 
 # --- the organisation --------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def org() -> SimulatedOrg:
@@ -131,8 +158,9 @@ def test_project_count_scales_with_events() -> None:
 def test_same_seed_same_data() -> None:
     a, b = SimulatedOrg(seed=11, events=2_000), SimulatedOrg(seed=11, events=2_000)
     assert a.truth() == b.truth()
-    assert [(i.id, i.status, i.priority, i.kind) for i in a.issues] == \
-        [(i.id, i.status, i.priority, i.kind) for i in b.issues]
+    assert [(i.id, i.status, i.priority, i.kind) for i in a.issues] == [
+        (i.id, i.status, i.priority, i.kind) for i in b.issues
+    ]
     ra, rb = EventRenderer(a), EventRenderer(b)
     for issue_a, issue_b in zip(a.issues[:15], b.issues[:15], strict=True):
         refs_a, _ = a.page(issue_a.segments, -FAR, FAR, 0, 5)
@@ -161,7 +189,9 @@ def test_a_million_event_org_is_lazy() -> None:
     knots = sum(len(s.knots_k) for i in big.issues for s in i.segments)
     assert knots < 100_000  # per-issue state only, never per event
     assert big.truth_count() > 800_000
-    size = sum(sys.getsizeof(s.knots_k) + sys.getsizeof(s.knots_t) for i in big.issues for s in i.segments)
+    size = sum(
+        sys.getsizeof(s.knots_k) + sys.getsizeof(s.knots_t) for i in big.issues for s in i.segments
+    )
     assert size < 20 * 2**20
     # a deep page of the biggest issue is answered without materialising the events
     hot = max(big.issues, key=lambda i: i.times_seen)
@@ -200,17 +230,59 @@ def test_event_bodies_cover_the_odd_shapes() -> None:
                 if entry["type"] == "exception" and len(entry["data"]["values"]) > 1:
                     seen.add("chained")
                 if entry["type"] == "exception" and any(
-                        v["stacktrace"] and len(v["stacktrace"]["frames"]) >= 120 for v in entry["data"]["values"]):
+                    v["stacktrace"] and len(v["stacktrace"]["frames"]) >= 120
+                    for v in entry["data"]["values"]
+                ):
                     seen.add("deep")
-            if any(t.get("_meta") for t in event["tags"]) and any("query" in t for t in event["tags"]):
+            if any(t.get("_meta") for t in event["tags"]) and any(
+                "query" in t for t in event["tags"]
+            ):
                 seen.add("tag meta+query")
-    assert {"exception", "breadcrumbs", "request", "message", "stacktrace", "threads", "template",
-            "csp", "spans", "debugmeta"} <= entry_types
-    assert entry_types - {"exception", "breadcrumbs", "request", "message", "stacktrace", "threads",
-                          "template", "csp", "hpkp", "expectct", "expectstaple", "spans", "debugmeta"}
-    assert {"user null", "legacy id", "nul", "long", "cjk/emoji", "query list", "query str", "data dict",
-            "data NoneType", "data str", "data list", "crumb str", "crumb float", "chained",
-            "deep", "tag meta+query"} <= seen
+    assert {
+        "exception",
+        "breadcrumbs",
+        "request",
+        "message",
+        "stacktrace",
+        "threads",
+        "template",
+        "csp",
+        "spans",
+        "debugmeta",
+    } <= entry_types
+    assert entry_types - {
+        "exception",
+        "breadcrumbs",
+        "request",
+        "message",
+        "stacktrace",
+        "threads",
+        "template",
+        "csp",
+        "hpkp",
+        "expectct",
+        "expectstaple",
+        "spans",
+        "debugmeta",
+    }
+    assert {
+        "user null",
+        "legacy id",
+        "nul",
+        "long",
+        "cjk/emoji",
+        "query list",
+        "query str",
+        "data dict",
+        "data NoneType",
+        "data str",
+        "data list",
+        "crumb str",
+        "crumb float",
+        "chained",
+        "deep",
+        "tag meta+query",
+    } <= seen
 
 
 def _strings(value: object) -> list[str]:
@@ -224,6 +296,7 @@ def _strings(value: object) -> list[str]:
 
 
 # --- mutations ---------------------------------------------------------------------------------
+
 
 def test_add_events_lands_newest_and_grows_truth() -> None:
     org = SimulatedOrg(seed=4, events=1_000)

@@ -56,6 +56,7 @@ def fresh_org() -> SimulatedOrg:
 
 # --- rate limits -------------------------------------------------------------------------------
 
+
 def test_sentry_preset_values() -> None:
     limits = rate_limit_preset("sentry")
     assert limits["issue_event_details"] == RateLimit(15, 1)
@@ -81,8 +82,10 @@ def test_rate_limit_headers_and_429(org: SimulatedOrg) -> None:
         assert first["x-sentry-rate-limit-reset"] == str(int(wall.now) + 1)
         assert "x-sentry-rate-limit-concurrentlimit" not in first
         refused = answers[-1]
-        assert refused.json() == ("You are attempting to use this endpoint too frequently. "
-                                  "Limit is 15 requests in 1 seconds")
+        assert refused.json() == (
+            "You are attempting to use this endpoint too frequently. "
+            "Limit is 15 requests in 1 seconds"
+        )
         assert refused.headers["x-sentry-rate-limit-remaining"] == "0"
         assert "retry-after" not in refused.headers
         wall.now += 1  # next window
@@ -99,14 +102,20 @@ def test_rate_limit_headers_and_429(org: SimulatedOrg) -> None:
 
 def test_429_detail_form_and_retry_after(org: SimulatedOrg) -> None:
     wall = FakeWall(1_700_000_000.0)
-    config = SimulatorConfig(rate_limits={"organization_projects": RateLimit(2, 10)}, rate_limit_body="detail",
-                             retry_after=True, wall_clock=wall)
+    config = SimulatorConfig(
+        rate_limits={"organization_projects": RateLimit(2, 10)},
+        rate_limit_body="detail",
+        retry_after=True,
+        wall_clock=wall,
+    )
     server, client = serve(org, config)
     try:
         statuses = [client.get("api/0/organizations/acme/projects/") for _ in range(3)]
         assert [r.status_code for r in statuses] == [200, 200, 429]
-        assert statuses[2].json() == {"detail": "You are attempting to use this endpoint too frequently. "
-                                                "Limit is 2 requests in 10 seconds"}
+        assert statuses[2].json() == {
+            "detail": "You are attempting to use this endpoint too frequently. "
+            "Limit is 2 requests in 10 seconds"
+        }
         assert statuses[2].headers["retry-after"] == "10"
         assert statuses[0].headers["x-sentry-rate-limit-reset"] == str(1_700_000_010)
     finally:
@@ -127,9 +136,12 @@ def test_concurrency_limit_is_enforced() -> None:
 
 # --- transport faults --------------------------------------------------------------------------
 
+
 def test_scheduled_500_and_proxy_502(org: SimulatedOrg) -> None:
     schedule = (ScheduledFault("error", at=2), ScheduledFault("error", at=4))
-    server, client = serve(org, SimulatorConfig(faults=FaultConfig(schedule=schedule, error_statuses=(500,))))
+    server, client = serve(
+        org, SimulatorConfig(faults=FaultConfig(schedule=schedule, error_statuses=(500,)))
+    )
     try:
         answers = [client.get("api/0/organizations/acme/projects/") for _ in range(4)]
         assert [r.status_code for r in answers] == [200, 500, 200, 500]
@@ -138,7 +150,9 @@ def test_scheduled_500_and_proxy_502(org: SimulatedOrg) -> None:
     finally:
         client.close()
         server.stop()
-    server, client = serve(org, SimulatorConfig(faults=FaultConfig(error_rate=1.0, error_statuses=(502,))))
+    server, client = serve(
+        org, SimulatorConfig(faults=FaultConfig(error_rate=1.0, error_statuses=(502,)))
+    )
     try:
         gateway = client.get("api/0/organizations/acme/projects/")
         assert gateway.status_code == 502 and gateway.headers["content-type"] == "text/html"
@@ -148,12 +162,16 @@ def test_scheduled_500_and_proxy_502(org: SimulatedOrg) -> None:
 
 
 def test_connection_cut_mid_body(org: SimulatedOrg) -> None:
-    server, client = serve(org, SimulatorConfig(faults=FaultConfig(schedule=(ScheduledFault("cut", at=1),))))
+    server, client = serve(
+        org, SimulatorConfig(faults=FaultConfig(schedule=(ScheduledFault("cut", at=1),)))
+    )
     try:
         issue = hot(org)
         with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
             client.get(f"api/0/issues/{issue.id}/events/", params={"full": "true"})
-        assert client.get(f"api/0/issues/{issue.id}/events/").status_code == 200  # the client reconnects
+        assert (
+            client.get(f"api/0/issues/{issue.id}/events/").status_code == 200
+        )  # the client reconnects
         assert server.log.entries()[0].faults == ("cut",)
     finally:
         client.close()
@@ -164,13 +182,21 @@ def test_connection_cut_sends_headers_then_part_of_the_body(org: SimulatedOrg) -
     server = SimulatorServer(org, config=SimulatorConfig(faults=FaultConfig(cut_rate=1.0))).start()
     try:
         with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
-            sock.sendall(b"GET /api/0/organizations/acme/projects/ HTTP/1.1\r\nHost: x\r\n"
-                         b"Authorization: Bearer sim-token\r\n\r\n")
+            sock.sendall(
+                b"GET /api/0/organizations/acme/projects/ HTTP/1.1\r\nHost: x\r\n"
+                b"Authorization: Bearer sim-token\r\n\r\n"
+            )
             data = b""
             while chunk := sock.recv(65536):
                 data += chunk
         head, _, body = data.partition(b"\r\n\r\n")
-        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+        length = int(
+            next(
+                line.split(b":")[1]
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length")
+            )
+        )
         assert head.startswith(b"HTTP/1.1 200") and 0 < len(body) < length
     finally:
         server.stop()
@@ -208,13 +234,16 @@ def test_429_bursts(org: SimulatedOrg) -> None:
         assert any(len(run) >= 4 for run in runs)
         refused = client.get("api/0/organizations/acme/projects/")
         if refused.status_code == 429:
-            assert refused.json().startswith("You are attempting to use this endpoint too frequently.")
+            assert refused.json().startswith(
+                "You are attempting to use this endpoint too frequently."
+            )
     finally:
         client.close()
         server.stop()
 
 
 # --- data faults -------------------------------------------------------------------------------
+
 
 def test_issue_deleted_during_a_walk(fresh_org: SimulatedOrg) -> None:
     issue = hot(fresh_org)
@@ -258,7 +287,9 @@ def test_merged_issue_answers_as_its_target(fresh_org: SimulatedOrg) -> None:
 def test_new_events_arrive_while_walking(fresh_org: SimulatedOrg) -> None:
     issue = hot(fresh_org)
     truth = fresh_org.truth_count()
-    server, client = serve(fresh_org, SimulatorConfig(faults=FaultConfig(new_events_every=2, new_events_count=3)))
+    server, client = serve(
+        fresh_org, SimulatorConfig(faults=FaultConfig(new_events_every=2, new_events_count=3))
+    )
     try:
         url = f"api/0/issues/{issue.id}/events/"
         first = client.get(url, params={"per_page": 5}).json()
@@ -273,7 +304,9 @@ def test_new_events_arrive_while_walking(fresh_org: SimulatedOrg) -> None:
 
 def test_clock_advances_and_events_expire(fresh_org: SimulatedOrg) -> None:
     before = fresh_org.truth_count()
-    server, client = serve(fresh_org, SimulatorConfig(faults=FaultConfig(advance_every=1, advance_seconds=5 * DAY)))
+    server, client = serve(
+        fresh_org, SimulatorConfig(faults=FaultConfig(advance_every=1, advance_seconds=5 * DAY))
+    )
     try:
         client.get("api/0/organizations/acme/projects/")
         assert fresh_org.truth_count() < before
@@ -284,16 +317,21 @@ def test_clock_advances_and_events_expire(fresh_org: SimulatedOrg) -> None:
 
 # --- determinism and counters ------------------------------------------------------------------
 
+
 def _session(seed: int) -> list[tuple[int, str]]:
     org = SimulatedOrg(seed=5, events=1_000)
-    faults = FaultConfig(seed=seed, error_rate=0.2, truncate_rate=0.1, burst_rate=0.05, new_events_every=3)
+    faults = FaultConfig(
+        seed=seed, error_rate=0.2, truncate_rate=0.1, burst_rate=0.05, new_events_every=3
+    )
     server, client = serve(org, SimulatorConfig(faults=faults))
     out = []
     try:
         issue = hot(org)
         for n in range(25):
-            response = client.get(f"api/0/issues/{issue.id}/events/", params={"cursor": f"0:{n * 7}:0",
-                                                                               "per_page": 7, "full": "1"})
+            response = client.get(
+                f"api/0/issues/{issue.id}/events/",
+                params={"cursor": f"0:{n * 7}:0", "per_page": 7, "full": "1"},
+            )
             body = response.content.decode()
             if response.status_code == 500:
                 body = body[:30]  # errorId differs by design only across seeds
@@ -320,7 +358,11 @@ def test_request_log_counts(org: SimulatedOrg) -> None:
         assert server.log.by_family["organization_issues"] == 2
         assert server.log.by_status[200] == 3 and server.log.by_status[404] == 1
         assert [e.family for e in server.log.entries()] == [
-            "organization_projects", "organization_issues", "organization_issues", None]
+            "organization_projects",
+            "organization_issues",
+            "organization_issues",
+            None,
+        ]
     finally:
         client.close()
         server.stop()

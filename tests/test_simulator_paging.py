@@ -30,7 +30,9 @@ def test_cursor_text_round_trip() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(1, 7), max_size=60), st.integers(1, 9))
-def test_sequence_paginator_walk_sees_every_item_once_despite_ties(scores: list[int], limit: int) -> None:
+def test_sequence_paginator_walk_sees_every_item_once_despite_ties(
+    scores: list[int], limit: int
+) -> None:
     # scores start at 1: like Sentry's, a cursor value of 0 means "from the start"
     # (the issue endpoints never produce a 0 score: timestamps, or counts of listed issues)
     scored = sorted(((s, n) for n, s in enumerate(scores)), reverse=True)
@@ -72,8 +74,13 @@ def test_offset_paginator_cursor_is_page_size_and_number() -> None:
 
 
 def test_link_header_format() -> None:
-    header = link_header("https://sentry.io", "/api/0/issues/1/events/", [],
-                         Cursor(0, 0, True, False), Cursor(0, 100, False, True))
+    header = link_header(
+        "https://sentry.io",
+        "/api/0/issues/1/events/",
+        [],
+        Cursor(0, 0, True, False),
+        Cursor(0, 100, False, True),
+    )
     assert header == (
         '<https://sentry.io/api/0/issues/1/events/?&cursor=0:0:1>; rel="previous"; results="false"; '
         'cursor="0:0:1", <https://sentry.io/api/0/issues/1/events/?&cursor=0:100:0>; rel="next"; '
@@ -82,8 +89,13 @@ def test_link_header_format() -> None:
 
 
 def test_query_is_reencoded_like_django() -> None:
-    pairs = [("query", "is:unresolved issue.priority:[high, medium]"), ("project", "1"), ("query", "x/y"),
-             ("cursor", "0:1:0"), ("environment", "qa 2")]
+    pairs = [
+        ("query", "is:unresolved issue.priority:[high, medium]"),
+        ("project", "1"),
+        ("query", "x/y"),
+        ("cursor", "0:1:0"),
+        ("environment", "qa 2"),
+    ]
     assert django_urlencode([p for p in pairs if p[0] != "cursor"]) == (
         "query=is%3Aunresolved+issue.priority%3A%5Bhigh%2C+medium%5D&query=x%2Fy&project=1&environment=qa+2"
     )

@@ -51,19 +51,34 @@ def org() -> SimulatedOrg:
 
 @pytest.fixture(scope="module")
 def client(org: SimulatedOrg) -> Iterator[httpx.Client]:
-    with SimulatorServer(org) as server, httpx.Client(
-            base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+    with (
+        SimulatorServer(org) as server,
+        httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}) as c,
+    ):
         yield c
 
 
 def test_archive_walk_equals_truth(client: httpx.Client, org: SimulatedOrg) -> None:
-    window = {"start": iso(org.now() - (org.retention_days + 1) * DAY), "end": iso(int(org.now()) + 1)}
-    issues = walk(client, f"api/0/organizations/{org.slug}/issues/", {"query": "", "limit": 25, **window})
+    window = {
+        "start": iso(org.now() - (org.retention_days + 1) * DAY),
+        "end": iso(int(org.now()) + 1),
+    }
+    issues = walk(
+        client, f"api/0/organizations/{org.slug}/issues/", {"query": "", "limit": 25, **window}
+    )
     seen: list[tuple[int, str]] = []
     for issue in issues:
-        for event in walk(client, f"api/0/issues/{issue['id']}/events/", {"full": "true", **window}):
-            seen.append((int(event["projectID"]) if "projectID" in event else int(issue["project"]["id"]),
-                         event["eventID"]))
+        for event in walk(
+            client, f"api/0/issues/{issue['id']}/events/", {"full": "true", **window}
+        ):
+            seen.append(
+                (
+                    int(event["projectID"])
+                    if "projectID" in event
+                    else int(issue["project"]["id"]),
+                    event["eventID"],
+                )
+            )
     assert len(seen) == len(set(seen))
     assert set(seen) == org.truth()
 
@@ -76,8 +91,11 @@ def test_project_event_lists_equal_truth(client: httpx.Client, org: SimulatedOrg
     assert seen == org.truth()
 
 
-@pytest.mark.parametrize("directory", [FIXTURES_DIR, Path("/work/shared/sentry-examples")],
-                         ids=["fixtures", "sentry-examples"])
+@pytest.mark.parametrize(
+    "directory",
+    [FIXTURES_DIR, Path("/work/shared/sentry-examples")],
+    ids=["fixtures", "sentry-examples"],
+)
 def test_fixture_events_are_served_verbatim(directory: Path) -> None:
     fixtures = load_fixture_events(directory)
     if not fixtures:
@@ -86,43 +104,74 @@ def test_fixture_events_are_served_verbatim(directory: Path) -> None:
     rewritten = {"id", "eventID", "groupID", "projectID", "dateCreated", "dateReceived"}
     served = [i for i in org.issues if i.fixture is not None]
     assert len(served) == len(fixtures)
-    with SimulatorServer(org) as server, httpx.Client(
-            base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+    with (
+        SimulatorServer(org) as server,
+        httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}) as client,
+    ):
         for issue in served:
             assert issue.fixture is not None
             latest = client.get(f"api/0/issues/{issue.id}/events/latest/").json()
             original = issue.fixture.body
             body = {k: v for k, v in latest.items() if k in original or k not in DETAIL_ONLY_KEYS}
             assert list(body) == list(original)
-            assert {k: v for k, v in body.items() if k not in rewritten} == \
-                {k: v for k, v in original.items() if k not in rewritten}
+            assert {k: v for k, v in body.items() if k not in rewritten} == {
+                k: v for k, v in original.items() if k not in rewritten
+            }
             assert latest["groupID"] == str(issue.id) and latest["eventID"] == latest["id"]
             if isinstance(issue.fixture.release, dict):
                 # the release object is served from the simulator's release registry
                 assert latest["release"]["version"] == issue.fixture.release["version"]
             listed = walk(client, f"api/0/issues/{issue.id}/events/", {"full": "true"})
-            assert {e["eventID"] for e in listed} == {eid for _, eid in org.truth()
-                                                      if org.locate_event(eid).issue is issue}  # type: ignore[union-attr]
+            assert {e["eventID"] for e in listed} == {
+                eid for _, eid in org.truth() if org.locate_event(eid).issue is issue
+            }  # type: ignore[union-attr]
             slim = client.get(f"api/0/issues/{issue.id}/events/").json()[0]
             assert slim["title"] == original.get("title")
 
 
 def test_standalone_entry_point() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "archiver.simulator", "--port", "0", "--events", "300", "--seed", "2",
-         "--token", "cli-token", "--now", "2025-01-01T00:00:00Z"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "archiver.simulator",
+            "--port",
+            "0",
+            "--events",
+            "300",
+            "--seed",
+            "2",
+            "--token",
+            "cli-token",
+            "--now",
+            "2025-01-01T00:00:00Z",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         url, org_part, token_part = line.split()
-        assert url.startswith("http://127.0.0.1:") and org_part == "org=acme" and token_part == "token=cli-token"
-        response = httpx.get(f"{url}api/0/organizations/acme/projects/",
-                             headers={"Authorization": "Bearer cli-token"}, timeout=10)
+        assert (
+            url.startswith("http://127.0.0.1:")
+            and org_part == "org=acme"
+            and token_part == "token=cli-token"
+        )
+        response = httpx.get(
+            f"{url}api/0/organizations/acme/projects/",
+            headers={"Authorization": "Bearer cli-token"},
+            timeout=10,
+        )
         assert response.status_code == 200 and len(response.json()) == 3
-        issues = httpx.get(f"{url}api/0/organizations/acme/issues/", params={"query": ""},
-                           headers={"Authorization": "Bearer cli-token"}, timeout=10).json()
+        issues = httpx.get(
+            f"{url}api/0/organizations/acme/issues/",
+            params={"query": ""},
+            headers={"Authorization": "Bearer cli-token"},
+            timeout=10,
+        ).json()
         assert all(i["lastSeen"] < "2025-01-01" for i in issues) and issues
     finally:
         proc.terminate()
@@ -130,8 +179,14 @@ def test_standalone_entry_point() -> None:
 
 
 def test_fixture_loader_reads_every_document_form(tmp_path: Path) -> None:
-    event = {"eventID": "a" * 32, "id": "a" * 32, "entries": [], "platform": "python",
-             "release": {"version": "1.0"}, "nextEventID": None}
+    event = {
+        "eventID": "a" * 32,
+        "id": "a" * 32,
+        "entries": [],
+        "platform": "python",
+        "release": {"version": "1.0"},
+        "nextEventID": None,
+    }
     (tmp_path / "detail.json").write_text(json.dumps(event))
     (tmp_path / "lookup.json").write_text(json.dumps({"eventId": "x", "event": event}))
     (tmp_path / "list.json").write_text(json.dumps([event, {"eventID": "b", "tags": []}]))

@@ -36,10 +36,12 @@ from archiver.workers import (
 )
 
 TOKEN = "spool-test-token"
-LINK_END = ('<https://x/api/0/issues/1/events/?&cursor=0:0:1>; rel="previous"; '
-            'results="false"; cursor="0:0:1", '
-            '<https://x/api/0/issues/1/events/?&cursor=0:100:0>; rel="next"; '
-            'results="false"; cursor="0:100:0"')
+LINK_END = (
+    '<https://x/api/0/issues/1/events/?&cursor=0:0:1>; rel="previous"; '
+    'results="false"; cursor="0:0:1", '
+    '<https://x/api/0/issues/1/events/?&cursor=0:100:0>; rel="next"; '
+    'results="false"; cursor="0:100:0"'
+)
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +63,12 @@ class Chunks(httpx.SyncByteStream):
 
 def client_for(answers: list[Callable[[httpx.Request], httpx.Response]]) -> SentryClient:
     script = list(answers)
-    return SentryClient("http://127.0.0.1:9", TOKEN,
-                        transport=httpx.MockTransport(lambda r: script.pop(0)(r)),
-                        sleep=lambda s: None)
+    return SentryClient(
+        "http://127.0.0.1:9",
+        TOKEN,
+        transport=httpx.MockTransport(lambda r: script.pop(0)(r)),
+        sleep=lambda s: None,
+    )
 
 
 def test_a_spooled_body_is_streamed_to_its_file_and_parse_gets_the_file(tmp_path: Path) -> None:
@@ -76,9 +81,13 @@ def test_a_spooled_body_is_streamed_to_its_file_and_parse_gets_the_file(tmp_path
         return json.loads(Path(body.path).read_bytes())
 
     spooled = str(tmp_path / "p.body")
-    answer = lambda _r: httpx.Response(  # noqa: E731
-        200, stream=Chunks(packed[:7], packed[7:50], packed[50:]),
-        headers={"Content-Encoding": "gzip", "Link": LINK_END})
+    answer = (
+        lambda _r: httpx.Response(  # noqa: E731
+            200,
+            stream=Chunks(packed[:7], packed[7:50], packed[50:]),
+            headers={"Content-Encoding": "gzip", "Link": LINK_END},
+        )
+    )
     with client_for([answer]) as client:
         page = client.list_issue_events_page(1, parse=parse, spool=spooled)
     assert page.items == data and not page.has_next
@@ -90,8 +99,10 @@ def test_a_spooled_body_is_streamed_to_its_file_and_parse_gets_the_file(tmp_path
 
 def test_a_truncated_spooled_body_is_fetched_again_and_rewritten(tmp_path: Path) -> None:
     whole = json.dumps([{"id": "1"}, {"id": "2"}]).encode()
-    answers = [lambda _r: httpx.Response(200, content=whole[:-5] + b" " * 200),
-               lambda _r: httpx.Response(200, content=whole, headers={"Link": LINK_END})]
+    answers = [
+        lambda _r: httpx.Response(200, content=whole[:-5] + b" " * 200),
+        lambda _r: httpx.Response(200, content=whole, headers={"Link": LINK_END}),
+    ]
     spooled = str(tmp_path / "p.body")
     sizes: list[int] = []
 
@@ -109,10 +120,10 @@ def test_a_truncated_spooled_body_is_fetched_again_and_rewritten(tmp_path: Path)
 def test_error_bodies_are_never_spooled_and_still_give_their_message(tmp_path: Path) -> None:
     spooled = tmp_path / "p.body"
     answer = lambda _r: httpx.Response(  # noqa: E731
-        400, json={"detail": "Invalid cursor parameter."})
+        400, json={"detail": "Invalid cursor parameter."}
+    )
     with client_for([answer]) as client, pytest.raises(Exception, match="Invalid cursor"):
-        client.list_issue_events_page(1, parse=lambda b: pytest.fail("parsed"),
-                                      spool=str(spooled))
+        client.list_issue_events_page(1, parse=lambda b: pytest.fail("parsed"), spool=str(spooled))
     assert not spooled.exists()
 
 
@@ -122,9 +133,9 @@ def _read_back(out: list[object], rows: Path) -> list[object]:
 
 
 @pytest.mark.parametrize("workers", [0, 1])
-def test_a_spooled_page_gives_the_events_an_in_memory_page_gives(page_body: bytes,
-                                                                 tmp_path: Path,
-                                                                 workers: int) -> None:
+def test_a_spooled_page_gives_the_events_an_in_memory_page_gives(
+    page_body: bytes, tmp_path: Path, workers: int
+) -> None:
     body = tmp_path / "p.body"
     body.write_bytes(page_body)
     rows = tmp_path / "p.rows"
@@ -140,7 +151,10 @@ def test_a_spooled_page_gives_the_events_an_in_memory_page_gives(page_body: byte
     for ref, ev in zip(out, events, strict=True):
         assert isinstance(ref, SpooledEvent) and isinstance(ev, EncodedEvent)
         assert (ref.issue_id, ref.release_version, ref.release) == (
-            ev.issue_id, ev.release_version, ev.release)
+            ev.issue_id,
+            ev.release_version,
+            ev.release,
+        )
 
 
 def test_spooled_pages_keep_raw_items_and_report_bad_bodies(tmp_path: Path) -> None:
@@ -157,7 +171,8 @@ def test_spooled_pages_keep_raw_items_and_report_bad_bodies(tmp_path: Path) -> N
 
 
 def test_the_writer_reads_spooled_events_back_in_order_and_in_batches(
-        page_body: bytes, tmp_path: Path, monkeypatch) -> None:
+    page_body: bytes, tmp_path: Path, monkeypatch
+) -> None:
     body, rows = tmp_path / "p.body", tmp_path / "p.rows"
     body.write_bytes(page_body)
     out = normalize_spooled_page(str(body), str(rows), job())
@@ -177,8 +192,10 @@ def test_the_writer_reads_spooled_events_back_in_order_and_in_batches(
         batches = list(sync._opened(page, f))
     assert len(batches) > 3
     assert [ev for batch in batches for ev in batch] == [*expected, detail]
-    sizes = {ev.event_id: ref.length  # type: ignore[union-attr]
-             for ref, ev in zip(out, expected, strict=True)}
+    sizes = {
+        ev.event_id: ref.length  # type: ignore[union-attr]
+        for ref, ev in zip(out, expected, strict=True)
+    }
     for batch in batches[:-1]:
         total = sum(sizes[ev.event_id] for ev in batch)
         assert limit <= total < limit + sizes[batch[-1].event_id]
@@ -186,8 +203,9 @@ def test_the_writer_reads_spooled_events_back_in_order_and_in_batches(
         list(sync._opened(out))
 
 
-def test_a_spool_file_cut_short_is_an_error_not_a_wrong_event(page_body: bytes,
-                                                              tmp_path: Path) -> None:
+def test_a_spool_file_cut_short_is_an_error_not_a_wrong_event(
+    page_body: bytes, tmp_path: Path
+) -> None:
     body, rows = tmp_path / "p.body", tmp_path / "p.rows"
     body.write_bytes(page_body)
     out = normalize_spooled_page(str(body), str(rows), job())
@@ -214,8 +232,12 @@ def test_a_spool_is_removed_with_its_files_and_hands_out_distinct_pages(tmp_path
 
 
 def test_the_spool_of_a_killed_run_is_removed_by_the_next_run(tmp_path: Path) -> None:
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     dead_pid = int(dead.stdout)  # a process that has ended: its pid is (almost surely) free
     stale = tmp_path / f"{PREFIX}{dead_pid}-abc"
     (stale / "sub").mkdir(parents=True)

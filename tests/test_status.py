@@ -28,17 +28,21 @@ def test_status_after_a_sync_then_errors_backfill_and_lock(db_url):
     s = status_json(db_url)
     engine = db.make_engine(db_url)
     with engine.connect() as conn:
-        per_project = dict(conn.execute(text(
-            "SELECT project_id, count(*) FROM events GROUP BY project_id")).all())
-        issues = dict(conn.execute(text(
-            "SELECT project_id, count(*) FROM issues GROUP BY project_id")).all())
+        per_project = dict(
+            conn.execute(text("SELECT project_id, count(*) FROM events GROUP BY project_id")).all()
+        )
+        issues = dict(
+            conn.execute(text("SELECT project_id, count(*) FROM issues GROUP BY project_id")).all()
+        )
         oldest = conn.execute(text("SELECT min(date_created) FROM events")).scalar_one()
     assert s["totals"]["events"] == result.archived
     assert s["lock"] is None
     assert s["last_run"]["outcome"] == "success"
     assert s["last_success"]["events_new"] == result.archived
     assert s["last_failure"] is None
-    assert {p["id"]: p["events"] for p in s["projects"]} == {int(k): v for k, v in per_project.items()}
+    assert {p["id"]: p["events"] for p in s["projects"]} == {
+        int(k): v for k, v in per_project.items()
+    }
     assert {p["id"]: p["issues"] for p in s["projects"]} == {int(k): v for k, v in issues.items()}
     for p in s["projects"]:
         assert p["backfill_in_progress"] is False and p["issues_pending"] == 0
@@ -58,12 +62,24 @@ def test_status_after_a_sync_then_errors_backfill_and_lock(db_url):
     # an issue whose first walk is unfinished, and one whose walk failed
     target = s["projects"][0]
     with engine.begin() as conn:
-        walks = conn.execute(text("SELECT issue_id FROM sync_issues WHERE project_id = :p "
-                                  "ORDER BY issue_id"), {"p": target["id"]}).scalars().all()
-        conn.execute(text("UPDATE sync_issues SET status = 'pending', synced_until = NULL "
-                          "WHERE issue_id = :i"), {"i": walks[0]})
-        conn.execute(text("UPDATE sync_issues SET status = 'failed', last_error = :e "
-                          "WHERE issue_id = :i"), {"i": walks[-1], "e": "HTTP 502 from server"})
+        walks = (
+            conn.execute(
+                text("SELECT issue_id FROM sync_issues WHERE project_id = :p ORDER BY issue_id"),
+                {"p": target["id"]},
+            )
+            .scalars()
+            .all()
+        )
+        conn.execute(
+            text(
+                "UPDATE sync_issues SET status = 'pending', synced_until = NULL WHERE issue_id = :i"
+            ),
+            {"i": walks[0]},
+        )
+        conn.execute(
+            text("UPDATE sync_issues SET status = 'failed', last_error = :e WHERE issue_id = :i"),
+            {"i": walks[-1], "e": "HTTP 502 from server"},
+        )
     s = status_json(db_url)
     p = next(p for p in s["projects"] if p["id"] == target["id"])
     assert p["backfill_in_progress"] is True
@@ -75,11 +91,14 @@ def test_status_after_a_sync_then_errors_backfill_and_lock(db_url):
 
     # a later run that failed
     with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO runs (command, started_at, finished_at, outcome, error_message, "
-            "projects, issues, events_new, events_updated, requests, retries) VALUES "
-            "('sync', :t, :t, 'failed', 'ApiError: the server kept failing', 0, 0, 0, 0, 3, 6)"),
-            {"t": dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=5)})
+        conn.execute(
+            text(
+                "INSERT INTO runs (command, started_at, finished_at, outcome, error_message, "
+                "projects, issues, events_new, events_updated, requests, retries) VALUES "
+                "('sync', :t, :t, 'failed', 'ApiError: the server kept failing', 0, 0, 0, 0, 3, 6)"
+            ),
+            {"t": dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=5)},
+        )
     s = status_json(db_url)
     assert s["last_run"]["outcome"] == "failed"
     assert s["last_failure"]["error_message"] == "ApiError: the server kept failing"

@@ -12,24 +12,40 @@ from archiver.normalize import normalize_event
 from archiver.store import IssueWalk, Store
 
 FIXTURES = Path(__file__).resolve().parent.parent / "archiver" / "simulator" / "fixtures"
-CHILDREN = ["event_tags", "exceptions", "frames", "breadcrumbs", "requests", "contexts",
-            "event_errors", "event_entries", "event_problems", "threads"]
+CHILDREN = [
+    "event_tags",
+    "exceptions",
+    "frames",
+    "breadcrumbs",
+    "requests",
+    "contexts",
+    "event_errors",
+    "event_entries",
+    "event_problems",
+    "threads",
+]
 
 
 def seed_events():
-    payloads = [json.loads((FIXTURES / "seed_000_event_detail.json").read_text()),
-                json.loads((FIXTURES / "seed_004_latest_event.json").read_text()),
-                json.loads((FIXTURES / "seed_002_eventid_lookup.json").read_text())["event"]]
+    payloads = [
+        json.loads((FIXTURES / "seed_000_event_detail.json").read_text()),
+        json.loads((FIXTURES / "seed_004_latest_event.json").read_text()),
+        json.loads((FIXTURES / "seed_002_eventid_lookup.json").read_text())["event"],
+    ]
     payloads[1]["eventID"] = "b" * 32  # 000 and 004 share their id in the docs
     payloads.extend(json.loads((FIXTURES / "seed_003_issue_events.json").read_text()))
-    return [normalize_event(p, project_id=11, issue_id=22, has_detail=i < 2)
-            for i, p in enumerate(payloads)]
+    return [
+        normalize_event(p, project_id=11, issue_id=22, has_detail=i < 2)
+        for i, p in enumerate(payloads)
+    ]
 
 
 def counts(engine) -> dict[str, int]:
     with engine.connect() as conn:
-        return {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
-                for t in ["events", *CHILDREN]}
+        return {
+            t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
+            for t in ["events", *CHILDREN]
+        }
 
 
 def test_seed_rows_land_exactly(engine):
@@ -38,14 +54,33 @@ def test_seed_rows_land_exactly(engine):
         result = store.write_events(conn, seed_events())
     assert result.inserted == 4
     with engine.connect() as conn:
-        pk = conn.execute(text("SELECT id FROM events WHERE event_id = '9999aaaaca8b46d797c23c6077c6ff01'")).scalar_one()
-        tags = conn.execute(text("SELECT key, value FROM event_tags WHERE event_pk = :p ORDER BY position"), {"p": pk}).all()
+        pk = conn.execute(
+            text("SELECT id FROM events WHERE event_id = '9999aaaaca8b46d797c23c6077c6ff01'")
+        ).scalar_one()
+        tags = conn.execute(
+            text("SELECT key, value FROM event_tags WHERE event_pk = :p ORDER BY position"),
+            {"p": pk},
+        ).all()
         exc = conn.execute(text("SELECT type FROM exceptions WHERE event_pk = :p"), {"p": pk}).all()
-        frames = conn.execute(text("SELECT is_raw, count(*) FROM frames WHERE event_pk = :p GROUP BY is_raw ORDER BY is_raw"), {"p": pk}).all()
-        crumbs = conn.execute(text("SELECT count(*) FROM breadcrumbs WHERE event_pk = :p"), {"p": pk}).scalar_one()
-        url = conn.execute(text("SELECT url FROM requests WHERE event_pk = :p"), {"p": pk}).scalar_one()
-        ctx = {r[0] for r in conn.execute(text("SELECT key FROM contexts WHERE event_pk = :p"), {"p": pk})}
-        created = conn.execute(text("SELECT date_created FROM events WHERE id = :p"), {"p": pk}).scalar_one()
+        frames = conn.execute(
+            text(
+                "SELECT is_raw, count(*) FROM frames WHERE event_pk = :p GROUP BY is_raw ORDER BY is_raw"
+            ),
+            {"p": pk},
+        ).all()
+        crumbs = conn.execute(
+            text("SELECT count(*) FROM breadcrumbs WHERE event_pk = :p"), {"p": pk}
+        ).scalar_one()
+        url = conn.execute(
+            text("SELECT url FROM requests WHERE event_pk = :p"), {"p": pk}
+        ).scalar_one()
+        ctx = {
+            r[0]
+            for r in conn.execute(text("SELECT key FROM contexts WHERE event_pk = :p"), {"p": pk})
+        }
+        created = conn.execute(
+            text("SELECT date_created FROM events WHERE id = :p"), {"p": pk}
+        ).scalar_one()
     assert len(tags) == 6 and tags[0] == ("browser", "Chrome 83.0.4103")
     assert exc == [("ForbiddenError",)]
     assert [tuple(r) for r in frames] == [(False, 2), (True, 2)]
@@ -80,7 +115,9 @@ def test_a_changed_payload_replaces_children_never_appends(engine):
     changed = copy.deepcopy(payload)
     changed["tags"] = changed["tags"][:2]
     with store.transaction() as conn:
-        result = store.write_events(conn, [normalize_event(changed, project_id=11, has_detail=True)])
+        result = store.write_events(
+            conn, [normalize_event(changed, project_id=11, has_detail=True)]
+        )
     assert result.updated == 1
     after = counts(engine)
     assert after["events"] == before["events"]
@@ -136,7 +173,12 @@ def test_times_seen_of_more_issues_than_one_statement_may_name(engine):
     at most 65,535 parameters in one statement)."""
     store = Store(engine)
     with store.transaction() as conn:
-        store.upsert_issues(conn, [{"id": 7, "project_id": 1, "times_seen": 12},
-                                   {"id": 69_999, "project_id": 1, "times_seen": 3}])
+        store.upsert_issues(
+            conn,
+            [
+                {"id": 7, "project_id": 1, "times_seen": 12},
+                {"id": 69_999, "project_id": 1, "times_seen": 3},
+            ],
+        )
         found = store.times_seen(conn, list(range(1, 70_001)))
     assert found == {7: 12, 69_999: 3}

@@ -51,8 +51,13 @@ def server(org: SimulatedOrg) -> Iterator[SimulatorServer]:
 
 
 def settings(server: SimulatorServer, org: SimulatedOrg, db_url: str, **kw: object) -> Settings:
-    values: dict[str, object] = {"url": server.url, "token": TOKEN, "org": org.slug, "db": db_url,
-                                 "concurrency": 4}
+    values: dict[str, object] = {
+        "url": server.url,
+        "token": TOKEN,
+        "org": org.slug,
+        "db": db_url,
+        "concurrency": 4,
+    }
     values.update(kw)
     return Settings(**values)  # type: ignore[arg-type]
 
@@ -79,9 +84,12 @@ def assert_children_consistent(db_url: str) -> None:
                 tags = json.loads(raw).get("tags")
                 expected_tags += len(tags) if isinstance(tags, list) else 0
             tags = conn.execute(text("SELECT count(*) FROM event_tags")).scalar_one()
-            orphans = conn.execute(text(
-                "SELECT count(*) FROM event_tags t LEFT JOIN events e ON e.id = t.event_pk "
-                "WHERE e.id IS NULL")).scalar_one()
+            orphans = conn.execute(
+                text(
+                    "SELECT count(*) FROM event_tags t LEFT JOIN events e ON e.id = t.event_pk "
+                    "WHERE e.id IS NULL"
+                )
+            ).scalar_one()
     finally:
         engine.dispose()
     assert tags == expected_tags
@@ -111,8 +119,12 @@ def test_biggest_issues_are_walked_first(tmp_path, org, server):
     order: list[int] = []
     for entry in server.log.entries():
         parts = entry.path.strip("/").split("/")  # api/0/issues/{id}/events
-        if (len(parts) == 5 and parts[2] == "issues" and parts[4] == "events"
-                and int(parts[3]) not in order):
+        if (
+            len(parts) == 5
+            and parts[2] == "issues"
+            and parts[4] == "events"
+            and int(parts[3]) not in order
+        ):
             order.append(int(parts[3]))
     seen = {issue.id: issue.times_seen for issue in org.live_issues()}
     assert len(order) > 3 and len(set(seen[i] for i in order)) > 3
@@ -132,8 +144,7 @@ def test_backfill_uses_full_lists_not_per_event_detail(tmp_path, org, server):
     assert runs == [("success", len(org.truth()), outcome.requests)]
 
 
-def test_detail_always_fetches_every_event_in_detail_and_ends_equal_to_truth(tmp_path, org,
-                                                                             server):
+def test_detail_always_fetches_every_event_in_detail_and_ends_equal_to_truth(tmp_path, org, server):
     # Every listed item comes back from the worker raw, for the detail endpoint: the pages'
     # rows files hold nothing, and the writer writes the events the walk encoded itself.
     url = f"sqlite:///{tmp_path}/a.db"
@@ -171,8 +182,9 @@ def test_late_events_dated_before_the_bookmark_are_fetched(tmp_path, org, server
     execute_sync(settings(server, org, url))
     engine = db.make_engine(url)
     with engine.connect() as conn:
-        walked = set(conn.execute(text("SELECT issue_id FROM sync_issues WHERE status = 'done'"))
-                     .scalars())
+        walked = set(
+            conn.execute(text("SELECT issue_id FROM sync_issues WHERE status = 'done'")).scalars()
+        )
     engine.dispose()
     issue = min((i for i in org.live_issues() if i.id in walked), key=lambda i: i.last_seen)
     assert issue.last_seen < first_now - 60  # so last_seen stays before the bookmark
@@ -202,8 +214,15 @@ def test_events_arriving_during_the_walk_are_neither_skipped_nor_duplicated(tmp_
 
 
 def test_transient_faults_end_equal_to_truth(db_url, org):
-    faults = FaultConfig(seed=11, error_rate=0.05, error_statuses=(500, 502, 503),
-                         cut_rate=0.03, truncate_rate=0.03, burst_rate=0.02, burst_length=2)
+    faults = FaultConfig(
+        seed=11,
+        error_rate=0.05,
+        error_statuses=(500, 502, 503),
+        cut_rate=0.03,
+        truncate_rate=0.03,
+        burst_rate=0.02,
+        burst_length=2,
+    )
     with SimulatorServer(org, token=TOKEN, config=SimulatorConfig(faults=faults)) as srv:
         outcome = execute_sync(settings(srv, org, db_url, max_retries=8))
     assert outcome.exit_code == ExitCode.OK, outcome.report.failures
@@ -231,9 +250,12 @@ def _archived_issue_pair(url: str) -> tuple[int, int]:
     """Two archived issues of one project, each with events."""
     engine = db.make_engine(url)
     with engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT issue_id, project_id FROM events GROUP BY issue_id, project_id "
-            "ORDER BY count(*) DESC")).all()
+        rows = conn.execute(
+            text(
+                "SELECT issue_id, project_id FROM events GROUP BY issue_id, project_id "
+                "ORDER BY count(*) DESC"
+            )
+        ).all()
     engine.dispose()
     for source, project in rows:
         for target, other in rows:
@@ -247,7 +269,8 @@ def test_merged_issue_events_move_to_the_target(tmp_path, org, server):
     execute_sync(settings(server, org, url))
     source, target = _archived_issue_pair(url)
     moved = {e for p, e in archived(url)} & {
-        e for (p, e) in org.truth()}  # every archived event is in the truth
+        e for (p, e) in org.truth()
+    }  # every archived event is in the truth
     assert moved
     org.advance(60)
     org.merge_issue(source, target)
@@ -256,18 +279,29 @@ def test_merged_issue_events_move_to_the_target(tmp_path, org, server):
     assert archived(url) == org.truth()
     engine = db.make_engine(url)
     with engine.connect() as conn:
-        left = conn.execute(text("SELECT count(*) FROM events WHERE issue_id = :i"),
-                            {"i": source}).scalar_one()
+        left = conn.execute(
+            text("SELECT count(*) FROM events WHERE issue_id = :i"), {"i": source}
+        ).scalar_one()
     engine.dispose()
     assert left == 0  # the source's events now belong to the target
 
 
 def test_bad_token_stops_at_once_and_writes_nothing(tmp_path, org, server):
     path = tmp_path / "never.db"
-    result = CliRunner().invoke(cli, [
-        "sync", "--url", server.url, "--auth-token", "wrong-token-value", "--org", org.slug,
-        "--db", f"sqlite:///{path}",
-    ])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "sync",
+            "--url",
+            server.url,
+            "--auth-token",
+            "wrong-token-value",
+            "--org",
+            org.slug,
+            "--db",
+            f"sqlite:///{path}",
+        ],
+    )
     assert result.exit_code == ExitCode.AUTH, result.output
     assert "Invalid token" in result.output or "token" in result.output.lower()
     assert "wrong-token-value" not in result.output
@@ -276,22 +310,36 @@ def test_bad_token_stops_at_once_and_writes_nothing(tmp_path, org, server):
 
 def test_sync_needs_no_options_when_the_environment_has_them(tmp_path, org, server, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    env = {"SENTRY_URL": server.url, "SENTRY_AUTH_TOKEN": TOKEN, "SENTRY_ORG": org.slug,
-           "SENTRY_ARCHIVER_DB": f"sqlite:///{tmp_path}/env.db"}
+    env = {
+        "SENTRY_URL": server.url,
+        "SENTRY_AUTH_TOKEN": TOKEN,
+        "SENTRY_ORG": org.slug,
+        "SENTRY_ARCHIVER_DB": f"sqlite:///{tmp_path}/env.db",
+    }
     result = CliRunner().invoke(cli, ["sync", "--quiet"], env=env)
     assert result.exit_code == 0, result.output
     assert archived(f"sqlite:///{tmp_path}/env.db") == org.truth()
 
 
-def _sync_subprocess(server: SimulatorServer, org: SimulatedOrg, db_url: str,
-                     tmpdir: Path | None = None) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "SENTRY_URL": server.url, "SENTRY_AUTH_TOKEN": TOKEN,
-           "SENTRY_ORG": org.slug, "SENTRY_ARCHIVER_DB": db_url,
-           "PYTHONPATH": str(ROOT)}
+def _sync_subprocess(
+    server: SimulatorServer, org: SimulatedOrg, db_url: str, tmpdir: Path | None = None
+) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "SENTRY_URL": server.url,
+        "SENTRY_AUTH_TOKEN": TOKEN,
+        "SENTRY_ORG": org.slug,
+        "SENTRY_ARCHIVER_DB": db_url,
+        "PYTHONPATH": str(ROOT),
+    }
     if tmpdir is not None:  # where the run spools its pages (archiver.spool)
         env["TMPDIR"] = str(tmpdir)
-    return subprocess.Popen([sys.executable, "-m", "archiver", "sync", "--quiet", "--concurrency", "3"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "archiver", "sync", "--quiet", "--concurrency", "3"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 @pytest.mark.slow

@@ -16,8 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_wheel_install_runs_db_upgrade(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
-         "-w", str(dist), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(ROOT)],
         check=True,
     )
     wheels = list(dist.glob("sentry_archiver-*.whl"))
@@ -39,16 +38,24 @@ def test_wheel_install_runs_db_upgrade(tmp_path: Path) -> None:
     exe = env_dir / "bin" / "sentry-archiver"
     out = subprocess.run(
         [str(exe), "db", "upgrade", "--db", f"sqlite:///{db_file}"],
-        cwd=work, check=True, capture_output=True, text=True,
+        cwd=work,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     assert "upgraded" in out.stdout
     check = subprocess.run(
         [str(exe), "db", "check", "--db", f"sqlite:///{db_file}"],
-        cwd=work, capture_output=True, text=True,
+        cwd=work,
+        capture_output=True,
+        text=True,
     )
     assert check.returncode == 0, check.stderr
     located = subprocess.run(
         [str(py), "-c", "import archiver.db as d; print(d.migrations_dir())"],
-        cwd=work, check=True, capture_output=True, text=True,
+        cwd=work,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     assert str(env_dir) in located and "_migrations" in located

@@ -75,7 +75,10 @@ def run(normalizer: PageNormalizer, body: bytes, page_job: PageJob) -> list[obje
         if isinstance(item, SpooledEvent):  # what the walk reads without opening it
             assert isinstance(ev, EncodedEvent)
             assert (item.issue_id, item.release_version, item.release) == (
-                ev.issue_id, ev.release_version, ev.release)
+                ev.issue_id,
+                ev.release_version,
+                ev.release,
+            )
     return events
 
 
@@ -96,7 +99,9 @@ def test_scrubbing_happens_in_the_worker(page_body: bytes) -> None:
     assert all(isinstance(ev, EncodedEvent) for ev in events)
     assert all(ev.event_row()["scrubbed"] is not None for ev in events)
     assert all("@" not in (ev.event_row()["user_email"] or "") for ev in events)
-    emails = {i["user"]["email"] for i in json.loads(page_body) if (i.get("user") or {}).get("email")}
+    emails = {
+        i["user"]["email"] for i in json.loads(page_body) if (i.get("user") or {}).get("email")
+    }
     assert emails, "the page has user emails to scrub"
     # raw_json is the scrubbed payload, not the server's text
     assert not any(e in ev.event_row()["raw_json"] for ev in events for e in emails)
@@ -140,8 +145,10 @@ def test_each_event_keeps_the_servers_own_json_text(page_body: bytes) -> None:
     assert "\\u2603" in out[0].event_row()["raw_json"]
     # Everything but the raw text is what normalizing the parsed items gives.
     compact = as_list(normalize_page(json.dumps(items).encode(), job()))
-    expected = [_without_raw(encode_event(normalize_event(i, project_id=1, issue_id=2), "sqlite"))
-                for i in items]
+    expected = [
+        _without_raw(encode_event(normalize_event(i, project_id=1, issue_id=2), "sqlite"))
+        for i in items
+    ]
     assert [_without_raw(ev) for ev in out] == expected
     assert [_without_raw(ev) for ev in compact] == expected
 
@@ -176,8 +183,9 @@ def test_client_retries_a_truncated_body_then_reports_a_non_list(page_body: byte
         calls.append(1)
         return httpx.Response(200, content=bodies[min(len(calls), len(bodies)) - 1])
 
-    client = SentryClient("http://127.0.0.1:9", "tok", transport=httpx.MockTransport(handler),
-                          sleep=lambda s: None)
+    client = SentryClient(
+        "http://127.0.0.1:9", "tok", transport=httpx.MockTransport(handler), sleep=lambda s: None
+    )
     with pytest.raises(TransportError) as err:
         client.list_issue_events_page(2, parse=lambda body: normalize_page(body, job()))
     assert len(calls) == 2  # the truncated body was fetched again
@@ -236,11 +244,20 @@ def test_killed_sync_leaves_no_worker_processes(tmp_path: Path) -> None:
     org = SimulatedOrg(seed=21, events=3000)
     url = f"sqlite:///{tmp_path}/a.db"
     with SimulatorServer(org, token=TOKEN, config=SimulatorConfig(latency_ms=5)) as srv:
-        env = {**os.environ, "SENTRY_URL": srv.url, "SENTRY_AUTH_TOKEN": TOKEN,
-               "SENTRY_ORG": org.slug, "SENTRY_ARCHIVER_DB": url, "PYTHONPATH": str(ROOT)}
-        proc = subprocess.Popen([sys.executable, "-m", "archiver", "sync", "--quiet",
-                                 "--workers", "2"], env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        env = {
+            **os.environ,
+            "SENTRY_URL": srv.url,
+            "SENTRY_AUTH_TOKEN": TOKEN,
+            "SENTRY_ORG": org.slug,
+            "SENTRY_ARCHIVER_DB": url,
+            "PYTHONPATH": str(ROOT),
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "archiver", "sync", "--quiet", "--workers", "2"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 60
         helpers: set[int] = set()
         while time.monotonic() < deadline and proc.poll() is None and len(helpers) < 3:
@@ -260,14 +277,15 @@ def _table_counts(db_url: str) -> dict[str, int]:
     engine = db.make_engine(db_url)
     try:
         with engine.connect() as conn:
-            return {name: conn.execute(text(f"SELECT count(*) FROM {name}")).scalar_one()
-                    for name in ["events", *CHILD_TABLES]}
+            return {
+                name: conn.execute(text(f"SELECT count(*) FROM {name}")).scalar_one()
+                for name in ["events", *CHILD_TABLES]
+            }
     finally:
         engine.dispose()
 
 
-def test_sync_with_and_without_workers_writes_the_same_archive(tmp_path: Path,
-                                                                monkeypatch) -> None:
+def test_sync_with_and_without_workers_writes_the_same_archive(tmp_path: Path, monkeypatch) -> None:
     org = SimulatedOrg(seed=9, events=800)
     counts = []
     with SimulatorServer(org, token=TOKEN) as srv:
@@ -275,9 +293,14 @@ def test_sync_with_and_without_workers_writes_the_same_archive(tmp_path: Path,
         for workers, batch in ((0, sync.WRITE_BATCH_BYTES), (2, sync.WRITE_BATCH_BYTES), (2, 1)):
             monkeypatch.setattr(sync, "WRITE_BATCH_BYTES", batch)
             url = f"sqlite:///{tmp_path}/w{workers}-{batch}.db"
-            settings = Settings(url=srv.url, token=TOKEN, org=org.slug, db=url,
-                                workers=workers, earliest=dt.datetime(2000, 1, 1,
-                                                                      tzinfo=dt.timezone.utc))
+            settings = Settings(
+                url=srv.url,
+                token=TOKEN,
+                org=org.slug,
+                db=url,
+                workers=workers,
+                earliest=dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc),
+            )
             outcome = execute_sync(settings)
             assert not outcome.report.failures
             assert outcome.report.events_new == len(org.truth())

@@ -18,8 +18,9 @@ from .server import SimulatorServer
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m archiver.simulator",
-                                     description="A local Sentry REST API look-alike.")
+    parser = argparse.ArgumentParser(
+        prog="python -m archiver.simulator", description="A local Sentry REST API look-alike."
+    )
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--events", type=int, default=20_000)
@@ -27,8 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--token", default="sim-token", help="bearer token ('' disables auth)")
     parser.add_argument("--rate-limits", choices=("none", "sentry"), default="none")
     parser.add_argument("--latency-ms", type=float, default=0.0)
-    parser.add_argument("--now", default=None,
-                        help=f"frozen 'now' (ISO 8601; default {DEFAULT_NOW.isoformat()}); 'real' for real time")
+    parser.add_argument(
+        "--now",
+        default=None,
+        help=f"frozen 'now' (ISO 8601; default {DEFAULT_NOW.isoformat()}); 'real' for real time",
+    )
     parser.add_argument("--retention-days", type=int, default=100)
     return parser
 
@@ -36,13 +40,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     clock = SystemClock() if args.now == "real" else FrozenClock(args.now or DEFAULT_NOW)
-    org = SimulatedOrg(seed=args.seed, events=args.events, slug=args.org, clock=clock,
-                       retention_days=args.retention_days)
+    org = SimulatedOrg(
+        seed=args.seed,
+        events=args.events,
+        slug=args.org,
+        clock=clock,
+        retention_days=args.retention_days,
+    )
     config = SimulatorConfig.preset(args.rate_limits, latency_ms=args.latency_ms)
     server = SimulatorServer(org, token=args.token or None, port=args.port, config=config).start()
     print(f"{server.url} org={org.slug} token={args.token or '-'}", flush=True)
-    print(f"{len(org.projects)} projects, {len(org.issues)} issues, {org.truth_count()} visible events",
-          file=sys.stderr, flush=True)
+    print(
+        f"{len(org.projects)} projects, {len(org.issues)} issues, {org.truth_count()} visible events",
+        file=sys.stderr,
+        flush=True,
+    )
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:

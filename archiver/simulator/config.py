@@ -12,14 +12,30 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 FAMILIES = (
-    "organization_details", "organization_projects", "organization_issues", "project_details",
-    "project_issues", "issue_details", "issue_events", "issue_event_details", "project_events",
-    "project_event_details", "eventids", "releases",
+    "organization_details",
+    "organization_projects",
+    "organization_issues",
+    "project_details",
+    "project_issues",
+    "issue_details",
+    "issue_events",
+    "issue_event_details",
+    "project_events",
+    "project_event_details",
+    "eventids",
+    "releases",
 )
 """Endpoint families: the unit of rate limiting and of the request counters."""
 
-LIST_FAMILIES = frozenset({"organization_projects", "organization_issues", "project_issues",
-                           "issue_events", "project_events"})
+LIST_FAMILIES = frozenset(
+    {
+        "organization_projects",
+        "organization_issues",
+        "project_issues",
+        "issue_events",
+        "project_events",
+    }
+)
 
 ALL_SCOPES = frozenset({"org:read", "project:read", "event:read", "project:releases"})
 
@@ -38,14 +54,18 @@ def rate_limit_preset(name: str) -> dict[str, RateLimit]:
     if name == "none":
         return {}
     if name == "sentry":
-        limits = {family: RateLimit(40, 1, 25 if family in LIST_FAMILIES else None) for family in FAMILIES}
-        limits.update({
-            "issue_event_details": RateLimit(15, 1),
-            "project_event_details": RateLimit(5, 1),
-            "eventids": RateLimit(1, 1),
-            "project_issues": RateLimit(5, 1, 25),
-            "project_events": RateLimit(60, 60, 1),
-        })
+        limits = {
+            family: RateLimit(40, 1, 25 if family in LIST_FAMILIES else None) for family in FAMILIES
+        }
+        limits.update(
+            {
+                "issue_event_details": RateLimit(15, 1),
+                "project_event_details": RateLimit(5, 1),
+                "eventids": RateLimit(1, 1),
+                "project_issues": RateLimit(5, 1, 25),
+                "project_events": RateLimit(60, 60, 1),
+            }
+        )
         return limits
     raise ValueError(f"unknown rate-limit preset {name!r} (none, sentry)")
 
@@ -97,9 +117,16 @@ class FaultConfig:
     @property
     def active(self) -> bool:
         return bool(
-            self.error_rate or self.cut_rate or self.truncate_rate or self.slow_rate
-            or self.burst_rate or self.new_events_every or self.advance_every
-            or self.delete_issue_after or self.merge_issue_after or self.schedule
+            self.error_rate
+            or self.cut_rate
+            or self.truncate_rate
+            or self.slow_rate
+            or self.burst_rate
+            or self.new_events_every
+            or self.advance_every
+            or self.delete_issue_after
+            or self.merge_issue_after
+            or self.schedule
         )
 
 

@@ -177,17 +177,27 @@ class SimulatedOrg:
 
     # --- construction ------------------------------------------------------------------------
 
-    def _build(self, events: int, n_projects: int | None, n_issues: int | None,
-               fixtures: list[fixture_mod.FixtureEvent]) -> None:
+    def _build(
+        self,
+        events: int,
+        n_projects: int | None,
+        n_issues: int | None,
+        fixtures: list[fixture_mod.FixtureEvent],
+    ) -> None:
         rng = random.Random(hash64("org", self.seed))
         count = n_projects or max(3, min(len(vocab.PROJECT_PLATFORMS), events // 20_000))
         count = max(1, min(count, len(vocab.PROJECT_PLATFORMS)))
         base_id = rng.randrange(1_000_000, 6_000_000)
         for i, (platform, slug, name) in enumerate(vocab.PROJECT_PLATFORMS[:count]):
             # ids grow with creation; the last project's id is above 2**31 (real orgs have them)
-            pid = 2**31 + rng.randrange(1_000, 90_000_000) if i == count - 1 else base_id + i * rng.randrange(1_000, 400_000)
-            self.projects.append(Project(i, pid, slug, name, platform,
-                                         self.anchor - (400 - 30 * i) * DAY, 1_000 + i))
+            pid = (
+                2**31 + rng.randrange(1_000, 90_000_000)
+                if i == count - 1
+                else base_id + i * rng.randrange(1_000, 400_000)
+            )
+            self.projects.append(
+                Project(i, pid, slug, name, platform, self.anchor - (400 - 30 * i) * DAY, 1_000 + i)
+            )
         self._build_releases(rng)
 
         fixture_events = min(len(fixtures) * 3, max(0, events - len(fixtures)))
@@ -208,7 +218,9 @@ class SimulatedOrg:
         ]
         for f in fixtures:
             plans.append(("fixture", None, f))
-        fixture_counts = _split(fixture_events, [1.0] * len(fixtures)) if fixtures and fixture_events else []
+        fixture_counts = (
+            _split(fixture_events, [1.0] * len(fixtures)) if fixtures and fixture_events else []
+        )
 
         # ids grow with first-seen time and cross 2**31 halfway, like a long-lived org's
         starts: list[tuple[int, int]] = []
@@ -216,8 +228,9 @@ class SimulatedOrg:
         for i, (category, span, fixture) in enumerate(plans):
             index = len(built)
             if fixture is not None:
-                issue = self._make_fixture_issue(rng, index, fixture, fixture_counts[i - total_issues]
-                                                 if fixture_counts else 1)
+                issue = self._make_fixture_issue(
+                    rng, index, fixture, fixture_counts[i - total_issues] if fixture_counts else 1
+                )
             else:
                 assert span is not None
                 issue = self._make_issue(rng, index, category, counts[i], span)
@@ -307,7 +320,9 @@ class SimulatedOrg:
                 out[i] = category
         return out
 
-    def _segments(self, rng: random.Random, index: int, count: int, first: int, last: int) -> list[Segment]:
+    def _segments(
+        self, rng: random.Random, index: int, count: int, first: int, last: int
+    ) -> list[Segment]:
         envs = ["production"]
         if count >= 4:
             for env, p in (("staging", 0.45), ("development", 0.15), ("qa 2", 0.06)):
@@ -321,8 +336,9 @@ class SimulatedOrg:
             segs.append(timeline.make_segment(index, number, env, n, first, last, knots))
         return segs
 
-    def _make_issue(self, rng: random.Random, index: int, category: str, count: int,
-                    span: tuple[int, int]) -> Issue:
+    def _make_issue(
+        self, rng: random.Random, index: int, category: str, count: int, span: tuple[int, int]
+    ) -> Issue:
         weights = [1.0 / (p.index + 1.5) for p in self.projects]
         project = rng.choices(self.projects, weights=weights)[0]
         seed = hash64("issue", self.seed, index)
@@ -330,33 +346,58 @@ class SimulatedOrg:
         status = rng.choices(ISSUE_STATUSES, weights=(70, 18, 12))[0]
         priority = rng.choices(PRIORITIES, weights=(25, 55, 20))[0]
         issue = Issue(
-            index=index, id=0, project=project, seed=seed, platform=project.platform, kind=kind,
-            status=status, substatus=self._substatus(status, rng), priority=priority,
+            index=index,
+            id=0,
+            project=project,
+            seed=seed,
+            platform=project.platform,
+            kind=kind,
+            status=status,
+            substatus=self._substatus(status, rng),
+            priority=priority,
             short_id=f"{project.slug.upper()}-{_base36(index + 1)}",
         )
         issue.own = self._segments(rng, index, count, *span)
         issue.segments = list(issue.own)
         return issue
 
-    def _make_fixture_issue(self, rng: random.Random, index: int, fixture: fixture_mod.FixtureEvent,
-                            count: int) -> Issue:
-        project = next((p for p in self.projects if p.platform == fixture.platform), self.projects[0])
+    def _make_fixture_issue(
+        self, rng: random.Random, index: int, fixture: fixture_mod.FixtureEvent, count: int
+    ) -> Issue:
+        project = next(
+            (p for p in self.projects if p.platform == fixture.platform), self.projects[0]
+        )
         anchor = self.anchor - 1
         first = anchor - rng.randrange(2 * DAY, 40 * DAY)
         issue = Issue(
-            index=index, id=0, project=project, seed=hash64("fixture", self.seed, fixture.name),
-            platform=project.platform, kind="fixture", status="unresolved", substatus="ongoing",
-            priority="high", short_id=f"{project.slug.upper()}-{_base36(index + 1)}", fixture=fixture,
+            index=index,
+            id=0,
+            project=project,
+            seed=hash64("fixture", self.seed, fixture.name),
+            platform=project.platform,
+            kind="fixture",
+            status="unresolved",
+            substatus="ongoing",
+            priority="high",
+            short_id=f"{project.slug.upper()}-{_base36(index + 1)}",
+            fixture=fixture,
         )
         knots = [(rng.random(), rng.random()) for _ in range(2)]
-        issue.own = [timeline.make_segment(index, 0, "production", max(1, count), first, anchor - 60, knots)]
+        issue.own = [
+            timeline.make_segment(index, 0, "production", max(1, count), first, anchor - 60, knots)
+        ]
         issue.segments = list(issue.own)
         version = _fixture_release_version(fixture)
         if version is not None and version not in self._release_by_version:
             # the fixture's own release object when it has one, else a generated one: a
             # release tag always resolves through the releases endpoint, as on Sentry
-            release = Release(version, project.index, first - DAY, hash64("release", version),
-                              fixture=fixture.release)
+            release = Release(
+                version,
+                project.index,
+                first - DAY,
+                hash64("release", version),
+                fixture=fixture.release,
+            )
             self._release_by_version[version] = release
         return issue
 
@@ -365,7 +406,9 @@ class SimulatedOrg:
         if status == "resolved":
             return "resolved"  # Sentry reports null; kept internal
         if status == "ignored":
-            return rng.choice(("archived_until_escalating", "archived_forever", "archived_until_condition_met"))
+            return rng.choice(
+                ("archived_until_escalating", "archived_forever", "archived_until_condition_met")
+            )
         return rng.choice(("ongoing", "new", "regressed", "escalating"))
 
     def _ensure_variety(self) -> None:
@@ -378,7 +421,12 @@ class SimulatedOrg:
             spare = [i for i in reversed(mine) if i.kind == kinds[0]]
             for kind, issue in zip(missing, spare[: max(0, len(spare) - 2)], strict=False):
                 issue.kind = kind
-        wanted = [("status", "resolved"), ("status", "ignored"), ("priority", "low"), ("priority", "high")]
+        wanted = [
+            ("status", "resolved"),
+            ("status", "ignored"),
+            ("priority", "low"),
+            ("priority", "high"),
+        ]
         for n, (attr, value) in enumerate(wanted):
             if not any(getattr(i, attr) == value for i in plain) and len(plain) > n + 3:
                 target = plain[-(n + 1)]
@@ -473,8 +521,9 @@ class SimulatedOrg:
             if cached is not None:
                 self._templates.move_to_end(issue.index)
                 return cached
-        built = templates.build_template(issue.seed, issue.platform,
-                                         issue.kind if issue.fixture is None else "plain")
+        built = templates.build_template(
+            issue.seed, issue.platform, issue.kind if issue.fixture is None else "plain"
+        )
         with self._lock:
             self._templates[issue.index] = built
             while len(self._templates) > self._template_cache_size:
@@ -511,8 +560,9 @@ class SimulatedOrg:
     def _ref(self, ts: int, eid: str, segment: Segment, index: int) -> EventRef:
         return EventRef(self._owner(segment.home), segment, index, ts, eid)
 
-    def page(self, segments: Sequence[Segment], lo: int, hi: int, offset: int,
-             limit: int) -> tuple[list[EventRef], int]:
+    def page(
+        self, segments: Sequence[Segment], lo: int, hi: int, offset: int, limit: int
+    ) -> tuple[list[EventRef], int]:
         """Newest-first page of the segments' visible events in ``[lo, hi)`` and the total."""
         with self._lock:
             lo = max(lo, self.retention_cutoff())
@@ -529,19 +579,28 @@ class SimulatedOrg:
     def project_segments(self, project: Project, environments: Sequence[str] = ()) -> list[Segment]:
         wanted = set(environments)
         with self._lock:
-            return [s for issue in self.live_issues() if issue.project is project
-                    for s in issue.segments if not wanted or s.environment in wanted]
+            return [
+                s
+                for issue in self.live_issues()
+                if issue.project is project
+                for s in issue.segments
+                if not wanted or s.environment in wanted
+            ]
 
     def count(self, segments: Sequence[Segment], lo: int, hi: int) -> int:
         with self._lock:
             return timeline.window_total(segments, max(lo, self.retention_cutoff()), hi)
 
-    def neighbours(self, ref: EventRef, environments: Sequence[str] = ()) -> tuple[str | None, str | None]:
+    def neighbours(
+        self, ref: EventRef, environments: Sequence[str] = ()
+    ) -> tuple[str | None, str | None]:
         """(newer event id, older event id) within the event's issue, None at the ends."""
         segments = self.issue_segments(ref.issue, environments)
         with self._lock:
             lo, hi = self.retention_cutoff(), 2**62
-            pos = timeline.position_of(segments, lo, hi, (ref.timestamp, ref.event_id), self.event_id)
+            pos = timeline.position_of(
+                segments, lo, hi, (ref.timestamp, ref.event_id), self.event_id
+            )
             start = max(0, pos - 1)
             rows, _ = timeline.select_page(segments, lo, hi, start, 3, self.event_id)
         ids = [row[1] for row in rows]
@@ -583,13 +642,22 @@ class SimulatedOrg:
         """``len(truth())`` without materialising anything."""
         with self._lock:
             cutoff = self.retention_cutoff()
-            return sum(segment.n - segment.count_before(cutoff)
-                       for _, segment in self._truth_segments(include_deleted))
+            return sum(
+                segment.n - segment.count_before(cutoff)
+                for _, segment in self._truth_segments(include_deleted)
+            )
 
     # --- mutations -----------------------------------------------------------------------------
 
-    def add_events(self, issue_id: int, n: int, *, at: float | None = None,
-                   environment: str = "production", spread_seconds: int = 0) -> list[str]:
+    def add_events(
+        self,
+        issue_id: int,
+        n: int,
+        *,
+        at: float | None = None,
+        environment: str = "production",
+        spread_seconds: int = 0,
+    ) -> list[str]:
         """New events arrive in an issue (newest: at the clock's now unless ``at`` is given).
 
         The ``n`` events are spread evenly over the ``spread_seconds`` before ``at`` (all in
@@ -602,8 +670,9 @@ class SimulatedOrg:
             if issue is None:
                 raise KeyError(f"no live issue {issue_id}")
             second = int(self.clock.now() if at is None else at)
-            segment = timeline.burst_segment(issue.index, len(issue.own), environment, n, second,
-                                             spread_seconds)
+            segment = timeline.burst_segment(
+                issue.index, len(issue.own), environment, n, second, spread_seconds
+            )
             issue.own.append(segment)
             issue.segments.append(segment)
             self.revision += 1

@@ -33,7 +33,9 @@ from .wire import ApiError, ApiRequest, ApiResponse
 
 NOT_FOUND = "The requested resource does not exist"
 EVENT_NOT_FOUND = "Event not found"
-ISSUE_EVENT_NOT_FOUND = "Event not found. The event ID may be incorrect, or its age exceeded the retention period."
+ISSUE_EVENT_NOT_FOUND = (
+    "Event not found. The event ID may be incorrect, or its age exceeded the retention period."
+)
 STATS_PERIOD = re.compile(r"^(\d+)([hdmsw]?)$")
 PERIOD_UNITS = {"s": 1, "m": 60, "h": 3600, "d": DAY, "w": 7 * DAY, "": 1}
 ORG_DEFAULT_QUERY = "is:unresolved issue.priority:[high, medium]"
@@ -50,12 +52,18 @@ ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("issue_details", r"^/api/0/issues/(?P<issue>[^/]+)/$"),
         ("issue_events", r"^/api/0/organizations/(?P<org>[^/]+)/issues/(?P<issue>[^/]+)/events/$"),
         ("issue_events", r"^/api/0/issues/(?P<issue>[^/]+)/events/$"),
-        ("issue_event_details", r"^/api/0/organizations/(?P<org>[^/]+)/issues/(?P<issue>[^/]+)/events/(?P<event>[^/]+)/$"),
+        (
+            "issue_event_details",
+            r"^/api/0/organizations/(?P<org>[^/]+)/issues/(?P<issue>[^/]+)/events/(?P<event>[^/]+)/$",
+        ),
         ("issue_event_details", r"^/api/0/issues/(?P<issue>[^/]+)/events/(?P<event>[^/]+)/$"),
         ("project_details", r"^/api/0/projects/(?P<org>[^/]+)/(?P<project>[^/]+)/$"),
         ("project_issues", r"^/api/0/projects/(?P<org>[^/]+)/(?P<project>[^/]+)/issues/$"),
         ("project_events", r"^/api/0/projects/(?P<org>[^/]+)/(?P<project>[^/]+)/events/$"),
-        ("project_event_details", r"^/api/0/projects/(?P<org>[^/]+)/(?P<project>[^/]+)/events/(?P<event>[^/]+)/$"),
+        (
+            "project_event_details",
+            r"^/api/0/projects/(?P<org>[^/]+)/(?P<project>[^/]+)/events/(?P<event>[^/]+)/$",
+        ),
         ("eventids", r"^/api/0/organizations/(?P<org>[^/]+)/eventids/(?P<event>[^/]+)/$"),
         ("releases", r"^/api/0/organizations/(?P<org>[^/]+)/releases/(?P<version>[^/]+)/$"),
     )
@@ -192,7 +200,9 @@ class SentryApi:
     def _link(self, request: ApiRequest, result: CursorResult[object]) -> tuple[str, str]:
         base = self.config.url_prefix or request.base_url
         # Django hands Sentry the decoded path, which it quotes again for the link
-        return "Link", link_header(base, unquote(request.path), request.query, result.prev, result.next)
+        return "Link", link_header(
+            base, unquote(request.path), request.query, result.prev, result.next
+        )
 
     def _base_url(self, request: ApiRequest) -> str:
         return (self.config.url_prefix or request.base_url).rstrip("/") + "/"
@@ -201,14 +211,24 @@ class SentryApi:
 
     def organization_details(self, request: ApiRequest) -> ApiResponse:
         self._check_org(request)
-        return ApiResponse.json(200, {
-            "id": str(self.org.org_id), "slug": self.org.slug, "name": self.org.name,
-            "dateCreated": "2019-03-01T10:00:00.000000Z", "isEarlyAdopter": False, "require2FA": False,
-            "status": {"id": "active", "name": "active"}, "features": ["discover-basic", "performance-view"],
-            "avatar": {"avatarType": "letter_avatar", "avatarUuid": None}, "links": {
-                "organizationUrl": f"{self._base_url(request)}organizations/{self.org.slug}/",
-                "regionUrl": self._base_url(request).rstrip("/")},
-        })
+        return ApiResponse.json(
+            200,
+            {
+                "id": str(self.org.org_id),
+                "slug": self.org.slug,
+                "name": self.org.name,
+                "dateCreated": "2019-03-01T10:00:00.000000Z",
+                "isEarlyAdopter": False,
+                "require2FA": False,
+                "status": {"id": "active", "name": "active"},
+                "features": ["discover-basic", "performance-view"],
+                "avatar": {"avatarType": "letter_avatar", "avatarUuid": None},
+                "links": {
+                    "organizationUrl": f"{self._base_url(request)}organizations/{self.org.slug}/",
+                    "regionUrl": self._base_url(request).rstrip("/"),
+                },
+            },
+        )
 
     def organization_projects(self, request: ApiRequest) -> ApiResponse:
         self._check_org(request)
@@ -222,7 +242,11 @@ class SentryApi:
     def project_details(self, request: ApiRequest) -> ApiResponse:
         project = self._project(request)
         body = project_json(self.org, project)
-        body["organization"] = {"id": str(self.org.org_id), "slug": self.org.slug, "name": self.org.name}
+        body["organization"] = {
+            "id": str(self.org.org_id),
+            "slug": self.org.slug,
+            "name": self.org.name,
+        }
         return ApiResponse.json(200, body)
 
     def release_details(self, request: ApiRequest) -> ApiResponse:
@@ -258,8 +282,14 @@ class SentryApi:
         lo, hi = now - 90 * DAY, now + 1
         return self._issue_search(request, [project], lo, hi, PROJECT_DEFAULT_QUERY)
 
-    def _issue_search(self, request: ApiRequest, projects: list[Project] | None, lo: int, hi: int,
-                      default_query: str) -> ApiResponse:
+    def _issue_search(
+        self,
+        request: ApiRequest,
+        projects: list[Project] | None,
+        lo: int,
+        hi: int,
+        default_query: str,
+    ) -> ApiResponse:
         raw_limit = request.get("limit")
         limit = 100
         if raw_limit:
@@ -301,15 +331,25 @@ class SentryApi:
             count, first, last = self._bounds(segments, lo, hi)
             if count == 0:
                 continue  # no event in the window: Sentry's search does not list it
-            score = {"date": last * 1000, "new": first * 1000, "freq": count,
-                     "user": self._user_count(count), "priority": last * 1000,
-                     "trends": last * 1000}[sort]
+            score = {
+                "date": last * 1000,
+                "new": first * 1000,
+                "freq": count,
+                "user": self._user_count(count),
+                "priority": last * 1000,
+                "trends": last * 1000,
+            }[sort]
             scored.append((score, issue))
         scored.sort(key=lambda row: (row[0], row[1].id), reverse=True)
-        result = sequence_page([(s, i) for s, i in scored], limit, cursor, max_hits=self.config.max_hits)
+        result = sequence_page(
+            [(s, i) for s, i in scored], limit, cursor, max_hits=self.config.max_hits
+        )
         body = [self._issue_row(request, issue, lo, hi, environments) for issue in result.results]
-        headers = [self._link(request, result),  # type: ignore[arg-type]
-                   ("X-Hits", str(result.hits)), ("X-Max-Hits", str(result.max_hits))]
+        headers = [
+            self._link(request, result),  # type: ignore[arg-type]
+            ("X-Hits", str(result.hits)),
+            ("X-Max-Hits", str(result.max_hits)),
+        ]
         return ApiResponse.json(200, body, headers)
 
     def _matches(self, issue: Issue, query: IssueQuery) -> bool:
@@ -358,8 +398,9 @@ class SentryApi:
             out.append([start, self.org.count(segments, start, start + size)])
         return out
 
-    def _issue_row(self, request: ApiRequest, issue: Issue, lo: int, hi: int,
-                   environments: Sequence[str]) -> dict[str, object]:
+    def _issue_row(
+        self, request: ApiRequest, issue: Issue, lo: int, hi: int, environments: Sequence[str]
+    ) -> dict[str, object]:
         segments = self.org.issue_segments(issue, environments)
         count, first, last = self._bounds(segments, lo, hi)
         counts = IssueCounts(count, last, first, self._user_count(count))
@@ -369,17 +410,32 @@ class SentryApi:
             stats["24h"] = self._stats(segments, 24, 3600)
         elif period == "14d":
             stats["14d"] = self._stats(segments, 14, DAY)
-        return issue_json(self.org, issue, self.org.template(issue), base_url=self._base_url(request),
-                          counts=counts, stats=stats)
+        return issue_json(
+            self.org,
+            issue,
+            self.org.template(issue),
+            base_url=self._base_url(request),
+            counts=counts,
+            stats=stats,
+        )
 
     def issue_details(self, request: ApiRequest) -> ApiResponse:
         issue = self._issue(request)
         segments = self.org.issue_segments(issue, request.get_list("environment"))
         count = self._bounds(segments, -FAR_FUTURE, FAR_FUTURE)[0]
-        counts = IssueCounts(issue.times_seen, issue.last_seen, issue.first_seen, self._user_count(count))
+        counts = IssueCounts(
+            issue.times_seen, issue.last_seen, issue.first_seen, self._user_count(count)
+        )
         stats = {"24h": self._stats(segments, 24, 3600), "30d": self._stats(segments, 30, DAY)}
-        body = issue_json(self.org, issue, self.org.template(issue), base_url=self._base_url(request),
-                          counts=counts, stats=stats, detail=True)
+        body = issue_json(
+            self.org,
+            issue,
+            self.org.template(issue),
+            base_url=self._base_url(request),
+            counts=counts,
+            stats=stats,
+            detail=True,
+        )
         response = ApiResponse.json(200, body)
         response.issue_id = issue.id
         return response
@@ -390,19 +446,30 @@ class SentryApi:
         render = self.renderer.full if full else self.renderer.slim
         return b"[" + b",".join(render(ref) for ref in refs) + b"]"
 
-    def _event_list(self, request: ApiRequest, segments: Sequence[Segment], lo: int, hi: int,
-                    full: bool, issue: Issue | None) -> ApiResponse:
+    def _event_list(
+        self,
+        request: ApiRequest,
+        segments: Sequence[Segment],
+        lo: int,
+        hi: int,
+        full: bool,
+        issue: Issue | None,
+    ) -> ApiResponse:
         per_page = self._per_page(request)
         cursor = self._cursor(request)
         query = (request.get("query") or "").strip()
         if query:
             event_id = normalize_event_id(query)
             if event_id is None:
-                raise ApiError(400, "The simulator only supports an event ID as an event-list query")
+                raise ApiError(
+                    400, "The simulator only supports an event ID as an event-list query"
+                )
             ref = self.org.locate_event(event_id)
             in_scope = ref is not None and any(s is ref.segment for s in segments)
             if ref is not None and in_scope and (issue is None or ref.issue is issue):
-                response = ApiResponse(200, self._render_list([ref], full), [("X-Sentry-Direct-Hit", "1")])
+                response = ApiResponse(
+                    200, self._render_list([ref], full), [("X-Sentry-Direct-Hit", "1")]
+                )
                 response.issue_id = issue.id if issue else None
                 return response
             segments = []
@@ -411,8 +478,9 @@ class SentryApi:
             return self.org.page(segments, lo, hi, offset, limit)[0]
 
         result = generic_offset_page(fetch, per_page, cursor)
-        response = ApiResponse(200, self._render_list(result.results, full),
-                               [self._link(request, result)])  # type: ignore[arg-type]
+        response = ApiResponse(
+            200, self._render_list(result.results, full), [self._link(request, result)]
+        )  # type: ignore[arg-type]
         response.issue_id = issue.id if issue else None
         return response
 
@@ -494,8 +562,14 @@ class SentryApi:
         ref = self.org.locate_event(raw)
         if ref is None:
             raise ApiError(404, NOT_FOUND)
-        head = json.dumps({"organizationSlug": self.org.slug, "projectSlug": ref.project.slug,
-                           "groupId": str(ref.issue.id), "eventId": ref.event_id})
+        head = json.dumps(
+            {
+                "organizationSlug": self.org.slug,
+                "projectSlug": ref.project.slug,
+                "groupId": str(ref.issue.id),
+                "eventId": ref.event_id,
+            }
+        )
         body = head[:-1].encode() + b', "event": ' + self.renderer.full(ref) + b"}"
         response = ApiResponse(200, body)
         response.issue_id = ref.issue.id

@@ -82,7 +82,9 @@ class FaultInjector:
                 out.labels.append("slow")
         if family == "issue_events":
             if cfg.new_events_every and family_no % cfg.new_events_every == 0:
-                out.actions.append(ScheduledFault("add_events", family_no, count=cfg.new_events_count))
+                out.actions.append(
+                    ScheduledFault("add_events", family_no, count=cfg.new_events_count)
+                )
             self._once(out, "delete", cfg.delete_issue_after, family_no, "delete_issue")
             self._once(out, "merge", cfg.merge_issue_after, family_no, "merge_issue")
         if cfg.advance_every and request_no % cfg.advance_every == 0:

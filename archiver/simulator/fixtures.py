@@ -15,7 +15,14 @@ from typing import Any
 
 FIXTURES_DIR = Path(__file__).with_name("fixtures")
 
-DETAIL_ONLY_KEYS = ("release", "userReport", "nextEventID", "previousEventID", "sdkUpdates", "resolvedWith")
+DETAIL_ONLY_KEYS = (
+    "release",
+    "userReport",
+    "nextEventID",
+    "previousEventID",
+    "sdkUpdates",
+    "resolvedWith",
+)
 """Keys the detail endpoints add; a stored event body never carries them."""
 
 PLATFORM_ALIASES = {"cocoa": "cocoa", "objc": "cocoa", "swift": "cocoa", "node": "node"}

@@ -85,7 +85,7 @@ def offset_page(items: Sequence[T], limit: int, cursor: Cursor | None) -> Cursor
     start = page * int(cursor.value)
     results = list(items[start : start + size + 1])
     if cursor.value != limit:
-        results = results[-(limit + 1):]
+        results = results[-(limit + 1) :]
     return CursorResult(
         results[:limit],
         prev=Cursor(limit, page - 1, True, page > 0),
@@ -106,8 +106,12 @@ def _reverse_bisect_left(scores: Sequence[float], x: float, hi: int | None = Non
 
 
 def sequence_page(
-    scored: Sequence[tuple[int | float, T]], limit: int, cursor: Cursor | None, *,
-    reverse: bool = True, max_hits: int | None = None,
+    scored: Sequence[tuple[int | float, T]],
+    limit: int,
+    cursor: Cursor | None,
+    *,
+    reverse: bool = True,
+    max_hits: int | None = None,
 ) -> CursorResult[T]:
     """``SequencePaginator`` over ``(score, item)`` pairs, already sorted (descending if reverse)."""
     scores = [s for s, _ in scored]
@@ -155,12 +159,20 @@ def django_urlencode(pairs: Sequence[tuple[str, str]]) -> str:
     )
 
 
-def link_header(base: str, path: str, query: Sequence[tuple[str, str]], prev: Cursor, nxt: Cursor) -> str:
+def link_header(
+    base: str, path: str, query: Sequence[tuple[str, str]], prev: Cursor, nxt: Cursor
+) -> str:
     """The ``Link`` header for a page: previous link first, then next, joined by ``", "``."""
     querystring = django_urlencode([(k, v) for k, v in query if k != "cursor"])
     uri = f"{base.rstrip('/')}{quote(path, safe='/')}?{querystring}"
     links = []
     for name, cur in (("previous", prev), ("next", nxt)):
-        links.append(LINK_HEADER.format(uri=uri, cursor=str(cur), name=name,
-                                        has_results="true" if cur.has_results else "false"))
+        links.append(
+            LINK_HEADER.format(
+                uri=uri,
+                cursor=str(cur),
+                name=name,
+                has_results="true" if cur.has_results else "false",
+            )
+        )
     return ", ".join(links)

@@ -25,14 +25,42 @@ from .fixtures import FixtureEvent
 from .templates import IssueTemplate, dumps
 
 NULL = "null"
-EMPTY_META = dumps({"user": None, "context": None, "entries": {}, "contexts": None, "message": None,
-                    "packages": None, "tags": {}, "sdk": None})
-GROUPING_CONFIG = dumps({"enhancements": "eJybzDRxY3J-bm5-np6VTmJeSmpRZXJmUmZpTqqufl5-bkpiSVJiUUmxjlZmYl5JIZh6", "id": "newstyle:2023-01-11"})
+EMPTY_META = dumps(
+    {
+        "user": None,
+        "context": None,
+        "entries": {},
+        "contexts": None,
+        "message": None,
+        "packages": None,
+        "tags": {},
+        "sdk": None,
+    }
+)
+GROUPING_CONFIG = dumps(
+    {
+        "enhancements": "eJybzDRxY3J-bm5-np6VTmJeSmpRZXJmUmZpTqqufl5-bkpiSVJiUUmxjlZmYl5JIZh6",
+        "id": "newstyle:2023-01-11",
+    }
+)
 
 ODDITIES = (
-    "user_null", "query_string", "data_string", "data_list", "crumb_float", "null_lists",
-    "legacy_id", "legacy_int_id", "unicode", "nul", "long", "tags_meta", "meta_scrub",
-    "many_crumbs", "unknown_entry", "no_crumbs",
+    "user_null",
+    "query_string",
+    "data_string",
+    "data_list",
+    "crumb_float",
+    "null_lists",
+    "legacy_id",
+    "legacy_int_id",
+    "unicode",
+    "nul",
+    "long",
+    "tags_meta",
+    "meta_scrub",
+    "many_crumbs",
+    "unknown_entry",
+    "no_crumbs",
 )
 """Per-event odd shapes, each seen in real Sentry payloads (chosen for ``odd_rate`` of events)."""
 
@@ -87,40 +115,104 @@ class Compiled:
 _CRUMBS: dict[str, tuple[tuple[str, str, str | None, Any, str | None], ...]] = {
     # style -> (type, category, level, data, message)
     "server": (
-        ("default", "query", "info", None, 'SELECT "orders_order"."id" FROM "orders_order" WHERE "orders_order"."customer_id" = %s'),
-        ("http", "httplib", "info", {"url": "https://api.stripe.com/v1/charges", "method": "POST", "status_code": 402, "reason": "Payment Required"}, None),
-        ("default", "redis", "info", {"redis.key": "session:9f2c", "db.operation": "GET"}, "GET 'session:9f2c'"),
+        (
+            "default",
+            "query",
+            "info",
+            None,
+            'SELECT "orders_order"."id" FROM "orders_order" WHERE "orders_order"."customer_id" = %s',
+        ),
+        (
+            "http",
+            "httplib",
+            "info",
+            {
+                "url": "https://api.stripe.com/v1/charges",
+                "method": "POST",
+                "status_code": 402,
+                "reason": "Payment Required",
+            },
+            None,
+        ),
+        (
+            "default",
+            "redis",
+            "info",
+            {"redis.key": "session:9f2c", "db.operation": "GET"},
+            "GET 'session:9f2c'",
+        ),
         ("default", "acme.orders", "warning", None, "Retrying charge after soft decline"),
         ("debug", "celery", None, {"task": "acme.orders.tasks.send_receipt"}, "task queued"),
     ),
     "browser": (
         ("navigation", "navigation", "info", {"from": "/cart", "to": "/checkout"}, None),
-        ("default", "ui.click", "info", None, "button.btn-primary[type=\"submit\"]"),
+        ("default", "ui.click", "info", None, 'button.btn-primary[type="submit"]'),
         ("http", "xhr", "info", {"method": "GET", "url": "/api/0/cart/", "status_code": 200}, None),
-        ("http", "fetch", "error", {"method": "POST", "url": "/api/0/checkout/", "status_code": 502}, None),
-        ("debug", "console", "log", {"arguments": ["render", {"items": 3}], "logger": "console"}, "render [object Object]"),
+        (
+            "http",
+            "fetch",
+            "error",
+            {"method": "POST", "url": "/api/0/checkout/", "status_code": 502},
+            None,
+        ),
+        (
+            "debug",
+            "console",
+            "log",
+            {"arguments": ["render", {"items": 3}], "logger": "console"},
+            "render [object Object]",
+        ),
         ("default", "sentry.transaction", "info", None, "7787a027f3fb46c985aaa2287b3f4d09"),
     ),
     "mobile": (
-        ("navigation", "ui.lifecycle", "info", {"screen": "CheckoutViewController", "state": "viewDidAppear"}, None),
+        (
+            "navigation",
+            "ui.lifecycle",
+            "info",
+            {"screen": "CheckoutViewController", "state": "viewDidAppear"},
+            None,
+        ),
         ("default", "device.event", "info", {"action": "BATTERY_STATE_CHANGE", "level": 14}, None),
-        ("http", "http", "info", {"method": "POST", "url": "https://api.acme.io/v2/orders", "status_code": 500}, None),
+        (
+            "http",
+            "http",
+            "info",
+            {"method": "POST", "url": "https://api.acme.io/v2/orders", "status_code": 500},
+            None,
+        ),
         ("user", "touch", "info", {"view": "UIButton"}, "checkoutButton"),
     ),
 }
 
+
 def _crumb_parts(crumb: tuple[str, str, str | None, Any, str | None]) -> tuple[str, str]:
     """A breadcrumb pre-serialized around its timestamp: (text before, text after)."""
     ctype, cat, level, data, message = crumb
-    text = dumps({"type": ctype, "category": cat, "level": level, "event_id": None,
-                  "timestamp": "\x00", "data": data, "message": message})
+    text = dumps(
+        {
+            "type": ctype,
+            "category": cat,
+            "level": level,
+            "event_id": None,
+            "timestamp": "\x00",
+            "data": data,
+            "message": message,
+        }
+    )
     before, _, after = text.partition('"\\u0000"')
     return before, after
 
 
 _CRUMB_PARTS = {style: tuple(_crumb_parts(c) for c in pool) for style, pool in _CRUMBS.items()}
 
-_PATHS = ("/api/orders/", "/api/orders/1234/pay/", "/checkout", "/api/customers/me/", "/cart", "/api/search/")
+_PATHS = (
+    "/api/orders/",
+    "/api/orders/1234/pay/",
+    "/checkout",
+    "/api/customers/me/",
+    "/cart",
+    "/api/search/",
+)
 
 
 class EventRenderer:
@@ -145,13 +237,20 @@ class EventRenderer:
         """``SimpleEventSerializer`` shape: lists without ``full``."""
         return self._cached(ref, "slim")
 
-    def detail(self, ref: EventRef, *, release: bytes | None, newer: str | None, older: str | None) -> bytes:
+    def detail(
+        self, ref: EventRef, *, release: bytes | None, newer: str | None, older: str | None
+    ) -> bytes:
         """The detail endpoints' shape: full event plus release, userReport, neighbours."""
         body = self.full(ref)
         extra = (
-            b',"release":' + (release or b"null") + DETAIL_TAIL.encode()
-            + b',"nextEventID":' + (json.dumps(newer).encode())
-            + b',"previousEventID":' + (json.dumps(older).encode()) + b"}"
+            b',"release":'
+            + (release or b"null")
+            + DETAIL_TAIL.encode()
+            + b',"nextEventID":'
+            + (json.dumps(newer).encode())
+            + b',"previousEventID":'
+            + (json.dumps(older).encode())
+            + b"}"
         )
         return body[:-1] + extra
 
@@ -169,7 +268,9 @@ class EventRenderer:
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit
-        body = (self._render_full(ref) if variant == "full" else self._render_slim(ref)).encode("utf-8")
+        body = (self._render_full(ref) if variant == "full" else self._render_slim(ref)).encode(
+            "utf-8"
+        )
         with self._lock:
             if key not in self._cache and len(body) <= self._cache_limit // 4:
                 self._cache[key] = body
@@ -192,12 +293,22 @@ class EventRenderer:
         t = self.org.template(issue)
         contexts = dumps(t.contexts)
         compiled = Compiled(
-            template=t, lead=",".join(t.lead_entries), tail=",".join(t.tail_entries),
-            title=dumps(t.title), message=dumps(t.message), location=dumps(t.location),
-            culprit=dumps(t.culprit), metadata=dumps(t.metadata), sdk=dumps(t.sdk or None),
-            packages=dumps(t.packages), context=dumps(t.extra or {}), errors=dumps(list(t.errors)),
-            fingerprints=dumps([t.fingerprint]), platform=dumps(t.platform),
-            event_type=dumps(t.event_type), dist=dumps(t.dist),
+            template=t,
+            lead=",".join(t.lead_entries),
+            tail=",".join(t.tail_entries),
+            title=dumps(t.title),
+            message=dumps(t.message),
+            location=dumps(t.location),
+            culprit=dumps(t.culprit),
+            metadata=dumps(t.metadata),
+            sdk=dumps(t.sdk or None),
+            packages=dumps(t.packages),
+            context=dumps(t.extra or {}),
+            errors=dumps(list(t.errors)),
+            fingerprints=dumps([t.fingerprint]),
+            platform=dumps(t.platform),
+            event_type=dumps(t.event_type),
+            dist=dumps(t.dist),
             contexts_prefix=contexts[:-1] + ("," if len(contexts) > 2 else ""),
         )
         with self._lock:
@@ -226,11 +337,19 @@ class EventRenderer:
         elif odd == "nul":
             name = f"{first}\u0000{last}"
         return {
-            "id": str(10_000 + n), "email": f"{first.lower()}.{n}@example.com",
+            "id": str(10_000 + n),
+            "email": f"{first.lower()}.{n}@example.com",
             "username": None if n % 3 else f"{first.lower()}{n}",
             "ip_address": f"203.0.{n % 256}.{(n * 7) % 256}" if odd != "meta_scrub" else None,
-            "name": name, "geo": {"country_code": ("DE", "US", "JP", "BR", "IN")[n % 5], "city": None, "region": None}
-            if n % 4 == 0 else None, "data": {"isStaff": n % 50 == 0} if n % 2 == 0 else None,
+            "name": name,
+            "geo": {
+                "country_code": ("DE", "US", "JP", "BR", "IN")[n % 5],
+                "city": None,
+                "region": None,
+            }
+            if n % 4 == 0
+            else None,
+            "data": {"isStaff": n % 50 == 0} if n % 2 == 0 else None,
         }
 
     def _crumbs(self, style: str, ts: int, micros: int, bits: int, odd: str | None) -> str:
@@ -281,11 +400,21 @@ class EventRenderer:
         request = {
             "type": "request",
             "data": {
-                "fragment": None, "cookies": [["sessionid", "[Filtered]"]] if style == "server" else [],
+                "fragment": None,
+                "cookies": [["sessionid", "[Filtered]"]] if style == "server" else [],
                 "inferredContentType": "application/json" if isinstance(data, dict) else None,
-                "env": {"REMOTE_ADDR": "10.0.0.12", "SERVER_NAME": "api.acme.io", "SERVER_PORT": "443"}
-                if style == "server" else None,
-                "headers": headers, "url": url, "query": query, "data": data, "method": method,
+                "env": {
+                    "REMOTE_ADDR": "10.0.0.12",
+                    "SERVER_NAME": "api.acme.io",
+                    "SERVER_PORT": "443",
+                }
+                if style == "server"
+                else None,
+                "headers": headers,
+                "url": url,
+                "query": query,
+                "data": data,
+                "method": method,
             },
         }
         return dumps(request), url
@@ -316,7 +445,9 @@ class EventRenderer:
         if c.tail:
             entries.append(c.tail)
         if odd == "unknown_entry":
-            entries.append(dumps({"type": "threadpool_info", "data": {"pending": 3, "workers": [1, 2]}}))
+            entries.append(
+                dumps({"type": "threadpool_info", "data": {"pending": 3, "workers": [1, 2]}})
+            )
         release = self.org.release_for(ref)
         env = ref.segment.environment
         tags: list[tuple[str, str]] = [*t.tags, ("environment", env), ("level", t.level)]
@@ -331,8 +462,15 @@ class EventRenderer:
         message = c.message
         title = c.title
         if odd == "unicode":
-            message = dumps(f"{t.message or t.title} — {vocab.UNICODE_SNIPPETS[bits % len(vocab.UNICODE_SNIPPETS)]}")
-            tags.append(("checkout.locale", vocab.UNICODE_SNIPPETS[(bits >> 8) % len(vocab.UNICODE_SNIPPETS)]))
+            message = dumps(
+                f"{t.message or t.title} — {vocab.UNICODE_SNIPPETS[bits % len(vocab.UNICODE_SNIPPETS)]}"
+            )
+            tags.append(
+                (
+                    "checkout.locale",
+                    vocab.UNICODE_SNIPPETS[(bits >> 8) % len(vocab.UNICODE_SNIPPETS)],
+                )
+            )
         elif odd == "nul":
             message = dumps(f"{t.message or t.title}\u0000(truncated)")
             tags.append(("query.raw", "a\u0000b"))
@@ -354,9 +492,22 @@ class EventRenderer:
         contexts = c.contexts_prefix + trace
         meta = EMPTY_META
         if odd == "meta_scrub":
-            meta = dumps({"user": {"ip_address": {"": {"rem": [["@ip:replace", "s", 0, 10]], "len": 13}}},
-                          "context": None, "entries": {"1": {"data": {"headers": {"0": {"1": {"": {"rem": [["@password", "s"]]}}}}}}},
-                          "contexts": None, "message": None, "packages": None, "tags": {}, "sdk": None})
+            meta = dumps(
+                {
+                    "user": {"ip_address": {"": {"rem": [["@ip:replace", "s", 0, 10]], "len": 13}}},
+                    "context": None,
+                    "entries": {
+                        "1": {
+                            "data": {"headers": {"0": {"1": {"": {"rem": [["@password", "s"]]}}}}}
+                        }
+                    },
+                    "contexts": None,
+                    "message": None,
+                    "packages": None,
+                    "tags": {},
+                    "sdk": None,
+                }
+            )
         ident: str = dumps(eid)
         if odd == "legacy_id":
             ident = dumps(str(bits % 10**9))
@@ -368,20 +519,41 @@ class EventRenderer:
         occurrence = NULL
         if t.occurrence is not None:
             occurrence = dumps({**t.occurrence, "eventId": eid, "projectId": issue.project.id})
-        created = iso(ref.timestamp, micros if t.platform in ("javascript", "cocoa", "node") else None)
+        created = iso(
+            ref.timestamp, micros if t.platform in ("javascript", "cocoa", "node") else None
+        )
         received_ms = (bits >> 60) % 3_000
-        received = iso(ref.timestamp + (micros // 1000 + received_ms) // 1000,
-                       ((micros // 1000 + received_ms) % 1000) * 1000)
+        received = iso(
+            ref.timestamp + (micros // 1000 + received_ms) // 1000,
+            ((micros // 1000 + received_ms) % 1000) * 1000,
+        )
         parts = [
-            ("id", ident), ("groupID", f'"{issue.id}"'), ("eventID", f'"{eid}"'),
-            ("projectID", f'"{issue.project.id}"'), ("size", str(1_500 + bits % 60_000)),
-            ("entries", "[" + ",".join(entries) + "]"), ("dist", c.dist), ("message", message),
-            ("title", title), ("location", c.location), ("user", dumps(user)), ("contexts", contexts),
-            ("sdk", c.sdk), ("context", extra), ("packages", c.packages), ("type", c.event_type),
-            ("metadata", c.metadata), ("tags", dumps(tag_objs)), ("platform", c.platform),
+            ("id", ident),
+            ("groupID", f'"{issue.id}"'),
+            ("eventID", f'"{eid}"'),
+            ("projectID", f'"{issue.project.id}"'),
+            ("size", str(1_500 + bits % 60_000)),
+            ("entries", "[" + ",".join(entries) + "]"),
+            ("dist", c.dist),
+            ("message", message),
+            ("title", title),
+            ("location", c.location),
+            ("user", dumps(user)),
+            ("contexts", contexts),
+            ("sdk", c.sdk),
+            ("context", extra),
+            ("packages", c.packages),
+            ("type", c.event_type),
+            ("metadata", c.metadata),
+            ("tags", dumps(tag_objs)),
+            ("platform", c.platform),
             ("dateReceived", f'"{received}"'),
-            ("errors", NULL if odd == "null_lists" else c.errors), ("occurrence", occurrence),
-            ("_meta", meta), ("crashFile", NULL), ("culprit", c.culprit), ("dateCreated", f'"{created}"'),
+            ("errors", NULL if odd == "null_lists" else c.errors),
+            ("occurrence", occurrence),
+            ("_meta", meta),
+            ("crashFile", NULL),
+            ("culprit", c.culprit),
+            ("dateCreated", f'"{created}"'),
             ("fingerprints", NULL if odd == "null_lists" else c.fingerprints),
             ("groupingConfig", GROUPING_CONFIG),
         ]
@@ -405,8 +577,11 @@ class EventRenderer:
     def _render_fixture(self, ref: EventRef, fixture: FixtureEvent) -> str:
         created, received = self._fixture_dates(ref, fixture)
         overrides = {
-            "id": dumps(ref.event_id), "eventID": dumps(ref.event_id), "groupID": dumps(str(ref.issue.id)),
-            "projectID": dumps(str(ref.project.id)), "dateCreated": dumps(created),
+            "id": dumps(ref.event_id),
+            "eventID": dumps(ref.event_id),
+            "groupID": dumps(str(ref.issue.id)),
+            "projectID": dumps(str(ref.project.id)),
+            "dateCreated": dumps(created),
             "dateReceived": dumps(received),
         }
         parts = [(k, overrides.get(k, v)) for k, v in self._fixture_fragments(fixture)]
@@ -427,12 +602,20 @@ class EventRenderer:
                     slim["query"] = tag["query"]
                 tags.append(slim)
         slim_event = {
-            "eventID": full.get("eventID"), "tags": tags, "dateCreated": full.get("dateCreated"),
-            "user": user, "message": full.get("message"), "title": full.get("title"),
-            "id": full.get("id"), "platform": full.get("platform"),
-            "event.type": full.get("type"), "groupID": full.get("groupID"),
-            "crashFile": full.get("crashFile"), "location": full.get("location"),
-            "culprit": full.get("culprit"), "projectID": str(ref.project.id),
+            "eventID": full.get("eventID"),
+            "tags": tags,
+            "dateCreated": full.get("dateCreated"),
+            "user": user,
+            "message": full.get("message"),
+            "title": full.get("title"),
+            "id": full.get("id"),
+            "platform": full.get("platform"),
+            "event.type": full.get("type"),
+            "groupID": full.get("groupID"),
+            "crashFile": full.get("crashFile"),
+            "location": full.get("location"),
+            "culprit": full.get("culprit"),
+            "projectID": str(ref.project.id),
             "metadata": full.get("metadata"),
         }
         return dumps(slim_event)
@@ -440,19 +623,37 @@ class EventRenderer:
 
 # --- issues, projects, releases ----------------------------------------------------------------
 
+
 def project_json(org: SimulatedOrg, project: Project) -> dict[str, Any]:
     """The organization projects list item (shape of Sentry's example)."""
     latest = org.releases.get(project.index, [])
     envs = sorted({s.environment for i in org.issues if i.project is project for s in i.own})
     return {
-        "id": str(project.id), "slug": project.slug, "name": project.name, "platform": project.platform,
-        "dateCreated": iso(project.date_created, 0)[:-4] + "Z", "isBookmarked": False, "isMember": True,
-        "features": ["releases", "minidump", "similarity-indexing"], "firstEvent": iso(project.date_created + DAY),
-        "firstTransactionEvent": project.platform in ("python", "javascript"), "access": ["project:read", "event:read"],
-        "hasAccess": True, "hasMinifiedStackTrace": project.platform == "javascript", "hasMonitors": False,
-        "hasProfiles": False, "hasReplays": False, "hasFeedbacks": False, "hasSessions": True,
-        "isInternal": False, "isPublic": False, "avatar": {"avatarType": "letter_avatar", "avatarUuid": None},
-        "color": "#3f70bf", "status": "active", "environments": envs, "platforms": [project.platform],
+        "id": str(project.id),
+        "slug": project.slug,
+        "name": project.name,
+        "platform": project.platform,
+        "dateCreated": iso(project.date_created, 0)[:-4] + "Z",
+        "isBookmarked": False,
+        "isMember": True,
+        "features": ["releases", "minidump", "similarity-indexing"],
+        "firstEvent": iso(project.date_created + DAY),
+        "firstTransactionEvent": project.platform in ("python", "javascript"),
+        "access": ["project:read", "event:read"],
+        "hasAccess": True,
+        "hasMinifiedStackTrace": project.platform == "javascript",
+        "hasMonitors": False,
+        "hasProfiles": False,
+        "hasReplays": False,
+        "hasFeedbacks": False,
+        "hasSessions": True,
+        "isInternal": False,
+        "isPublic": False,
+        "avatar": {"avatarType": "letter_avatar", "avatarUuid": None},
+        "color": "#3f70bf",
+        "status": "active",
+        "environments": envs,
+        "platforms": [project.platform],
         "team": {"id": str(project.team_id), "name": "Core", "slug": "core"},
         "teams": [{"id": str(project.team_id), "name": "Core", "slug": "core"}],
         "latestRelease": {"version": latest[-1].version} if latest else None,
@@ -482,31 +683,65 @@ def release_json(org: SimulatedOrg, release: Release) -> dict[str, Any]:
         "commitCount": 1 + seed % 40,
         "url": f"https://deploy.acme.io/{project.slug}/{pos + 1}/" if seed % 3 else None,
         "data": {},
-        "lastDeploy": {"name": f"{release.version} to production", "url": None, "environment": "production",
-                       "dateStarted": None, "dateFinished": iso(release.created + 1700, 0), "id": str(1_000_000 + seed % 1_000_000)}
-        if seed % 4 else None,
+        "lastDeploy": {
+            "name": f"{release.version} to production",
+            "url": None,
+            "environment": "production",
+            "dateStarted": None,
+            "dateFinished": iso(release.created + 1700, 0),
+            "id": str(1_000_000 + seed % 1_000_000),
+        }
+        if seed % 4
+        else None,
         "deployCount": 1 if seed % 4 else 0,
         "dateCreated": iso(release.created, 0),
         "lastEvent": iso(following),
         "version": release.version,
         "firstEvent": iso(release.created + 600),
         "lastCommit": {
-            "repository": {"status": "active", "integrationId": "2933", "externalSlug": f"acme/{project.slug}",
-                           "name": f"acme/{project.slug}", "provider": {"id": "integrations:github", "name": "GitHub"},
-                           "url": f"https://github.com/acme/{project.slug}", "id": str(10 + project.index),
-                           "dateCreated": "2019-03-01T10:00:00.000000Z"},
-            "releases": [{"dateReleased": iso(release.created + 1800, 0), "url": None,
-                          "dateCreated": iso(release.created, 0), "version": release.version,
-                          "shortVersion": release.version, "ref": "main"}],
+            "repository": {
+                "status": "active",
+                "integrationId": "2933",
+                "externalSlug": f"acme/{project.slug}",
+                "name": f"acme/{project.slug}",
+                "provider": {"id": "integrations:github", "name": "GitHub"},
+                "url": f"https://github.com/acme/{project.slug}",
+                "id": str(10 + project.index),
+                "dateCreated": "2019-03-01T10:00:00.000000Z",
+            },
+            "releases": [
+                {
+                    "dateReleased": iso(release.created + 1800, 0),
+                    "url": None,
+                    "dateCreated": iso(release.created, 0),
+                    "version": release.version,
+                    "shortVersion": release.version,
+                    "ref": "main",
+                }
+            ],
             "dateCreated": iso(release.created - 3600),
             "message": "fix(checkout): guard against empty carts",
             "id": sha,
         },
         "shortVersion": _short(release.version),
-        "authors": [{"username": f"{author}-{seed % 97}", "name": author.title(), "email": f"{author}@acme.io",
-                     "id": str(600_000 + seed % 99_999), "isActive": True, "has2fa": True,
-                     "avatarUrl": f"https://secure.gravatar.com/avatar/{sha[:32]}?s=32&d=mm",
-                     "emails": [{"is_verified": True, "id": str(700_000 + seed % 9_999), "email": f"{author}@acme.io"}]}],
+        "authors": [
+            {
+                "username": f"{author}-{seed % 97}",
+                "name": author.title(),
+                "email": f"{author}@acme.io",
+                "id": str(600_000 + seed % 99_999),
+                "isActive": True,
+                "has2fa": True,
+                "avatarUrl": f"https://secure.gravatar.com/avatar/{sha[:32]}?s=32&d=mm",
+                "emails": [
+                    {
+                        "is_verified": True,
+                        "id": str(700_000 + seed % 9_999),
+                        "email": f"{author}@acme.io",
+                    }
+                ],
+            }
+        ],
         "owner": None,
         "ref": "main" if seed % 2 else None,
         "projects": [{"name": project.name, "slug": project.slug}],
@@ -523,8 +758,16 @@ class IssueCounts:
     user_count: int
 
 
-def issue_json(org: SimulatedOrg, issue: Issue, template: IssueTemplate, *, base_url: str,
-               counts: IssueCounts, stats: dict[str, list[list[int]]], detail: bool = False) -> dict[str, Any]:
+def issue_json(
+    org: SimulatedOrg,
+    issue: Issue,
+    template: IssueTemplate,
+    *,
+    base_url: str,
+    counts: IssueCounts,
+    stats: dict[str, list[list[int]]],
+    detail: bool = False,
+) -> dict[str, Any]:
     """An issue as the issue list (``GroupSerializer`` + stream extras) or detail shows it."""
     lifetime_users = max(1, min(issue.times_seen, issue.times_seen // 3 + 1))
     status_details: dict[str, Any] = {}
@@ -533,49 +776,114 @@ def issue_json(org: SimulatedOrg, issue: Issue, template: IssueTemplate, *, base
     elif issue.status == "resolved":
         status_details = {"inRelease": "latest"} if issue.seed % 2 else {}
     body: dict[str, Any] = {
-        "id": str(issue.id), "shareId": None, "shortId": issue.short_id, "title": template.title,
+        "id": str(issue.id),
+        "shareId": None,
+        "shortId": issue.short_id,
+        "title": template.title,
         "culprit": template.culprit,
         "permalink": f"{base_url}organizations/{org.slug}/issues/{issue.id}/",
-        "logger": template.logger, "level": template.level, "status": issue.status,
-        "statusDetails": status_details, "substatus": None if issue.status == "resolved" else issue.substatus,
-        "isPublic": False, "platform": issue.platform,
-        "project": {"id": str(issue.project.id), "name": issue.project.name, "slug": issue.project.slug,
-                    "platform": issue.project.platform},
+        "logger": template.logger,
+        "level": template.level,
+        "status": issue.status,
+        "statusDetails": status_details,
+        "substatus": None if issue.status == "resolved" else issue.substatus,
+        "isPublic": False,
+        "platform": issue.platform,
+        "project": {
+            "id": str(issue.project.id),
+            "name": issue.project.name,
+            "slug": issue.project.slug,
+            "platform": issue.project.platform,
+        },
         "type": template.event_type if template.event_type != "transaction" else "default",
-        "metadata": template.metadata, "numComments": issue.seed % 4, "assignedTo": None,
-        "isBookmarked": False, "isSubscribed": False, "subscriptionDetails": None, "hasSeen": bool(issue.seed % 2),
-        "annotations": [], "issueType": template.issue_type, "issueCategory": template.issue_category,
-        "priority": issue.priority, "priorityLockedAt": None, "isUnhandled": "handled\x1fno" in "\x1f".join(
-            f"{k}\x1f{v}" for k, v in template.tags),
-        "count": str(counts.count), "userCount": counts.user_count,
+        "metadata": template.metadata,
+        "numComments": issue.seed % 4,
+        "assignedTo": None,
+        "isBookmarked": False,
+        "isSubscribed": False,
+        "subscriptionDetails": None,
+        "hasSeen": bool(issue.seed % 2),
+        "annotations": [],
+        "issueType": template.issue_type,
+        "issueCategory": template.issue_category,
+        "priority": issue.priority,
+        "priorityLockedAt": None,
+        "isUnhandled": "handled\x1fno" in "\x1f".join(f"{k}\x1f{v}" for k, v in template.tags),
+        "count": str(counts.count),
+        "userCount": counts.user_count,
         "firstSeen": iso(counts.first_seen, 0) if counts.first_seen else None,
         "lastSeen": iso(counts.last_seen, 0) if counts.last_seen else None,
         "stats": stats,
-        "lifetime": {"count": str(issue.times_seen), "userCount": lifetime_users,
-                     "firstSeen": iso(issue.first_seen, 0), "lastSeen": iso(issue.last_seen, 0)},
+        "lifetime": {
+            "count": str(issue.times_seen),
+            "userCount": lifetime_users,
+            "firstSeen": iso(issue.first_seen, 0),
+            "lastSeen": iso(issue.last_seen, 0),
+        },
         "filtered": None,
     }
     if detail:
         release = None
         releases = org.releases.get(issue.project.index, [])
         if releases and template.has_release:
-            first = max((r for r in releases if r.created <= issue.first_seen), key=lambda r: r.created, default=None)
-            last = max((r for r in releases if r.created <= issue.last_seen), key=lambda r: r.created, default=None)
+            first = max(
+                (r for r in releases if r.created <= issue.first_seen),
+                key=lambda r: r.created,
+                default=None,
+            )
+            last = max(
+                (r for r in releases if r.created <= issue.last_seen),
+                key=lambda r: r.created,
+                default=None,
+            )
             release = first
-            body["lastRelease"] = {"version": last.version, "shortVersion": _short(last.version),
-                                   "dateCreated": iso(last.created, 0), "dateReleased": None, "ref": None,
-                                   "url": None} if last else None
+            body["lastRelease"] = (
+                {
+                    "version": last.version,
+                    "shortVersion": _short(last.version),
+                    "dateCreated": iso(last.created, 0),
+                    "dateReleased": None,
+                    "ref": None,
+                    "url": None,
+                }
+                if last
+                else None
+            )
         else:
             body["lastRelease"] = None
-        body["firstRelease"] = {"version": release.version, "shortVersion": _short(release.version),
-                                "dateCreated": iso(release.created, 0), "dateReleased": None, "ref": None,
-                                "url": None} if release else None
-        body.update({
-            "activity": [{"id": "0", "type": "first_seen", "dateCreated": iso(issue.first_seen, 0), "data": {},
-                          "user": None}],
-            "seenBy": [], "userReportCount": 0, "participants": [],
-            "tags": [{"key": "environment", "name": "Environment", "totalValues": issue.times_seen},
-                     {"key": "level", "name": "Level", "totalValues": issue.times_seen}],
-            "pluginActions": [], "pluginIssues": [], "pluginContexts": [],
-        })
+        body["firstRelease"] = (
+            {
+                "version": release.version,
+                "shortVersion": _short(release.version),
+                "dateCreated": iso(release.created, 0),
+                "dateReleased": None,
+                "ref": None,
+                "url": None,
+            }
+            if release
+            else None
+        )
+        body.update(
+            {
+                "activity": [
+                    {
+                        "id": "0",
+                        "type": "first_seen",
+                        "dateCreated": iso(issue.first_seen, 0),
+                        "data": {},
+                        "user": None,
+                    }
+                ],
+                "seenBy": [],
+                "userReportCount": 0,
+                "participants": [],
+                "tags": [
+                    {"key": "environment", "name": "Environment", "totalValues": issue.times_seen},
+                    {"key": "level", "name": "Level", "totalValues": issue.times_seen},
+                ],
+                "pluginActions": [],
+                "pluginIssues": [],
+                "pluginContexts": [],
+            }
+        )
     return body

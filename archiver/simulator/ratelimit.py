@@ -65,7 +65,10 @@ class RateLimiter:
         if limit.concurrent is not None:
             headers += [
                 ("X-Sentry-Rate-Limit-ConcurrentLimit", str(limit.concurrent)),
-                ("X-Sentry-Rate-Limit-ConcurrentRemaining", str(max(0, limit.concurrent - in_flight))),
+                (
+                    "X-Sentry-Rate-Limit-ConcurrentRemaining",
+                    str(max(0, limit.concurrent - in_flight)),
+                ),
             ]
         if count > limit.limit:
             if not over_concurrency:

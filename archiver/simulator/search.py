@@ -23,8 +23,12 @@ TOKEN = re.compile(
 )
 RELATIVE = re.compile(r"^-(\d+)([smhdw])$")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
-STATUS_ALIASES = {"unresolved": "unresolved", "resolved": "resolved", "ignored": "ignored",
-                  "archived": "ignored"}
+STATUS_ALIASES = {
+    "unresolved": "unresolved",
+    "resolved": "resolved",
+    "ignored": "ignored",
+    "archived": "ignored",
+}
 
 
 class QueryError(ValueError):
@@ -69,7 +73,7 @@ def _date_filter(raw: str, now: float) -> tuple[str, float]:
     op = ""
     for candidate in (">=", "<=", ">", "<"):
         if raw.startswith(candidate):
-            op, raw = candidate, raw[len(candidate):]
+            op, raw = candidate, raw[len(candidate) :]
             break
     rel = RELATIVE.match(raw)
     if rel:
@@ -106,7 +110,9 @@ def parse_issue_query(text: str, now: float) -> IssueQuery:
                 elif value in ("unassigned", "assigned"):
                     query.assigned = value == "assigned"
                 else:
-                    raise QueryError(f"Invalid value for \"is\" search, valid values are {sorted(STATUS_ALIASES)}")
+                    raise QueryError(
+                        f'Invalid value for "is" search, valid values are {sorted(STATUS_ALIASES)}'
+                    )
         elif key == "issue.priority":
             bad = [v for v in values if v not in ("high", "medium", "low")]
             if bad:
@@ -129,7 +135,10 @@ def parse_issue_query(text: str, now: float) -> IssueQuery:
 def date_matches(value: float, filters: list[tuple[str, float]]) -> bool:
     for op, bound in filters:
         ok = {
-            ">": value > bound, ">=": value >= bound, "<": value < bound, "<=": value <= bound,
+            ">": value > bound,
+            ">=": value >= bound,
+            "<": value < bound,
+            "<=": value <= bound,
             "=": int(value) == int(bound),
         }[op]
         if not ok:

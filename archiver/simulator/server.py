@@ -36,17 +36,29 @@ from .wire import ApiRequest, ApiResponse
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 READ_SCOPES = frozenset({"event:read", "project:read", "org:read"})
-REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-           405: "Method Not Allowed", 429: "Too Many Requests", 500: "Internal Server Error",
-           502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 STANDARD_HEADERS = (
     ("Allow", "GET, HEAD, OPTIONS"),
     ("Vary", "Accept-Language, Cookie"),
     ("Content-Language", "en"),
     ("X-Frame-Options", "deny"),
     ("X-Content-Type-Options", "nosniff"),
-    ("Access-Control-Expose-Headers",
-     "X-Sentry-Error, X-Sentry-Direct-Hit, X-Hits, X-Max-Hits, Endpoint, Retry-After, Link"),
+    (
+        "Access-Control-Expose-Headers",
+        "X-Sentry-Error, X-Sentry-Direct-Hit, X-Hits, X-Max-Hits, Endpoint, Retry-After, Link",
+    ),
 )
 
 
@@ -213,8 +225,12 @@ class SimulatorServer:
         if self._httpd is not None:
             return self
         self._httpd = _HTTPServer((self.host, self._requested_port), self)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="sentry-simulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="sentry-simulator",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -231,8 +247,12 @@ class SimulatorServer:
     def __enter__(self) -> SimulatorServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     @property
@@ -280,17 +300,29 @@ class SimulatorServer:
         number, family_number = self.log.next_numbers(family)
         outcome = self._answer(method, path, query, headers, base_url, found, number, family_number)
         status = outcome.response.status
-        self.log.record(LoggedRequest(number, method, path, split.query, family, status,
-                                      outcome.labels))
+        self.log.record(
+            LoggedRequest(number, method, path, split.query, family, status, outcome.labels)
+        )
         return outcome
 
-    def _answer(self, method: str, path: str, query: list[tuple[str, str]], headers: dict[str, str],
-                base_url: str, found: tuple[str, dict[str, str]] | None, number: int,
-                family_number: int) -> Outcome:
+    def _answer(
+        self,
+        method: str,
+        path: str,
+        query: list[tuple[str, str]],
+        headers: dict[str, str],
+        base_url: str,
+        found: tuple[str, dict[str, str]] | None,
+        number: int,
+        family_number: int,
+    ) -> Outcome:
         if found is None:
             if not path.endswith("/") and endpoints.route(path + "/") is not None:
-                return Outcome(ApiResponse.detail(
-                    404, f"Route not found, did you forget a trailing slash? try: {path}/"))
+                return Outcome(
+                    ApiResponse.detail(
+                        404, f"Route not found, did you forget a trailing slash? try: {path}/"
+                    )
+                )
             return Outcome(ApiResponse.detail(404, "The requested resource does not exist"))
         family, params = found
         key, denied = self._auth(headers)
@@ -305,8 +337,13 @@ class SimulatorServer:
         decision = self.limiter.acquire(family, key)
         if not decision.allowed:
             assert decision.limit is not None and decision.reason is not None
-            return Outcome(self._too_many(rate_limit_message(decision.limit, decision.reason),
-                                          decision.headers, decision.reset))
+            return Outcome(
+                self._too_many(
+                    rate_limit_message(decision.limit, decision.reason),
+                    decision.headers,
+                    decision.reset,
+                )
+            )
         release = (lambda: self.limiter.release(family, key)) if decision.limit else (lambda: None)
         try:
             plan = self.faults.plan(number, family, family_number)
@@ -325,8 +362,14 @@ class SimulatorServer:
             release()
             raise
         response.headers.extend(decision.headers)
-        return Outcome(response, cut=plan.cut, truncate=plan.truncate, delay_ms=plan.delay_ms,
-                       release=release, labels=tuple(plan.labels))
+        return Outcome(
+            response,
+            cut=plan.cut,
+            truncate=plan.truncate,
+            delay_ms=plan.delay_ms,
+            release=release,
+            labels=tuple(plan.labels),
+        )
 
     def _too_many(self, message: str, headers: list[tuple[str, str]], reset: int) -> ApiResponse:
         body: object = message if self.config.rate_limit_body == "string" else {"detail": message}
@@ -340,11 +383,18 @@ class SimulatorServer:
         raw = request.params.get("issue", "")
         return int(raw) if raw.isdigit() else None
 
-    def _apply_faults(self, plan: FaultPlan, request: ApiRequest,
-                      limit_headers: list[tuple[str, str]], number: int) -> Outcome | None:
+    def _apply_faults(
+        self,
+        plan: FaultPlan,
+        request: ApiRequest,
+        limit_headers: list[tuple[str, str]],
+        number: int,
+    ) -> Outcome | None:
         """Apply data faults; return an early (error) outcome for status faults."""
         for action in plan.actions:
-            issue_id = action.issue_id if action.issue_id is not None else self._request_issue(request)
+            issue_id = (
+                action.issue_id if action.issue_id is not None else self._request_issue(request)
+            )
             try:
                 if action.kind == "advance":
                     self.org.advance(action.seconds)
@@ -362,12 +412,21 @@ class SimulatorServer:
             return None
         if plan.status == 429:
             limit = self.limiter.limit_for(request_family(request)) or None
-            message = rate_limit_message(limit, "rate") if limit else (
-                "You are attempting to use this endpoint too frequently. Limit is 40 requests in 1 seconds")
-            outcome = Outcome(self._too_many(message, list(limit_headers), int(self.config.wall_clock()) + 1))
+            message = (
+                rate_limit_message(limit, "rate")
+                if limit
+                else (
+                    "You are attempting to use this endpoint too frequently. Limit is 40 requests in 1 seconds"
+                )
+            )
+            outcome = Outcome(
+                self._too_many(message, list(limit_headers), int(self.config.wall_clock()) + 1)
+            )
         elif plan.status == 500:
             error_id = hashlib.md5(f"{self.config.faults.seed}:{number}".encode()).hexdigest()
-            outcome = Outcome(ApiResponse.json(500, {"detail": "Internal Error", "errorId": error_id}))
+            outcome = Outcome(
+                ApiResponse.json(500, {"detail": "Internal Error", "errorId": error_id})
+            )
         else:
             text = f"<html><body><h1>{plan.status} {REASONS.get(plan.status, 'Error')}</h1></body></html>\n"
             outcome = Outcome(ApiResponse(plan.status, text.encode()), content_type="text/html")
@@ -380,8 +439,10 @@ class SimulatorServer:
         source = self.org.resolve_issue(issue_id)
         if source is None:
             return
-        others = sorted((i for i in self.org.live_issues() if i.project is source.project and i is not source),
-                        key=lambda i: i.id)
+        others = sorted(
+            (i for i in self.org.live_issues() if i.project is source.project and i is not source),
+            key=lambda i: i.id,
+        )
         if others:
             self.org.merge_issue(source.id, others[0].id)
 

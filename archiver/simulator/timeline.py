@@ -103,7 +103,9 @@ def make_segment(
     return Segment(home, number, environment, tuple(ks), tuple(times), kind)
 
 
-def burst_segment(home: int, number: int, environment: str, n: int, at: int, spread: int) -> Segment:
+def burst_segment(
+    home: int, number: int, environment: str, n: int, at: int, spread: int
+) -> Segment:
     """``n`` events evenly spread over the ``spread`` seconds ending at ``at`` (0: one second)."""
     start = at - max(0, spread)
     return Segment(home, number, environment, (0, n), (start, at + 1), kind="added")

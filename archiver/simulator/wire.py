@@ -49,8 +49,12 @@ class ApiResponse:
     """The issue the request addressed, when any (lets data faults target it)."""
 
     @classmethod
-    def json(cls, status: int, value: Any, headers: list[tuple[str, str]] | None = None) -> ApiResponse:
-        return cls(status, json.dumps(value, ensure_ascii=False).encode("utf-8"), list(headers or []))
+    def json(
+        cls, status: int, value: Any, headers: list[tuple[str, str]] | None = None
+    ) -> ApiResponse:
+        return cls(
+            status, json.dumps(value, ensure_ascii=False).encode("utf-8"), list(headers or [])
+        )
 
     @classmethod
     def detail(cls, status: int, text: str) -> ApiResponse:

@@ -586,9 +586,9 @@ class SentryClient:
 
     def list_issue_events_page(
         self,
+        org: str,
         issue_id: int,
         *,
-        org: str | None = None,
         start: dt.datetime | None = None,
         end: dt.datetime | None = None,
         environments: Iterable[str] = (),
@@ -605,11 +605,7 @@ class SentryClient:
         params.extend(("environment", e) for e in environments)
         if cursor:
             params.append(("cursor", cursor))
-        path = (
-            f"api/0/organizations/{_q(org)}/issues/{int(issue_id)}/events/"
-            if org
-            else f"api/0/issues/{int(issue_id)}/events/"
-        )
+        path = f"api/0/organizations/{_q(org)}/issues/{int(issue_id)}/events/"
         return self.get_page(path, params, parse, spool)
 
     def list_project_events_page(
@@ -620,16 +616,12 @@ class SentryClient:
             params.append(("cursor", cursor))
         return self.get_page(f"api/0/projects/{_q(org)}/{_q(project_slug)}/events/", params)
 
-    def get_issue(self, issue_id: int, org: str | None = None) -> dict[str, Any]:
-        path = (
-            f"api/0/organizations/{_q(org)}/issues/{int(issue_id)}/"
-            if org
-            else f"api/0/issues/{int(issue_id)}/"
-        )
+    def get_issue(self, org: str, issue_id: int) -> dict[str, Any]:
+        path = f"api/0/organizations/{_q(org)}/issues/{int(issue_id)}/"
         return _as_dict(self.get(path), path)
 
-    def get_issue_event(self, issue_id: int, which: str = "latest") -> dict[str, Any]:
-        path = f"api/0/issues/{int(issue_id)}/events/{_q(which)}/"
+    def get_issue_event(self, org: str, issue_id: int, which: str = "latest") -> dict[str, Any]:
+        path = f"api/0/organizations/{_q(org)}/issues/{int(issue_id)}/events/{_q(which)}/"
         return _as_dict(self.get(path), path)
 
     def get_project_event(self, org: str, project_slug: str, event_id: str) -> dict[str, Any]:

@@ -98,7 +98,7 @@ class OneEvent:
         if issue_id is not None:
             which = "latest" if latest else self._event_id(event_id)
             try:
-                detail = self.client.get_issue_event(issue_id, which)
+                detail = self.client.get_issue_event(self.org, issue_id, which)
             except NotFoundError:
                 what = "has no events" if latest else f"has no event {which}"
                 raise EventNotFoundError(
@@ -161,7 +161,7 @@ class OneEvent:
     ) -> tuple[dict[str, Any] | None, str | None]:
         """The issue's row and the slug of its project (the issue payload names it)."""
         try:
-            payload = self.client.get_issue(issue_id)
+            payload = self.client.get_issue(self.org, issue_id)
         except NotFoundError:
             return None, None
         project = payload.get("project")

@@ -663,6 +663,7 @@ class Syncer:
 
             try:
                 page = self.client.list_issue_events_page(
+                    self.org,
                     walk.issue_id,
                     start=walk.walk_start,
                     end=walk.walk_end,
@@ -740,7 +741,7 @@ class Syncer:
         if not event_id:
             return item, False
         try:
-            detail = self.client.get_issue_event(walk.issue_id, str(event_id))
+            detail = self.client.get_issue_event(self.org, walk.issue_id, str(event_id))
         except NotFoundError:
             return item, False  # expired between the list and the detail: keep what we have
         self.report.details_fetched += 1

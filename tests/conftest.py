@@ -133,7 +133,7 @@ def simulator_page(token: str = "page-token") -> bytes:
     issue = max(org.live_issues(), key=lambda i: i.times_seen)
     with SimulatorServer(org, token=token) as srv:
         response = httpx.get(
-            f"{srv.url}/api/0/issues/{issue.id}/events/",
+            f"{srv.url}/api/0/organizations/{org.slug}/issues/{issue.id}/events/",
             params={"full": "true"},
             headers={"Authorization": f"Bearer {token}"},
         )

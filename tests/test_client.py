@@ -82,7 +82,9 @@ def status(
 def test_bearer_token_sent_and_page_cursor_read():
     fake = Fake([ok([{"id": "1"}], {"Link": LINK_MORE})])
     with fake.client() as client:
-        page = client.list_issue_events_page(1, start=None, end=None, environments=(), full=True)
+        page = client.list_issue_events_page(
+            "acme", 1, start=None, end=None, environments=(), full=True
+        )
     assert fake.requests[0].headers["authorization"] == f"Bearer {TOKEN}"
     assert fake.requests[0].url.params["full"] == "true"
     assert page.items == [{"id": "1"}] and page.next_cursor == "0:100:0" and page.has_next
@@ -131,10 +133,12 @@ def test_gzip_bodies_are_decoded_once_pages_and_errors_alike():
         [gz(200, [{"id": "1"}]), gz(404, {"detail": "The requested resource does not exist"})]
     )
     with fake.client() as client:
-        page = client.list_issue_events_page(1, start=None, end=None, environments=(), full=True)
+        page = client.list_issue_events_page(
+            "acme", 1, start=None, end=None, environments=(), full=True
+        )
         assert page.items == [{"id": "1"}] and not page.has_next
         with pytest.raises(NotFoundError, match="does not exist"):
-            client.get_issue(1)
+            client.get_issue("acme", 1)
 
 
 def test_5xx_cut_and_truncated_bodies_are_retried_with_backoff_then_succeed():
@@ -144,7 +148,9 @@ def test_5xx_cut_and_truncated_bodies_are_retried_with_backoff_then_succeed():
     truncated = lambda _r: httpx.Response(200, content=b'[{"id": "1", "ti')  # noqa: E731
     fake = Fake([status(502), cut, truncated, ok([{"id": "1"}], {"Link": LINK_END})])
     with fake.client(max_retries=5) as client:
-        page = client.list_issue_events_page(1, start=None, end=None, environments=(), full=True)
+        page = client.list_issue_events_page(
+            "acme", 1, start=None, end=None, environments=(), full=True
+        )
     assert page.items == [{"id": "1"}] and not page.has_next
     assert client.stats.retries == 3 and len(fake.slept) == 3
     assert all(0 <= s <= 60 for s in fake.slept)
@@ -153,7 +159,7 @@ def test_5xx_cut_and_truncated_bodies_are_retried_with_backoff_then_succeed():
 def test_retries_are_bounded_and_the_error_says_why():
     fake = Fake([status(503)] * 3)
     with fake.client(max_retries=2) as client, pytest.raises(ServerError, match="503"):
-        client.get_issue(5)
+        client.get_issue("acme", 5)
     assert len(fake.requests) == 3  # the first try and two retries
 
 
@@ -177,14 +183,14 @@ def test_429_waits_until_the_rate_limit_reset_sentry_sends():
         ]
     )
     with fake.client() as client:
-        assert client.get_issue(5)["id"] == "5"
+        assert client.get_issue("acme", 5)["id"] == "5"
     assert fake.slept and fake.slept[0] == pytest.approx(7.05, abs=0.01)
 
 
 def test_429_honours_retry_after_when_a_proxy_adds_it():
     fake = Fake([status(429, None, {"Retry-After": "3"}), ok({"id": "5"})])
     with fake.client() as client:
-        client.get_issue(5)
+        client.get_issue("acme", 5)
     assert fake.slept[0] == pytest.approx(3.0)
 
 
@@ -196,8 +202,8 @@ def test_pacing_waits_before_the_limit_is_hit():
     }
     fake = Fake([ok({"id": "1"}, headers), ok({"id": "2"}, headers)])
     with fake.client() as client:
-        client.get_issue(1)
-        client.get_issue(2)
+        client.get_issue("acme", 1)
+        client.get_issue("acme", 2)
     assert len(fake.requests) == 2  # no 429 was needed
     assert fake.slept and fake.slept[0] > 0  # the second request waited for the reset
 
@@ -213,7 +219,7 @@ def test_pacing_waits_before_the_limit_is_hit():
 def test_client_errors_are_not_retried_and_name_the_problem(code, kind, words):
     fake = Fake([status(code, {"detail": "nope"})])
     with fake.client() as client, pytest.raises(kind, match=words):
-        client.get_issue(5)
+        client.get_issue("acme", 5)
     assert len(fake.requests) == 1
 
 
@@ -224,9 +230,9 @@ def test_the_token_never_appears_in_errors_or_reprs():
     fake = Fake([echo_token] * 2 + [status(401, {"detail": f"bad token {TOKEN}"})])
     with fake.client(max_retries=1) as client:
         with pytest.raises(ApiError) as first:
-            client.get_issue(1)
+            client.get_issue("acme", 1)
         with pytest.raises(AuthError) as second:
-            client.get_issue(1)
+            client.get_issue("acme", 1)
         text = " ".join(
             [
                 str(first.value),

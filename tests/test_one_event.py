@@ -90,7 +90,7 @@ def test_archive_event_with_project_and_issue_latest(sim, empty_db_url):
     assert direct.exit_code == 0, direct.output
     issue = max(org.live_issues(), key=lambda i: i.times_seen)
     with SentryClient(srv.url, TOKEN) as client:
-        latest = client.get_issue_event(issue.id, "latest")["eventID"]
+        latest = client.get_issue_event(org.slug, issue.id, "latest")["eventID"]
     result = run(sim, empty_db_url, "--issue", str(issue.id), "--latest")
     assert result.exit_code == 0, result.output
     assert f"event {latest}" in result.output and f"issue {issue.id}" in result.output

@@ -81,15 +81,16 @@ def test_a_spooled_body_is_streamed_to_its_file_and_parse_gets_the_file(tmp_path
         return json.loads(Path(body.path).read_bytes())
 
     spooled = str(tmp_path / "p.body")
-    answer = (
-        lambda _r: httpx.Response(  # noqa: E731
+
+    def answer(_r):
+        return httpx.Response(
             200,
             stream=Chunks(packed[:7], packed[7:50], packed[50:]),
             headers={"Content-Encoding": "gzip", "Link": LINK_END},
         )
-    )
+
     with client_for([answer]) as client:
-        page = client.list_issue_events_page(1, parse=parse, spool=spooled)
+        page = client.list_issue_events_page("acme", 1, parse=parse, spool=spooled)
     assert page.items == data and not page.has_next
     assert [b.path for b in seen] == [spooled]
     assert Path(spooled).read_bytes() == json.dumps(data).encode()  # decoded, whole
@@ -111,7 +112,7 @@ def test_a_truncated_spooled_body_is_fetched_again_and_rewritten(tmp_path: Path)
         return json.loads(Path(body.path).read_bytes())  # ValueError on the cut body
 
     with client_for(answers) as client:
-        page = client.list_issue_events_page(1, parse=parse, spool=spooled)
+        page = client.list_issue_events_page("acme", 1, parse=parse, spool=spooled)
     assert page.items == [{"id": "1"}, {"id": "2"}]
     assert sizes == [len(whole) - 5 + 200, len(whole)]  # the file was rewritten, not appended
     assert client.stats.retries == 1
@@ -123,7 +124,9 @@ def test_error_bodies_are_never_spooled_and_still_give_their_message(tmp_path: P
         400, json={"detail": "Invalid cursor parameter."}
     )
     with client_for([answer]) as client, pytest.raises(Exception, match="Invalid cursor"):
-        client.list_issue_events_page(1, parse=lambda b: pytest.fail("parsed"), spool=str(spooled))
+        client.list_issue_events_page(
+            "acme", 1, parse=lambda b: pytest.fail("parsed"), spool=str(spooled)
+        )
     assert not spooled.exists()
 
 

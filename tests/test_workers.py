@@ -187,7 +187,7 @@ def test_client_retries_a_truncated_body_then_reports_a_non_list(page_body: byte
         "http://127.0.0.1:9", "tok", transport=httpx.MockTransport(handler), sleep=lambda s: None
     )
     with pytest.raises(TransportError) as err:
-        client.list_issue_events_page(2, parse=lambda body: normalize_page(body, job()))
+        client.list_issue_events_page("acme", 2, parse=lambda body: normalize_page(body, job()))
     assert len(calls) == 2  # the truncated body was fetched again
     assert "expected a JSON list, got dict" in str(err.value)
     assert isinstance(normalize_page(bodies[1], job()), NotAList)

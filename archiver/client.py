@@ -597,10 +597,13 @@ class SentryClient:
         per_page: int = 100,
         parse: Callable[[Any], Any] = json.loads,
         spool: str | None = None,
+        sample: bool = False,
     ) -> Page:
         params: list[tuple[str, str]] = [("per_page", str(per_page))]
         if full:
             params.append(("full", "true"))
+        if sample:  # ordered by a stable hash of the event id instead of -timestamp
+            params.append(("sample", "1"))
         params.extend(_window(start, end))
         params.extend(("environment", e) for e in environments)
         if cursor:

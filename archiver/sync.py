@@ -40,6 +40,7 @@ from typing import Any, BinaryIO
 
 from sqlalchemy import update
 
+from archiver import keyset
 from archiver.client import Page, SentryClient
 from archiver.config import Settings
 from archiver.errors import (
@@ -68,6 +69,22 @@ PENDING, WALKING, DONE, FAILED, GONE = "pending", "walking", "done", "failed", "
 
 def floor_second(value: dt.datetime) -> dt.datetime:
     return value.replace(microsecond=0)
+
+
+def _epoch(value: dt.datetime) -> int:
+    """A window bound in whole epoch seconds (the walk's state machine counts in seconds)."""
+    return int(value.timestamp() // 1)
+
+
+def _datetime(second: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(second, dt.timezone.utc)
+
+
+def _key(item: Any) -> keyset.Key:
+    """A listed event's id and second: from the worker for a spooled event, else read here."""
+    if isinstance(item, SpooledEvent):
+        return keyset.Key(item.event_id, item.second)
+    return keyset.event_key(item)
 
 
 @dataclass
@@ -622,8 +639,21 @@ class Syncer:
         releases: _Releases,
         pipeline: _Pipeline,
     ) -> None:
+        """Walk one issue's events by moving ``end`` (see :mod:`archiver.keyset`).
+
+        Each request asks for offset 0 of ``[start, end)`` (or pages one crowded second
+        alone in a stable order); each page is committed with the walk's state, so a resume
+        continues exactly where the last committed page left it.
+        """
         walk = latest[0]
-        if walk.walk_cursor is None or walk.walk_start is None or walk.walk_end is None:
+        state = None
+        if walk.walk_start is not None and walk.walk_end is not None:
+            state = keyset.decode(_epoch(walk.walk_start), _epoch(walk.walk_end), walk.walk_cursor)
+            if state is None and walk.walk_cursor is not None:
+                # An older version's offset cursor: restart that window from its start
+                # (what is archived stays; upserts make the repeat harmless).
+                state = keyset.begin(_epoch(walk.walk_start), _epoch(walk.walk_end))
+        if state is None:
             start = walk.synced_until - self.settings.overlap if walk.synced_until else FLOOR
             start = max(start, self._earliest())
             end = floor_second(self.server_clock.now())
@@ -635,7 +665,9 @@ class Syncer:
                 walk_cursor=None,
                 walk_events=0,
             )
-        cursor = walk.walk_cursor
+            state = keyset.begin(_epoch(start), _epoch(end))
+        window_start = walk.walk_start
+        assert window_start is not None
         job = PageJob(
             walk.project_id,
             walk.issue_id,
@@ -648,6 +680,11 @@ class Syncer:
 
         estimate = FIRST_PAGE_ESTIMATE
         while not self.stop.is_set():
+            if state.done:  # an empty window: nothing to ask
+                walk = replace(walk, status=DONE, synced_until=walk.walk_end, walk_cursor=None)
+                if self._put(inbox, _WalkEnded(walk, DONE)):
+                    latest[0] = walk
+                return
             self.in_flight.acquire(estimate, self.stop)
             if self.stop.is_set():
                 self.in_flight.release(estimate)
@@ -661,19 +698,27 @@ class Syncer:
                 finally:
                     os.unlink(body.path)  # read by now; a retry streams it again
 
+            fetch = state.fetch()
             try:
                 page = self.client.list_issue_events_page(
                     self.org,
                     walk.issue_id,
-                    start=walk.walk_start,
-                    end=walk.walk_end,
+                    start=max(window_start, _datetime(fetch.start)),
+                    end=_datetime(fetch.end),
                     environments=self.settings.environments,
                     full=True,
-                    cursor=cursor,
+                    cursor=fetch.cursor,
+                    sample=fetch.sample,
                     parse=parse,
                     spool=files.body,
                 )
-                events, merged_into = self._normalize_page(walk, page)
+                keys = [_key(item) for item in page.items]
+                try:
+                    state, keep = keyset.advance(state, keys, page.has_next, page.next_cursor)
+                except keyset.WalkBroken as exc:
+                    raise ApiError(f"issue {walk.issue_id}: {exc}") from exc
+                kept = [page.items[i] for i in keep]
+                events, merged_into = self._normalize_page(walk, replace(page, items=kept))
                 release_rows = self._new_releases(events, releases)
             except BaseException:
                 files.discard()
@@ -682,8 +727,7 @@ class Syncer:
             held = size[0]
             self.in_flight.adjust(held - estimate)
             estimate = max(held, 64 * 1024)
-            done = not page.has_next or not page.next_cursor or page.next_cursor == cursor
-            if done:
+            if state.done:
                 walk = replace(
                     walk,
                     status=DONE,
@@ -695,7 +739,7 @@ class Syncer:
                 walk = replace(
                     walk,
                     status=WALKING,
-                    walk_cursor=page.next_cursor,
+                    walk_cursor=keyset.encode(state),
                     walk_events=walk.walk_events + len(events),
                 )
             if not self._put(
@@ -705,9 +749,8 @@ class Syncer:
                 self.in_flight.release(held)
                 return
             latest[0] = walk
-            if done:
+            if state.done:
                 return
-            cursor = page.next_cursor
 
     def _normalize_page(
         self, walk: IssueWalk, page: Page

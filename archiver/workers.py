@@ -31,10 +31,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, BinaryIO
 
+from archiver.keyset import event_key
 from archiver.scrub import Scrubber, make_scrubber, normalize_scrubbed
 from archiver.spool import BodyFile
 from archiver.store import EncodedEvent, encode_event
@@ -69,6 +70,9 @@ class SpooledEvent:
     issue_id: int | None
     release_version: str | None
     release: dict[str, Any] | None
+    # the listed event's id and whole second, for the walk (:func:`archiver.keyset.event_key`)
+    event_id: str | None = None
+    second: int | None = None
 
     def read(self, rows: BinaryIO) -> EncodedEvent:
         rows.seek(self.offset)
@@ -231,8 +235,16 @@ def _normalize_items(
                 has_detail=False,
                 raw=raw,
             )
-            out.append(emit(encode_event(ev, job.dialect)))
+            out.append(_with_key(emit(encode_event(ev, job.dialect)), item))
     return out
+
+
+def _with_key(ref: Any, item: Any) -> Any:
+    """A spooled event carries its listed id and second back to the walk, which moves on them."""
+    if not isinstance(ref, SpooledEvent):
+        return ref
+    key = event_key(item)
+    return replace(ref, event_id=key.event_id, second=key.second)
 
 
 def _worker_init(parent: int) -> None:

@@ -154,6 +154,17 @@ class SimulatorConfig:
     log_size: int = 10_000
     wall_clock: Callable[[], float] = time.time
     """Rate limiting reads this (never the frozen data clock)."""
+    shuffle_ties: bool = True
+    """Issue event lists return events of one second in a different order on every request
+    (as ClickHouse does for equal sort keys), from an RNG seeded by ``(tie_seed, request
+    number)``: reproducible, yet never the same order twice. Off: ties by event id."""
+    tie_seed: int = 0
+    offset_row_delay: float = 0.0
+    """Seconds of delay per row an event-list page skips to reach its offset (Snuba reads and
+    drops every skipped row)."""
+    max_offset: int | None = None
+    """Event-list offsets beyond this answer ``500 Internal Error``, like a Snuba query that
+    timed out reading the skipped rows (None: no limit)."""
 
     @classmethod
     def preset(cls, rate_limits: str = "none", **kwargs: object) -> SimulatorConfig:

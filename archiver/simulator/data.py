@@ -19,9 +19,10 @@ import bisect
 import random
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import fixtures as fixture_mod
 from . import templates, timeline, vocab
@@ -561,12 +562,30 @@ class SimulatedOrg:
         return EventRef(self._owner(segment.home), segment, index, ts, eid)
 
     def page(
-        self, segments: Sequence[Segment], lo: int, hi: int, offset: int, limit: int
+        self,
+        segments: Sequence[Segment],
+        lo: int,
+        hi: int,
+        offset: int,
+        limit: int,
+        tie_key: Callable[[str], Any] | None = None,
+        sample: Callable[[str], Any] | None = None,
     ) -> tuple[list[EventRef], int]:
-        """Newest-first page of the segments' visible events in ``[lo, hi)`` and the total."""
+        """Newest-first page of the segments' visible events in ``[lo, hi)`` and the total.
+
+        ``tie_key`` orders events of one second (default: by event ID); ``sample`` orders the
+        whole window by it instead of by time (``sample=1``).
+        """
         with self._lock:
             lo = max(lo, self.retention_cutoff())
-            rows, total = timeline.select_page(segments, lo, hi, offset, limit, self.event_id)
+            if sample is not None:
+                rows, total = timeline.select_sample_page(
+                    segments, lo, hi, offset, limit, self.event_id, sample
+                )
+            else:
+                rows, total = timeline.select_page(
+                    segments, lo, hi, offset, limit, self.event_id, tie_key
+                )
             return [self._ref(*row) for row in rows], total
 
     def issue_segments(self, issue: Issue, environments: Sequence[str] = ()) -> list[Segment]:

@@ -17,6 +17,7 @@ from urllib.parse import unquote
 from .config import SimulatorConfig
 from .data import DAY, EventRef, Issue, Project, SimulatedOrg
 from .ids import normalize_event_id
+from .ordering import ListOrders, sample_hash
 from .paging import (
     Cursor,
     CursorResult,
@@ -95,6 +96,7 @@ class SentryApi:
         self.config = config
         self.renderer = renderer
         self._release_cache: dict[tuple[str, int], bytes] = {}
+        self._orders = ListOrders(config)
         self._handlers: dict[str, Callable[[ApiRequest], ApiResponse]] = {
             "organization_details": self.organization_details,
             "organization_projects": self.organization_projects,
@@ -474,8 +476,13 @@ class SentryApi:
                 return response
             segments = []
 
+        # Issue event lists: ties in a fresh order per request, sample=1 in a stable one.
+        tie_key = self._orders.tie_key() if issue is not None else None
+        sample = sample_hash if issue is not None and request.get("sample") == "1" else None
+
         def fetch(offset: int, limit: int) -> list[EventRef]:
-            return self.org.page(segments, lo, hi, offset, limit)[0]
+            self._orders.pay_for_offset(offset)
+            return self.org.page(segments, lo, hi, offset, limit, tie_key, sample)[0]
 
         result = generic_offset_page(fetch, per_page, cursor)
         response = ApiResponse(

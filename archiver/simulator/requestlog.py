@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import Counter, deque
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,16 @@ class LoggedRequest:
     family: str | None
     status: int
     faults: tuple[str, ...]
+
+    @property
+    def offset(self) -> int | None:
+        """The offset the request's ``cursor`` asked for (0 without one; None if unreadable)."""
+        cursor = dict(parse_qsl(self.query)).get("cursor") or "0:0:0"
+        bits = cursor.split(":")
+        try:
+            return int(bits[1]) if len(bits) == 3 else None
+        except ValueError:
+            return None
 
 
 class RequestLog:

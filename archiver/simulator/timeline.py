@@ -18,6 +18,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -137,11 +138,13 @@ def select_page(
     offset: int,
     limit: int,
     event_id: Callable[[Segment, int], str],
+    tie_key: Callable[[str], Any] | None = None,
 ) -> tuple[list[tuple[int, str, Segment, int]], int]:
     """The newest-first page ``[offset, offset + limit)`` of the events in ``[lo, hi)``.
 
-    Order is Sentry's: timestamp descending, then event ID descending. Returns the page as
-    ``(timestamp, event_id, segment, index)`` tuples and the window's total count.
+    Order: timestamp descending, then ``tie_key(event_id)`` descending (default: the event
+    ID). Returns the page as ``(timestamp, event_id, segment, index)`` tuples and the window's
+    total count.
     """
     live = _window_counts(segments, lo, hi)
     total = sum(b - a for _, a, b in live)
@@ -176,9 +179,34 @@ def select_page(
         i1 = min(b, seg.count_before(t_top + 1))
         for k in range(i0, i1):
             found.append((seg.timestamp(k), event_id(seg, k), seg, k))
-    found.sort(key=lambda row: (row[0], row[1]), reverse=True)
+    if tie_key is None:
+        found.sort(key=lambda row: (row[0], row[1]), reverse=True)
+    else:
+        found.sort(key=lambda row: (row[0], tie_key(row[1])), reverse=True)
     skip = offset - newer_or_equal(t_top + 1)
     return found[skip : skip + limit], total
+
+
+def select_sample_page(
+    segments: Sequence[Segment],
+    lo: int,
+    hi: int,
+    offset: int,
+    limit: int,
+    event_id: Callable[[Segment, int], str],
+    order: Callable[[str], Any],
+) -> tuple[list[tuple[int, str, Segment, int]], int]:
+    """Like :func:`select_page` but ordered by ``order(event_id)`` alone (``sample=1``).
+
+    Materialises the window's events: meant for small windows (one crowded second).
+    """
+    found = [
+        (seg.timestamp(k), event_id(seg, k), seg, k)
+        for seg, a, b in _window_counts(segments, lo, hi)
+        for k in range(a, b)
+    ]
+    found.sort(key=lambda row: order(row[1]))
+    return found[offset : offset + limit] if limit > 0 else [], len(found)
 
 
 def position_of(

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import math
+import random
+import signal
+import time
+
+import pytest
 
 from archiver.errors import ExitCode
 from archiver.runner import execute_sync
 from archiver.simulator import SimulatedOrg, SimulatorConfig, SimulatorServer
-from tests.test_sync import TOKEN, archived, settings
+from tests.test_sync import TOKEN, _sync_subprocess, archived, settings
 
 
 def _bursty_org() -> SimulatedOrg:
@@ -39,3 +44,43 @@ def test_requests_within_two_percent_of_one_per_hundred_events(tmp_path):
     ideal = sum(math.ceil(i.times_seen / 100) for i in org.live_issues())
     assert pages <= math.ceil(ideal * 1.02) + 1, (pages, ideal)
     assert archived(f"sqlite:///{tmp_path}/a.db") == org.truth()
+
+
+@pytest.mark.slow
+def test_killed_during_a_burst_walk_and_resumed_equals_truth(tmp_path):
+    org = SimulatedOrg(seed=21, events=300)
+    big = max(org.live_issues(), key=lambda i: i.times_seen)
+    now = int(org.now())
+    for k in range(4):
+        org.add_events(big.id, 450, at=now - 100 - 10 * k)
+    url = f"sqlite:///{tmp_path}/a.db"
+    rng = random.Random(99)
+    killed = 0
+    with SimulatorServer(org, token=TOKEN, config=SimulatorConfig(latency_ms=20)) as srv:
+        for _ in range(4):
+            proc = _sync_subprocess(srv, org, url)
+            time.sleep(rng.uniform(1.0, 3.0))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                killed += 1
+            proc.wait(timeout=60)
+        assert killed, "no run was killed: the test proved nothing"
+        final = _sync_subprocess(srv, org, url)
+        _, err = final.communicate(timeout=300)
+        assert final.returncode == 0, err.decode()
+    assert archived(url) == org.truth()
+
+
+@pytest.mark.slow
+def test_an_issue_of_50000_events_never_asks_an_offset_over_200(tmp_path):
+    org = SimulatedOrg(seed=3, events=60)
+    big = max(org.live_issues(), key=lambda i: i.times_seen)
+    org.add_events(big.id, 50_000, at=int(org.now()) - 10, spread_seconds=20_000)
+    url = f"sqlite:///{tmp_path}/a.db"
+    config = SimulatorConfig(max_offset=200)
+    with SimulatorServer(org, token=TOKEN, config=config) as srv:
+        result = execute_sync(settings(srv, org, url, workers=1))
+        assert result.exit_code == ExitCode.OK
+        offsets = [e.offset or 0 for e in srv.log.entries() if e.family == "issue_events"]
+    assert max(offsets) < 200
+    assert len(archived(url)) == org.truth_count()

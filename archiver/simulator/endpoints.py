@@ -486,8 +486,10 @@ class SentryApi:
 
         result = generic_offset_page(fetch, per_page, cursor)
         response = ApiResponse(
-            200, self._render_list(result.results, full), [self._link(request, result)]
-        )  # type: ignore[arg-type]
+            200,
+            self._render_list(result.results, full),
+            [self._link(request, result)],  # type: ignore[arg-type]
+        )
         response.issue_id = issue.id if issue else None
         return response
 

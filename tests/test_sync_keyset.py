@@ -84,3 +84,31 @@ def test_an_issue_of_50000_events_never_asks_an_offset_over_200(tmp_path):
         offsets = [e.offset or 0 for e in srv.log.entries() if e.family == "issue_events"]
     assert max(offsets) < 200
     assert len(archived(url)) == org.truth_count()
+
+
+def test_an_old_offset_checkpoint_restarts_its_window_and_ends_equal_to_truth(tmp_path):
+    from sqlalchemy import text
+
+    from archiver import db
+
+    org = SimulatedOrg(seed=7, events=800)
+    url = f"sqlite:///{tmp_path}/a.db"
+    with SimulatorServer(org, token=TOKEN) as srv:
+        assert execute_sync(settings(srv, org, url)).exit_code == ExitCode.OK
+        engine = db.make_engine(url)
+        with engine.begin() as conn:  # as an older version left a walk mid-way
+            conn.execute(text("DELETE FROM events"))
+            conn.execute(
+                text(
+                    "UPDATE sync_issues SET status='walking', walk_cursor='0:100:0', "
+                    "synced_until=NULL"
+                )
+            )
+            conn.execute(text("UPDATE sync_issues SET walk_start='1970-01-01 00:00:00.000000'"))
+            conn.execute(
+                text("UPDATE sync_issues SET walk_end=(SELECT max(walk_end) FROM sync_issues)")
+            )
+        engine.dispose()
+        result = execute_sync(settings(srv, org, url))
+        assert result.exit_code == ExitCode.OK
+    assert archived(url) == org.truth()

@@ -146,6 +146,32 @@ def parse_duration(text: str | int | float | dt.timedelta) -> dt.timedelta:
     return dt.timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
 
 
+_RETENTION = re.compile(r"^\s*(\d+)\s*(d|w|mo|y)\s*$")
+_RETENTION_DAYS = {"d": 1, "w": 7, "mo": 30, "y": 365}
+RETENTION_FORMS = "days, weeks, months or years: 90d, 12w, 6mo, 1y"
+
+
+def parse_retention(text: str | int | dt.timedelta, *, bare_days: bool = False) -> dt.timedelta:
+    """A retention age in days, weeks, months (30 days) or years (365 days).
+
+    Deliberately not :func:`parse_duration`: there ``6m`` is six minutes, and a purge with
+    ``--older-than 6m`` would delete nearly the whole archive. Minutes, hours, seconds and
+    bare numbers are refused unless ``bare_days`` (the config file's ``[retention] minimum``,
+    which is read in days).
+    """
+    if isinstance(text, dt.timedelta):
+        return text
+    if isinstance(text, int) and not isinstance(text, bool) and bare_days:
+        return dt.timedelta(days=text)
+    raw = str(text)
+    if bare_days and raw.strip().isdigit():
+        return dt.timedelta(days=int(raw))
+    m = _RETENTION.match(raw)
+    if not m:
+        raise ConfigError(f"not a retention age: {raw!r} (use {RETENTION_FORMS})")
+    return dt.timedelta(days=int(m.group(1)) * _RETENTION_DAYS[m.group(2)])
+
+
 def format_duration(value: dt.timedelta) -> str:
     seconds = int(value.total_seconds())
     for unit in ("w", "d", "h", "m"):
@@ -185,7 +211,9 @@ def _coerce(name: str, value: Any) -> Any:
         return None
     if name in ("projects", "environments", "scrub"):
         return split_list(value)
-    if name in ("overlap", "schedule_every", "retention_minimum"):
+    if name == "retention_minimum":
+        return parse_retention(value, bare_days=True)
+    if name in ("overlap", "schedule_every"):
         return parse_duration(value)
     if name == "earliest":
         return parse_datetime(value)

@@ -17,6 +17,7 @@ import contextlib
 import datetime as dt
 import os
 import socket
+import sys
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from sqlalchemy.engine import make_url
 
 from archiver import db
 from archiver import lock as run_lock
-from archiver.config import format_duration, load_settings, parse_duration
+from archiver.config import format_duration, load_settings, parse_retention
 from archiver.errors import ConfigError
 from archiver.models import Purge
 from archiver.store import CHILD_TABLES, EVENTS, PROJECTS, Store, utcnow
@@ -272,11 +273,42 @@ def _command_line(
     return " ".join(parts)
 
 
+def _stdin_is_tty() -> bool:
+    """Whether a person can answer a prompt (a seam for the tests)."""
+    return sys.stdin.isatty()
+
+
+def _confirmed(engine: Engine, age: dt.timedelta, settings: Any, projects: Sequence[str]) -> bool:
+    """Ask a person at a terminal, showing how many events would go.
+
+    Off a terminal (cron, a script, a pipe) nobody can answer, and deleting silently is what
+    destroys archives by mistake: without ``--yes`` the purge is refused (exit 2) before it
+    deletes anything, so a crontab line must say ``--yes`` on purpose.
+    """
+    counted = purge(
+        engine,
+        age,
+        retention_minimum=settings.retention_minimum,
+        projects=projects,
+        dry_run=True,
+    )
+    if not _stdin_is_tty():
+        raise ConfigError(
+            f"refusing to delete {counted.events} events without confirmation: stdin is not a "
+            "terminal; pass --yes (for cron and scripts) or --dry-run"
+        )
+    return click.confirm(
+        f"delete {counted.events} events dated before {counted.cutoff.isoformat()}?",
+        default=False,
+    )
+
+
 @click.command("purge")
 @click.option(
     "--older-than",
     required=True,
-    help="Delete events created longer ago than this (e.g. 400d, 60w).",
+    help="Delete events created longer ago than this: days, weeks, months or years "
+    "(400d, 60w, 6mo, 1y).",
 )
 @click.option(
     "--project",
@@ -295,6 +327,12 @@ def _command_line(
     show_default=True,
     help="Events deleted per transaction.",
 )
+@click.option(
+    "--yes",
+    "-y",
+    is_flag=True,
+    help="Delete without asking (required when stdin is not a terminal: cron, scripts).",
+)
 @click.option("--db", "db_url", help="Database URL (default: $SENTRY_ARCHIVER_DB or the config).")
 @click.option(
     "--config",
@@ -308,14 +346,18 @@ def purge_command(
     dry_run: bool,
     vacuum: bool,
     batch_size: int,
+    yes: bool,
     db_url: str | None,
     config_file: str | None,
 ) -> None:
     """Delete archived events older than a cutoff, with their child rows; audited in `purges`."""
     settings = load_settings({"db": db_url}, config_file=config_file)
-    age = parse_duration(older_than)
+    age = parse_retention(older_than)
     engine = db.open_archive(settings.db, missing="nothing to purge")
     try:
+        if not dry_run and not yes and not _confirmed(engine, age, settings, projects):
+            click.echo("nothing deleted")
+            return
         before = database_size(settings.db)
         result = purge(
             engine,

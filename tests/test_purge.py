@@ -253,7 +253,18 @@ def test_purge_command(db_url, tmp_path):
     assert "refusing to purge" in refused.output and "450d" in refused.output
     done = runner.invoke(
         cli,
-        ["purge", "--older-than", "400d", "--db", db_url, "--project", "web", "--batch-size", "1"],
+        [
+            "purge",
+            "--older-than",
+            "400d",
+            "--db",
+            db_url,
+            "--project",
+            "web",
+            "--batch-size",
+            "1",
+            "--yes",
+        ],
     )
     assert done.exit_code == 0, done.output
     assert "deleted 1 events (web: 1)" in done.output and "purge #1" in done.output
@@ -273,7 +284,9 @@ def test_purge_waits_for_no_one_it_is_refused_while_a_sync_holds_the_lock(db_url
     now = dt.datetime.now(dt.timezone.utc)
     fill(engine, now, [(11, 500), (12, 10)])
     with run_lock.acquire(engine, "sync"):
-        refused = CliRunner().invoke(cli, ["purge", "--older-than", "400d", "--db", db_url])
+        refused = CliRunner().invoke(
+            cli, ["purge", "--older-than", "400d", "--db", db_url, "--yes"]
+        )
         with engine.connect() as conn:
             count = conn.execute(text("SELECT count(*) FROM events")).scalar_one()
     engine.dispose()
@@ -290,7 +303,9 @@ def test_vacuum_shrinks_a_sqlite_archive(tmp_path):
     # makes up the file
     fill(engine, dt.datetime.now(dt.timezone.utc), [(11, 500 + i) for i in range(400)])
     engine.dispose()
-    result = CliRunner().invoke(cli, ["purge", "--older-than", "400d", "--db", url, "--vacuum"])
+    result = CliRunner().invoke(
+        cli, ["purge", "--older-than", "400d", "--db", url, "--vacuum", "--yes"]
+    )
     assert result.exit_code == 0, result.output
     line = next(x for x in result.output.splitlines() if x.startswith("vacuumed:"))
     before, after = (int(n.replace(",", "")) for n in line.split()[1::2])
@@ -306,4 +321,4 @@ def test_purge_needs_an_existing_current_archive(tmp_path):
     assert "nothing to purge" in result.output
     assert not target.exists()
     bad = CliRunner().invoke(cli, ["purge", "--older-than", "soon", "--db", f"sqlite:///{target}"])
-    assert bad.exit_code == ExitCode.USAGE and "not a duration" in bad.output
+    assert bad.exit_code == ExitCode.USAGE and "not a retention age" in bad.output

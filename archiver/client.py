@@ -39,6 +39,7 @@ from archiver.errors import (
     ApiError,
     AuthError,
     BadRequestError,
+    EndpointGoneError,
     InsecureTransportError,
     NotFoundError,
     RateLimitedError,
@@ -52,6 +53,9 @@ log = logging.getLogger("archiver.client")
 
 Params = Sequence[tuple[str, str]]
 MAX_RATE_LIMIT_WAITS = 30
+# Sentry turns Snuba timeouts and Snuba-side rate limits into 400s (``handle_query_errors``):
+# such a 400 is load, not a bad request, and is retried like a 5xx.
+TRANSIENT_400 = re.compile(r"timeout|timed out|rate limit|too many", re.IGNORECASE)
 
 
 @dataclass
@@ -418,6 +422,18 @@ class SentryClient:
                     ) from None
                 self._retry(path, f"HTTP {status}", self._backoff(failures))
                 continue
+            if status == 400 and TRANSIENT_400.search(_detail(response)):
+                failures += 1
+                detail = self._redact(_detail(response))
+                if failures > self.max_retries:
+                    raise BadRequestError(
+                        f"GET {path}: HTTP 400 {detail}; gave up after {failures} attempts",
+                        path=path,
+                        status=status,
+                        detail=detail,
+                    ) from None
+                self._retry(path, f"HTTP 400 (transient: {detail})", self._backoff(failures))
+                continue
             if status >= 300:
                 raise self._error(path, response)
             try:
@@ -521,6 +537,14 @@ class SentryClient:
         if status == 404:
             return NotFoundError(
                 f"HTTP 404 from {path}: {detail}", path=path, status=status, detail=detail
+            )
+        if status == 410:
+            return EndpointGoneError(
+                f"HTTP 410 from {path}: {detail} (Sentry removed this endpoint or is browning it "
+                "out; the archive itself is unchanged)",
+                path=path,
+                status=status,
+                detail=detail,
             )
         if status == 400:
             return BadRequestError(

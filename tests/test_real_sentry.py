@@ -1,0 +1,50 @@
+"""What sentry.io really does that a naive client misreads (issue 14, docs/sentry-api.md).
+
+Client-level behaviour with httpx.MockTransport: instant, deterministic, no server.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from archiver.errors import BadRequestError, EndpointGoneError, ExitCode, NotFoundError
+from tests.test_client import TOKEN, Fake, ok, status
+
+TIMEOUT = {"detail": "Query timeout. Please try with a smaller date range or fewer conditions."}
+
+
+@pytest.mark.parametrize(
+    "body", [TIMEOUT, {"detail": "You have hit the Snuba rate limit, try again later."}]
+)
+def test_a_snuba_timeout_or_rate_limit_400_is_retried_with_backoff(body: object) -> None:
+    fake = Fake([status(400, body), status(400, body), ok({"id": "5"})])
+    with fake.client() as client:
+        assert client.get_issue("acme", 5) == {"id": "5"}
+    assert len(fake.requests) == 3
+    assert len(fake.slept) == 2  # the client's backoff, not a busy loop
+
+
+def test_a_transient_400_gives_up_after_the_retry_budget_with_the_servers_text() -> None:
+    fake = Fake([status(400, TIMEOUT)] * 3)
+    with fake.client(max_retries=2) as client, pytest.raises(BadRequestError) as err:
+        client.get_issue("acme", 5)
+    assert "Query timeout" in str(err.value) and "gave up after 3 attempts" in str(err.value)
+    assert TOKEN not in str(err.value)
+
+
+def test_any_other_400_stays_fatal_at_once_with_the_servers_text() -> None:
+    fake = Fake([status(400, {"detail": "Invalid cursor parameter."})])
+    with fake.client() as client, pytest.raises(BadRequestError, match="Invalid cursor"):
+        client.get_issue("acme", 5)
+    assert len(fake.requests) == 1
+
+
+def test_a_410_is_its_own_error_naming_the_path_never_a_deletion() -> None:
+    fake = Fake([status(410, {"message": "This API no longer exists."})])
+    with fake.client() as client, pytest.raises(EndpointGoneError) as err:
+        client.get_issue("acme", 5)
+    assert not isinstance(err.value, NotFoundError)
+    assert "api/0/organizations/acme/issues/5/" in str(err.value)
+    assert "410" in str(err.value) and "This API no longer exists." in str(err.value)
+    assert err.value.exit_code == ExitCode.API
+    assert len(fake.requests) == 1

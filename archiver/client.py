@@ -527,9 +527,21 @@ class SentryClient:
                 detail=detail,
             )
         if status == 403:
+            if self._token and self._token.startswith("sntrys_"):
+                # Organisation auth tokens only ever carry org:ci: no scope reads events.
+                hint = (
+                    "This is an organization auth token (sntrys_), which only carries org:ci "
+                    "and cannot read events; create an internal integration with Organization: "
+                    "Read and Issue & Event: Read, or a user token with org:read and event:read."
+                )
+            else:
+                hint = (
+                    "The token lacks a scope or access to this project: archiving needs "
+                    "org:read (projects) and event:read (issues and events); project:read only "
+                    "for releases."
+                )
             return AuthError(
-                f"HTTP 403 from {path}: {detail} The token lacks a scope: archiving needs "
-                "org:read (projects), project:read and event:read (issues and events).",
+                f"HTTP 403 from {path}: {detail} {hint}",
                 path=path,
                 status=status,
                 detail=detail,

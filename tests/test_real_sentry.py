@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from archiver.errors import BadRequestError, EndpointGoneError, ExitCode, NotFoundError
+from archiver.errors import AuthError, BadRequestError, EndpointGoneError, ExitCode, NotFoundError
 from tests.test_client import TOKEN, Fake, ok, status
 
 TIMEOUT = {"detail": "Query timeout. Please try with a smaller date range or fewer conditions."}
@@ -48,3 +48,24 @@ def test_a_410_is_its_own_error_naming_the_path_never_a_deletion() -> None:
     assert "410" in str(err.value) and "This API no longer exists." in str(err.value)
     assert err.value.exit_code == ExitCode.API
     assert len(fake.requests) == 1
+
+
+def test_a_403_with_an_org_auth_token_says_it_cannot_read_events_and_what_to_create() -> None:
+    fake = Fake([status(403, {"detail": "You do not have permission to perform this action."})])
+    with fake.client() as client, pytest.raises(AuthError) as err:  # TOKEN is sntrys_...
+        client.list_projects_page("acme")
+    text = str(err.value)
+    assert "org:ci" in text and "internal integration" in text
+    assert "org:read and event:read" in text and TOKEN not in text
+    assert err.value.exit_code == ExitCode.AUTH
+
+
+def test_a_403_with_a_user_token_names_the_scopes_actually_needed() -> None:
+    fake = Fake([status(403, {"detail": "You do not have permission to perform this action."})])
+    with fake.client() as client:
+        client._token = "sntryu_user-token"
+        with pytest.raises(AuthError) as err:
+            client.list_projects_page("acme")
+    text = str(err.value)
+    assert "org:read" in text and "event:read" in text and "project:read only" in text
+    assert "sntryu_user-token" not in text

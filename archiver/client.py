@@ -591,6 +591,33 @@ class SentryClient:
 
     # ------------------------------------------------------------------ endpoints
 
+    def use_region(self, org: str) -> str:
+        """On sentry.io, talk to the organisation's region (``links.regionUrl``) from now on.
+
+        Org-scoped URLs on sentry.io are proxied to the region, but the proxy is one more hop
+        on every request; any other host (self-hosted, a region already) is used as given.
+        Returns the base URL in use. The token is never sent over plain http (checked again).
+        """
+        host = (urlsplit(self.base_url).hostname or "").lower()
+        if host not in ("sentry.io", "www.sentry.io"):
+            return self.base_url
+        details = self.get_organization(org)
+        links = details.get("links")
+        region = links.get("regionUrl") if isinstance(links, dict) else None
+        if not isinstance(region, str) or not region:
+            return self.base_url
+        parts = urlsplit(region)
+        if parts.scheme != "https" or not parts.hostname:
+            raise InsecureTransportError(f"refusing the region URL {region!r}: not https")
+        self.base_url = region.rstrip("/") + "/"
+        self._http.base_url = httpx.URL(self.base_url)
+        log.info("organization %s lives in region %s: using it", org, self.base_url)
+        return self.base_url
+
+    def get_organization(self, org: str) -> dict[str, Any]:
+        path = f"api/0/organizations/{_q(org)}/"
+        return _as_dict(self.get(path), path)
+
     def list_projects_page(self, org: str, cursor: str | None = None) -> Page:
         params: list[tuple[str, str]] = []
         if cursor:

@@ -5,8 +5,10 @@ Client-level behaviour with httpx.MockTransport: instant, deterministic, no serv
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
+from archiver.client import SentryClient
 from archiver.errors import AuthError, BadRequestError, EndpointGoneError, ExitCode, NotFoundError
 from tests.test_client import TOKEN, Fake, ok, status
 
@@ -69,3 +71,34 @@ def test_a_403_with_a_user_token_names_the_scopes_actually_needed() -> None:
     text = str(err.value)
     assert "org:read" in text and "event:read" in text and "project:read only" in text
     assert "sntryu_user-token" not in text
+
+
+def _region_fake(url: str) -> tuple[list[str], SentryClient]:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        if request.url.path == "/api/0/organizations/acme/":
+            return httpx.Response(200, json={"links": {"regionUrl": "https://de.sentry.io"}})
+        return httpx.Response(200, json=[])
+
+    return seen, SentryClient(url, TOKEN, transport=httpx.MockTransport(handler))
+
+
+def test_on_sentry_io_the_run_talks_to_the_organizations_region() -> None:
+    seen, client = _region_fake("https://sentry.io/")
+    with client:
+        assert client.use_region("acme") == "https://de.sentry.io/"
+        client.list_projects_page("acme")
+    assert seen == [
+        "https://sentry.io/api/0/organizations/acme/",
+        "https://de.sentry.io/api/0/organizations/acme/projects/",
+    ]
+
+
+def test_any_other_host_is_used_as_given_without_asking_for_a_region() -> None:
+    seen, client = _region_fake("https://sentry.example.com/")
+    with client:
+        assert client.use_region("acme") == "https://sentry.example.com/"
+        client.list_projects_page("acme")
+    assert seen == ["https://sentry.example.com/api/0/organizations/acme/projects/"]

@@ -118,14 +118,14 @@ def test_biggest_issues_are_walked_first(tmp_path, org, server):
     assert result.exit_code == ExitCode.OK
     order: list[int] = []
     for entry in server.log.entries():
-        parts = entry.path.strip("/").split("/")  # api/0/issues/{id}/events
+        parts = entry.path.strip("/").split("/")  # api/0/organizations/{org}/issues/{id}/events
         if (
-            len(parts) == 5
-            and parts[2] == "issues"
-            and parts[4] == "events"
-            and int(parts[3]) not in order
+            len(parts) == 7
+            and parts[4] == "issues"
+            and parts[6] == "events"
+            and int(parts[5]) not in order
         ):
-            order.append(int(parts[3]))
+            order.append(int(parts[5]))
     seen = {issue.id: issue.times_seen for issue in org.live_issues()}
     assert len(order) > 3 and len(set(seen[i] for i in order)) > 3
     assert [seen[i] for i in order] == sorted((seen[i] for i in order), reverse=True)

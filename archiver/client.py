@@ -39,6 +39,7 @@ from archiver.errors import (
     ApiError,
     AuthError,
     BadRequestError,
+    EndpointGoneError,
     InsecureTransportError,
     NotFoundError,
     RateLimitedError,
@@ -52,6 +53,9 @@ log = logging.getLogger("archiver.client")
 
 Params = Sequence[tuple[str, str]]
 MAX_RATE_LIMIT_WAITS = 30
+# Sentry turns Snuba timeouts and Snuba-side rate limits into 400s (``handle_query_errors``):
+# such a 400 is load, not a bad request, and is retried like a 5xx.
+TRANSIENT_400 = re.compile(r"timeout|timed out|rate limit|too many", re.IGNORECASE)
 
 
 @dataclass
@@ -418,6 +422,18 @@ class SentryClient:
                     ) from None
                 self._retry(path, f"HTTP {status}", self._backoff(failures))
                 continue
+            if status == 400 and TRANSIENT_400.search(_detail(response)):
+                failures += 1
+                detail = self._redact(_detail(response))
+                if failures > self.max_retries:
+                    raise BadRequestError(
+                        f"GET {path}: HTTP 400 {detail}; gave up after {failures} attempts",
+                        path=path,
+                        status=status,
+                        detail=detail,
+                    ) from None
+                self._retry(path, f"HTTP 400 (transient: {detail})", self._backoff(failures))
+                continue
             if status >= 300:
                 raise self._error(path, response)
             try:
@@ -511,9 +527,21 @@ class SentryClient:
                 detail=detail,
             )
         if status == 403:
+            if self._token and self._token.startswith("sntrys_"):
+                # Organisation auth tokens only ever carry org:ci: no scope reads events.
+                hint = (
+                    "This is an organization auth token (sntrys_), which only carries org:ci "
+                    "and cannot read events; create an internal integration with Organization: "
+                    "Read and Issue & Event: Read, or a user token with org:read and event:read."
+                )
+            else:
+                hint = (
+                    "The token lacks a scope or access to this project: archiving needs "
+                    "org:read (projects) and event:read (issues and events); project:read only "
+                    "for releases."
+                )
             return AuthError(
-                f"HTTP 403 from {path}: {detail} The token lacks a scope: archiving needs "
-                "org:read (projects), project:read and event:read (issues and events).",
+                f"HTTP 403 from {path}: {detail} {hint}",
                 path=path,
                 status=status,
                 detail=detail,
@@ -521,6 +549,14 @@ class SentryClient:
         if status == 404:
             return NotFoundError(
                 f"HTTP 404 from {path}: {detail}", path=path, status=status, detail=detail
+            )
+        if status == 410:
+            return EndpointGoneError(
+                f"HTTP 410 from {path}: {detail} (Sentry removed this endpoint or is browning it "
+                "out; the archive itself is unchanged)",
+                path=path,
+                status=status,
+                detail=detail,
             )
         if status == 400:
             return BadRequestError(
@@ -554,6 +590,33 @@ class SentryClient:
         return Page(items, cursor, cursor is not None, response.headers)
 
     # ------------------------------------------------------------------ endpoints
+
+    def use_region(self, org: str) -> str:
+        """On sentry.io, talk to the organisation's region (``links.regionUrl``) from now on.
+
+        Org-scoped URLs on sentry.io are proxied to the region, but the proxy is one more hop
+        on every request; any other host (self-hosted, a region already) is used as given.
+        Returns the base URL in use. The token is never sent over plain http (checked again).
+        """
+        host = (urlsplit(self.base_url).hostname or "").lower()
+        if host not in ("sentry.io", "www.sentry.io"):
+            return self.base_url
+        details = self.get_organization(org)
+        links = details.get("links")
+        region = links.get("regionUrl") if isinstance(links, dict) else None
+        if not isinstance(region, str) or not region:
+            return self.base_url
+        parts = urlsplit(region)
+        if parts.scheme != "https" or not parts.hostname:
+            raise InsecureTransportError(f"refusing the region URL {region!r}: not https")
+        self.base_url = region.rstrip("/") + "/"
+        self._http.base_url = httpx.URL(self.base_url)
+        log.info("organization %s lives in region %s: using it", org, self.base_url)
+        return self.base_url
+
+    def get_organization(self, org: str) -> dict[str, Any]:
+        path = f"api/0/organizations/{_q(org)}/"
+        return _as_dict(self.get(path), path)
 
     def list_projects_page(self, org: str, cursor: str | None = None) -> Page:
         params: list[tuple[str, str]] = []

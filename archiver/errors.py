@@ -92,6 +92,13 @@ class BadRequestError(ApiError):
     """400: the server refused the request's parameters (invalid cursor, per_page...)."""
 
 
+class EndpointGoneError(ApiError):
+    """410: Sentry removed the endpoint, or browns it out (deprecated org-less URLs).
+
+    Never read as "the issue was deleted": the resource may well exist under another URL.
+    """
+
+
 class RateLimitedError(ApiError):
     """429 beyond the retry budget."""
 

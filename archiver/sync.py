@@ -318,6 +318,7 @@ class Syncer:
 
     def fetch_projects(self) -> list[dict[str, Any]]:
         """The organization's projects (only the chosen ones when some are named)."""
+        self.client.use_region(self.org)  # sentry.io only: talk to the org's region directly
         rows: list[dict[str, Any]] = []
         cursor: str | None = None
         while True:

@@ -113,6 +113,8 @@ class FaultConfig:
     merge_issue_after: int = 0
     families: frozenset[str] | None = None
     schedule: tuple[ScheduledFault, ...] = ()
+    query_timeout_rate: float = 0.0
+    """Issue search and issue event lists answer Sentry's Snuba-timeout 400 at this rate."""
 
     @property
     def active(self) -> bool:
@@ -127,6 +129,7 @@ class FaultConfig:
             or self.delete_issue_after
             or self.merge_issue_after
             or self.schedule
+            or self.query_timeout_rate
         )
 
 

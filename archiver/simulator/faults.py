@@ -17,6 +17,8 @@ from .config import FaultConfig, ScheduledFault
 from .ids import hash64
 
 TRANSPORT_KINDS = frozenset({"error", "cut", "truncate", "slow", "rate_limit"})
+QUERY_FAMILIES = frozenset({"organization_issues", "issue_events"})
+"""Where Snuba timeouts surface as 400s (``handle_query_errors``)."""
 DATA_KINDS = frozenset({"delete_issue", "merge_issue", "add_events", "advance"})
 
 
@@ -80,6 +82,13 @@ class FaultInjector:
             if rolls[4] < cfg.slow_rate:
                 out.delay_ms += cfg.slow_ms
                 out.labels.append("slow")
+        if (
+            family in QUERY_FAMILIES
+            and out.status is None
+            and rng.random() < cfg.query_timeout_rate  # a 7th roll: earlier plans unchanged
+        ):
+            out.status = 400
+            out.labels.append("query_timeout")
         if family == "issue_events":
             if cfg.new_events_every and family_no % cfg.new_events_every == 0:
                 out.actions.append(

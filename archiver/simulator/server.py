@@ -34,6 +34,7 @@ from .ratelimit import RateLimiter, rate_limit_message
 from .requestlog import LoggedRequest, RequestLog
 from .wire import ApiRequest, ApiResponse
 
+QUERY_TIMEOUT = "Query timeout. Please try with a smaller date range or fewer conditions."
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 READ_SCOPES = frozenset({"event:read", "project:read", "org:read"})
 REASONS = {
@@ -422,6 +423,8 @@ class SimulatorServer:
             outcome = Outcome(
                 self._too_many(message, list(limit_headers), int(self.config.wall_clock()) + 1)
             )
+        elif plan.status == 400:  # a Snuba timeout, as handle_query_errors words it
+            outcome = Outcome(ApiResponse.detail(400, QUERY_TIMEOUT))
         elif plan.status == 500:
             error_id = hashlib.md5(f"{self.config.faults.seed}:{number}".encode()).hexdigest()
             outcome = Outcome(

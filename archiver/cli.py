@@ -25,7 +25,8 @@ def db_option(func: Any) -> Any:
 
 
 def fail(exc: ArchiverError) -> None:
-    click.echo(f"error: {exc}", err=True)
+    if not exc.logged:  # already a JSON log line (--log-format json)
+        click.echo(f"error: {exc}", err=True)
     sys.exit(int(exc.exit_code))
 
 

@@ -28,6 +28,8 @@ class ArchiverError(Exception):
     """Base class of the errors the tool raises on purpose."""
 
     exit_code: ExitCode = ExitCode.FAILURE
+    # set once the error has been logged as a JSON line, so the CLI does not print it again
+    logged: bool = False
 
 
 class ConfigError(ArchiverError):

@@ -9,6 +9,9 @@ import time
 from collections.abc import Iterable
 from typing import IO, Any
 
+# The logger of a run's final summary: shown at info whenever anything but errors is shown.
+SUMMARY_LOGGER = "archiver.summary"
+
 
 class RedactingFilter(logging.Filter):
     """Last line of defence: no log record ever carries a secret, whoever logged it."""
@@ -77,6 +80,8 @@ def setup_logging(
     root.addHandler(handler)
     root.setLevel(level)
     root.propagate = False
+    # the run's summary is info (a clean run must not look like a warning) yet always shown
+    logging.getLogger(SUMMARY_LOGGER).setLevel(logging.ERROR if quiet else min(level, logging.INFO))
     return handler
 
 

@@ -15,18 +15,34 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 from archiver import __version__, db
 from archiver import lock as run_lock
 from archiver.client import SentryClient
 from archiver.config import Settings
 from archiver.errors import ArchiverError, ExitCode, InterruptedRun
-from archiver.output import ProgressLine, format_eta, format_rate, setup_logging
+from archiver.output import (
+    SUMMARY_LOGGER,
+    ProgressLine,
+    format_eta,
+    format_rate,
+    setup_logging,
+)
 from archiver.store import Store
 from archiver.sync import Progress, Syncer, SyncReport
 from archiver.workers import tune_allocator
 
 log = logging.getLogger("archiver.run")
+# The run's last line; archiver.output lets it through at info even when the rest logs warnings.
+summary_log = logging.getLogger(SUMMARY_LOGGER)
+
+# The words the ``runs`` table records, so a log line and ``status`` say the same thing.
+RUN_OUTCOMES = {
+    ExitCode.OK: "success",
+    ExitCode.PARTIAL: "partial",
+    ExitCode.INTERRUPTED: "interrupted",
+}
 
 
 @dataclass
@@ -157,22 +173,27 @@ def run_sync(
         progress_line.close()
         click_echo_err(f"interrupted: {exc}")
         raise
-    except ArchiverError:
+    except ArchiverError as exc:
         progress_line.close()
+        if log_format == "json":
+            # a log shipper reads JSON lines only: the fatal error must be one as well
+            summary_log.error(
+                str(exc),
+                extra={"outcome": "failed", "counts": {"exit_code": int(exc.exit_code)}},
+            )
+            exc.logged = True
         raise
     progress_line.close()
     lines = summary_lines(outcome)
     if log_format == "json":
-        log.warning(
+        # info, not warning: alert rules fire on warning, and a clean run must not page anyone
+        level = logging.INFO if outcome.exit_code == ExitCode.OK else logging.WARNING
+        summary_log.log(
+            level,
             "sync finished",
             extra={
-                "outcome": outcome.exit_code.name.lower(),
-                "counts": {
-                    "events_new": outcome.report.events_new,
-                    "events_updated": outcome.report.events_updated,
-                    "requests": outcome.requests,
-                    "failures": len(outcome.report.failures),
-                },
+                "outcome": RUN_OUTCOMES.get(outcome.exit_code, "failed"),
+                "counts": counts(outcome),
             },
         )
     elif not quiet or outcome.exit_code != ExitCode.OK:
@@ -180,6 +201,25 @@ def run_sync(
         for line in lines:
             print(line, file=stream)
     return outcome
+
+
+def counts(outcome: SyncOutcome) -> dict[str, Any]:
+    """The summary's numbers, for the JSON line (the text summary prints the same)."""
+    r = outcome.report
+    return {
+        "projects": r.projects,
+        "issues_walked": r.issues_walked,
+        "events_new": r.events_new,
+        "events_updated": r.events_updated,
+        "events_unchanged": r.events_unchanged,
+        "releases": r.releases,
+        "requests": outcome.requests,
+        "retries": outcome.retries,
+        "duration_s": round(outcome.seconds, 3),
+        "issues_gone": len(r.gone),
+        "issues_merged": len(r.merged),
+        "failures": len(r.failures),
+    }
 
 
 def click_echo_err(text: str) -> None:

@@ -370,7 +370,7 @@ def normalize_event(
         ),
         "release": p.text(release_version, "release", indexed=True),
         "dist": p.text(ev.get("dist") if not isinstance(ev.get("dist"), dict) else None, "dist"),
-        "date_created": p.datetime(ev.get("dateCreated"), "dateCreated"),
+        "date_created": _event_date(ev, p),
         "date_received": p.datetime(ev.get("dateReceived"), "dateReceived"),
         "sdk_name": p.text(sdk.get("name"), "sdk.name"),
         "sdk_version": p.text(sdk.get("version"), "sdk.version"),
@@ -387,7 +387,7 @@ def normalize_event(
         "metadata": p.json(ev.get("metadata"), "metadata"),
         "extra": p.json(ev.get("context"), "context"),
         "has_detail": bool(has_detail),
-        "is_full": isinstance(ev.get("entries"), list),
+        "is_full": isinstance(ev.get("entries"), list) and not is_hollow(ev),
         "problem_count": 0,
         "scrubbed": None,
         "raw_json": raw,
@@ -397,6 +397,45 @@ def normalize_event(
     event_row.update(event_facts(event_row, children))
     return NormalizedEvent(
         pid, event_id, gid, event_row, children, event_row["release"], release_row
+    )
+
+
+def event_second(ev: Mapping[str, Any]) -> dt.datetime | None:
+    """When an event happened: ``dateCreated``, else ``endTimestamp``, else ``dateReceived``.
+
+    Issue Platform events (performance issues) are transactions: they carry no
+    ``dateCreated``, only epoch-second ``startTimestamp``/``endTimestamp`` and ``dateReceived``
+    (sentry-api.md, Correction 8). The same rule must date an event everywhere (the sync's
+    keyset walk uses it too), so it lives here once.
+    """
+    for key in ("dateCreated", "endTimestamp", "dateReceived"):
+        value = ev.get(key)
+        if value is not None and value != "":
+            parsed = parse_timestamp(value)
+            if parsed is not None:
+                return parsed
+    return None
+
+
+def _event_date(ev: Mapping[str, Any], p: _Problems) -> dt.datetime | None:
+    """``date_created`` by :func:`event_second`; a malformed ``dateCreated`` is recorded."""
+    if ev.get("dateCreated") not in (None, ""):
+        p.datetime(ev.get("dateCreated"), "dateCreated")
+    return event_second(ev)
+
+
+def is_hollow(ev: Mapping[str, Any]) -> bool:
+    """A copy whose body nodestore lost (sentry-api.md, Correction 6).
+
+    Sentry still lists it with its real id and date but ``entries: []``, empty contexts and
+    null ``user`` and ``sdk``; ``latest`` serves it so too. It is never complete, whatever
+    endpoint served it, so it must rank below any archived copy with a body.
+    """
+    return (
+        ev.get("entries") == []
+        and not ev.get("contexts")
+        and ev.get("user") is None
+        and ev.get("sdk") is None
     )
 
 

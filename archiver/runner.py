@@ -133,6 +133,10 @@ def summary_lines(outcome: SyncOutcome) -> list[str]:
         f"requests {outcome.requests} (retries {outcome.retries}), "
         f"{outcome.seconds:.1f}s, {format_rate(r.events_new + r.events_updated, outcome.seconds)}",
     ]
+    if r.events_hollow_ignored:
+        lines.append(
+            f"hollow copies ignored (complete archived events kept): {r.events_hollow_ignored}"
+        )
     if r.gone:
         lines.append(f"issues gone (404, archive kept): {', '.join(map(str, r.gone))}")
     if r.merged:

@@ -79,12 +79,16 @@ class WriteResult:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    # hollow copies (no body: sentry-api.md, Correction 6) left unwritten over a complete
+    # archived event; counted, not stored, so the archived rows stay byte for byte
+    hollow_ignored: int = 0
 
     def __add__(self, other: WriteResult) -> WriteResult:
         return WriteResult(
             self.inserted + other.inserted,
             self.updated + other.updated,
             self.unchanged + other.unchanged,
+            self.hollow_ignored + other.hollow_ignored,
         )
 
 
@@ -165,8 +169,14 @@ def _insert_fn(conn: Connection) -> Any:
 
 
 def _rank(has_detail: bool, is_full: bool) -> int:
-    """How rich a payload is: detail > full list item > slim list item."""
-    return 2 if has_detail else (1 if is_full else 0)
+    """How rich a payload is: detail > full list item > slim or hollow item.
+
+    A payload without a body (``is_full`` false) ranks lowest even when a detail endpoint
+    served it: ``latest`` serves hollow events (sentry-api.md, Correction 6).
+    """
+    if not is_full:
+        return 0
+    return 2 if has_detail else 1
 
 
 class Store:
@@ -340,13 +350,15 @@ class Store:
         to_write: list[tuple[Any, ...]] = []
         written: list[tuple[int, str]] = []
         changed_pks: list[int] = []
-        inserted = updated = unchanged = 0
+        inserted = updated = unchanged = hollow = 0
         for key, ev in batch.items():
             old = existing.get(key)
             if old is not None:
                 pk, old_sha, old_rank = old
                 if old_sha == ev.sha256 or ev.rank < old_rank:
                     unchanged += 1
+                    if old_sha != ev.sha256 and ev.rank == 0 and old_rank > 0:
+                        hollow += 1  # (a slim list item ranks 0 too; it is counted alike)
                     continue
                 changed_pks.append(pk)
                 updated += 1
@@ -377,7 +389,7 @@ class Store:
                     children[name].extend([pk_prefix + r for r in rows])
             for name, params in children.items():
                 self._insert_many(conn, CHILD_TABLES[name], params)
-        return WriteResult(inserted, updated, unchanged)
+        return WriteResult(inserted, updated, unchanged, hollow)
 
     def _existing(
         self, conn: Connection, keys: Iterable[tuple[int, str]]

@@ -104,8 +104,10 @@ class SyncReport:
     gone: list[int] = field(default_factory=list)
     merged: dict[int, int] = field(default_factory=dict)
     interrupted: bool = False
+    events_hollow_ignored: int = 0  # hollow copies kept from replacing complete events
 
     def add(self, result: WriteResult) -> None:
+        self.events_hollow_ignored += result.hollow_ignored
         self.events_new += result.inserted
         self.events_updated += result.updated
         self.events_unchanged += result.unchanged

@@ -422,9 +422,8 @@ class SentryClient:
                     ) from None
                 self._retry(path, f"HTTP {status}", self._backoff(failures))
                 continue
-            if status == 400 and TRANSIENT_400.search(_detail(response)):
+            if status == 400 and TRANSIENT_400.search(detail := self._redact(_detail(response))):
                 failures += 1
-                detail = self._redact(_detail(response))
                 if failures > self.max_retries:
                     raise BadRequestError(
                         f"GET {path}: HTTP 400 {detail}; gave up after {failures} attempts",

@@ -36,11 +36,12 @@ at the top of the next), a few events per page, so about ``N / (100 - ties)`` re
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from archiver.normalize import event_second
 
 FORMAT = 2  # version tag inside the JSON checkpoint; old checkpoints are plain cursors
 MAX_EMPTY_PAGES = 3
@@ -204,34 +205,10 @@ def decode(start: int, pinned: int, text: str | None) -> WalkState | None:
 
 
 def event_key(item: Any) -> Key:
-    """The id and whole second of a listed event (``dateCreated``; for transactions, which
-    lack it, ``endTimestamp`` in epoch seconds, else ``dateReceived``)."""
+    """The id and whole second of a listed event, dated by :func:`normalize.event_second`
+    (the rule that gives the archived row its ``date_created``)."""
     if not isinstance(item, Mapping):
         return Key(None, None)
     raw_id = item.get("id") or item.get("eventID")
-    event_id = str(raw_id) if raw_id else None
-    second: int | None = None
-    for name in ("dateCreated", "endTimestamp", "dateReceived"):
-        second = _second(item.get(name))
-        if second is not None:
-            break
-    return Key(event_id, second)
-
-
-def _second(value: Any) -> int | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, (int, float)):
-        return int(value // 1)
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        try:
-            return int(float(value) // 1)
-        except ValueError:
-            return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return int(parsed.timestamp() // 1)
+    when = event_second(item)
+    return Key(str(raw_id) if raw_id else None, int(when.timestamp() // 1) if when else None)

@@ -216,6 +216,7 @@ def counts(outcome: SyncOutcome) -> dict[str, Any]:
         "events_new": r.events_new,
         "events_updated": r.events_updated,
         "events_unchanged": r.events_unchanged,
+        "events_hollow_ignored": r.events_hollow_ignored,
         "releases": r.releases,
         "requests": outcome.requests,
         "retries": outcome.retries,

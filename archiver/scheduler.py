@@ -236,16 +236,12 @@ class SyncScheduler:
 
 
 def _record_from(number: int, result: Any) -> RunRecord:
-    from archiver.runner import SyncOutcome
+    from archiver.runner import RUN_OUTCOMES, SyncOutcome
 
     if not isinstance(result, SyncOutcome):
         return RunRecord(number, "success", 0, 0.0)
     code = result.exit_code
-    outcome = {
-        ExitCode.OK: "success",
-        ExitCode.PARTIAL: "partial",
-        ExitCode.INTERRUPTED: "interrupted",
-    }.get(code, "failed")
+    outcome = RUN_OUTCOMES.get(code, "failed")
     r = result.report
     message = (
         f"events new {r.events_new}, updated {r.events_updated}, issues walked "

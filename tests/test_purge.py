@@ -48,7 +48,9 @@ def payload(i: int, project: int, created: dt.datetime | None) -> dict[str, Any]
     ev["projectID"] = str(project)
     ev["groupID"] = str(project * 10)
     if created is None:
-        ev.pop("dateCreated", None)
+        # no date at all: dateReceived (and endTimestamp) would date it too (event_second)
+        for key in ("dateCreated", "dateReceived", "endTimestamp"):
+            ev.pop(key, None)
     else:
         ev["dateCreated"] = created.isoformat().replace("+00:00", "Z")
     return ev

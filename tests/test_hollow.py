@@ -15,22 +15,11 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from archiver.normalize import is_hollow, normalize_event
-from archiver.store import Store
+from archiver.store import CHILD_TABLES, Store
 from archiver.sync import SyncReport
 
 FIXTURES = Path(__file__).resolve().parent.parent / "archiver" / "simulator" / "fixtures"
-CHILDREN = [
-    "event_tags",
-    "exceptions",
-    "frames",
-    "breadcrumbs",
-    "requests",
-    "contexts",
-    "event_errors",
-    "event_entries",
-    "event_problems",
-    "threads",
-]
+CHILDREN = sorted(CHILD_TABLES)  # every table hanging off events.id
 
 
 def full_payload() -> dict[str, Any]:

@@ -15,7 +15,7 @@ import sys
 
 import httpx
 
-from archiver.pagination import parse_link_header
+from archiver.sentry.pagination import parse_link_header
 
 
 def pages(client: httpx.Client, path: str, params: dict[str, str]) -> list[list[dict]]:

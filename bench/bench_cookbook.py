@@ -52,7 +52,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from archiver import cookbook, db  # noqa: E402
+from archiver.storage import db  # noqa: E402
+from scripts import cookbook  # noqa: E402
 
 PROJECTS = [
     (1071183, "backend", "python"),

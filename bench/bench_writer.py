@@ -24,10 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from archiver import db, sync
-from archiver.normalize import normalize_event
-from archiver.store import Store, encode_event
-from archiver.workers import _RowsFile
+from archiver.normalize.event import normalize_event
+from archiver.storage import db
+from archiver.storage.store import Store, encode_event
+from archiver.sync import engine as sync
+from archiver.sync.workers import _RowsFile
 
 
 def main() -> None:

@@ -8,8 +8,8 @@ from typing import Any
 from alembic import context
 from sqlalchemy.types import TypeDecorator
 
-from archiver.db import include_object_for, make_engine, normalize_url
-from archiver.models import Base
+from archiver.storage.db import include_object_for, make_engine, normalize_url
+from archiver.storage.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from archiver import db
+from archiver.storage import db
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 

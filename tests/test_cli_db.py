@@ -6,9 +6,9 @@ import sqlite3
 
 from click.testing import CliRunner
 
-from archiver import db
 from archiver.cli import cli
 from archiver.errors import ExitCode
+from archiver.storage import db
 
 
 def test_upgrade_current_check(empty_db_url):

@@ -15,7 +15,6 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from archiver.client import SentryClient, is_loopback
 from archiver.errors import (
     ApiError,
     AuthError,
@@ -24,7 +23,8 @@ from archiver.errors import (
     ServerError,
     TransportError,
 )
-from archiver.pagination import PaginationError, next_cursor, parse_link_header, walk
+from archiver.sentry.client import SentryClient, is_loopback
+from archiver.sentry.pagination import PaginationError, next_cursor, parse_link_header, walk
 
 TOKEN = "sntrys_unit-test-secret-token"
 LINK_MORE = (

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from archiver import cookbook, db
-from archiver.demo import build_demo_archive
+from archiver.operations.demo import build_demo_archive
+from archiver.storage import db
+from scripts import cookbook
 from tests.conftest import drop_pg_database, new_pg_database, require_postgres
 
 README = Path(__file__).resolve().parent.parent / "README.md"

@@ -7,9 +7,9 @@ import json
 from click.testing import CliRunner
 from sqlalchemy import inspect
 
-from archiver import descriptions
 from archiver.cli import cli
-from archiver.datasette import database_name
+from archiver.operations.datasette import database_name
+from archiver.storage import descriptions
 
 
 def test_metadata_covers_every_table_view_and_column(db_url, engine, tmp_path):

@@ -13,10 +13,10 @@ from typing import Any
 
 from sqlalchemy import Engine, inspect, text
 
-from archiver import db
-from archiver.cookbook import cell
-from archiver.normalize import INDEXED_MAX, NormalizedEvent, event_facts, normalize_event
-from archiver.store import CHILD_TABLES, EVENTS, Store, encode_event
+from archiver.normalize.event import INDEXED_MAX, NormalizedEvent, event_facts, normalize_event
+from archiver.storage import db
+from archiver.storage.store import CHILD_TABLES, EVENTS, Store, encode_event
+from scripts.cookbook import cell
 from tests.conftest import drop_pg_database, new_pg_database
 from tests.test_views import (
     API,

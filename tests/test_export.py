@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from archiver.cli import cli
 from archiver.errors import ExitCode
-from archiver.export import CSV_COLUMNS, ExportFilter, export_events, parse_when
+from archiver.operations.export import CSV_COLUMNS, ExportFilter, export_events, parse_when
 from tests.test_views import API, WEB, archive, load
 
 

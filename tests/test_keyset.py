@@ -8,7 +8,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archiver import keyset
+from archiver.sync import keyset
 
 
 class ShufflingSource:

@@ -18,17 +18,17 @@ from click.testing import CliRunner
 from conftest import gate_issue_events
 from sqlalchemy import Engine, delete, insert, text
 
-from archiver import db, lock
 from archiver.cli import cli
 from archiver.errors import ExitCode, LockHeldError
 from archiver.simulator import SimulatedOrg, SimulatorServer
+from archiver.storage import db, lock
 
 TOKEN = "lock-test-token"
 ROOT = Path(__file__).resolve().parent.parent
 
 HOLDER_SCRIPT = """
 import sys
-from archiver import db, lock
+from archiver.storage import db, lock
 engine = db.make_engine(sys.argv[1])
 with lock.acquire(engine, "holder-script"):
     print("held", flush=True)
@@ -148,7 +148,7 @@ def test_lock_of_a_killed_process_is_taken_over(db_url, engine, holder_process, 
     holder_process.kill()  # SIGKILL: no cleanup at all
     holder_process.wait(timeout=30)
     assert lock_row(engine).pid == old_pid  # type: ignore[union-attr]
-    with caplog.at_level(logging.WARNING, logger="archiver.lock"):
+    with caplog.at_level(logging.WARNING, logger="archiver.storage.lock"):
         held = _acquire_eventually(engine)
     try:
         assert lock_row(engine).pid == os.getpid()  # type: ignore[union-attr]
@@ -160,7 +160,10 @@ def test_lock_of_a_killed_process_is_taken_over(db_url, engine, holder_process, 
 
 def test_row_of_a_dead_pid_on_this_host_is_stale(engine, caplog):
     put_row(engine, host=socket.gethostname(), pid=dead_pid(), heartbeat_age=dt.timedelta(0))
-    with caplog.at_level(logging.WARNING, logger="archiver.lock"), lock.acquire(engine, "sync"):
+    with (
+        caplog.at_level(logging.WARNING, logger="archiver.storage.lock"),
+        lock.acquire(engine, "sync"),
+    ):
         assert lock_row(engine).pid == os.getpid()  # type: ignore[union-attr]
     assert "taking over" in caplog.text
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import inspect
 
-from archiver import db
-from archiver.models import Base
+from archiver.storage import db
+from archiver.storage.models import Base
 
 
 def test_upgrade_builds_every_model_table_and_matches_models(engine):
@@ -29,7 +29,7 @@ def test_upgrade_of_a_current_archive_does_not_import_alembic(tmp_path):
     url = f"sqlite:///{tmp_path / 'a.db'}"
     db.upgrade(db.make_engine(url))
     code = (
-        "import sys; from archiver import db; db.upgrade(db.make_engine(sys.argv[1])); "
+        "import sys; from archiver.storage import db; db.upgrade(db.make_engine(sys.argv[1])); "
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))"
     )
     out = subprocess.run(

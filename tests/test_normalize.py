@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from archiver.models import EVENT_CHILD_TABLES, Base
-from archiver.normalize import (
+from archiver.normalize.event import (
     NUL_SUBSTITUTE,
     dump_raw,
     normalize_event,
@@ -17,6 +16,7 @@ from archiver.normalize import (
     normalize_project,
     normalize_release,
 )
+from archiver.storage.models import EVENT_CHILD_TABLES, Base
 
 FIXTURES = Path(__file__).resolve().parent.parent / "archiver" / "simulator" / "fixtures"
 UTC = dt.timezone.utc

@@ -8,12 +8,12 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import text
 
-from archiver import db
 from archiver.cli import cli
-from archiver.client import SentryClient
 from archiver.errors import ExitCode
-from archiver.scrub import PREFIX
+from archiver.operations.scrub import PREFIX
+from archiver.sentry.client import SentryClient
 from archiver.simulator import SimulatedOrg, SimulatorServer
+from archiver.storage import db
 
 TOKEN = "one-event-token"
 

@@ -14,12 +14,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine, inspect, text
 
-from archiver import db
 from archiver.cli import cli
 from archiver.errors import ConfigError, ExitCode
-from archiver.normalize import normalize_event
-from archiver.purge import compute_cutoff, purge
-from archiver.store import Store
+from archiver.normalize.event import normalize_event
+from archiver.operations.purge import compute_cutoff, purge
+from archiver.storage import db
+from archiver.storage.store import Store
 
 FIXTURES = Path(__file__).resolve().parent.parent / "archiver" / "simulator" / "fixtures"
 NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
@@ -280,7 +280,7 @@ def test_purge_command(db_url, tmp_path):
 
 
 def test_purge_waits_for_no_one_it_is_refused_while_a_sync_holds_the_lock(db_url):
-    from archiver import lock as run_lock
+    from archiver.storage import lock as run_lock
 
     engine = db.make_engine(db_url)
     now = dt.datetime.now(dt.timezone.utc)

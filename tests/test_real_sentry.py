@@ -8,8 +8,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from archiver.client import SentryClient
 from archiver.errors import AuthError, BadRequestError, EndpointGoneError, ExitCode, NotFoundError
+from archiver.sentry.client import SentryClient
 from tests.test_client import TOKEN, Fake, ok, status
 
 TIMEOUT = {"detail": "Query timeout. Please try with a smaller date range or fewer conditions."}

@@ -8,9 +8,10 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
-from archiver import db, purge
 from archiver.cli import cli
 from archiver.errors import ConfigError, ExitCode
+from archiver.operations import purge
+from archiver.storage import db
 from tests.test_purge import fill
 
 DAY = dt.timedelta(days=1)

@@ -19,13 +19,13 @@ from click.testing import CliRunner
 from conftest import gate_issue_events
 from sqlalchemy import text
 
-from archiver import db
 from archiver.cli import cli
 from archiver.config import Settings
 from archiver.errors import ApiError, ConfigError, ExitCode, InterruptedRun, LockHeldError
-from archiver.runner import execute_sync
-from archiver.scheduler import SyncScheduler, make_trigger, schedule_settings
+from archiver.operations.scheduler import SyncScheduler, make_trigger, schedule_settings
 from archiver.simulator import SimulatedOrg, SimulatorServer
+from archiver.storage import db
+from archiver.sync.runner import execute_sync
 
 TOKEN = "sched-test-token"
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,7 +178,7 @@ def _runs(db_url: str) -> list[tuple[str, dt.datetime, dt.datetime | None]]:
         with engine.connect() as conn:
             if not db.inspect_has_tables(engine):
                 return []
-            from archiver.store import RUNS
+            from archiver.storage.store import RUNS
 
             rows = conn.execute(RUNS.select().order_by(RUNS.c.started_at)).all()
             return [(r.outcome, r.started_at, r.finished_at) for r in rows]

@@ -18,14 +18,21 @@ from click.testing import CliRunner
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
-from archiver import db
 from archiver.cli import cli
 from archiver.config import Settings
 from archiver.errors import ConfigError, ExitCode
-from archiver.runner import execute_sync
-from archiver.scrub import PREFIX, Scrubber, hash_value, key_id, make_scrubber, normalize_scrubbed
+from archiver.operations.scrub import (
+    PREFIX,
+    Scrubber,
+    hash_value,
+    key_id,
+    make_scrubber,
+    normalize_scrubbed,
+)
 from archiver.simulator import SimulatedOrg, SimulatorServer
-from archiver.store import Store
+from archiver.storage import db
+from archiver.storage.store import Store
+from archiver.sync.runner import execute_sync
 
 FIXTURES = Path(__file__).resolve().parent.parent / "archiver" / "simulator" / "fixtures"
 KEY = "test-scrub-key-0123456789"

@@ -20,12 +20,12 @@ import httpx
 import pytest
 from conftest import simulator_page
 
-from archiver import sync
-from archiver.client import SentryClient
 from archiver.errors import ArchiverError
-from archiver.spool import PREFIX, BodyFile, PageFiles, Spool, remove_stale
-from archiver.store import EncodedEvent
-from archiver.workers import (
+from archiver.sentry.client import SentryClient
+from archiver.storage.store import EncodedEvent
+from archiver.sync import engine as sync
+from archiver.sync.spool import PREFIX, BodyFile, PageFiles, Spool, remove_stale
+from archiver.sync.workers import (
     InvalidBody,
     NotAList,
     PageJob,

@@ -9,10 +9,10 @@ from pathlib import Path
 from click.testing import CliRunner
 from sqlalchemy import text
 
-from archiver import db, lock
 from archiver.cli import cli
-from archiver.demo import build_demo_archive
 from archiver.errors import ExitCode
+from archiver.operations.demo import build_demo_archive
+from archiver.storage import db, lock
 
 
 def status_json(db_url: str) -> dict:  # type: ignore[type-arg]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from archiver.normalize import normalize_event
-from archiver.store import IssueWalk, Store
+from archiver.normalize.event import normalize_event
+from archiver.storage.store import IssueWalk, Store
 
 FIXTURES = Path(__file__).resolve().parent.parent / "archiver" / "simulator" / "fixtures"
 CHILDREN = [

@@ -22,11 +22,9 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
-from archiver import db, spool
 from archiver.cli import cli
 from archiver.config import Settings
 from archiver.errors import ExitCode
-from archiver.runner import execute_sync
 from archiver.simulator import (
     FaultConfig,
     ScheduledFault,
@@ -34,6 +32,9 @@ from archiver.simulator import (
     SimulatorConfig,
     SimulatorServer,
 )
+from archiver.storage import db
+from archiver.sync import spool
+from archiver.sync.runner import execute_sync
 
 TOKEN = "sim-test-token"
 ROOT = Path(__file__).resolve().parent.parent
@@ -332,7 +333,7 @@ def _sync_subprocess(
         "SENTRY_ARCHIVER_DB": db_url,
         "PYTHONPATH": str(ROOT),
     }
-    if tmpdir is not None:  # where the run spools its pages (archiver.spool)
+    if tmpdir is not None:  # where the run spools its pages (archiver.sync.spool)
         env["TMPDIR"] = str(tmpdir)
     return subprocess.Popen(
         [sys.executable, "-m", "archiver", "sync", "--quiet", "--concurrency", "3"],

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from archiver.errors import ExitCode
-from archiver.runner import execute_sync
 from archiver.simulator import SimulatedOrg, SimulatorConfig, SimulatorServer
+from archiver.sync.runner import execute_sync
 from tests.test_sync import TOKEN, _sync_subprocess, archived, settings
 
 
@@ -89,7 +89,7 @@ def test_an_issue_of_50000_events_never_asks_an_offset_over_200(tmp_path):
 def test_an_old_offset_checkpoint_restarts_its_window_and_ends_equal_to_truth(tmp_path):
     from sqlalchemy import text
 
-    from archiver import db
+    from archiver.storage import db
 
     org = SimulatedOrg(seed=7, events=800)
     url = f"sqlite:///{tmp_path}/a.db"

@@ -6,10 +6,10 @@ from typing import Any
 
 from sqlalchemy import Connection, inspect, text
 
-from archiver import db
-from archiver.cookbook import cell
-from archiver.normalize import normalize_event
-from archiver.store import Store
+from archiver.normalize.event import normalize_event
+from archiver.storage import db
+from archiver.storage.store import Store
+from scripts.cookbook import cell
 
 VIEWS = {
     "v_events",

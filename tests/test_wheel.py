@@ -52,7 +52,7 @@ def test_wheel_install_runs_db_upgrade(tmp_path: Path) -> None:
     )
     assert check.returncode == 0, check.stderr
     located = subprocess.run(
-        [str(py), "-c", "import archiver.db as d; print(d.migrations_dir())"],
+        [str(py), "-c", "import archiver.storage.db as d; print(d.migrations_dir())"],
         cwd=work,
         check=True,
         capture_output=True,

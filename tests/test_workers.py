@@ -1,6 +1,6 @@
 """Pages normalized in worker processes: same rows as in-process, failures handled.
 
-The sync hands each page body to a worker process (archiver.workers). These tests check the
+The sync hands each page body to a worker process (archiver.sync.workers). These tests check the
 three promises that makes: the rows are exactly those of in-process normalization, a bad
 body or a dead worker is handled (retried, or normalized in the main process instead), and
 a sync killed with SIGKILL leaves no worker process behind.
@@ -25,17 +25,18 @@ import pytest
 from conftest import simulator_page
 from sqlalchemy import text
 
-from archiver import db, sync
-from archiver.client import SentryClient
 from archiver.config import Settings
 from archiver.errors import TransportError
-from archiver.normalize import normalize_event
-from archiver.runner import execute_sync
+from archiver.normalize.event import normalize_event
+from archiver.sentry.client import SentryClient
 from archiver.simulator import SimulatedOrg, SimulatorConfig, SimulatorServer
-from archiver.spool import BodyFile
-from archiver.store import CHILD_TABLES, EncodedEvent, encode_event
-from archiver.sync import InFlight
-from archiver.workers import (
+from archiver.storage import db
+from archiver.storage.store import CHILD_TABLES, EncodedEvent, encode_event
+from archiver.sync import engine as sync
+from archiver.sync.engine import InFlight
+from archiver.sync.runner import execute_sync
+from archiver.sync.spool import BodyFile
+from archiver.sync.workers import (
     InvalidBody,
     NotAList,
     PageJob,
@@ -196,8 +197,8 @@ def test_client_retries_a_truncated_body_then_reports_a_non_list(page_body: byte
 def test_a_dead_worker_falls_back_to_the_main_process(page_body: bytes, caplog) -> None:
     # Directly on the logger: a sync run earlier in the session may have set "archiver" to
     # errors only and stopped its logs from propagating to the root logger (caplog's).
-    caplog.set_level(logging.WARNING, logger="archiver.workers")
-    logger = logging.getLogger("archiver.workers")
+    caplog.set_level(logging.WARNING, logger="archiver.sync.workers")
+    logger = logging.getLogger("archiver.sync.workers")
     logger.addHandler(caplog.handler)
     try:
         _kill_the_worker_and_normalize(page_body)
@@ -311,8 +312,8 @@ def test_sync_with_and_without_workers_writes_the_same_archive(tmp_path: Path, m
 
 def test_every_events_column_comes_from_normalize() -> None:
     """The writer stores events by column position: normalize must give every column."""
-    from archiver.normalize import normalize_event
-    from archiver.store import EVENT_COLUMNS
+    from archiver.normalize.event import normalize_event
+    from archiver.storage.store import EVENT_COLUMNS
 
     ev = normalize_event({"eventID": "a" * 32, "entries": []}, project_id=1)
     assert set(ev.event) | {"raw_sha256"} == set(EVENT_COLUMNS)

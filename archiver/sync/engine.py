@@ -40,8 +40,6 @@ from typing import Any, BinaryIO
 
 from sqlalchemy import update
 
-from archiver import keyset
-from archiver.client import Page, SentryClient
 from archiver.config import Settings
 from archiver.errors import (
     ApiError,
@@ -50,17 +48,27 @@ from archiver.errors import (
     InterruptedRun,
     NotFoundError,
 )
-from archiver.normalize import (
+from archiver.normalize.event import (
     normalize_issue,
     normalize_project,
     normalize_release,
 )
-from archiver.scrub import make_scrubber, normalize_scrubbed
-from archiver.spool import BodyFile, PageFiles, Spool
-from archiver.store import ISSUES, EncodedEvent, IssueWalk, Store, WriteResult, encode_event, utcnow
-from archiver.workers import PageJob, PageNormalizer, SpooledEvent
+from archiver.operations.scrub import make_scrubber, normalize_scrubbed
+from archiver.sentry.client import Page, SentryClient
+from archiver.storage.store import (
+    ISSUES,
+    EncodedEvent,
+    IssueWalk,
+    Store,
+    WriteResult,
+    encode_event,
+    utcnow,
+)
+from archiver.sync import keyset
+from archiver.sync.spool import BodyFile, PageFiles, Spool
+from archiver.sync.workers import PageJob, PageNormalizer, SpooledEvent
 
-log = logging.getLogger("archiver.sync")
+log = logging.getLogger("archiver.sync.engine")
 
 # Without an earliest date, walks start here: before any event Sentry can hold.
 FLOOR = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
@@ -594,7 +602,7 @@ class Syncer:
     def _release_cache(self) -> _Releases:
         from sqlalchemy import select
 
-        from archiver.store import RELEASES
+        from archiver.storage.store import RELEASES
 
         with self.store.engine.connect() as conn:
             return _Releases(r[0] for r in conn.execute(select(RELEASES.c.version)))
@@ -642,7 +650,7 @@ class Syncer:
         releases: _Releases,
         pipeline: _Pipeline,
     ) -> None:
-        """Walk one issue's events by moving ``end`` (see :mod:`archiver.keyset`).
+        """Walk one issue's events by moving ``end`` (see :mod:`archiver.sync.keyset`).
 
         Each request asks for offset 0 of ``[start, end)`` (or pages one crowded second
         alone in a stable order); each page is committed with the walk's state, so a resume

@@ -29,7 +29,7 @@ from types import TracebackType
 
 from archiver.errors import ArchiverError
 
-log = logging.getLogger("archiver.spool")
+log = logging.getLogger("archiver.sync.spool")
 
 PREFIX = "sentry-archiver-spool-"
 

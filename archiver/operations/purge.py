@@ -28,12 +28,12 @@ import click
 from sqlalchemy import Connection, Engine, Table, delete, func, insert, select, update
 from sqlalchemy.engine import make_url
 
-from archiver import db
-from archiver import lock as run_lock
 from archiver.config import format_duration, load_settings, parse_retention
 from archiver.errors import ConfigError
-from archiver.models import Purge
-from archiver.store import CHILD_TABLES, EVENTS, PROJECTS, Store, utcnow
+from archiver.storage import db
+from archiver.storage import lock as run_lock
+from archiver.storage.models import Purge
+from archiver.storage.store import CHILD_TABLES, EVENTS, PROJECTS, Store, utcnow
 
 PURGES: Table = Purge.__table__  # type: ignore[assignment]
 DEFAULT_BATCH = 1000

@@ -18,20 +18,20 @@ from urllib.parse import quote
 
 import click
 
-from archiver import db
-from archiver.client import SentryClient
 from archiver.config import Settings
 from archiver.errors import ConfigError, NotFoundError
-from archiver.normalize import (
+from archiver.normalize.event import (
     normalize_event_id,
     normalize_issue,
     normalize_project,
     normalize_release,
 )
-from archiver.scrub import make_scrubber, normalize_scrubbed
-from archiver.store import Store
+from archiver.operations.scrub import make_scrubber, normalize_scrubbed
+from archiver.sentry.client import SentryClient
+from archiver.storage import db
+from archiver.storage.store import Store
 
-log = logging.getLogger("archiver.one_event")
+log = logging.getLogger("archiver.operations.one_event")
 
 
 class EventNotFoundError(ConfigError):
@@ -223,7 +223,7 @@ def execute_archive_event(
     latest: bool = False,
 ) -> ArchivedEvent:
     """Fetch and archive one event; recorded in ``runs``. Raises ArchiverError subclasses."""
-    from archiver.runner import make_client
+    from archiver.sync.runner import make_client
 
     if latest and issue_id is None:
         raise ConfigError("--latest needs --issue ID")

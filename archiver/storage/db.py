@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from archiver.errors import DatabaseError
-from archiver.models import Base
+from archiver.storage.models import Base
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -48,7 +48,7 @@ def migrations_dir() -> Path:
     A wheel ships the top-level ``migrations/`` folder as ``archiver/_migrations``; a source
     checkout (or an editable install) has it beside the package.
     """
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent  # archiver/
     for candidate in (package / "_migrations", package.parent / "migrations"):
         if (candidate / "env.py").is_file():
             return candidate

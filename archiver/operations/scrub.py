@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archiver.errors import ConfigError
-from archiver.normalize import NormalizedEvent, normalize_event
+from archiver.normalize.event import NormalizedEvent, normalize_event
 
 METHOD = "hmac-sha256"
 PREFIX = f"scrubbed:{METHOD}:"

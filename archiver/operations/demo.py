@@ -1,6 +1,6 @@
 """``sentry-archiver demo``: archive the built-in simulator's organisation, then query it.
 
-The demo runs exactly the code a real sync runs (``archiver.runner.execute_sync``), against a
+The demo runs exactly the code a real sync runs (``archiver.sync.runner.execute_sync``), against a
 simulator started in this process on a free loopback port, so what a newcomer sees is what
 they will get against sentry.io.
 """
@@ -16,10 +16,10 @@ from typing import Any
 import click
 from sqlalchemy import text
 
-from archiver import db
 from archiver.config import Settings
-from archiver.runner import SyncOutcome, execute_sync
 from archiver.simulator import SimulatedOrg, SimulatorServer
+from archiver.storage import db
+from archiver.sync.runner import SyncOutcome, execute_sync
 
 DEMO_SEED = 42
 DEMO_EVENTS = 2000

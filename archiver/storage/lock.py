@@ -40,11 +40,11 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, delete, insert, select, text, update
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from archiver.db import safe_url
 from archiver.errors import DatabaseError, LockHeldError
-from archiver.models import RunLock
+from archiver.storage.db import safe_url
+from archiver.storage.models import RunLock
 
-log = logging.getLogger("archiver.lock")
+log = logging.getLogger("archiver.storage.lock")
 
 RUN_LOCK: Table = RunLock.__table__  # type: ignore[assignment]
 LOCK_ROW_ID = 1

@@ -1,6 +1,6 @@
 """Running a sync as a command: wiring, signals, progress, summary, exit code.
 
-Kept apart from :mod:`archiver.sync` (which knows nothing of terminals or signals) so the
+Kept apart from :mod:`archiver.sync.engine` (which knows nothing of terminals or signals) so the
 scheduler and the demo run exactly the same code as ``sentry-archiver sync``.
 """
 
@@ -17,9 +17,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from archiver import __version__, db
-from archiver import lock as run_lock
-from archiver.client import SentryClient
+from archiver import __version__
 from archiver.config import Settings
 from archiver.errors import ArchiverError, ExitCode, InterruptedRun
 from archiver.output import (
@@ -29,9 +27,12 @@ from archiver.output import (
     format_rate,
     setup_logging,
 )
-from archiver.store import Store
-from archiver.sync import Progress, Syncer, SyncReport
-from archiver.workers import tune_allocator
+from archiver.sentry.client import SentryClient
+from archiver.storage import db
+from archiver.storage import lock as run_lock
+from archiver.storage.store import Store
+from archiver.sync.engine import Progress, Syncer, SyncReport
+from archiver.sync.workers import tune_allocator
 
 log = logging.getLogger("archiver.run")
 # The run's last line; archiver.output lets it through at info even when the rest logs warnings.
@@ -104,7 +105,7 @@ def execute_sync(
 
             def prepare() -> None:
                 db.upgrade(engine)  # creates the archive on first use; no-op when current
-                # one writer at a time (archiver.lock); held until the run has been recorded
+                # one writer at a time (archiver.storage.lock); held until the run has been recorded
                 held.enter_context(run_lock.acquire(engine, "sync", on_lost=stop.set))
 
             report = syncer.run(prepare=prepare)

@@ -7,8 +7,9 @@ from typing import Any
 
 import click
 
-from archiver import __version__, db
+from archiver import __version__
 from archiver.errors import ArchiverError, ExitCode
+from archiver.storage import db
 
 DB_OPTION_HELP = "Database URL (default: $SENTRY_ARCHIVER_DB or sqlite:///sentry-archive.db)."
 
@@ -190,7 +191,7 @@ def output_options(func: Any) -> Any:
 @output_options
 def sync_command(quiet: bool, verbose: int, log_format: str, **options: Any) -> None:
     """Archive the organization's events (incremental and resumable)."""
-    from archiver.runner import run_sync
+    from archiver.sync.runner import run_sync
 
     settings = load_cli_settings(options)
     report = run_sync(settings, quiet=quiet, verbosity=verbose, log_format=log_format)
@@ -205,13 +206,14 @@ def load_cli_settings(options: dict[str, Any]) -> Any:
 
 
 def _register() -> None:
-    from archiver import config_cmd, scheduler
-    from archiver.datasette import datasette_metadata_command
-    from archiver.demo import demo_command
-    from archiver.export import export_command
-    from archiver.one_event import make_command as make_archive_event_command
-    from archiver.purge import purge_command
-    from archiver.status import status_command
+    from archiver.cli import config_cmd
+    from archiver.operations import scheduler
+    from archiver.operations.datasette import datasette_metadata_command
+    from archiver.operations.demo import demo_command
+    from archiver.operations.export import export_command
+    from archiver.operations.one_event import make_command as make_archive_event_command
+    from archiver.operations.purge import purge_command
+    from archiver.operations.status import status_command
 
     cli.add_command(demo_command)
     cli.add_command(purge_command)

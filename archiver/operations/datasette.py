@@ -3,7 +3,7 @@
 Datasette (an optional extra: ``pip install 'sentry-archiver[datasette]'``) browses the SQLite
 archive as it is: foreign keys are declared, so event rows link to their project and issue.
 This adds what SQLite cannot store: a description of every table, view and column (from
-:mod:`archiver.descriptions`), and the column to show for linked rows::
+:mod:`archiver.storage.descriptions`), and the column to show for linked rows::
 
     sentry-archiver datasette-metadata --db sqlite:///sentry-archive.db -o metadata.json
     datasette sentry-archive.db --metadata metadata.json
@@ -19,9 +19,9 @@ import click
 from sqlalchemy import Engine, inspect
 from sqlalchemy.engine import make_url
 
-from archiver import db, descriptions
 from archiver.errors import ConfigError
-from archiver.models import Base
+from archiver.storage import db, descriptions
+from archiver.storage.models import Base
 
 
 def database_name(db_url: str) -> str:

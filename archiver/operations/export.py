@@ -25,9 +25,9 @@ import click
 from sqlalchemy import Connection, Engine, Table, and_, select
 from sqlalchemy.exc import OperationalError
 
-from archiver import db
 from archiver.errors import ArchiverError, ConfigError, DatabaseError
-from archiver.models import Event, Issue, Project
+from archiver.storage import db
+from archiver.storage.models import Event, Issue, Project
 
 BATCH = 1000
 FORMATS = ("jsonl", "csv")

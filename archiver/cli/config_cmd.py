@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from archiver.config import FILE_KEYS, Settings
-from archiver.db import safe_url
+from archiver.storage.db import safe_url
 
 # Options of `sync` that make no sense here.
 _SKIP = {"quiet", "verbose", "log_format"}

@@ -5,7 +5,7 @@ Each recipe is a fenced ```sql block between the ``<!-- cookbook:start -->`` and
 archive (``sentry-archiver demo``: seed 42, 2000 events). ``tests/test_cookbook.py`` runs every
 recipe on SQLite and PostgreSQL and compares with the printed table, so the docs cannot rot.
 
-The answers are never typed by hand: ``python -m archiver.cookbook README.md`` builds a demo
+The answers are never typed by hand: ``python -m scripts.cookbook README.md`` builds a demo
 archive, runs each recipe and rewrites the answer tables in place.
 
 Values are printed the same way whatever the database: NULL as ``NULL``, timestamps as
@@ -151,9 +151,9 @@ def update(readme: str, conn: Connection) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m archiver.cookbook [README.md]``: regenerate the answers on a demo archive."""
-    from archiver import db
-    from archiver.demo import build_demo_archive
+    """``python -m scripts.cookbook [README.md]``: regenerate the answers on a demo archive."""
+    from archiver.operations.demo import build_demo_archive
+    from archiver.storage import db
 
     args = list(sys.argv[1:] if argv is None else argv)
     path = Path(args[0] if args else "README.md")

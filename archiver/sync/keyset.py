@@ -41,7 +41,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from archiver.normalize import event_second
+from archiver.normalize.event import event_second
 
 FORMAT = 2  # version tag inside the JSON checkpoint; old checkpoints are plain cursors
 MAX_EMPTY_PAGES = 3

@@ -6,7 +6,7 @@ and the writer needs the interpreter too (about a millisecond per event of SQLit
 Under one interpreter lock they take turns and a second core sits idle. So a fetch thread
 hands the page's raw body to a worker process and gets back ready rows (child rows as tuples
 of values already converted for the database). The page travels as files of the run's
-spool (:mod:`archiver.spool`): the worker reads the body from one and pickles each event
+spool (:mod:`archiver.sync.spool`): the worker reads the body from one and pickles each event
 into another (:class:`SpooledEvent`), which the writer reads back a batch at a time, so
 neither the page nor its parsed JSON ever exists in the writer's process.
 
@@ -35,12 +35,12 @@ from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, BinaryIO
 
-from archiver.keyset import event_key
-from archiver.scrub import Scrubber, make_scrubber, normalize_scrubbed
-from archiver.spool import BodyFile
-from archiver.store import EncodedEvent, encode_event
+from archiver.operations.scrub import Scrubber, make_scrubber, normalize_scrubbed
+from archiver.storage.store import EncodedEvent, encode_event
+from archiver.sync.keyset import event_key
+from archiver.sync.spool import BodyFile
 
-log = logging.getLogger("archiver.workers")
+log = logging.getLogger("archiver.sync.workers")
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class PageJob:
 
 @dataclass(frozen=True)
 class SpooledEvent:
-    """An encoded event pickled into the page's rows file (:mod:`archiver.spool`) at
+    """An encoded event pickled into the page's rows file (:mod:`archiver.sync.spool`) at
     ``offset``, with what the walk reads of it; the writer reads it back from there.
 
     As Python objects a page of large events is over twice its JSON's size (every frame and
@@ -70,7 +70,7 @@ class SpooledEvent:
     issue_id: int | None
     release_version: str | None
     release: dict[str, Any] | None
-    # the listed event's id and whole second, for the walk (:func:`archiver.keyset.event_key`)
+    # the listed event's id and whole second, for the walk (:func:`archiver.sync.keyset.event_key`)
     event_id: str | None = None
     second: int | None = None
 
@@ -207,7 +207,7 @@ def normalize_page(
 def normalize_spooled_page(
     body_path: str, rows_path: str, job: PageJob
 ) -> list[SpooledEvent | Any] | NotAList:
-    """:func:`normalize_page` from a spooled body to a rows file (both :mod:`archiver.spool`).
+    """:func:`normalize_page` from a spooled body to a rows file (both :mod:`archiver.sync.spool`).
 
     Only the small references travel back to the sync process, never the page: the writer
     reads each event from ``rows_path`` when it writes it.
@@ -281,7 +281,7 @@ def _context() -> Any:
     method = "forkserver" if "forkserver" in methods else "spawn"
     ctx = multiprocessing.get_context(method)
     if method == "forkserver":
-        ctx.set_forkserver_preload(["archiver.workers"])
+        ctx.set_forkserver_preload(["archiver.sync.workers"])
     return ctx
 
 

@@ -46,10 +46,10 @@ from archiver.errors import (
     ServerError,
     TransportError,
 )
-from archiver.pagination import next_cursor
-from archiver.spool import BodyFile
+from archiver.sentry.pagination import next_cursor
+from archiver.sync.spool import BodyFile
 
-log = logging.getLogger("archiver.client")
+log = logging.getLogger("archiver.sentry.client")
 
 Params = Sequence[tuple[str, str]]
 MAX_RATE_LIMIT_WAITS = 30
@@ -358,7 +358,7 @@ class SentryClient:
         ``parse`` turns a 2xx body into ``data`` (``json.loads`` by default; the sync engine
         hands pages to worker processes that parse and normalize them). A ``ValueError`` from
         it means a truncated or invalid body, which is retried like a cut connection. With
-        ``spool`` (a file path), ``parse`` is given a :class:`~archiver.spool.BodyFile`
+        ``spool`` (a file path), ``parse`` is given a :class:`~archiver.sync.spool.BodyFile`
         instead of bytes: the body was streamed into that file (rewritten on each retry).
         """
         query: list[tuple[str, str | int | float | bool | None]] = [
@@ -466,7 +466,7 @@ class SentryClient:
         many pages (three 6 MB bodies alive at once in a sync that fetched one page at a
         time). Streaming the body out and wrapping it in a plain response frees each body as
         soon as nothing uses it. With ``spool`` (a file path), a 2xx body is streamed into
-        that file chunk by chunk instead and never held whole (:mod:`archiver.spool`); error
+        that file chunk by chunk instead and never held whole (:mod:`archiver.sync.spool`); error
         bodies are always read into memory, for their message.
         """
         request = self._http.build_request("GET", path, params=query, headers=self._auth_headers())

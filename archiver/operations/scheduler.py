@@ -3,7 +3,7 @@
 Built on APScheduler 3.x. The one job has ``max_instances=1`` and ``coalesce=True``: a run
 still going when the next is due is not started twice (the due time is logged as skipped), and
 fire times missed while the machine slept are made up by a single run. Every run is the same
-code as ``sentry-archiver sync`` (:func:`archiver.runner.execute_sync`, including the run
+code as ``sentry-archiver sync`` (:func:`archiver.sync.runner.execute_sync`, including the run
 lock), and is logged with its outcome and the next fire time. A failed run is logged and the
 scheduler goes on; the next run resumes where it stopped.
 
@@ -150,7 +150,7 @@ class SyncScheduler:
         log.info("scheduler stopped after %d run(s), %d skipped", len(self.history), self.skipped)
 
     def run_forever(self) -> None:
-        from archiver.runner import stop_on_signals
+        from archiver.sync.runner import stop_on_signals
 
         with stop_on_signals(self.stop):
             self.start()
@@ -236,7 +236,7 @@ class SyncScheduler:
 
 
 def _record_from(number: int, result: Any) -> RunRecord:
-    from archiver.runner import RUN_OUTCOMES, SyncOutcome
+    from archiver.sync.runner import RUN_OUTCOMES, SyncOutcome
 
     if not isinstance(result, SyncOutcome):
         return RunRecord(number, "success", 0, 0.0)
@@ -267,7 +267,7 @@ def _iso(value: dt.datetime | None) -> str | None:
 
 def sync_run(settings: Settings) -> RunFunction:
     """The real run: one ``sentry-archiver sync``, sharing the scheduler's stop event."""
-    from archiver.runner import execute_sync
+    from archiver.sync.runner import execute_sync
 
     def run(stop: threading.Event) -> Any:
         return execute_sync(settings, stop=stop)

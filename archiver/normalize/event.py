@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from archiver.models import EVENT_CHILD_TABLES
+from archiver.storage.models import EVENT_CHILD_TABLES
 
 INDEXED_MAX = 1000
 NUL_SUBSTITUTE = "\u2400"

@@ -17,10 +17,10 @@ from typing import Any
 import click
 from sqlalchemy import Connection, Engine, and_, case, func, select
 
-from archiver import db
-from archiver.store import EVENTS, ISSUE_SYNC, ISSUES, PROJECT_SYNC, PROJECTS, RUNS
+from archiver.storage import db
+from archiver.storage.store import EVENTS, ISSUE_SYNC, ISSUES, PROJECT_SYNC, PROJECTS, RUNS
 
-# Walk states that still have work to do (see archiver.sync).
+# Walk states that still have work to do (see archiver.sync.engine).
 OPEN_WALKS = ("pending", "walking", "failed")
 RUN_SCAN_LIMIT = 500  # runs read to find each project's last success
 
@@ -70,7 +70,7 @@ def _covers(run: Mapping[str, Any], project: Mapping[str, Any]) -> bool:
 
 def collect_status(engine: Engine) -> dict[str, Any]:
     """The whole status as plain data (the ``--json`` output)."""
-    from archiver.lock import current_holder
+    from archiver.storage.lock import current_holder
 
     with engine.connect() as conn:
         projects = [

@@ -45,7 +45,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from archiver.models import (
+from archiver.normalize.event import NormalizedEvent
+from archiver.storage.models import (
     EVENT_CHILD_TABLES,
     Event,
     Issue,
@@ -56,7 +57,6 @@ from archiver.models import (
     Run,
     UTCDateTime,
 )
-from archiver.normalize import NormalizedEvent
 
 EVENTS: Table = Event.__table__  # type: ignore[assignment]
 PROJECTS: Table = Project.__table__  # type: ignore[assignment]

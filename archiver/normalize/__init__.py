@@ -1,0 +1,1 @@
+"""Pure functions from Sentry payloads to rows: no I/O, no sessions."""

@@ -1,0 +1,1 @@
+"""What the commands do besides sync (status, purge, scrub, export, ...), without click."""

@@ -1,0 +1,1 @@
+"""Talking to Sentry: HTTP, auth, retries, rate limits and the paginator."""

@@ -1,0 +1,1 @@
+"""The archive's database: models, engines and migrations, the run lock, the store."""

@@ -1,0 +1,1 @@
+"""The sync run: discovery, issue walks, workers, the spool and the single writer."""

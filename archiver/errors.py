@@ -1,8 +1,32 @@
-"""The exception hierarchy and the exit codes the CLI maps them to.
+"""Every exception the tool raises on purpose, and the exit codes the CLI maps them to.
 
-Every error the tool raises on purpose derives from :class:`ArchiverError` and carries the
-process exit code that the command line returns for it. Messages never contain the auth token:
-HTTP errors are built from the URL path and Sentry's ``detail`` text only.
+The whole tree (``exit`` is the process exit code the command line returns)::
+
+    ArchiverError                 exit 1  base class: the CLI prints one line, never a traceback
+    ├── ConfigError               exit 2  missing or contradictory configuration, bad options
+    │   ├── InsecureTransportError        the token would travel over plain http
+    │   ├── ExportError                   bad ``export`` arguments
+    │   └── EventNotFoundError            ``archive-event`` names an event the server lacks
+    ├── DatabaseError             exit 7  the database cannot be opened, migrated or used
+    ├── LockHeldError             exit 5  another run holds the archive's run lock
+    ├── InterruptedRun            exit 130  SIGINT/SIGTERM; the last page's checkpoint is committed
+    ├── PartialRunError           exit 3  the run ended, but some issues could not be archived
+    ├── WalkBroken                exit 3  (per issue) the server's answers give the walk no progress
+    └── ApiError                  exit 6  an HTTP exchange with Sentry failed
+        ├── AuthError             exit 4  401/403: bad token or missing scope
+        ├── NotFoundError                 404
+        ├── BadRequestError               400 (a transient Snuba timeout is retried first)
+        ├── EndpointGoneError             410: a removed or browned-out endpoint, never "deleted"
+        ├── RateLimitedError              429 beyond the retry budget
+        ├── ServerError                   5xx beyond the retry budget
+        └── TransportError                connection, timeout, truncated or unparsable body
+
+    ValueError (parsing: the client retries a request whose body raises one)
+    ├── InvalidBody                       a page body that is not valid JSON
+    └── PaginationError                   a Link header or cursor that cannot be followed
+
+Messages never contain the auth token: HTTP errors are built from the URL path and Sentry's
+``detail`` text only, and the client redacts the token from anything a server echoes.
 """
 
 from __future__ import annotations
@@ -115,3 +139,25 @@ class TransportError(ApiError):
 
 class InsecureTransportError(ConfigError):
     """Refusing to send the token over plain http to a non-loopback host."""
+
+
+class ExportError(ConfigError):
+    """Bad export arguments (exit 2)."""
+
+
+class EventNotFoundError(ConfigError):
+    """The event (or issue) named on the command line does not exist on the server."""
+
+
+class WalkBroken(ArchiverError):
+    """The server answered in a way the walk cannot make progress with (reported per issue)."""
+
+    exit_code = ExitCode.PARTIAL
+
+
+class InvalidBody(ValueError):
+    """The body is not valid JSON (truncated on the way): the client retries the request."""
+
+
+class PaginationError(ValueError):
+    """The server's pagination cannot be followed (a loop, or a malformed cursor)."""

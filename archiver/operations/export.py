@@ -25,7 +25,7 @@ import click
 from sqlalchemy import Connection, Engine, Table, and_, select
 from sqlalchemy.exc import OperationalError
 
-from archiver.errors import ArchiverError, ConfigError, DatabaseError
+from archiver.errors import DatabaseError, ExportError
 from archiver.storage import db
 from archiver.storage.models import Event, Issue, Project
 
@@ -66,12 +66,6 @@ CSV_COLUMNS: list[tuple[str, Any]] = [
     ("problem_count", EVENTS.c.problem_count),
     ("archived_at", EVENTS.c.archived_at),
 ]
-
-
-class ExportError(ArchiverError):
-    """Bad export arguments (exit 2)."""
-
-    exit_code = ConfigError.exit_code
 
 
 @dataclass

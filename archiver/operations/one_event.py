@@ -19,7 +19,7 @@ from urllib.parse import quote
 import click
 
 from archiver.config import Settings
-from archiver.errors import ConfigError, NotFoundError
+from archiver.errors import ConfigError, EventNotFoundError, NotFoundError
 from archiver.normalize.event import (
     normalize_event_id,
     normalize_issue,
@@ -32,10 +32,6 @@ from archiver.storage import db
 from archiver.storage.store import Store
 
 log = logging.getLogger("archiver.operations.one_event")
-
-
-class EventNotFoundError(ConfigError):
-    """The event (or issue) named on the command line does not exist on the server."""
 
 
 @dataclass

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
+from archiver.errors import PaginationError
+
 _LINK = re.compile(r"<(?P<url>[^>]*)>(?P<params>(?:\s*;\s*[^;,<]+=\s*\"[^\"]*\")*)")
 _PARAM = re.compile(r";\s*(?P<key>[A-Za-z_-]+)\s*=\s*\"(?P<value>[^\"]*)\"")
 _CURSOR = re.compile(r"^-?\d+(?:\.\d+)?:-?\d+:[01]$")
@@ -28,10 +30,6 @@ class Link:
     rel: str
     results: bool
     cursor: str | None
-
-
-class PaginationError(ValueError):
-    """The server's pagination cannot be followed (a loop, or a malformed cursor)."""
 
 
 def parse_link_header(value: str | None) -> dict[str, Link]:

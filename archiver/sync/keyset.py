@@ -41,14 +41,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from archiver.errors import WalkBroken
 from archiver.normalize.event import event_second
 
 FORMAT = 2  # version tag inside the JSON checkpoint; old checkpoints are plain cursors
 MAX_EMPTY_PAGES = 3
-
-
-class WalkBroken(Exception):
-    """The server answered in a way the walk cannot make progress with (reported per issue)."""
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, BinaryIO
 
+from archiver.errors import InvalidBody
 from archiver.operations.scrub import Scrubber, make_scrubber, normalize_scrubbed
 from archiver.storage.store import EncodedEvent, encode_event
 from archiver.sync.keyset import event_key
@@ -105,10 +106,6 @@ class NotAList:
     """A page body that is valid JSON but not a list (an error the caller reports)."""
 
     json_type: str
-
-
-class InvalidBody(ValueError):
-    """The body is not valid JSON (truncated on the way): the client retries the request."""
 
 
 def needs_detail(item: Any, detail_always: bool) -> bool:

@@ -14,7 +14,8 @@ from archiver.storage import db
 def test_upgrade_current_check(empty_db_url):
     runner = CliRunner()
     r = runner.invoke(cli, ["db", "current", "--db", empty_db_url])
-    assert r.exit_code == 0 and "current: none" in r.output
+    assert r.exit_code == 0
+    assert "current: none" in r.output
     r = runner.invoke(cli, ["db", "check", "--db", empty_db_url])
     assert r.exit_code == ExitCode.DATABASE
     r = runner.invoke(cli, ["db", "upgrade", "--db", empty_db_url])
@@ -23,9 +24,11 @@ def test_upgrade_current_check(empty_db_url):
     r = runner.invoke(cli, ["db", "upgrade", "--db", empty_db_url])
     assert "already at revision" in r.output
     r = runner.invoke(cli, ["db", "current", "--db", empty_db_url])
-    assert f"current: {db.head_revision()}" in r.output and "up to date" in r.output
+    assert f"current: {db.head_revision()}" in r.output
+    assert "up to date" in r.output
     r = runner.invoke(cli, ["db", "check", "--db", empty_db_url])
-    assert r.exit_code == 0 and "matches the models" in r.output
+    assert r.exit_code == 0
+    assert "matches the models" in r.output
 
 
 def test_db_url_from_environment(tmp_path, monkeypatch):

@@ -83,5 +83,6 @@ def test_update_rewrites_answers_from_the_database(demo_engine: Engine):
     with demo_engine.connect() as conn:
         new = cookbook.update(readme, conn)
     assert "| projects |\n|---|\n| 3 |\n" in new
-    assert new.startswith("intro\n") and new.endswith("after\n")
+    assert new.startswith("intro\n")
+    assert new.endswith("after\n")
     assert cookbook.parse(new)[0].rows == [["3"]]

@@ -48,4 +48,5 @@ def test_database_name_follows_the_file():
 
 def test_unwritable_output_fails_clearly(db_url):
     r = CliRunner().invoke(cli, ["datasette-metadata", "--db", db_url, "-o", "/nonexistent/x.json"])
-    assert r.exit_code == 2 and "does not exist" in r.stderr
+    assert r.exit_code == 2
+    assert "does not exist" in r.stderr

@@ -60,7 +60,8 @@ def test_csv_is_one_flat_row_per_event(db_url, engine, tmp_path):
     load(engine)
     target = tmp_path / "events.csv"
     code, _, err = run(db_url, "--format", "csv", "--project", "api", "--output", str(target))
-    assert code == 0 and "exported 5 events" in err
+    assert code == 0
+    assert "exported 5 events" in err
     rows = list(csv.DictReader(target.open(newline="", encoding="utf-8")))
     assert list(rows[0]) == [name for name, _ in CSV_COLUMNS]
     assert len(rows) == 5
@@ -76,7 +77,8 @@ def test_csv_is_one_flat_row_per_event(db_url, engine, tmp_path):
         "api@1.0",
         "u1",
     )
-    assert rows[4]["environment"] == "" and rows[4]["user_ip_address"] == "10.0.0.1"
+    assert rows[4]["environment"] == ""
+    assert rows[4]["user_ip_address"] == "10.0.0.1"
 
 
 def test_batches_are_keyset_paginated(engine):
@@ -90,7 +92,8 @@ def test_batches_are_keyset_paginated(engine):
 
 def test_empty_archive_exports_a_header_only(db_url):
     code, out, _ = run(db_url, "--format", "csv")
-    assert code == 0 and out.splitlines() == [",".join(n for n, _ in CSV_COLUMNS)]
+    assert code == 0
+    assert out.splitlines() == [",".join(n for n, _ in CSV_COLUMNS)]
 
 
 @pytest.mark.parametrize(
@@ -104,19 +107,23 @@ def test_empty_archive_exports_a_header_only(db_url):
 )
 def test_bad_arguments_fail_clearly(db_url, args, message):
     code, _, err = run(db_url, *args)
-    assert code == ExitCode.USAGE and message in err and err.startswith("error: ")
+    assert code == ExitCode.USAGE
+    assert message in err
+    assert err.startswith("error: ")
 
 
 def test_an_unmigrated_database_is_refused(empty_db_url):
     code, _, err = run(empty_db_url, "--format", "jsonl")
-    assert code == ExitCode.DATABASE and "db upgrade" in err
+    assert code == ExitCode.DATABASE
+    assert "db upgrade" in err
 
 
 def test_a_missing_sqlite_archive_is_an_error_and_is_not_created(tmp_path):
     missing = tmp_path / "typo.db"
     for command in (["export", "--format", "csv"], ["datasette-metadata"]):
         r = CliRunner().invoke(cli, [*command, "--db", f"sqlite:///{missing}"])
-        assert r.exit_code == ExitCode.DATABASE and "does not exist" in r.stderr, command
+        assert r.exit_code == ExitCode.DATABASE, command
+        assert "does not exist" in r.stderr, command
     assert not missing.exists()
 
 

@@ -74,13 +74,16 @@ def test_schedule_command_config_errors(tmp_path, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     runner = CliRunner()
     r = runner.invoke(cli, ["schedule", "--auth-token", "t0ken-value", "--org", "acme"])
-    assert r.exit_code == ExitCode.USAGE and "no schedule" in r.output
+    assert r.exit_code == ExitCode.USAGE
+    assert "no schedule" in r.output
     r = runner.invoke(cli, ["schedule", "--every", "1h"])
-    assert r.exit_code == ExitCode.USAGE and "auth token" in r.output
+    assert r.exit_code == ExitCode.USAGE
+    assert "auth token" in r.output
     r = runner.invoke(
         cli, ["schedule", "--cron", "bad", "--auth-token", "t0ken-value", "--org", "acme"]
     )
-    assert r.exit_code == ExitCode.USAGE and "cron" in r.output
+    assert r.exit_code == ExitCode.USAGE
+    assert "cron" in r.output
     assert "t0ken-value" not in r.output
 
 
@@ -245,7 +248,8 @@ def test_schedule_fires_skips_overlaps_and_stops_on_sigterm(db_url):
     runs = _runs(db_url)
     assert all(o in ("success", "interrupted") for o, _, _ in runs), runs
     for (_, _, finished), (_, next_start, _) in itertools.pairwise(runs):
-        assert finished is not None and finished <= next_start, "two runs overlapped"
+        assert finished is not None, runs
+        assert finished <= next_start, "two runs overlapped"
     assert "still going: skipped" in err
     assert "next run at" in err
     assert "run 1 success" in err
@@ -279,9 +283,12 @@ def test_sigterm_during_a_run_exits_0_with_the_checkpoint_committed(tmp_path):
                 proc.kill()
                 proc.wait()
     assert proc.returncode == 0, err
-    assert "run 1 interrupted" in err and "next run at none (stopping)" in err
+    assert "run 1 interrupted" in err
+    assert "next run at none (stopping)" in err
     runs = _runs(url)
-    assert len(runs) == 1 and runs[0][0] == "interrupted" and runs[0][2] is not None, runs
+    assert len(runs) == 1, runs
+    assert runs[0][0] == "interrupted", runs
+    assert runs[0][2] is not None, runs
     engine = db.make_engine(url)
     with engine.connect() as conn:
         saved = conn.execute(text("SELECT count(*) FROM events")).scalar_one()

@@ -117,7 +117,8 @@ def test_fixture_events_are_served_verbatim(directory: Path) -> None:
             assert {k: v for k, v in body.items() if k not in rewritten} == {
                 k: v for k, v in original.items() if k not in rewritten
             }
-            assert latest["groupID"] == str(issue.id) and latest["eventID"] == latest["id"]
+            assert latest["groupID"] == str(issue.id)
+            assert latest["eventID"] == latest["id"]
             if isinstance(issue.fixture.release, dict):
                 # the release object is served from the simulator's release registry
                 assert latest["release"]["version"] == issue.fixture.release["version"]
@@ -155,24 +156,24 @@ def test_standalone_entry_point() -> None:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         url, org_part, token_part = line.split()
-        assert (
-            url.startswith("http://127.0.0.1:")
-            and org_part == "org=acme"
-            and token_part == "token=cli-token"
-        )
+        assert url.startswith("http://127.0.0.1:")
+        assert org_part == "org=acme"
+        assert token_part == "token=cli-token"
         response = httpx.get(
             f"{url}api/0/organizations/acme/projects/",
             headers={"Authorization": "Bearer cli-token"},
             timeout=10,
         )
-        assert response.status_code == 200 and len(response.json()) == 3
+        assert response.status_code == 200
+        assert len(response.json()) == 3
         issues = httpx.get(
             f"{url}api/0/organizations/acme/issues/",
             params={"query": ""},
             headers={"Authorization": "Bearer cli-token"},
             timeout=10,
         ).json()
-        assert all(i["lastSeen"] < "2025-01-01" for i in issues) and issues
+        assert all(i["lastSeen"] < "2025-01-01" for i in issues)
+        assert issues
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -91,7 +91,8 @@ def test_a_spooled_body_is_streamed_to_its_file_and_parse_gets_the_file(tmp_path
 
     with client_for([answer]) as client:
         page = client.list_issue_events_page("acme", 1, parse=parse, spool=spooled)
-    assert page.items == data and not page.has_next
+    assert page.items == data
+    assert not page.has_next
     assert [b.path for b in seen] == [spooled]
     assert Path(spooled).read_bytes() == json.dumps(data).encode()  # decoded, whole
     assert seen[0].size == len(json.dumps(data).encode())
@@ -146,13 +147,15 @@ def test_a_spooled_page_gives_the_events_an_in_memory_page_gives(
     assert isinstance(in_memory, list)
     with PageNormalizer(workers) as normalizer:
         out = normalizer.spooled(BodyFile(str(body), len(page_body)), str(rows), job())
-    assert isinstance(out, list) and all(isinstance(e, SpooledEvent) for e in out)
+    assert isinstance(out, list)
+    assert all(isinstance(e, SpooledEvent) for e in out)
     # only small references came back: the rows are in the file, one after another
     assert sum(e.length for e in out) == rows.stat().st_size  # type: ignore[union-attr]
     events = _read_back(out, rows)
     assert events == [e for e in in_memory if isinstance(e, EncodedEvent)]
     for ref, ev in zip(out, events, strict=True):
-        assert isinstance(ref, SpooledEvent) and isinstance(ev, EncodedEvent)
+        assert isinstance(ref, SpooledEvent)
+        assert isinstance(ev, EncodedEvent)
         assert (ref.issue_id, ref.release_version, ref.release) == (
             ev.issue_id,
             ev.release_version,
@@ -164,7 +167,8 @@ def test_spooled_pages_keep_raw_items_and_report_bad_bodies(tmp_path: Path) -> N
     body, rows = tmp_path / "p.body", tmp_path / "p.rows"
     body.write_bytes(b'[{"eventID": "a", "entries": []}, {"eventID": "b"}]')
     out = normalize_spooled_page(str(body), str(rows), job())
-    assert isinstance(out, list) and isinstance(out[0], SpooledEvent)
+    assert isinstance(out, list)
+    assert isinstance(out[0], SpooledEvent)
     assert out[1] == {"eventID": "b"}  # needs the detail endpoint: comes back as it is
     body.write_bytes(b'{"detail": "x"}')
     assert normalize_spooled_page(str(body), str(rows), job()) == NotAList("dict")
@@ -179,7 +183,8 @@ def test_the_writer_reads_spooled_events_back_in_order_and_in_batches(
     body, rows = tmp_path / "p.body", tmp_path / "p.rows"
     body.write_bytes(page_body)
     out = normalize_spooled_page(str(body), str(rows), job())
-    assert isinstance(out, list) and all(isinstance(e, SpooledEvent) for e in out)
+    assert isinstance(out, list)
+    assert all(isinstance(e, SpooledEvent) for e in out)
     expected = _read_back(out, rows)
     detail = expected[0]  # an event the walk fetched in detail is not spooled
     page = [*out, detail]
@@ -212,7 +217,8 @@ def test_a_spool_file_cut_short_is_an_error_not_a_wrong_event(
     body, rows = tmp_path / "p.body", tmp_path / "p.rows"
     body.write_bytes(page_body)
     out = normalize_spooled_page(str(body), str(rows), job())
-    assert isinstance(out, list) and isinstance(out[-1], SpooledEvent)
+    assert isinstance(out, list)
+    assert isinstance(out[-1], SpooledEvent)
     os.truncate(rows, rows.stat().st_size - 10)
     with rows.open("rb") as f, pytest.raises(OSError, match="ended 10 bytes early"):
         out[-1].read(f)
@@ -227,7 +233,8 @@ def test_a_spool_is_removed_with_its_files_and_hands_out_distinct_pages(tmp_path
         Path(pages[0].body).write_bytes(b"x")
         Path(pages[0].rows).write_bytes(b"y")
         pages[0].discard()
-        assert not Path(pages[0].body).exists() and not Path(pages[0].rows).exists()
+        assert not Path(pages[0].body).exists()
+        assert not Path(pages[0].rows).exists()
         pages[1].discard()  # files never written: nothing to do, no error
         Path(pages[2].rows).write_bytes(b"z")
     assert not spool.path.exists()
@@ -251,7 +258,9 @@ def test_the_spool_of_a_killed_run_is_removed_by_the_next_run(tmp_path: Path) ->
     other.mkdir()
     with Spool(tmp_path) as spool:
         assert not stale.exists()
-        assert alive.exists() and other.exists() and spool.path.exists()
+        assert alive.exists()
+        assert other.exists()
+        assert spool.path.exists()
     assert remove_stale(tmp_path) == []
 
 

@@ -45,7 +45,8 @@ def test_status_after_a_sync_then_errors_backfill_and_lock(db_url):
     }
     assert {p["id"]: p["issues"] for p in s["projects"]} == {int(k): v for k, v in issues.items()}
     for p in s["projects"]:
-        assert p["backfill_in_progress"] is False and p["issues_pending"] == 0
+        assert p["backfill_in_progress"] is False
+        assert p["issues_pending"] == 0
         assert p["last_success"]["id"] == s["last_success"]["id"]
         assert p["last_error"] is None
         assert p["oldest_event"] <= p["newest_event"]
@@ -57,7 +58,8 @@ def test_status_after_a_sync_then_errors_backfill_and_lock(db_url):
     assert human.exit_code == 0, human.output
     for p in s["projects"]:
         assert p["slug"] in human.output
-    assert "lock:     free" in human.output and "done" in human.output
+    assert "lock:     free" in human.output
+    assert "done" in human.output
 
     # an issue whose first walk is unfinished, and one whose walk failed
     target = s["projects"][0]
@@ -83,7 +85,8 @@ def test_status_after_a_sync_then_errors_backfill_and_lock(db_url):
     s = status_json(db_url)
     p = next(p for p in s["projects"] if p["id"] == target["id"])
     assert p["backfill_in_progress"] is True
-    assert p["issues_pending"] == 2 and p["issues_failed"] == 1
+    assert p["issues_pending"] == 2
+    assert p["issues_failed"] == 1
     assert p["last_error"]["issue_id"] == walks[-1]
     assert p["last_error"]["message"] == "HTTP 502 from server"
     others = [q for q in s["projects"] if q["id"] != target["id"]]
@@ -121,20 +124,25 @@ def test_status_after_a_sync_then_errors_backfill_and_lock(db_url):
 
 def test_status_of_an_empty_archive(db_url):
     s = status_json(db_url)
-    assert s["projects"] == [] and s["last_run"] is None and s["totals"]["events"] == 0
+    assert s["projects"] == []
+    assert s["last_run"] is None
+    assert s["totals"]["events"] == 0
     r = CliRunner().invoke(cli, ["status", "--db", db_url])
-    assert r.exit_code == 0 and "no projects archived yet" in r.output
+    assert r.exit_code == 0
+    assert "no projects archived yet" in r.output
 
 
 def test_status_never_creates_or_migrates_a_database(tmp_path, empty_db_url):
     missing = tmp_path / "nowhere.db"
     r = CliRunner().invoke(cli, ["status", "--db", f"sqlite:///{missing}"])
-    assert r.exit_code == ExitCode.DATABASE and "does not exist" in r.output
+    assert r.exit_code == ExitCode.DATABASE
+    assert "does not exist" in r.output
     assert not missing.exists()
     if empty_db_url.startswith("sqlite:///"):
         Path(empty_db_url.removeprefix("sqlite:///")).touch()  # an empty SQLite database
     r = CliRunner().invoke(cli, ["status", "--db", empty_db_url, "--json"])
-    assert r.exit_code == ExitCode.DATABASE and "db upgrade" in r.output
+    assert r.exit_code == ExitCode.DATABASE
+    assert "db upgrade" in r.output
 
 
 def test_status_reads_the_database_from_the_config_file(tmp_path, db_url, monkeypatch):

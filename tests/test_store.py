@@ -81,7 +81,8 @@ def test_seed_rows_land_exactly(engine):
         created = conn.execute(
             text("SELECT date_created FROM events WHERE id = :p"), {"p": pk}
         ).scalar_one()
-    assert len(tags) == 6 and tags[0] == ("browser", "Chrome 83.0.4103")
+    assert len(tags) == 6
+    assert tags[0] == ("browser", "Chrome 83.0.4103")
     assert exc == [("ForbiddenError",)]
     assert [tuple(r) for r in frames] == [(False, 2), (True, 2)]
     assert crumbs == 3

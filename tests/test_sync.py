@@ -106,7 +106,8 @@ def test_backfill_equals_truth_and_second_run_is_cheap(db_url, org, server):
 
     second = execute_sync(settings(server, org, db_url))
     assert second.exit_code == ExitCode.OK
-    assert second.report.events_new == 0 and second.report.events_updated == 0
+    assert second.report.events_new == 0
+    assert second.report.events_updated == 0
     # one request for the project list, one issue-search page per project
     assert second.requests <= 1 + len(org.projects)
     assert archived(db_url) == org.truth()
@@ -128,7 +129,8 @@ def test_biggest_issues_are_walked_first(tmp_path, org, server):
         ):
             order.append(int(parts[5]))
     seen = {issue.id: issue.times_seen for issue in org.live_issues()}
-    assert len(order) > 3 and len(set(seen[i] for i in order)) > 3
+    assert len(order) > 3
+    assert len(set(seen[i] for i in order)) > 3
     assert [seen[i] for i in order] == sorted((seen[i] for i in order), reverse=True)
 
 

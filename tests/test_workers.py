@@ -88,7 +88,8 @@ def test_worker_rows_equal_in_process_rows(page_body: bytes, dialect: str) -> No
     with PageNormalizer(0) as here, PageNormalizer(2) as pool:
         local = run(here, page_body, job(dialect))
         remote = run(pool, page_body, job(dialect))
-    assert isinstance(local, list) and all(isinstance(e, EncodedEvent) for e in local)
+    assert isinstance(local, list)
+    assert all(isinstance(e, EncodedEvent) for e in local)
     assert remote == local
     frames = [row for ev in local for row in ev.children.get("frames", [])]
     assert frames, "the page has stack frames"
@@ -111,7 +112,8 @@ def test_scrubbing_happens_in_the_worker(page_body: bytes) -> None:
 def test_items_without_entries_stay_raw_for_a_detail_request() -> None:
     body = b'[{"eventID": "a" , "entries": []}, {"eventID": "b"}]'
     out = as_list(normalize_page(body, job()))
-    assert isinstance(out[0], EncodedEvent) and out[1] == {"eventID": "b"}
+    assert isinstance(out[0], EncodedEvent)
+    assert out[1] == {"eventID": "b"}
     always = normalize_page(body, job(detail_always=True))
     assert always == [{"eventID": "a", "entries": []}, {"eventID": "b"}]
 

@@ -216,7 +216,7 @@ def test_pacing_waits_before_the_limit_is_hit():
 
 
 @pytest.mark.parametrize(
-    "code,kind,words",
+    ("code", "kind", "words"),
     [
         (401, AuthError, "auth token"),
         (403, AuthError, "event:read"),

@@ -97,7 +97,7 @@ def test_empty_archive_exports_a_header_only(db_url):
 
 
 @pytest.mark.parametrize(
-    "args, message",
+    ("args", "message"),
     [
         (["--format", "jsonl", "--project", "nope"], "no such project"),
         (["--format", "jsonl", "--since", "yesterday"], "is not a date"),

@@ -381,5 +381,5 @@ def test_issue_prefers_lifetime_counts():
 
 
 def test_project_id_is_required():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^the event names no project and none was given$"):
         normalize_event({"eventID": "a" * 32})

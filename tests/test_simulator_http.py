@@ -24,7 +24,8 @@ from archiver.simulator.data import DAY, Issue
 EXAMPLES = Path("/work/shared/sentry-examples")
 TOKEN = "sim-token"
 LINK = re.compile(
-    r'^<(?P<prev_uri>[^>]*)&cursor=(?P<prev_c1>[^>]*)>; rel="previous"; results="(?P<prev_results>true|false)"; '
+    r'^<(?P<prev_uri>[^>]*)&cursor=(?P<prev_c1>[^>]*)>; rel="previous"; '
+    r'results="(?P<prev_results>true|false)"; '
     r'cursor="(?P<prev>[^"]*)", <(?P<next_uri>[^>]*)&cursor=(?P<next_c1>[^>]*)>; rel="next"; '
     r'results="(?P<next_results>true|false)"; cursor="(?P<next>[^"]*)"$'
 )

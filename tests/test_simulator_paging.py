@@ -1,4 +1,7 @@
-"""Sentry's paginators and Link header as pure functions (mirrors of api/paginator.py, api/base.py)."""
+"""Sentry's paginators and Link header as pure functions.
+
+Mirrors of Sentry's api/paginator.py and api/base.py.
+"""
 
 from __future__ import annotations
 
@@ -84,8 +87,9 @@ def test_link_header_format() -> None:
         Cursor(0, 100, False, True),
     )
     assert header == (
-        '<https://sentry.io/api/0/issues/1/events/?&cursor=0:0:1>; rel="previous"; results="false"; '
-        'cursor="0:0:1", <https://sentry.io/api/0/issues/1/events/?&cursor=0:100:0>; rel="next"; '
+        '<https://sentry.io/api/0/issues/1/events/?&cursor=0:0:1>; rel="previous"; '
+        'results="false"; cursor="0:0:1", '
+        '<https://sentry.io/api/0/issues/1/events/?&cursor=0:100:0>; rel="next"; '
         'results="true"; cursor="0:100:0"'
     )
 

@@ -64,7 +64,8 @@ def test_seed_rows_land_exactly(engine):
         exc = conn.execute(text("SELECT type FROM exceptions WHERE event_pk = :p"), {"p": pk}).all()
         frames = conn.execute(
             text(
-                "SELECT is_raw, count(*) FROM frames WHERE event_pk = :p GROUP BY is_raw ORDER BY is_raw"
+                "SELECT is_raw, count(*) FROM frames WHERE event_pk = :p"
+                " GROUP BY is_raw ORDER BY is_raw"
             ),
             {"p": pk},
         ).all()

@@ -122,8 +122,9 @@ def test_truncated_body_is_an_invalid_body_in_both_modes(page_body: bytes) -> No
     cut = page_body[: len(page_body) // 2]
     with PageNormalizer(1) as pool, pytest.raises(InvalidBody):
         run(pool, cut, job())
-    with pytest.raises(ValueError):  # the client retries on ValueError
+    with pytest.raises(ValueError, match=r"^invalid JSON: ") as err:  # the client retries on it
         normalize_page(cut, job())
+    assert type(err.value) is InvalidBody
 
 
 def _without_raw(ev: EncodedEvent) -> tuple[object, ...]:

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from archiver.operations.demo import build_demo_archive
 from archiver.storage import db
 from scripts import cookbook
-from tests.conftest import drop_pg_database, new_pg_database, require_postgres
+from tests.helpers import drop_pg_database, new_pg_database, require_postgres
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 RECIPES = cookbook.parse(README.read_text(encoding="utf-8"))

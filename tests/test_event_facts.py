@@ -17,7 +17,7 @@ from archiver.normalize.event import INDEXED_MAX, NormalizedEvent, event_facts, 
 from archiver.storage import db
 from archiver.storage.store import CHILD_TABLES, EVENTS, Store, encode_event
 from scripts.cookbook import cell
-from tests.conftest import drop_pg_database, new_pg_database
+from tests.helpers import drop_pg_database, new_pg_database
 from tests.test_views import (
     API,
     BOOM,

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import gate_issue_events
 from sqlalchemy import Engine, delete, insert, text
 
 from archiver.cli import cli
 from archiver.errors import ExitCode, LockHeldError
 from archiver.simulator import SimulatedOrg, SimulatorServer
 from archiver.storage import db, lock
+from tests.helpers import gate_issue_events
 
 TOKEN = "lock-test-token"
 ROOT = Path(__file__).resolve().parent.parent

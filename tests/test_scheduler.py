@@ -16,7 +16,6 @@ import pytest
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from click.testing import CliRunner
-from conftest import gate_issue_events
 from sqlalchemy import text
 
 from archiver.cli import cli
@@ -26,6 +25,7 @@ from archiver.operations.scheduler import SyncScheduler, make_trigger, schedule_
 from archiver.simulator import SimulatedOrg, SimulatorServer
 from archiver.storage import db
 from archiver.sync.runner import execute_sync
+from tests.helpers import gate_issue_events
 
 TOKEN = "sched-test-token"
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import simulator_page
 
 from archiver.errors import ArchiverError
 from archiver.sentry.client import SentryClient
@@ -42,11 +41,6 @@ LINK_END = (
     '<https://x/api/0/issues/1/events/?&cursor=0:100:0>; rel="next"; '
     'results="false"; cursor="0:100:0"'
 )
-
-
-@pytest.fixture(scope="module")
-def page_body() -> bytes:
-    return simulator_page()
 
 
 def job(**kw: object) -> PageJob:

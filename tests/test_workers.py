@@ -22,7 +22,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import simulator_page
 from sqlalchemy import text
 
 from archiver.config import Settings
@@ -47,11 +46,6 @@ from archiver.sync.workers import (
 
 TOKEN = "worker-test-token"
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def page_body() -> bytes:
-    return simulator_page()
 
 
 def job(dialect: str = "sqlite", **kw: object) -> PageJob:

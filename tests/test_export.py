@@ -99,23 +99,43 @@ def test_empty_archive_exports_a_header_only(db_url):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--format", "jsonl", "--project", "nope"], "no such project"),
-        (["--format", "jsonl", "--since", "yesterday"], "is not a date"),
-        (["--format", "jsonl", "--since", "2024-05-02", "--until", "2024-05-01"], "before --until"),
-        (["--format", "csv", "--output", "/nonexistent/dir/x.csv"], "does not exist"),
+        (
+            ["--format", "jsonl", "--project", "nope"],
+            "--project 'nope': no such project in the archive (projects: none archived yet)",
+        ),
+        (
+            ["--format", "jsonl", "--since", "yesterday"],
+            "--since: 'yesterday' is not a date (use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS[Z])",
+        ),
+        (
+            ["--format", "jsonl", "--since", "2024-05-02", "--until", "2024-05-01"],
+            "--since must be before --until",
+        ),
+        (
+            ["--format", "csv", "--output", "/nonexistent/dir/x.csv"],
+            "--output /nonexistent/dir/x.csv: the directory /nonexistent/dir does not exist",
+        ),
     ],
 )
 def test_bad_arguments_fail_clearly(db_url, args, message):
     code, _, err = run(db_url, *args)
     assert code == ExitCode.USAGE
-    assert message in err
-    assert err.startswith("error: ")
+    assert err == f"error: {message}\n"
 
 
 def test_an_unmigrated_database_is_refused(empty_db_url):
     code, _, err = run(empty_db_url, "--format", "jsonl")
     assert code == ExitCode.DATABASE
-    assert "db upgrade" in err
+    if empty_db_url.startswith("sqlite:///"):  # a SQLite file that was never created
+        assert err == (
+            f"error: no archive at {empty_db_url} (the file does not exist); "
+            "run: sentry-archiver sync (or db upgrade)\n"
+        )
+    else:
+        assert err == (
+            f"error: the database {empty_db_url} has no archive schema yet; "
+            "run: sentry-archiver db upgrade\n"
+        )
 
 
 def test_a_missing_sqlite_archive_is_an_error_and_is_not_created(tmp_path):
@@ -123,7 +143,10 @@ def test_a_missing_sqlite_archive_is_an_error_and_is_not_created(tmp_path):
     for command in (["export", "--format", "csv"], ["datasette-metadata"]):
         r = CliRunner().invoke(cli, [*command, "--db", f"sqlite:///{missing}"])
         assert r.exit_code == ExitCode.DATABASE, command
-        assert "does not exist" in r.stderr, command
+        assert r.stderr == (
+            f"error: no archive at sqlite:///{missing} (the file does not exist); "
+            "run: sentry-archiver sync (or db upgrade)\n"
+        ), command
     assert not missing.exists()
 
 

@@ -429,6 +429,10 @@ def test_sync_refuses_scrub_rules_without_a_key(tmp_path, sim, monkeypatch):
         ],
     )
     assert result.exit_code == ExitCode.USAGE, result.output
-    assert "no scrub key" in result.output
+    assert result.output == (
+        "error: scrub rules are configured but no scrub key is set: set SENTRY_ARCHIVER_SCRUB_KEY "
+        "(or [privacy] scrub_key in the config file) to a long random secret, and keep it: the "
+        "same key keeps hashes comparable\n"
+    )
     assert TOKEN not in result.output
     assert not target.exists()

@@ -59,7 +59,9 @@ def test_status_after_a_sync_then_errors_backfill_and_lock(db_url):
     for p in s["projects"]:
         assert p["slug"] in human.output
     assert "lock:     free" in human.output
-    assert "done" in human.output
+    rows = human.output.splitlines()[-len(s["projects"]) :]
+    assert [row.split()[0] for row in rows] == [p["slug"] for p in s["projects"]]
+    assert all(row.split()[-2:] == ["done", "-"] for row in rows), rows
 
     # an issue whose first walk is unfinished, and one whose walk failed
     target = s["projects"][0]
@@ -136,13 +138,19 @@ def test_status_never_creates_or_migrates_a_database(tmp_path, empty_db_url):
     missing = tmp_path / "nowhere.db"
     r = CliRunner().invoke(cli, ["status", "--db", f"sqlite:///{missing}"])
     assert r.exit_code == ExitCode.DATABASE
-    assert "does not exist" in r.output
+    assert r.output == (
+        f"error: no archive at sqlite:///{missing} (the file does not exist); "
+        "run: sentry-archiver sync (or db upgrade)\n"
+    )
     assert not missing.exists()
     if empty_db_url.startswith("sqlite:///"):
         Path(empty_db_url.removeprefix("sqlite:///")).touch()  # an empty SQLite database
     r = CliRunner().invoke(cli, ["status", "--db", empty_db_url, "--json"])
     assert r.exit_code == ExitCode.DATABASE
-    assert "db upgrade" in r.output
+    assert r.output == (
+        f"error: the database {empty_db_url} has no archive schema yet; "
+        "run: sentry-archiver db upgrade\n"
+    )
 
 
 def test_status_reads_the_database_from_the_config_file(tmp_path, db_url, monkeypatch):

@@ -10,7 +10,7 @@ import gzip
 import json
 import random
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -61,8 +61,8 @@ class Fake:
             sleep=self.sleep,
             clock=lambda: self.now,
             rng=random.Random(1),
-            **kw,
-        )  # type: ignore[arg-type]
+            **kw,  # type: ignore[arg-type]
+        )
 
 
 def ok(
@@ -98,7 +98,7 @@ class Chunks(httpx.SyncByteStream):
     def __init__(self, *chunks: bytes) -> None:
         self.chunks = chunks
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[bytes]:
         yield from self.chunks
 
 

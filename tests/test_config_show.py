@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -30,7 +31,7 @@ def clean_env(monkeypatch, tmp_path):
     return tmp_path
 
 
-def config_file(tmp_path) -> str:  # type: ignore[no-untyped-def]
+def config_file(tmp_path: Path) -> str:
     path = tmp_path / "sentry-archiver.toml"
     path.write_text(
         '[sentry]\nurl = "https://sentry.example.com/"\norg = "file-org"\n'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -44,7 +45,7 @@ def run(sim: tuple[SimulatedOrg, SimulatorServer], db_url: str, *args: str) -> R
     )
 
 
-def rows(db_url: str, sql: str) -> list[tuple[object, ...]]:
+def rows(db_url: str, sql: str) -> list[tuple[Any, ...]]:
     engine = db.make_engine(db_url)
     try:
         with engine.connect() as conn:

@@ -98,7 +98,9 @@ def snapshot(engine: Engine) -> dict[str, set[str]]:
     """Every row of every table (as text) keyed by table; event rows carry their event id."""
     out: dict[str, set[str]] = {}
     with engine.connect() as conn:
-        pk_to_eid = dict(conn.execute(text("SELECT id, event_id FROM events")).all())
+        pk_to_eid: dict[int, str] = dict(
+            conn.execute(text("SELECT id, event_id FROM events")).all()
+        )
         for table in inspect(conn).get_table_names():
             result = conn.execute(text(f'SELECT * FROM "{table}"'))
             keys = list(result.keys())

@@ -129,9 +129,9 @@ def database_text(url: str) -> bytes:
     engine = db.make_engine(url)
     try:
         parts: list[str] = []
-        with engine.connect() as conn:
-            for table in inspect(conn).get_table_names():
-                rows = conn.execute(text(f'SELECT t::text FROM "{table}" t')).scalars()
+        with engine.connect() as pg:
+            for table in inspect(pg).get_table_names():
+                rows = pg.execute(text(f'SELECT t::text FROM "{table}" t')).scalars()
                 parts.extend(rows)
     finally:
         engine.dispose()

@@ -124,8 +124,10 @@ def test_fixture_events_are_served_verbatim(directory: Path) -> None:
                 assert latest["release"]["version"] == issue.fixture.release["version"]
             listed = walk(client, f"api/0/issues/{issue.id}/events/", {"full": "true"})
             assert {e["eventID"] for e in listed} == {
-                eid for _, eid in org.truth() if org.locate_event(eid).issue is issue
-            }  # type: ignore[union-attr]
+                eid
+                for _, eid in org.truth()
+                if org.locate_event(eid).issue is issue  # type: ignore[union-attr]
+            }
             slim = client.get(f"api/0/issues/{issue.id}/events/").json()[0]
             assert slim["title"] == original.get("title")
 
@@ -180,7 +182,7 @@ def test_standalone_entry_point() -> None:
 
 
 def test_fixture_loader_reads_every_document_form(tmp_path: Path) -> None:
-    event = {
+    event: dict[str, Any] = {
         "eventID": "a" * 32,
         "id": "a" * 32,
         "entries": [],

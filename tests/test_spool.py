@@ -13,8 +13,9 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -51,7 +52,7 @@ class Chunks(httpx.SyncByteStream):
     def __init__(self, *chunks: bytes) -> None:
         self.chunks = chunks
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[bytes]:
         yield from self.chunks
 
 
@@ -125,7 +126,7 @@ def test_error_bodies_are_never_spooled_and_still_give_their_message(tmp_path: P
     assert not spooled.exists()
 
 
-def _read_back(out: list[object], rows: Path) -> list[object]:
+def _read_back(out: list[Any], rows: Path) -> list[Any]:
     with rows.open("rb") as f:
         return [item.read(f) if isinstance(item, SpooledEvent) else item for item in out]
 
@@ -144,7 +145,7 @@ def test_a_spooled_page_gives_the_events_an_in_memory_page_gives(
     assert isinstance(out, list)
     assert all(isinstance(e, SpooledEvent) for e in out)
     # only small references came back: the rows are in the file, one after another
-    assert sum(e.length for e in out) == rows.stat().st_size  # type: ignore[union-attr]
+    assert sum(e.length for e in out) == rows.stat().st_size
     events = _read_back(out, rows)
     assert events == [e for e in in_memory if isinstance(e, EncodedEvent)]
     for ref, ev in zip(out, events, strict=True):
@@ -185,19 +186,16 @@ def test_the_writer_reads_spooled_events_back_in_order_and_in_batches(
     with rows.open("rb") as f:
         # A page of small events is one batch, as the writer always wrote it; this one is not.
         small = [*out[:5], detail]
-        assert sum(e.length for e in out[:5]) < sync.WRITE_BATCH_BYTES  # type: ignore[union-attr]
+        assert sum(e.length for e in out[:5]) < sync.WRITE_BATCH_BYTES
         assert [len(b) for b in sync._opened(small, f)] == [len(small)]
         assert len(list(sync._opened(page, f))) > 1
         # A limit of three events' size: batches close once past it, in order, nothing lost.
-        limit = 3 * max(e.length for e in out)  # type: ignore[union-attr]
+        limit = 3 * max(e.length for e in out)
         monkeypatch.setattr(sync, "WRITE_BATCH_BYTES", limit)
         batches = list(sync._opened(page, f))
     assert len(batches) > 3
     assert [ev for batch in batches for ev in batch] == [*expected, detail]
-    sizes = {
-        ev.event_id: ref.length  # type: ignore[union-attr]
-        for ref, ev in zip(out, expected, strict=True)
-    }
+    sizes = {ev.event_id: ref.length for ref, ev in zip(out, expected, strict=True)}
     for batch in batches[:-1]:
         total = sum(sizes[ev.event_id] for ev in batch)
         assert limit <= total < limit + sizes[batch[-1].event_id]

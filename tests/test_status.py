@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 from sqlalchemy import text
@@ -15,7 +16,7 @@ from archiver.operations.demo import build_demo_archive
 from archiver.storage import db, lock
 
 
-def status_json(db_url: str) -> dict:  # type: ignore[type-arg]
+def status_json(db_url: str) -> dict[str, Any]:
     r = CliRunner().invoke(cli, ["status", "--db", db_url, "--json"])
     assert r.exit_code == 0, r.output
     return json.loads(r.output)
@@ -28,10 +29,10 @@ def test_status_after_a_sync_then_errors_backfill_and_lock(db_url):
     s = status_json(db_url)
     engine = db.make_engine(db_url)
     with engine.connect() as conn:
-        per_project = dict(
+        per_project: dict[int, int] = dict(
             conn.execute(text("SELECT project_id, count(*) FROM events GROUP BY project_id")).all()
         )
-        issues = dict(
+        issues: dict[int, int] = dict(
             conn.execute(text("SELECT project_id, count(*) FROM issues GROUP BY project_id")).all()
         )
         oldest = conn.execute(text("SELECT min(date_created) FROM events")).scalar_one()
@@ -118,9 +119,9 @@ def test_status_after_a_sync_then_errors_backfill_and_lock(db_url):
     # while a sync holds the lock
     with lock.acquire(engine, "sync"):
         s = status_json(db_url)
-        human = CliRunner().invoke(cli, ["status", "--db", db_url]).output
+        locked = CliRunner().invoke(cli, ["status", "--db", db_url]).output
     assert s["lock"]["command"] == "sync"
-    assert f"pid {s['lock']['pid']}" in human
+    assert f"pid {s['lock']['pid']}" in locked
     engine.dispose()
 
 

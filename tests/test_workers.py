@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -52,12 +53,12 @@ def job(dialect: str = "sqlite", **kw: object) -> PageJob:
     return PageJob(project_id=1, issue_id=2, dialect=dialect, **kw)  # type: ignore[arg-type]
 
 
-def as_list(out: object) -> list[object]:
+def as_list(out: object) -> list[Any]:
     assert isinstance(out, list)
     return out
 
 
-def run(normalizer: PageNormalizer, body: bytes, page_job: PageJob) -> list[object]:
+def run(normalizer: PageNormalizer, body: bytes, page_job: PageJob) -> list[Any]:
     """A page through the normalizer as the sync sends it (spooled), its events read back
     (raw items left as they are)."""
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,7 +8,9 @@ those tests are skipped and the summary says so; in CI (``CI`` set) they fail in
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -38,13 +40,53 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[s
         drop_pg_database(url, admin)
 
 
-@pytest.fixture
-def db_url(empty_db_url: str) -> str:
-    """A database URL whose schema is built by the migrations (never create_all)."""
-    engine = db.make_engine(empty_db_url)
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite archive built by the migrations, once per run; ``db_url`` copies the file."""
+    path = tmp_path_factory.mktemp("template") / "archive.db"
+    engine = db.make_engine(f"sqlite:///{path}")
     db.upgrade(engine)
     engine.dispose()
-    return empty_db_url
+    # Copying the one file is a whole archive only when nothing is left in a journal.
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A PostgreSQL database built by the migrations, once per run; ``db_url`` clones it."""
+    require_postgres()
+    url, admin = new_pg_database()
+    try:
+        engine = db.make_engine(url)
+        db.upgrade(engine)
+        engine.dispose()  # CREATE DATABASE ... TEMPLATE needs the template without sessions
+        name = make_url(url).database
+        assert name is not None
+        yield name
+    finally:
+        drop_pg_database(url, admin)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database URL whose schema is built by the migrations (never create_all).
+
+    The migrations run once per backend and run (the templates above); each test gets a copy
+    of its own, which is what running them again would build, at a fraction of the cost.
+    Tests of the migrations themselves start from ``empty_db_url``.
+    """
+    if request.param == "sqlite":
+        path = tmp_path / "archive.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    require_postgres()
+    url, admin = new_pg_database(template=request.getfixturevalue("pg_template"))
+    try:
+        yield url
+    finally:
+        drop_pg_database(url, admin)
 
 
 @pytest.fixture

@@ -54,12 +54,14 @@ def require_postgres() -> None:
     pytest.skip(f"PostgreSQL not available on this machine ({reason})")
 
 
-def new_pg_database() -> tuple[str, Engine]:
-    """Create an empty database; returns its URL and an admin engine to drop it later."""
+def new_pg_database(template: str | None = None) -> tuple[str, Engine]:
+    """Create a database (empty, or a copy of ``template``); returns its URL and an admin
+    engine to drop it later."""
     admin = create_engine(pg_admin_url(), isolation_level="AUTOCOMMIT")
     name = f"sa_test_{uuid.uuid4().hex[:12]}"
+    copy = f' TEMPLATE "{template}"' if template else ""
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
     url = make_url(pg_admin_url()).set(database=name).render_as_string(hide_password=False)
     return url, admin
 

@@ -61,6 +61,7 @@ def test_the_cookbook_has_recipes_for_every_view():
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=[r.title for r in RECIPES])
+@pytest.mark.slow
 def test_recipe_answers_as_documented(demo_engine: Engine, recipe: cookbook.Recipe):
     with demo_engine.connect() as conn:
         columns, rows = cookbook.run(conn, recipe)
@@ -74,6 +75,7 @@ def test_parse_rejects_a_recipe_without_its_answer():
         cookbook.parse(readme)
 
 
+@pytest.mark.slow
 def test_update_rewrites_answers_from_the_database(demo_engine: Engine):
     readme = (
         f"intro\n{cookbook.START}\n### How many projects?\n\n```sql\n"

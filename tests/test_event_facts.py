@@ -11,6 +11,7 @@ import random
 import string
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, inspect, text
 
 from archiver.normalize.event import INDEXED_MAX, NormalizedEvent, event_facts, normalize_event
@@ -231,6 +232,7 @@ def snapshot(engine: Engine) -> dict[str, list[tuple[str, ...]]]:
     return out
 
 
+@pytest.mark.slow
 def test_upgrade_backfills_what_the_writer_writes(empty_db_url: str, tmp_path: Any):
     """An archive written before 0004 and upgraded answers like one written after it."""
     old = db.make_engine(empty_db_url)

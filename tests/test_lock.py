@@ -278,6 +278,7 @@ def _sync_process(url: str, org: SimulatedOrg, db_url: str) -> subprocess.Popen[
     )
 
 
+@pytest.mark.slow
 def test_two_sync_processes_one_is_refused(db_url, engine):
     """Real processes: while a sync runs, a second one exits 5 at once; the first completes."""
     org = SimulatedOrg(seed=9, events=400)

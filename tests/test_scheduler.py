@@ -99,6 +99,7 @@ def test_schedule_command_config_errors(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- in process
 
 
+@pytest.mark.slow
 def test_overlapping_run_is_skipped_not_started_twice():
     skipped = threading.Event()
     calls: list[int] = []
@@ -119,6 +120,7 @@ def test_overlapping_run_is_skipped_not_started_twice():
     assert [r.outcome for r in sched.history[:2]] == ["success", "success"]
 
 
+@pytest.mark.slow
 def test_a_failed_run_does_not_stop_the_scheduler():
     outcomes = iter(
         [
@@ -229,6 +231,7 @@ class StderrWatcher:
         return self.text
 
 
+@pytest.mark.slow
 def test_schedule_fires_skips_overlaps_and_stops_on_sigterm(db_url):
     org = SimulatedOrg(seed=13, events=300)
     skipped = threading.Event()
@@ -272,6 +275,7 @@ def test_schedule_fires_skips_overlaps_and_stops_on_sigterm(db_url):
     assert locks == 0
 
 
+@pytest.mark.slow
 def test_sigterm_during_a_run_exits_0_with_the_checkpoint_committed(tmp_path):
     org = SimulatedOrg(seed=17, events=800)
     url = f"sqlite:///{tmp_path}/a.db"

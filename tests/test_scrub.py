@@ -364,6 +364,7 @@ def originals(sim, tmp_path_factory) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_sync_with_scrub_rules_stores_no_email_or_ip(db_url, sim, originals):
     org, srv = sim
     settings = Settings(

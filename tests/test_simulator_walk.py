@@ -58,6 +58,7 @@ def client(org: SimulatedOrg) -> Iterator[httpx.Client]:
         yield c
 
 
+@pytest.mark.slow
 def test_archive_walk_equals_truth(client: httpx.Client, org: SimulatedOrg) -> None:
     window = {
         "start": iso(org.now() - (org.retention_days + 1) * DAY),

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
@@ -22,6 +23,7 @@ def status_json(db_url: str) -> dict[str, Any]:
     return json.loads(r.output)
 
 
+@pytest.mark.slow
 def test_status_after_a_sync_then_errors_backfill_and_lock(db_url):
     result = build_demo_archive(db_url, events=300)
     assert result.archived == result.truth

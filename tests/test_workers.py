@@ -239,6 +239,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+@pytest.mark.slow
 def test_killed_sync_leaves_no_worker_processes(tmp_path: Path) -> None:
     org = SimulatedOrg(seed=21, events=3000)
     url = f"sqlite:///{tmp_path}/a.db"
@@ -284,6 +285,7 @@ def _table_counts(db_url: str) -> dict[str, int]:
         engine.dispose()
 
 
+@pytest.mark.slow
 def test_sync_with_and_without_workers_writes_the_same_archive(tmp_path: Path, monkeypatch) -> None:
     org = SimulatedOrg(seed=9, events=800)
     counts = []

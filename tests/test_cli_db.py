@@ -15,20 +15,20 @@ def test_upgrade_current_check(empty_db_url):
     runner = CliRunner()
     r = runner.invoke(cli, ["db", "current", "--db", empty_db_url])
     assert r.exit_code == 0
-    assert "current: none" in r.output
+    head = db.head_revision()
+    assert r.output == f"current: none\nhead:    {head}\nneeds: sentry-archiver db upgrade\n"
     r = runner.invoke(cli, ["db", "check", "--db", empty_db_url])
     assert r.exit_code == ExitCode.DATABASE
     r = runner.invoke(cli, ["db", "upgrade", "--db", empty_db_url])
     assert r.exit_code == 0, r.output
-    assert "upgraded empty ->" in r.output
+    assert r.output == f"{empty_db_url}: upgraded empty -> {head}\n"
     r = runner.invoke(cli, ["db", "upgrade", "--db", empty_db_url])
-    assert "already at revision" in r.output
+    assert r.output == f"{empty_db_url}: already at revision {head}\n"
     r = runner.invoke(cli, ["db", "current", "--db", empty_db_url])
-    head = db.head_revision()
     assert r.output == f"current: {head}\nhead:    {head}\nup to date\n"
     r = runner.invoke(cli, ["db", "check", "--db", empty_db_url])
     assert r.exit_code == 0
-    assert "matches the models" in r.output
+    assert r.output == f"ok: schema at {head} matches the models\n"
 
 
 def test_db_url_from_environment(tmp_path, monkeypatch):

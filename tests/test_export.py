@@ -61,7 +61,7 @@ def test_csv_is_one_flat_row_per_event(db_url, engine, tmp_path):
     target = tmp_path / "events.csv"
     code, _, err = run(db_url, "--format", "csv", "--project", "api", "--output", str(target))
     assert code == 0
-    assert "exported 5 events" in err
+    assert err == f"exported 5 events to {target}\n"
     rows = list(csv.DictReader(target.open(newline="", encoding="utf-8")))
     assert list(rows[0]) == [name for name, _ in CSV_COLUMNS]
     assert len(rows) == 5

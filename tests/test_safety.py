@@ -93,5 +93,8 @@ def test_purge_on_a_terminal_asks_with_the_count(db_url, monkeypatch):
     assert _count(db_url) == 3
     yes = CliRunner().invoke(cli, ["purge", "--older-than", "400d", "--db", db_url], input="y\n")
     assert yes.exit_code == 0, yes.output
-    assert "deleted 2 events" in yes.output
+    prompt, deleted, recorded = yes.output.splitlines()
+    assert prompt.endswith("? [y/N]: y")
+    assert deleted.startswith("deleted 2 events (web: 1, api: 1) and 48 child rows dated before ")
+    assert recorded == "recorded as purge #1 in the purges table"
     assert _count(db_url) == 1

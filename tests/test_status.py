@@ -134,7 +134,15 @@ def test_status_of_an_empty_archive(db_url):
     assert s["totals"]["events"] == 0
     r = CliRunner().invoke(cli, ["status", "--db", db_url])
     assert r.exit_code == 0
-    assert "no projects archived yet" in r.output
+    assert r.output == (
+        f"archive:  {db_url} (schema {db.head_revision()})\n"
+        "lock:     free\n"
+        "totals:   projects 0, events 0, issues 0\n"
+        "last run: none\n"
+        "last successful run: none\n"
+        "\n"
+        "no projects archived yet: run sentry-archiver sync\n"
+    )
 
 
 def test_status_never_creates_or_migrates_a_database(tmp_path, empty_db_url):

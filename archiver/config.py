@@ -295,6 +295,18 @@ def load_settings(
     return Settings(**values)
 
 
+def settings_from_options(options: Mapping[str, Any]) -> Settings:
+    """Settings from a command's options: ``config_file`` names the file, the rest are fields.
+
+    The one way every command reads its settings (so ``--db`` and ``--config`` mean the same
+    everywhere). Options left unset (None or an empty tuple) fall through to the environment,
+    the config file and the defaults.
+    """
+    fields = dict(options)
+    config_file = fields.pop("config_file", None)
+    return load_settings(fields, config_file=config_file)
+
+
 def _hide_db_password(url: str) -> str:
     """The database URL with its password (if any) replaced, for records and messages."""
     from sqlalchemy.engine import make_url

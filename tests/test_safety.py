@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from archiver.cli import cli
 from archiver.errors import ConfigError, ExitCode
-from archiver.operations import purge
+from archiver.cli import purge
 from archiver.storage import db
 from tests.test_purge import fill
 

@@ -11,12 +11,18 @@ the settings loader owns the precedence, and a click default would hide the conf
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import click
 
 F = TypeVar("F", bound=Callable[..., Any])
-Decorator = Callable[[F], F]
+
+
+class Decorator(Protocol):
+    """What an option decorator is: it returns the command function it was given."""
+
+    def __call__(self, func: F, /) -> F: ...
+
 
 DB_HELP = (
     "Database URL (default: $SENTRY_ARCHIVER_DB, the config file's [archive] db, "
@@ -29,7 +35,7 @@ PROJECT_HELP = (
 )
 
 
-def _stack(decorators: list[Callable[[F], F]]) -> Decorator[F]:
+def _stack(decorators: list[Decorator]) -> Decorator:
     """Apply ``decorators`` so the options show in ``--help`` in the order listed."""
 
     def apply(func: F) -> F:
@@ -52,7 +58,7 @@ def config_option(func: F) -> F:
     )(func)
 
 
-def server_options(project_help: str = PROJECT_HELP) -> Decorator[F]:
+def server_options(project_help: str = PROJECT_HELP) -> Decorator:
     """The options naming the server, after sentry-cli (each also read from the environment).
 
     ``project_help`` lets a command say what ``--project`` means to it (``archive-event`` takes
@@ -70,7 +76,7 @@ def server_options(project_help: str = PROJECT_HELP) -> Decorator[F]:
     )
 
 
-def remote_options(project_help: str = PROJECT_HELP) -> Decorator[F]:
+def remote_options(project_help: str = PROJECT_HELP) -> Decorator:
     """Server options, then ``--db`` and ``--config``: what a command that fetches needs."""
     return _stack([server_options(project_help), db_option, config_option])
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from sqlalchemy import Connection, Engine, Table, and_, select
+from sqlalchemy import ColumnElement, Connection, Engine, Table, and_, select
 from sqlalchemy.exc import OperationalError
 
 from archiver.errors import DatabaseError, ExportError
@@ -33,7 +33,7 @@ PROJECTS: Table = Project.__table__  # type: ignore[assignment]
 ISSUES: Table = Issue.__table__  # type: ignore[assignment]
 
 # CSV header -> column (events unless said otherwise).
-CSV_COLUMNS: list[tuple[str, Any]] = [
+CSV_COLUMNS: list[tuple[str, ColumnElement[Any]]] = [
     ("id", EVENTS.c.id),
     ("project_id", EVENTS.c.project_id),
     ("project_slug", PROJECTS.c.slug),
@@ -108,8 +108,8 @@ def resolve_projects(conn: Connection, wanted: Sequence[str]) -> list[int]:
     return sorted(ids)
 
 
-def _conditions(flt: ExportFilter) -> list[Any]:
-    cond: list[Any] = []
+def _conditions(flt: ExportFilter) -> list[ColumnElement[bool]]:
+    cond: list[ColumnElement[bool]] = []
     if flt.project_ids:
         cond.append(EVENTS.c.project_id.in_(flt.project_ids))
     if flt.since is not None:
@@ -120,8 +120,8 @@ def _conditions(flt: ExportFilter) -> list[Any]:
 
 
 def iter_batches(
-    engine: Engine, columns: Sequence[Any], flt: ExportFilter, batch: int = BATCH
-) -> Iterator[Sequence[Any]]:
+    engine: Engine, columns: Sequence[ColumnElement[Any]], flt: ExportFilter, batch: int = BATCH
+) -> Iterator[Sequence[Sequence[Any]]]:
     """Rows of ``columns`` (the first must be ``events.id``) in id order, ``batch`` at a time."""
     last: int | None = None
     base = _conditions(flt)

@@ -12,6 +12,7 @@ organization's scrub rules apply exactly as in ``sync``. Each run is recorded in
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -167,7 +168,14 @@ class OneEvent:
 
     # ------------------------------------------------------------------ the whole thing
 
-    def archive(self, store: Store, fetched: _Fetched, *, prepare: Any = None) -> ArchivedEvent:
+    def archive(
+        self, store: Store, fetched: _Fetched, *, prepare: Callable[[], None] | None = None
+    ) -> ArchivedEvent:
+        """Normalize, fetch what the event's rows point at, then write it all in one transaction.
+
+        ``prepare`` runs after every request succeeded and before the database is touched (the
+        caller migrates the archive and opens its ``runs`` row there).
+        """
         ev = normalize_scrubbed(
             self.scrubber, fetched.payload, issue_id=fetched.issue_id, has_detail=fetched.has_detail
         )

@@ -23,7 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, delete, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
 
 from archiver.config import format_duration
@@ -84,7 +94,7 @@ def resolve_projects(conn: Connection, names: Sequence[str]) -> list[int] | None
     return sorted({by_key[n] for n in names})
 
 
-def _due(cutoff: dt.datetime, project_ids: list[int] | None) -> Any:
+def _due(cutoff: dt.datetime, project_ids: list[int] | None) -> ColumnElement[bool]:
     cond = EVENTS.c.date_created < cutoff
     if project_ids is not None:
         cond = cond & EVENTS.c.project_id.in_(project_ids)
@@ -118,7 +128,7 @@ def purge(
     vacuum: bool = False,
     command: str = "purge",
     now: dt.datetime | None = None,
-    lock: AbstractContextManager[Any] | None = None,
+    lock: AbstractContextManager[object] | None = None,
     on_batch: Callable[[PurgeResult], None] | None = None,
 ) -> PurgeResult:
     """Delete (or count, with ``dry_run``) the events older than ``now - older_than``.

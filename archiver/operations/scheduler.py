@@ -38,7 +38,7 @@ JOB_ID = "sync"
 MIN_INTERVAL = dt.timedelta(seconds=1)
 
 # A run: given the stop event, does one sync and returns what it did (or raises).
-RunFunction = Callable[[threading.Event], Any]
+RunFunction = Callable[[threading.Event], object]
 
 
 def make_trigger(cron: str | None, every: dt.timedelta | None) -> BaseTrigger:
@@ -233,7 +233,7 @@ class SyncScheduler:
         return _record_from(number, result)
 
 
-def _record_from(number: int, result: Any) -> RunRecord:
+def _record_from(number: int, result: object) -> RunRecord:
     if not isinstance(result, SyncOutcome):
         return RunRecord(number, "success", 0, 0.0)
     code = result.exit_code
@@ -264,7 +264,7 @@ def _iso(value: dt.datetime | None) -> str | None:
 def sync_run(settings: Settings) -> RunFunction:
     """The real run: one ``sentry-archiver sync``, sharing the scheduler's stop event."""
 
-    def run(stop: threading.Event) -> Any:
+    def run(stop: threading.Event) -> SyncOutcome:
         return execute_sync(settings, stop=stop)
 
     return run

@@ -3,6 +3,9 @@
 Names follow sentry-cli's conventions (``SENTRY_AUTH_TOKEN``, ``SENTRY_ORG``, ``SENTRY_PROJECT``,
 ``SENTRY_URL``) so a machine already set up for sentry-cli needs nothing new. The token is kept
 out of ``repr`` and every printed form of the settings.
+
+A top-level module, not part of :mod:`archiver.cli`: the sync engine, the operations and the
+commands all take :class:`Settings`, and the lower layers must not import the CLI.
 """
 
 from __future__ import annotations

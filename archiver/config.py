@@ -3,6 +3,9 @@
 Names follow sentry-cli's conventions (``SENTRY_AUTH_TOKEN``, ``SENTRY_ORG``, ``SENTRY_PROJECT``,
 ``SENTRY_URL``) so a machine already set up for sentry-cli needs nothing new. The token is kept
 out of ``repr`` and every printed form of the settings.
+
+A top-level module, not part of :mod:`archiver.cli`: the sync engine, the operations and the
+commands all take :class:`Settings`, and the lower layers must not import the CLI.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import datetime as dt
 import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,36 +209,74 @@ def split_list(value: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _whole_number(name: str, value: Any) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a whole number, not {value!r}") from None
+    if number < (1 if name == "concurrency" else 0):
+        raise ConfigError(f"{name} is too small: {number}")
+    return number
+
+
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def _detail(name: str, value: Any) -> str:
+    if value not in ("auto", "always"):
+        raise ConfigError(f"detail must be 'auto' or 'always', not {value!r}")
+    return str(value)
+
+
+def _list(name: str, value: Any) -> tuple[str, ...]:
+    return split_list(value)
+
+
+def _duration(name: str, value: Any) -> dt.timedelta:
+    return parse_duration(value)
+
+
+def _retention(name: str, value: Any) -> dt.timedelta:
+    return parse_retention(value, bare_days=True)
+
+
+def _datetime(name: str, value: Any) -> dt.datetime:
+    return parse_datetime(value)
+
+
+def _float(name: str, value: Any) -> float:
+    return float(value)
+
+
+# Settings field -> how a value from the command line, the environment or the file becomes the
+# field's type (a field not named here is text).
+_COERCE: dict[str, Callable[[str, Any], Any]] = {
+    "projects": _list,
+    "environments": _list,
+    "scrub": _list,
+    "retention_minimum": _retention,
+    "overlap": _duration,
+    "schedule_every": _duration,
+    "earliest": _datetime,
+    "concurrency": _whole_number,
+    "max_retries": _whole_number,
+    "workers": _whole_number,
+    "timeout": _float,
+    "releases": _flag,
+    "rescan": _flag,
+    "detail": _detail,
+}
+
+
 def _coerce(name: str, value: Any) -> Any:
+    """``value`` as the type of the Settings field ``name`` (ConfigError if it cannot be)."""
     if value is None:
         return None
-    if name in ("projects", "environments", "scrub"):
-        return split_list(value)
-    if name == "retention_minimum":
-        return parse_retention(value, bare_days=True)
-    if name in ("overlap", "schedule_every"):
-        return parse_duration(value)
-    if name == "earliest":
-        return parse_datetime(value)
-    if name in ("concurrency", "max_retries", "workers"):
-        try:
-            number = int(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{name} must be a whole number, not {value!r}") from None
-        if number < (1 if name == "concurrency" else 0):
-            raise ConfigError(f"{name} is too small: {number}")
-        return number
-    if name == "timeout":
-        return float(value)
-    if name in ("releases", "rescan"):
-        if isinstance(value, str):
-            return value.strip().lower() in ("1", "true", "yes", "on")
-        return bool(value)
-    if name == "detail":
-        if value not in ("auto", "always"):
-            raise ConfigError(f"detail must be 'auto' or 'always', not {value!r}")
-        return value
-    return str(value)
+    coerce = _COERCE.get(name)
+    return str(value) if coerce is None else coerce(name, value)
 
 
 def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -293,6 +334,18 @@ def load_settings(
     if values.get("url") and not str(values["url"]).startswith(("http://", "https://")):
         raise ConfigError(f"the Sentry URL must start with http:// or https://: {values['url']!r}")
     return Settings(**values)
+
+
+def settings_from_options(options: Mapping[str, Any]) -> Settings:
+    """Settings from a command's options: ``config_file`` names the file, the rest are fields.
+
+    The one way every command reads its settings (so ``--db`` and ``--config`` mean the same
+    everywhere). Options left unset (None or an empty tuple) fall through to the environment,
+    the config file and the defaults.
+    """
+    fields = dict(options)
+    config_file = fields.pop("config_file", None)
+    return load_settings(fields, config_file=config_file)
 
 
 def _hide_db_password(url: str) -> str:

@@ -14,15 +14,11 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TextIO
 
-import click
-from sqlalchemy import Connection, Engine, Table, and_, select
+from sqlalchemy import ColumnElement, Connection, Engine, Table, and_, select
 from sqlalchemy.exc import OperationalError
 
 from archiver.errors import DatabaseError, ExportError
@@ -37,7 +33,7 @@ PROJECTS: Table = Project.__table__  # type: ignore[assignment]
 ISSUES: Table = Issue.__table__  # type: ignore[assignment]
 
 # CSV header -> column (events unless said otherwise).
-CSV_COLUMNS: list[tuple[str, Any]] = [
+CSV_COLUMNS: list[tuple[str, ColumnElement[Any]]] = [
     ("id", EVENTS.c.id),
     ("project_id", EVENTS.c.project_id),
     ("project_slug", PROJECTS.c.slug),
@@ -112,8 +108,8 @@ def resolve_projects(conn: Connection, wanted: Sequence[str]) -> list[int]:
     return sorted(ids)
 
 
-def _conditions(flt: ExportFilter) -> list[Any]:
-    cond: list[Any] = []
+def _conditions(flt: ExportFilter) -> list[ColumnElement[bool]]:
+    cond: list[ColumnElement[bool]] = []
     if flt.project_ids:
         cond.append(EVENTS.c.project_id.in_(flt.project_ids))
     if flt.since is not None:
@@ -124,8 +120,8 @@ def _conditions(flt: ExportFilter) -> list[Any]:
 
 
 def iter_batches(
-    engine: Engine, columns: Sequence[Any], flt: ExportFilter, batch: int = BATCH
-) -> Iterator[Sequence[Any]]:
+    engine: Engine, columns: Sequence[ColumnElement[Any]], flt: ExportFilter, batch: int = BATCH
+) -> Iterator[Sequence[Sequence[Any]]]:
     """Rows of ``columns`` (the first must be ``events.id``) in id order, ``batch`` at a time."""
     last: int | None = None
     base = _conditions(flt)
@@ -189,69 +185,3 @@ def export_events(
         writer.writerows([_csv_value(v) for v in row] for row in rows)
         count += len(rows)
     return count
-
-
-@contextmanager
-def _opened(output: str) -> Iterator[TextIO]:
-    if output == "-":
-        yield sys.stdout
-        sys.stdout.flush()
-        return
-    path = Path(output)
-    if not path.parent.is_dir():
-        raise ExportError(f"--output {output}: the directory {path.parent} does not exist")
-    try:
-        handle = path.open("w", encoding="utf-8", newline="")
-    except OSError as exc:
-        raise ExportError(f"--output {output}: cannot write ({exc.strerror})") from None
-    with handle:
-        yield handle
-
-
-@click.command("export")
-@click.option(
-    "--db",
-    "db_url",
-    envvar="SENTRY_ARCHIVER_DB",
-    default=db.DEFAULT_DB_URL,
-    help="Database URL (default: $SENTRY_ARCHIVER_DB or sqlite:///sentry-archive.db).",
-)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    required=True,
-    help="jsonl: the raw JSON of each event, one per line; csv: a flat row per event.",
-)
-@click.option(
-    "--project", "projects", multiple=True, help="Only this project (slug or id); repeatable."
-)
-@click.option("--since", help="Only events created at or after this date (YYYY-MM-DD or ISO, UTC).")
-@click.option("--until", help="Only events created before this date (exclusive).")
-@click.option(
-    "--output", "-o", default="-", show_default=True, help="File to write ('-': standard output)."
-)
-def export_command(
-    db_url: str,
-    fmt: str,
-    projects: tuple[str, ...],
-    since: str | None,
-    until: str | None,
-    output: str,
-) -> None:
-    """Stream archived events (oldest archived first) for an auditor or another system."""
-    flt = ExportFilter(
-        projects=projects,
-        since=parse_when(since, "--since") if since else None,
-        until=parse_when(until, "--until") if until else None,
-    )
-    if flt.since and flt.until and flt.since >= flt.until:
-        raise ExportError("--since must be before --until")
-    engine = db.open_archive(db_url)
-    try:
-        with _opened(output) as out:
-            count = export_events(engine, out, fmt, flt)
-    finally:
-        engine.dispose()
-    if output != "-":
-        click.echo(f"exported {count} events to {output}", err=True)

@@ -1,0 +1,85 @@
+"""``sentry-archiver export``: stream archived events as JSON lines or CSV.
+
+The reading and writing is :func:`archiver.operations.export.export_events`; this module
+parses the options and opens the output.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+import click
+
+from archiver.cli.options import config_option, db_option
+from archiver.config import settings_from_options
+from archiver.errors import ExportError
+from archiver.operations.export import FORMATS, ExportFilter, export_events, parse_when
+from archiver.storage.db import open_archive
+
+
+@contextmanager
+def _opened(output: str) -> Iterator[TextIO]:
+    """``output`` open for writing (``-``: standard output); a bad path is an ExportError."""
+    if output == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    path = Path(output)
+    if not path.parent.is_dir():
+        raise ExportError(f"--output {output}: the directory {path.parent} does not exist")
+    try:
+        handle = path.open("w", encoding="utf-8", newline="")
+    except OSError as exc:
+        raise ExportError(f"--output {output}: cannot write ({exc.strerror})") from None
+    with handle:
+        yield handle
+
+
+@click.command("export")
+@db_option
+@config_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    required=True,
+    help="jsonl: the raw JSON of each event, one per line; csv: a flat row per event.",
+)
+@click.option(
+    "--project", "projects", multiple=True, help="Only this project (slug or id); repeatable."
+)
+@click.option("--since", help="Only events created at or after this date (YYYY-MM-DD or ISO, UTC).")
+@click.option("--until", help="Only events created before this date (exclusive).")
+@click.option(
+    "--output", "-o", default="-", show_default=True, help="File to write ('-': standard output)."
+)
+def export_command(
+    db: str | None,
+    config_file: str | None,
+    fmt: str,
+    projects: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    output: str,
+) -> None:
+    """Stream archived events (oldest archived first) for an auditor or another system."""
+    flt = ExportFilter(
+        projects=projects,
+        since=parse_when(since, "--since") if since else None,
+        until=parse_when(until, "--until") if until else None,
+    )
+    if flt.since and flt.until and flt.since >= flt.until:
+        raise ExportError("--since must be before --until")
+    settings = settings_from_options({"db": db, "config_file": config_file})
+    engine = open_archive(settings.db)
+    try:
+        with _opened(output) as out:
+            count = export_events(engine, out, fmt, flt)
+    finally:
+        engine.dispose()
+    if output != "-":
+        click.echo(f"exported {count} events to {output}", err=True)

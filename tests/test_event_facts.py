@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine, inspect, text
 
-from archiver.normalize.event import INDEXED_MAX, NormalizedEvent, event_facts, normalize_event
+from archiver.normalize import INDEXED_MAX, NormalizedEvent, event_facts, normalize_event
 from archiver.storage import db
 from archiver.storage.store import CHILD_TABLES, EVENTS, Store, encode_event
 from scripts.cookbook import cell

@@ -27,7 +27,7 @@ from sqlalchemy import text
 
 from archiver.config import Settings
 from archiver.errors import TransportError
-from archiver.normalize.event import normalize_event
+from archiver.normalize import normalize_event
 from archiver.sentry.client import SentryClient
 from archiver.simulator import SimulatedOrg, SimulatorConfig, SimulatorServer
 from archiver.storage import db
@@ -312,7 +312,7 @@ def test_sync_with_and_without_workers_writes_the_same_archive(tmp_path: Path, m
 
 def test_every_events_column_comes_from_normalize() -> None:
     """The writer stores events by column position: normalize must give every column."""
-    from archiver.normalize.event import normalize_event
+    from archiver.normalize import normalize_event
     from archiver.storage.store import EVENT_COLUMNS
 
     ev = normalize_event({"eventID": "a" * 32, "entries": []}, project_id=1)

@@ -45,7 +45,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from archiver.normalize.event import NormalizedEvent
+from archiver.normalize import NormalizedEvent
 from archiver.storage.models import (
     EVENT_CHILD_TABLES,
     Event,

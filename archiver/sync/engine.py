@@ -56,13 +56,12 @@ from archiver.normalize import (
     normalize_scrubbed,
 )
 from archiver.sentry.client import Page, SentryClient
+from archiver.storage.encode import EncodedEvent, encode_event
 from archiver.storage.store import (
     ISSUES,
-    EncodedEvent,
     IssueWalk,
     Store,
     WriteResult,
-    encode_event,
     utcnow,
 )
 from archiver.sync import keyset

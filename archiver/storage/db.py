@@ -311,4 +311,3 @@ def require_current(engine: Engine) -> None:
 def inspect_has_tables(engine: Engine) -> bool:
     with _connected(engine) as connection:
         return bool(inspect(connection).get_table_names())
-

@@ -97,6 +97,7 @@ class IssueWalk:
 
 
 def _insert_fn(conn: Connection) -> Any:
+    """The dialect's own ``insert``, the one with ``ON CONFLICT`` (SQLite and PostgreSQL)."""
     name = conn.dialect.name
     if name == "postgresql":
         return postgresql.insert
@@ -203,15 +204,18 @@ class Store:
     # ----------------------------------------------------------------- discovery objects
 
     def upsert_projects(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert or refresh ``projects`` rows (``normalize_project``); archived_at is kept."""
         now = utcnow()
         self.upsert(conn, PROJECTS, [{**r, "updated_at": now} for r in rows], keys=["id"])
 
     def upsert_issues(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert or refresh ``issues`` rows, with placeholder projects for the foreign key."""
         now = utcnow()
         self.ensure_projects(conn, {int(r["project_id"]) for r in rows})
         self.upsert(conn, ISSUES, [{**r, "updated_at": now} for r in rows], keys=["id"])
 
     def upsert_releases(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert or refresh ``releases`` rows, keyed by version."""
         self.upsert(conn, RELEASES, rows, keys=["version"])
 
     def ensure_projects(self, conn: Connection, project_ids: Iterable[int]) -> None:
@@ -355,18 +359,24 @@ class Store:
         self.upsert(conn, ISSUE_SYNC, [row], keys=["issue_id"])
 
     def project_sync(self, conn: Connection, project_id: int) -> Mapping[str, Any] | None:
+        """The project's discovery bookmark (its ``sync_projects`` row), None before the first."""
         row = conn.execute(
             select(PROJECT_SYNC).where(PROJECT_SYNC.c.project_id == project_id)
         ).first()
         return dict(row._mapping) if row is not None else None
 
     def save_project_sync(self, conn: Connection, project_id: int, **values: Any) -> None:
+        """Write the given ``sync_projects`` columns, in the caller's transaction."""
         row = {"project_id": project_id, **values, "updated_at": utcnow()}
         self.upsert(conn, PROJECT_SYNC, [row], keys=["project_id"])
 
     # ----------------------------------------------------------------- runs
 
     def start_run(self, command: str, **values: Any) -> int:
+        """Record a command run as ``running`` in its own transaction; returns its id.
+
+        Committed at once, so a run killed later still leaves its trace in ``runs``.
+        """
         with self.transaction() as conn:
             result = conn.execute(
                 insert(RUNS).values(
@@ -383,6 +393,7 @@ class Store:
             return int(pk[0])
 
     def finish_run(self, run_id: int, outcome: str, **values: Any) -> None:
+        """Record how a run ended (``success``, ``partial``, ``failed``, ``interrupted``)."""
         with self.transaction() as conn:
             conn.execute(
                 update(RUNS)

@@ -24,9 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from archiver.normalize.event import normalize_event
+from archiver.normalize import normalize_event
 from archiver.storage import db
-from archiver.storage.store import Store, encode_event
+from archiver.storage.encode import encode_event
+from archiver.storage.store import Store
 from archiver.sync import engine as sync
 from archiver.sync.workers import _RowsFile
 

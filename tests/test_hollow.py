@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from archiver.normalize.event import is_hollow, normalize_event
+from archiver.normalize import is_hollow, normalize_event
 from archiver.storage.store import CHILD_TABLES, Store
 from archiver.sync.engine import SyncReport
 

@@ -22,7 +22,7 @@ from conftest import simulator_page
 
 from archiver.errors import ArchiverError
 from archiver.sentry.client import SentryClient
-from archiver.storage.store import EncodedEvent
+from archiver.storage.encode import EncodedEvent
 from archiver.sync import engine as sync
 from archiver.sync.spool import PREFIX, BodyFile, PageFiles, Spool, remove_stale
 from archiver.sync.workers import (

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from archiver.normalize.event import normalize_event
+from archiver.normalize import normalize_event
 from archiver.storage.store import IssueWalk, Store
 
 FIXTURES = Path(__file__).resolve().parent.parent / "archiver" / "simulator" / "fixtures"

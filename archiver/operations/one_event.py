@@ -19,13 +19,14 @@ from urllib.parse import quote
 
 from archiver.config import Settings
 from archiver.errors import ConfigError, EventNotFoundError, NotFoundError
-from archiver.normalize.event import (
+from archiver.normalize import (
+    make_scrubber,
     normalize_event_id,
     normalize_issue,
     normalize_project,
     normalize_release,
+    normalize_scrubbed,
 )
-from archiver.operations.scrub import make_scrubber, normalize_scrubbed
 from archiver.sentry.client import SentryClient
 from archiver.storage import db
 from archiver.storage.store import Store

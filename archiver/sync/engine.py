@@ -48,20 +48,20 @@ from archiver.errors import (
     InterruptedRun,
     NotFoundError,
 )
-from archiver.normalize.event import (
+from archiver.normalize import (
+    make_scrubber,
     normalize_issue,
     normalize_project,
     normalize_release,
+    normalize_scrubbed,
 )
-from archiver.operations.scrub import make_scrubber, normalize_scrubbed
 from archiver.sentry.client import Page, SentryClient
+from archiver.storage.encode import EncodedEvent, encode_event
 from archiver.storage.store import (
     ISSUES,
-    EncodedEvent,
     IssueWalk,
     Store,
     WriteResult,
-    encode_event,
     utcnow,
 )
 from archiver.sync import keyset

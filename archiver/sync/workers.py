@@ -36,8 +36,8 @@ from types import TracebackType
 from typing import Any, BinaryIO
 
 from archiver.errors import InvalidBody
-from archiver.operations.scrub import Scrubber, make_scrubber, normalize_scrubbed
-from archiver.storage.store import EncodedEvent, encode_event
+from archiver.normalize import Scrubber, make_scrubber, normalize_scrubbed
+from archiver.storage.encode import EncodedEvent, encode_event
 from archiver.sync.keyset import event_key
 from archiver.sync.spool import BodyFile
 

@@ -1,0 +1,92 @@
+"""A sync under faults that must end it promptly and cleanly, never hang it.
+
+Each sync here runs in a thread with a deadline, so a regression fails the test instead of
+hanging the suite.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from archiver.config import Settings
+from archiver.errors import ApiError, ExitCode
+from archiver.simulator import SimulatedOrg, SimulatorServer
+from archiver.sync.runner import SyncOutcome, execute_sync
+
+TOKEN = "sim-fault-token"
+DEADLINE = 30.0
+
+
+@pytest.fixture
+def org() -> SimulatedOrg:
+    return SimulatedOrg(seed=11, events=600)
+
+
+@pytest.fixture
+def server(org: SimulatedOrg) -> Iterator[SimulatorServer]:
+    with SimulatorServer(org, token=TOKEN) as srv:
+        yield srv
+
+
+def settings(server: SimulatorServer, org: SimulatedOrg, db_url: str, **kw: Any) -> Settings:
+    values: dict[str, Any] = {
+        "url": server.url,
+        "token": TOKEN,
+        "org": org.slug,
+        "db": db_url,
+        "concurrency": 4,
+        "workers": 0,
+    }
+    values.update(kw)
+    return Settings(**values)
+
+
+def sync_within(deadline: float, run: Callable[[], SyncOutcome]) -> SyncOutcome | BaseException:
+    """Run a sync in a thread; its outcome or the error it raised. Fails past ``deadline``."""
+    result: list[SyncOutcome | BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(run())
+        except BaseException as exc:
+            result.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True, name="sync-under-test")
+    thread.start()
+    thread.join(deadline)
+    if thread.is_alive():
+        pytest.fail(f"the sync did not end within {deadline:.0f} s (hung)")
+    return result[0]
+
+
+def test_an_issue_list_cursor_cycle_fails_discovery_instead_of_looping(tmp_path, org, server):
+    """A -> B -> A on the issue search: refused as an API error, not walked for ever."""
+    dispatch = server.dispatch
+    cycle = {"": "0:100:0", "0:100:0": "0:200:0", "0:200:0": "0:100:0"}
+
+    def cycling(method: str, target: str, headers: dict[str, str], base_url: str) -> Any:
+        if not re.search(r"/organizations/[^/]+/issues/(\?|$)", target):
+            return dispatch(method, target, headers, base_url)
+        found = re.search(r"&cursor=([^&]*)", target)
+        if found:  # the simulator answers its first page; the Link header says where we are
+            target = target.replace(found.group(0), "")
+        outcome = dispatch(method, target, headers, base_url)
+        nxt = cycle[found.group(1).replace("%3A", ":") if found else ""]
+        link = f'<{base_url}{target}>; rel="next"; results="true"; cursor="{nxt}"'
+        others = [(k, v) for k, v in outcome.response.headers if k.lower() != "link"]
+        response = replace(outcome.response, headers=[*others, ("Link", link)])
+        return replace(outcome, response=response)
+
+    server.dispatch = cycling
+    got = sync_within(
+        DEADLINE, lambda: execute_sync(settings(server, org, f"sqlite:///{tmp_path}/a.db"))
+    )
+    assert isinstance(got, ApiError), got
+    assert got.exit_code == ExitCode.API
+    assert "repeated the cursor '0:100:0'" in str(got)

@@ -13,10 +13,14 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from archiver.config import Settings
-from archiver.errors import ApiError, ExitCode
+from archiver.errors import ApiError, DatabaseError, ExitCode
 from archiver.simulator import SimulatedOrg, SimulatorServer
+from archiver.storage import db
+from archiver.storage.store import Store
 from archiver.sync.runner import SyncOutcome, execute_sync
 
 TOKEN = "sim-fault-token"
@@ -90,3 +94,64 @@ def test_an_issue_list_cursor_cycle_fails_discovery_instead_of_looping(tmp_path,
     assert isinstance(got, ApiError), got
     assert got.exit_code == ExitCode.API
     assert "repeated the cursor '0:100:0'" in str(got)
+
+
+def archived(db_url: str) -> set[tuple[int, str]]:
+    engine = db.make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT project_id, event_id FROM events")).all()
+    finally:
+        engine.dispose()
+    return {(int(p), str(e)) for p, e in rows}
+
+
+def last_run(db_url: str) -> tuple[str, str | None]:
+    engine = db.make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            outcome, message = conn.execute(
+                text("SELECT outcome, error_message FROM runs ORDER BY id DESC")
+            ).first()  # type: ignore[misc]
+    finally:
+        engine.dispose()
+    return outcome, message
+
+
+def test_a_writer_error_ends_the_run_promptly_and_a_rerun_completes(
+    db_url, org, server, monkeypatch
+):
+    """A database error in the writer ends the run (exit 7), recorded failed, lock released.
+
+    Before, the walk threads waited for ever to hand their pages to a writer that was gone,
+    and the main thread waited for them in the executor's shutdown.
+    """
+    real = Store.write_events
+    calls = [0]
+
+    def failing(self: Store, conn: Any, events: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == 3:
+            raise OperationalError("INSERT INTO events", {}, Exception("database or disk is full"))
+        return real(self, conn, events)
+
+    monkeypatch.setattr(Store, "write_events", failing)
+    got = sync_within(DEADLINE, lambda: execute_sync(settings(server, org, db_url)))
+    assert isinstance(got, DatabaseError), got
+    assert got.exit_code == ExitCode.DATABASE
+    assert "database or disk is full" in str(got)
+    outcome, message = last_run(db_url)
+    assert outcome == "failed"
+    assert message is not None
+    assert "database or disk is full" in message
+    alive = [t.name for t in threading.enumerate() if t.name.startswith(("run-lock", "walk"))]
+    assert alive == []
+    kept = archived(db_url)
+    assert kept  # the two pages committed before the error stay
+    assert kept < org.truth()
+
+    monkeypatch.setattr(Store, "write_events", real)
+    again = sync_within(DEADLINE, lambda: execute_sync(settings(server, org, db_url)))
+    assert isinstance(again, SyncOutcome), again  # the lock was released: no LockHeldError
+    assert again.exit_code == ExitCode.OK
+    assert archived(db_url) == org.truth()

@@ -26,13 +26,16 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from archiver.config import Settings
-from archiver.errors import ConfigError, InterruptedRun
+from archiver.errors import ConfigError, DatabaseError, InterruptedRun
 from archiver.operations.scrub import make_scrubber
 from archiver.sentry.client import SentryClient
 from archiver.storage.store import Store
@@ -47,6 +50,20 @@ from archiver.sync.workers import PageNormalizer
 from archiver.sync.writer import Writer
 
 __all__ = ["Progress", "SyncReport", "Syncer"]
+
+log = logging.getLogger("archiver.sync.engine")
+
+
+def database_error(exc: SQLAlchemyError) -> DatabaseError:
+    """A database failure as the one-line error the command line reports (exit 7).
+
+    The driver's own message says what happened (a full disk, a terminated connection, a
+    lock timeout); SQLAlchemy's wrapper adds the statement and a link, which say nothing to
+    an operator.
+    """
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    return DatabaseError(f"the archive's database failed during the sync: {text}")
 
 
 class Syncer:
@@ -114,11 +131,21 @@ class Syncer:
             self.report.interrupted = True
             outcome = "interrupted"
             raise
+        except SQLAlchemyError as exc:
+            error = database_error(exc)
+            message = str(error)
+            raise error from exc
         except BaseException as exc:
             message = f"{type(exc).__name__}: {exc}"
             raise
         finally:
-            stats = self.client.stats
+            self._record_end(run_id, outcome, message)
+
+    def _record_end(self, run_id: int, outcome: str, message: str | None) -> None:
+        """Record the run's end; when the database fails here too, the run's own error (if
+        any) is the one to report, so this one is logged, never raised over it."""
+        stats = self.client.stats
+        try:
             self.store.finish_run(
                 run_id,
                 outcome,
@@ -131,6 +158,11 @@ class Syncer:
                 errors=self.report.failures or None,
                 error_message=message,
             )
+        except SQLAlchemyError as exc:
+            if outcome == "failed":
+                log.error("could not record the failed run: %s", database_error(exc))
+                return
+            raise database_error(exc) from exc
 
     def _check_stop(self) -> None:
         if self.stop.is_set():
@@ -172,8 +204,11 @@ class Syncer:
             futures.extend(pool.submit(walker.walk, walk) for walk in walks)
             try:
                 writer.run(futures)
-            except BaseException:
-                self.stop.set()
+            except BaseException as exc:
+                # The writer is gone: walkers stop handing over (see Shutdown) and walks not
+                # started yet never start, so the pool's exit does not wait on them.
+                self.shutdown.fail(exc)
+                pool.shutdown(wait=False, cancel_futures=True)
                 raise
 
 

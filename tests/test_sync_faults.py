@@ -7,6 +7,9 @@ hanging the suite.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -21,6 +24,7 @@ from archiver.errors import ApiError, DatabaseError, ExitCode
 from archiver.simulator import SimulatedOrg, SimulatorServer
 from archiver.storage import db
 from archiver.storage.store import Store
+from archiver.sync import spool
 from archiver.sync.runner import SyncOutcome, execute_sync
 
 TOKEN = "sim-fault-token"
@@ -155,3 +159,29 @@ def test_a_writer_error_ends_the_run_promptly_and_a_rerun_completes(
     assert isinstance(again, SyncOutcome), again  # the lock was released: no LockHeldError
     assert again.exit_code == ExitCode.OK
     assert archived(db_url) == org.truth()
+
+
+def test_a_killed_runs_spool_is_removed_even_when_the_next_run_walks_nothing(
+    tmp_path, org, server, monkeypatch
+):
+    """Only a run that built a spool cleaned up after killed ones: a run with nothing to walk
+    left their directories behind (the flake of the kill-and-resume test)."""
+    spools = tmp_path / "tmp"
+    spools.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spools))
+    url = f"sqlite:///{tmp_path}/a.db"
+    assert execute_sync(settings(server, org, url)).exit_code == ExitCode.OK
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    stale = spools / f"{spool.PREFIX}{int(dead.stdout)}-killed"
+    stale.mkdir()
+    (stale / "0.rows").write_bytes(b"left by SIGKILL")
+
+    again = execute_sync(settings(server, org, url))
+    assert again.exit_code == ExitCode.OK
+    assert again.report.issues_walked == 0  # nothing to walk: no spool of its own
+    assert not stale.exists()

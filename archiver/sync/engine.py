@@ -43,7 +43,7 @@ from archiver.sync.clock import ServerClock
 from archiver.sync.discovery import Discovery
 from archiver.sync.handoff import IN_FLIGHT_BYTES, Inbox, InFlight, Shutdown
 from archiver.sync.report import Progress, SyncReport
-from archiver.sync.spool import Spool
+from archiver.sync.spool import Spool, remove_stale
 from archiver.sync.state import IssueWalk
 from archiver.sync.walk import Pipeline, Releases, Walker
 from archiver.sync.workers import PageNormalizer
@@ -103,6 +103,9 @@ class Syncer:
         projects = self.discovery.fetch_projects()
         if prepare is not None:
             prepare()
+        # Every run, not only one that builds a spool: a run with nothing to walk would leave
+        # the spools of killed runs behind.
+        remove_stale()
         self.discovery.save_projects(projects)
         run_id = self.store.start_run(
             "sync",

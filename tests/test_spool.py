@@ -23,7 +23,7 @@ from conftest import simulator_page
 from archiver.errors import ArchiverError
 from archiver.sentry.client import SentryClient
 from archiver.storage.encode import EncodedEvent
-from archiver.sync import engine as sync
+from archiver.sync import writer as sync
 from archiver.sync.spool import PREFIX, BodyFile, PageFiles, Spool, remove_stale
 from archiver.sync.workers import (
     InvalidBody,
@@ -187,12 +187,12 @@ def test_the_writer_reads_spooled_events_back_in_order_and_in_batches(
         # A page of small events is one batch, as the writer always wrote it; this one is not.
         small = [*out[:5], detail]
         assert sum(e.length for e in out[:5]) < sync.WRITE_BATCH_BYTES  # type: ignore[union-attr]
-        assert [len(b) for b in sync._opened(small, f)] == [len(small)]
-        assert len(list(sync._opened(page, f))) > 1
+        assert [len(b) for b in sync.opened(small, f)] == [len(small)]
+        assert len(list(sync.opened(page, f))) > 1
         # A limit of three events' size: batches close once past it, in order, nothing lost.
         limit = 3 * max(e.length for e in out)  # type: ignore[union-attr]
         monkeypatch.setattr(sync, "WRITE_BATCH_BYTES", limit)
-        batches = list(sync._opened(page, f))
+        batches = list(sync.opened(page, f))
     assert len(batches) > 3
     assert [ev for batch in batches for ev in batch] == [*expected, detail]
     sizes = {
@@ -203,7 +203,7 @@ def test_the_writer_reads_spooled_events_back_in_order_and_in_batches(
         total = sum(sizes[ev.event_id] for ev in batch)
         assert limit <= total < limit + sizes[batch[-1].event_id]
     with pytest.raises(ValueError, match="rows file"):
-        list(sync._opened(out))
+        list(sync.opened(out))
 
 
 def test_a_spool_file_cut_short_is_an_error_not_a_wrong_event(

@@ -33,8 +33,8 @@ from archiver.simulator import SimulatedOrg, SimulatorConfig, SimulatorServer
 from archiver.storage import db
 from archiver.storage.encode import EncodedEvent, encode_event
 from archiver.storage.models import CHILD_TABLES
-from archiver.sync import engine as sync
-from archiver.sync.engine import InFlight
+from archiver.sync import writer as sync
+from archiver.sync.handoff import InFlight
 from archiver.sync.runner import execute_sync
 from archiver.sync.spool import BodyFile
 from archiver.sync.workers import (

@@ -79,3 +79,46 @@ def walk(
             raise PaginationError(f"the server repeated the cursor {nxt!r}: refusing to loop")
         seen.add(nxt)
         cursor = nxt
+
+
+class Paginator:
+    """Where a cursor walk stands, and the rule that ends it (meltano's ``advance``/``finished``).
+
+    Every cursor followed is remembered, so a server that sends the walk back to a page it
+    already read (A -> A, or A -> B -> A) is refused instead of walked for ever, and so is a
+    run of empty pages that keep claiming more results.
+    """
+
+    def __init__(self, cursor: str | None = None, *, max_empty_pages: int = 3) -> None:
+        self._cursor = cursor
+        self._seen: set[str] = {cursor} if cursor is not None else set()
+        self._max_empty = max_empty_pages
+        self._empty = 0
+        self._finished = False
+
+    @property
+    def cursor(self) -> str | None:
+        """The cursor to request next (None: the first page)."""
+        return self._cursor
+
+    @property
+    def finished(self) -> bool:
+        """A page said no more follow, or gave no next cursor."""
+        return self._finished
+
+    def advance(self, next_cursor: str | None, has_next: bool, count: int) -> None:
+        """Take in a page's answer: its next cursor, whether more follow, how many items."""
+        if not has_next or not next_cursor:
+            self._finished = True
+            return
+        if next_cursor in self._seen:
+            raise PaginationError(
+                f"the server repeated the cursor {next_cursor!r}: refusing to loop"
+            )
+        self._empty = self._empty + 1 if count == 0 else 0
+        if self._empty > self._max_empty:
+            raise PaginationError(
+                f"{self._empty} empty pages in a row that said more results follow"
+            )
+        self._seen.add(next_cursor)
+        self._cursor = next_cursor

@@ -24,7 +24,7 @@ import socket
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import (
     JSON,
@@ -82,9 +82,12 @@ class WriteResult:
         )
 
 
-@dataclass(frozen=True)
-class IssueWalk:
-    """The checkpoint of one issue's event walk (a row of ``sync_issues``)."""
+class IssueWalkRow(TypedDict):
+    """A row of ``sync_issues``: the checkpoint of one issue's event walk.
+
+    A plain mapping, because storage never imports the sync engine: the engine turns it into
+    its own record (``archiver.sync.state.IssueWalk``). ``status`` is the stored word.
+    """
 
     issue_id: int
     project_id: int
@@ -333,29 +336,18 @@ class Store:
 
     # ----------------------------------------------------------------- checkpoints
 
-    def issue_walk(self, conn: Connection, issue_id: int) -> IssueWalk | None:
+    def issue_walk(self, conn: Connection, issue_id: int) -> IssueWalkRow | None:
         row = conn.execute(select(ISSUE_SYNC).where(ISSUE_SYNC.c.issue_id == issue_id)).first()
         return _issue_walk(dict(row._mapping)) if row is not None else None
 
-    def issue_walks(self, conn: Connection, project_id: int) -> dict[int, IssueWalk]:
+    def issue_walks(self, conn: Connection, project_id: int) -> dict[int, IssueWalkRow]:
         rows = conn.execute(select(ISSUE_SYNC).where(ISSUE_SYNC.c.project_id == project_id))
-        return {r.issue_id: _issue_walk(dict(r._mapping)) for r in rows}
+        return {int(r.issue_id): _issue_walk(dict(r._mapping)) for r in rows}
 
     def save_issue_walk(
-        self, conn: Connection, walk: IssueWalk, *, error: str | None = None
+        self, conn: Connection, walk: IssueWalkRow, *, error: str | None = None
     ) -> None:
-        row = {
-            "issue_id": walk.issue_id,
-            "project_id": walk.project_id,
-            "status": walk.status,
-            "synced_until": walk.synced_until,
-            "walk_start": walk.walk_start,
-            "walk_end": walk.walk_end,
-            "walk_cursor": walk.walk_cursor,
-            "walk_events": walk.walk_events,
-            "last_error": error,
-            "updated_at": utcnow(),
-        }
+        row = {**_issue_walk(walk), "last_error": error, "updated_at": utcnow()}
         self.upsert(conn, ISSUE_SYNC, [row], keys=["issue_id"])
 
     def project_sync(self, conn: Connection, project_id: int) -> Mapping[str, Any] | None:
@@ -401,12 +393,35 @@ class Store:
                 .values(outcome=outcome, finished_at=utcnow(), **values)
             )
 
+    # ----------------------------------------------------------------- issue fates
 
-def _issue_walk(m: Mapping[str, Any]) -> IssueWalk:
-    return IssueWalk(
+    def mark_issue_merged(self, conn: Connection, issue_id: int, into: int) -> None:
+        """Sentry answered for the issue with another one's events: it was merged there."""
+        conn.execute(
+            update(ISSUES)
+            .where(ISSUES.c.id == issue_id)
+            .values(merged_into_id=into, updated_at=utcnow())
+        )
+
+    def mark_issue_gone(self, conn: Connection, issue_id: int) -> None:
+        """The issue answers 404 (deleted): its archived events stay, dated by ``gone_at``."""
+        now = utcnow()
+        conn.execute(
+            update(ISSUES).where(ISSUES.c.id == issue_id).values(gone_at=now, updated_at=now)
+        )
+
+    def release_versions(self) -> set[str]:
+        """Every archived release version (a sync fetches each release once per archive)."""
+        with self.engine.connect() as conn:
+            return {str(r[0]) for r in conn.execute(select(RELEASES.c.version))}
+
+
+def _issue_walk(m: Mapping[str, Any]) -> IssueWalkRow:
+    """The checkpoint's columns of a ``sync_issues`` row (or of a row to save)."""
+    return IssueWalkRow(
         issue_id=m["issue_id"],
         project_id=m["project_id"],
-        status=m["status"],
+        status=str(m["status"]),
         synced_until=m["synced_until"],
         walk_start=m["walk_start"],
         walk_end=m["walk_end"],

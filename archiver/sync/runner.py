@@ -31,7 +31,8 @@ from archiver.sentry.client import SentryClient
 from archiver.storage import db
 from archiver.storage import lock as run_lock
 from archiver.storage.store import Store
-from archiver.sync.engine import Progress, Syncer, SyncReport
+from archiver.sync.engine import Syncer
+from archiver.sync.report import Progress, SyncReport
 from archiver.sync.workers import tune_allocator
 
 log = logging.getLogger("archiver.run")

@@ -28,6 +28,7 @@ from sqlalchemy import text
 from archiver.config import Settings
 from archiver.errors import TransportError
 from archiver.normalize.event import normalize_event
+from archiver.sentry.body import BodyFile
 from archiver.sentry.client import SentryClient
 from archiver.simulator import SimulatedOrg, SimulatorConfig, SimulatorServer
 from archiver.storage import db
@@ -35,7 +36,6 @@ from archiver.storage.store import CHILD_TABLES, EncodedEvent, encode_event
 from archiver.sync import engine as sync
 from archiver.sync.engine import InFlight
 from archiver.sync.runner import execute_sync
-from archiver.sync.spool import BodyFile
 from archiver.sync.workers import (
     InvalidBody,
     NotAList,

@@ -54,6 +54,7 @@ from archiver.normalize.event import (
     normalize_release,
 )
 from archiver.operations.scrub import make_scrubber, normalize_scrubbed
+from archiver.sentry.body import BodyFile
 from archiver.sentry.client import Page, SentryClient
 from archiver.storage.store import (
     ISSUES,
@@ -65,7 +66,7 @@ from archiver.storage.store import (
     utcnow,
 )
 from archiver.sync import keyset
-from archiver.sync.spool import BodyFile, PageFiles, Spool
+from archiver.sync.spool import PageFiles, Spool
 from archiver.sync.workers import PageJob, PageNormalizer, SpooledEvent
 
 log = logging.getLogger("archiver.sync.engine")
@@ -721,7 +722,7 @@ class Syncer:
                     cursor=fetch.cursor,
                     sample=fetch.sample,
                     parse=parse,
-                    spool=files.body,
+                    body_path=files.body,
                 )
                 keys = [_key(item) for item in page.items]
                 try:

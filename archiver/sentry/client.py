@@ -42,12 +42,21 @@ from archiver.errors import InsecureTransportError, RateLimitedError, TransportE
 from archiver.sentry.body import receive, size_of
 from archiver.sentry.failures import Problem, classify
 from archiver.sentry.pagination import next_cursor
-from archiver.sentry.ratelimit import RateLimiter, family_of, rate_limit_wait, reset_of
+from archiver.sentry.ratelimit import (
+    RateLimiter,
+    family_of,
+    rate_limit_wait,
+    reset_of,
+    too_long,
+)
 
 log = logging.getLogger("archiver.sentry.client")
 
 Params = Sequence[tuple[str, str]]
 MAX_RATE_LIMIT_WAITS = 30
+# The longest single wait (Retry-After, a rate-limit window): a server asking for more fails
+# that request at once, so the run goes on with other issues instead of sleeping for a day.
+MAX_WAIT = 15 * 60.0
 
 
 @dataclass
@@ -134,6 +143,7 @@ class SentryClient:
         rng: random.Random | None = None,
         max_connections: int = 16,
         rate_limit_reserve: int = 1,
+        max_wait: float = MAX_WAIT,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -153,7 +163,10 @@ class SentryClient:
         self.rng = rng or random.Random()
         self._rng_lock = threading.Lock()
         self.stats = ClientStats()
-        self.limiter = RateLimiter(reserve=rate_limit_reserve, clock=clock, pause=self._pause)
+        self.max_wait = max_wait
+        self.limiter = RateLimiter(
+            reserve=rate_limit_reserve, clock=clock, pause=self._pause, max_wait=max_wait
+        )
         headers = {"User-Agent": user_agent, "Accept": "application/json"}
         self._http = httpx.Client(
             base_url=self.base_url,
@@ -234,7 +247,7 @@ class SentryClient:
         body_path: str | None,
     ) -> Response | Problem:
         """One request, paced by the rate limiter: the parsed answer, or what went wrong."""
-        slot = self.limiter.before(family)
+        slot = self.limiter.before(family, path)
         started = time.monotonic()
         headers: httpx.Headers | None = None
         try:
@@ -284,10 +297,13 @@ class SentryClient:
                     status=429,
                 )
             headers = problem.headers if problem.headers is not None else httpx.Headers()
-            reset = reset_of(headers)
+            reset = reset_of(headers, self.clock())
             self.limiter.exhausted(family, reset)
+            wait = rate_limit_wait(headers, reset, self.clock(), lambda: self._backoff(tally.waits))
+            if wait > self.max_wait:
+                raise too_long(path, wait, self.max_wait, "the server asks to retry")
             self.stats.add(rate_limited_waits=1)
-            return rate_limit_wait(headers, reset, self.clock(), lambda: self._backoff(tally.waits))
+            return wait
         tally.failures += 1
         if tally.failures > self.max_retries:
             raise problem.give_up(path, tally.failures)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import math
 import re
 import threading
 from collections.abc import Callable
@@ -19,7 +20,14 @@ from dataclasses import dataclass
 
 import httpx
 
+from archiver.errors import RateLimitedError
+
 log = logging.getLogger("archiver.sentry.client")
+
+# A window that resets further ahead than this is no window: a proxy's junk, or milliseconds
+# sent as seconds. Such a reset is ignored (the client backs off as after any failure); a
+# plausible one beyond the client's longest wait fails the request instead.
+PLAUSIBLE_RESET = 31 * 86400.0
 
 
 def family_of(path: str) -> str:
@@ -54,15 +62,20 @@ def header_int(value: str | None) -> int | None:
 
 
 def header_float(value: str | None) -> float | None:
+    """A header's number; None when absent, unparsable or not finite (``nan``, ``inf``)."""
     try:
-        return float(value) if value is not None else None
+        number = float(value) if value is not None else None
     except ValueError:
         return None
+    return number if number is not None and math.isfinite(number) else None
 
 
-def reset_of(headers: httpx.Headers) -> float | None:
-    """The epoch second the current window ends (``X-Sentry-Rate-Limit-Reset``), if given."""
-    return header_float(headers.get("x-sentry-rate-limit-reset"))
+def reset_of(headers: httpx.Headers, now: float) -> float | None:
+    """The epoch second the current window ends (``X-Sentry-Rate-Limit-Reset``), if plausible."""
+    reset = header_float(headers.get("x-sentry-rate-limit-reset"))
+    if reset is None or reset > now + PLAUSIBLE_RESET:
+        return None
+    return reset
 
 
 def rate_limit_wait(
@@ -85,6 +98,16 @@ def rate_limit_wait(
     return backoff()
 
 
+def too_long(path: str, wait: float, max_wait: float, why: str) -> RateLimitedError:
+    """The error for a wait beyond the longest the client makes (the run goes on without it)."""
+    return RateLimitedError(
+        f"GET {path}: rate limited: {why} in {wait:.0f}s, longer than the client waits "
+        f"({max_wait / 60:.0f} min); giving up on this request",
+        path=path,
+        status=429,
+    )
+
+
 @dataclass
 class _FamilyState:
     limit: int | None = None
@@ -98,7 +121,8 @@ class RateLimiter:
     """Paces requests per endpoint family from the ``X-Sentry-Rate-Limit-*`` headers.
 
     ``pause`` waits (and counts the wait); ``reserve`` is how many requests of a window are
-    left unspent, for other clients of the same token.
+    left unspent, for other clients of the same token; a window that would take longer than
+    ``max_wait`` to reset raises :class:`~archiver.errors.RateLimitedError` instead.
     """
 
     def __init__(
@@ -107,10 +131,12 @@ class RateLimiter:
         reserve: int,
         clock: Callable[[], float],
         pause: Callable[[float], None],
+        max_wait: float = math.inf,
     ) -> None:
         self.reserve = reserve
         self.clock = clock
         self.pause = pause
+        self.max_wait = max_wait
         self._states: dict[str, _FamilyState] = {}
         self._lock = threading.Lock()
 
@@ -118,10 +144,11 @@ class RateLimiter:
         with self._lock:
             return self._states.setdefault(family, _FamilyState())
 
-    def before(self, family: str) -> threading.BoundedSemaphore | None:
+    def before(self, family: str, path: str = "") -> threading.BoundedSemaphore | None:
         """Wait when the window's remaining budget (minus requests in flight) is spent.
 
-        Returns the concurrency slot taken (to hand back to :meth:`after`), if any.
+        Returns the concurrency slot taken (to hand back to :meth:`after`), if any. ``path``
+        (the request's) is named in the error when the wait would be too long.
         """
         state = self._state(family)
         slot = state.semaphore
@@ -142,6 +169,10 @@ class RateLimiter:
                 if wait <= 0:
                     state.inflight += 1
                     return slot
+            if wait > self.max_wait:
+                if slot is not None:
+                    slot.release()
+                raise too_long(path, wait, self.max_wait, "the rate-limit window resets")
             log.debug("pacing %s: waiting %.2fs for the rate-limit window", family, wait)
             self.pause(wait)
             with self._lock:
@@ -161,7 +192,7 @@ class RateLimiter:
             if headers is not None:
                 limit = header_int(headers.get("x-sentry-rate-limit-limit"))
                 remaining = header_int(headers.get("x-sentry-rate-limit-remaining"))
-                reset = reset_of(headers)
+                reset = reset_of(headers, self.clock())
                 concurrent = header_int(headers.get("x-sentry-rate-limit-concurrentlimit"))
                 if remaining is not None and reset is not None:
                     if state.reset is None or reset >= state.reset:

@@ -1,0 +1,104 @@
+"""No unbounded wait in the client (issue 15): waits are capped, junk reset values ignored.
+
+httpx.MockTransport with an injected sleep and clock: instant, and a sleep the client should
+never ask for fails the test instead of hanging it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import httpx
+import pytest
+
+from archiver.errors import RateLimitedError
+from tests.test_client import TOKEN, Fake, ok, status
+
+DAY = 86400.0
+NOW = 1_000_000.0  # Fake's clock at the start
+
+
+class StrictFake(Fake):
+    """A Fake whose sleep refuses what would hang a real run (not finite, or over 15 min)."""
+
+    def sleep(self, seconds: float) -> None:
+        assert math.isfinite(seconds), f"asked to sleep {seconds}"
+        assert 0 <= seconds <= 15 * 60, f"asked to sleep {seconds}s"
+        super().sleep(seconds)
+
+
+def limited(headers: dict[str, str]) -> httpx.Response:
+    return httpx.Response(429, json={"detail": "slow down"}, headers=headers)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Retry-After": "86400"},
+        {"Retry-After": "Fri, 31 Dec 2100 23:59:59 GMT"},
+        {"X-Sentry-Rate-Limit-Reset": str(int(NOW + DAY)), "X-Sentry-Rate-Limit-Remaining": "0"},
+    ],
+)
+def test_a_429_asking_for_a_wait_beyond_the_cap_fails_that_request_at_once(
+    headers: dict[str, str],
+) -> None:
+    fake = StrictFake([lambda _r: limited(headers), ok({"id": "5"})])
+    with fake.client() as client, pytest.raises(RateLimitedError) as err:
+        client.get_issue("acme", 5)
+    assert fake.slept == []  # no day-long sleep, not even a first part of it
+    assert len(fake.requests) == 1
+    assert "15 min" in str(err.value) and TOKEN not in str(err.value)
+
+
+def test_pacing_toward_a_window_reset_beyond_the_cap_fails_at_once() -> None:
+    headers = {
+        "X-Sentry-Rate-Limit-Remaining": "0",
+        "X-Sentry-Rate-Limit-Limit": "40",
+        "X-Sentry-Rate-Limit-Reset": str(int(NOW + DAY)),
+    }
+    fake = StrictFake([ok({"id": "1"}, headers), ok({"id": "2"})])
+    with fake.client() as client:
+        client.get_issue("acme", 1)
+        with pytest.raises(RateLimitedError, match="15 min"):
+            client.get_issue("acme", 2)
+    assert fake.slept == []
+    assert len(fake.requests) == 1
+
+
+def test_a_wait_under_the_cap_is_still_waited() -> None:
+    fake = StrictFake([lambda _r: limited({"Retry-After": "600"}), ok({"id": "5"})])
+    with fake.client() as client:
+        assert client.get_issue("acme", 5) == {"id": "5"}
+    assert fake.slept == [600.0]
+
+
+@pytest.mark.parametrize("reset", ["nan", "inf", "-inf", "32503680000", "1e300"])
+def test_a_429_with_a_reset_that_is_not_finite_or_implausible_backs_off_normally(
+    reset: str,
+) -> None:
+    headers = {"X-Sentry-Rate-Limit-Reset": reset, "X-Sentry-Rate-Limit-Remaining": "0"}
+    fake = StrictFake([lambda _r: limited(headers), ok({"id": "5"}), ok({"id": "6"})])
+    with fake.client() as client:
+        assert client.get_issue("acme", 5) == {"id": "5"}
+        assert client.get_issue("acme", 6) == {"id": "6"}  # no pacing toward the junk reset
+    assert len(fake.slept) == 1
+    assert 0 <= fake.slept[0] <= 60  # the client's backoff (backoff_max)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_a_retry_after_that_is_not_finite_backs_off_normally(value: str) -> None:
+    fake = StrictFake([lambda _r: limited({"Retry-After": value}), ok({"id": "5"})])
+    with fake.client() as client:
+        assert client.get_issue("acme", 5) == {"id": "5"}
+    assert len(fake.slept) == 1
+    assert 0 <= fake.slept[0] <= 60
+
+
+@pytest.mark.parametrize("reset", ["nan", "inf", "32503680000"])
+def test_pacing_ignores_a_reset_that_is_not_finite_or_implausible(reset: str) -> None:
+    headers = {"X-Sentry-Rate-Limit-Remaining": "0", "X-Sentry-Rate-Limit-Reset": reset}
+    fake = StrictFake([ok({"id": "1"}, headers), ok({"id": "2"})])
+    with fake.client() as client:
+        client.get_issue("acme", 1)
+        assert client.get_issue("acme", 2) == {"id": "2"}
+    assert fake.slept == []

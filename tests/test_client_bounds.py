@@ -7,11 +7,14 @@ never ask for fails the test instead of hanging it.
 from __future__ import annotations
 
 import math
+import threading
+import time
 
 import httpx
 import pytest
 
-from archiver.errors import RateLimitedError
+from archiver.errors import InterruptedRun, RateLimitedError
+from archiver.sentry.client import SentryClient
 from tests.test_client import TOKEN, Fake, ok, status
 
 DAY = 86400.0
@@ -102,3 +105,53 @@ def test_pacing_ignores_a_reset_that_is_not_finite_or_implausible(reset: str) ->
         client.get_issue("acme", 1)
         assert client.get_issue("acme", 2) == {"id": "2"}
     assert fake.slept == []
+
+
+def test_a_stop_during_a_retry_wait_interrupts_the_request() -> None:
+    stop = threading.Event()
+    fake = StrictFake([status(503), status(503), ok({"id": "5"})])
+
+    def sleep_then_stop(seconds: float) -> None:  # SIGTERM arrives during the backoff
+        fake.slept.append(seconds)
+        stop.set()
+
+    fake.sleep = sleep_then_stop  # type: ignore[method-assign]
+    with fake.client(stop=stop) as client, pytest.raises(InterruptedRun):
+        client.get_issue("acme", 5)
+    assert len(fake.requests) == 1  # no retry after the stop
+
+
+def test_a_long_wait_ends_promptly_when_the_stop_event_is_set() -> None:
+    # No injected sleep: the client waits on the stop event itself, for real.
+    stop = threading.Event()
+    fake = StrictFake([lambda _r: limited({"Retry-After": "600"}), ok({"id": "5"})])
+    client = SentryClient(
+        "https://sentry.example.com/",
+        TOKEN,
+        transport=httpx.MockTransport(fake.handler),
+        clock=lambda: fake.now,
+        stop=stop,
+    )
+    timer = threading.Timer(0.2, stop.set)
+    timer.start()
+    started = time.monotonic()
+    try:
+        with client, pytest.raises(InterruptedRun):
+            client.get_issue("acme", 5)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 5  # not the 600 s the server asked for
+    assert len(fake.requests) == 1
+
+
+def test_pacing_waits_on_the_stop_event_too() -> None:
+    stop = threading.Event()
+    stop.set()  # already stopping: a pacing wait must not begin
+    headers = {"X-Sentry-Rate-Limit-Remaining": "0", "X-Sentry-Rate-Limit-Reset": str(NOW + 30)}
+    fake = StrictFake([ok({"id": "1"}, headers), ok({"id": "2"})])
+    with fake.client(stop=stop) as client:
+        client.get_issue("acme", 1)  # no wait needed: answered
+        with pytest.raises(InterruptedRun):
+            client.get_issue("acme", 2)
+    assert fake.slept == []
+    assert len(fake.requests) == 1

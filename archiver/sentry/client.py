@@ -38,7 +38,12 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from archiver import __version__
-from archiver.errors import InsecureTransportError, RateLimitedError, TransportError
+from archiver.errors import (
+    InsecureTransportError,
+    InterruptedRun,
+    RateLimitedError,
+    TransportError,
+)
 from archiver.sentry.body import receive, size_of
 from archiver.sentry.failures import Problem, classify
 from archiver.sentry.pagination import next_cursor
@@ -138,13 +143,19 @@ class SentryClient:
         backoff_max: float = 60.0,
         user_agent: str = f"sentry-archiver/{__version__}",
         transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         max_connections: int = 16,
         rate_limit_reserve: int = 1,
         max_wait: float = MAX_WAIT,
+        stop: threading.Event | None = None,
     ) -> None:
+        """``stop``: the run's stop event (set on SIGINT/SIGTERM). Waits (retry backoff, rate
+        limits) wait on it and raise :class:`~archiver.errors.InterruptedRun` once it is set,
+        so a signal ends a wait at once. ``sleep`` replaces the waiting itself (tests); the
+        stop event is still checked before and after each wait.
+        """
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise InsecureTransportError(f"not an http(s) URL: {base_url!r}")
@@ -158,6 +169,9 @@ class SentryClient:
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
+        self.stop = stop
+        if sleep is None:
+            sleep = time.sleep if stop is None else _waiter(stop)
         self.sleep = sleep
         self.clock = clock
         self.rng = rng or random.Random()
@@ -315,10 +329,20 @@ class SentryClient:
         self._pause(wait)
 
     def _pause(self, seconds: float) -> None:
-        """Wait ``seconds`` (a retry's backoff, a rate-limit window), counted in the stats."""
+        """Wait ``seconds`` (a retry's backoff, a rate-limit window), counted in the stats.
+
+        Raises :class:`~archiver.errors.InterruptedRun` when the stop event is set before or
+        during the wait.
+        """
+        self._check_stop()
         self.stats.add(seconds_waited=seconds)
         if seconds > 0:
             self.sleep(seconds)
+        self._check_stop()
+
+    def _check_stop(self) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise InterruptedRun("stopped while waiting to retry a request to Sentry")
 
     def get_page(
         self,
@@ -439,6 +463,15 @@ class SentryClient:
     def get_release(self, org: str, version: str) -> dict[str, Any]:
         path = f"api/0/organizations/{_q(org)}/releases/{_q(version)}/"
         return _as_dict(self.get(path), path)
+
+
+def _waiter(stop: threading.Event) -> Callable[[float], None]:
+    """A sleep that a set ``stop`` cuts short."""
+
+    def wait(seconds: float) -> None:
+        stop.wait(seconds)
+
+    return wait
 
 
 def _q(value: str) -> str:

@@ -154,6 +154,16 @@ class RateLimiter:
         slot = state.semaphore
         if slot is not None:
             slot.acquire()
+        try:
+            self._wait_for_budget(family, state, path)
+        except BaseException:  # too long a wait, or a stop: the slot goes back
+            if slot is not None:
+                slot.release()
+            raise
+        return slot
+
+    def _wait_for_budget(self, family: str, state: _FamilyState, path: str) -> None:
+        """Pause until the window has budget left, then count the request in flight."""
         while True:
             with self._lock:
                 now = self.clock()
@@ -168,10 +178,8 @@ class RateLimiter:
                     wait = state.reset - now + 0.01
                 if wait <= 0:
                     state.inflight += 1
-                    return slot
+                    return
             if wait > self.max_wait:
-                if slot is not None:
-                    slot.release()
                 raise too_long(path, wait, self.max_wait, "the rate-limit window resets")
             log.debug("pacing %s: waiting %.2fs for the rate-limit window", family, wait)
             self.pause(wait)

@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from archiver.errors import InterruptedRun, RateLimitedError
+from archiver.errors import InterruptedRun, RateLimitedError, TransportError
 from archiver.sentry.client import SentryClient
 from tests.test_client import TOKEN, Fake, ok, status
 
@@ -155,3 +155,34 @@ def test_pacing_waits_on_the_stop_event_too() -> None:
             client.get_issue("acme", 2)
     assert fake.slept == []
     assert len(fake.requests) == 1
+
+
+class Trickle(httpx.SyncByteStream):
+    """A body that arrives one byte every 2 s (on the fake's monotonic clock): each read is
+    quick enough for httpx's per-read timeout, the whole is not."""
+
+    def __init__(self, fake: Fake, body: bytes) -> None:
+        self.fake, self.body = fake, body
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        for byte in self.body:
+            self.fake.now += 2
+            yield bytes([byte])
+
+
+def test_a_body_trickling_in_fails_after_a_total_deadline_and_counts_as_a_timeout() -> None:
+    fake = StrictFake([])
+    fake.answers = [lambda _r: httpx.Response(200, stream=Trickle(fake, b" " * 500 + b"{}"))] * 2
+    ends: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        ends.append(fake.now)
+        StrictFake.sleep(fake, seconds)
+
+    fake.sleep = sleep  # type: ignore[method-assign]
+    client = fake.client(timeout=5, max_retries=1, monotonic=lambda: fake.now)
+    with client, pytest.raises(TransportError, match="timeout") as err:
+        client.get_issue("acme", 5)
+    assert len(fake.requests) == 2  # retried once, as any timeout
+    assert ends[0] - 1_000_000.0 <= 5 * 4  # the first attempt gave up after a few timeouts,
+    assert "gave up after 2 attempts" in str(err.value)  # not after the 1,000 s it would take

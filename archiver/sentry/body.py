@@ -11,6 +11,7 @@ error bodies are always read into memory, for their message.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -28,25 +29,34 @@ def receive(
     http: httpx.Client,
     request: httpx.Request,
     body_path: str | None = None,
+    check: Callable[[], None] = lambda: None,
 ) -> tuple[httpx.Response, bytes | BodyFile]:
     """Send ``request`` and read its answer whole: a response holding no body, and the body.
 
     The response keeps status and headers only (the content headers removed: the body is
-    decoded already), so the caller decides how long the body lives.
+    decoded already), so the caller decides how long the body lives. ``check`` is called
+    once the headers are in and after each chunk of the body: it raises to abandon an answer
+    that takes too long as a whole (httpx's timeout bounds each read, not the sum).
     """
     streamed = http.send(request, stream=True)
     body: bytes | BodyFile
     try:
+        check()
         if body_path is not None and 200 <= streamed.status_code < 300:
             size = 0
             with open(body_path, "wb") as out:
                 for chunk in streamed.iter_bytes():
+                    check()
                     out.write(chunk)
                     size += len(chunk)
             body = BodyFile(body_path, size)
             content = b""
         else:
-            body = content = b"".join(streamed.iter_bytes())
+            chunks = []
+            for chunk in streamed.iter_bytes():
+                check()
+                chunks.append(chunk)
+            body = content = b"".join(chunks)
     finally:
         streamed.close()
     headers = streamed.headers.copy()
@@ -74,3 +84,7 @@ def detail_of(response: httpx.Response) -> str:
     if isinstance(body, str):
         return body
     return json.dumps(body)[:200]
+
+
+class AnswerTooSlow(httpx.ReadTimeout):
+    """The whole answer took longer than its deadline (each read was within the timeout)."""

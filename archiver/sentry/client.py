@@ -44,7 +44,7 @@ from archiver.errors import (
     RateLimitedError,
     TransportError,
 )
-from archiver.sentry.body import receive, size_of
+from archiver.sentry.body import AnswerTooSlow, receive, size_of
 from archiver.sentry.failures import Problem, classify
 from archiver.sentry.pagination import next_cursor
 from archiver.sentry.ratelimit import (
@@ -62,6 +62,10 @@ MAX_RATE_LIMIT_WAITS = 30
 # The longest single wait (Retry-After, a rate-limit window): a server asking for more fails
 # that request at once, so the run goes on with other issues instead of sleeping for a day.
 MAX_WAIT = 15 * 60.0
+# httpx's timeout bounds each read, so a body trickling in a byte at a time never times out.
+# The whole exchange gets this many timeouts at most: room for a large page on a slow link,
+# while a stalled trickle fails (and is retried as any timeout) in minutes, not hours.
+DEADLINE_FACTOR = 3
 
 
 @dataclass
@@ -145,6 +149,7 @@ class SentryClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         max_connections: int = 16,
         rate_limit_reserve: int = 1,
@@ -170,6 +175,8 @@ class SentryClient:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.stop = stop
+        self.deadline = timeout * DEADLINE_FACTOR
+        self.monotonic = monotonic
         if sleep is None:
             sleep = time.sleep if stop is None else _waiter(stop)
         self.sleep = sleep
@@ -268,10 +275,11 @@ class SentryClient:
             request = self._http.build_request(
                 "GET", path, params=query, headers=self._auth_headers()
             )
-            response, body = receive(self._http, request, body_path)
+            response, body = receive(self._http, request, body_path, self._deadline())
             headers = response.headers
         except httpx.TimeoutException as exc:
-            problem = f"timeout ({type(exc).__name__})"
+            why = str(exc) if isinstance(exc, AnswerTooSlow) else type(exc).__name__
+            problem = f"timeout ({why})"
             return Problem(problem, problem)
         except httpx.TransportError as exc:
             problem = f"connection failed ({type(exc).__name__}: {self._redact(_safe(exc))})"
@@ -296,6 +304,16 @@ class SentryClient:
                 status=status,
             )
         return Response(status, response.headers, data)
+
+    def _deadline(self) -> Callable[[], None]:
+        """A check that raises :class:`AnswerTooSlow` once this exchange outlives its deadline."""
+        ends = self.monotonic() + self.deadline
+
+        def check() -> None:
+            if self.monotonic() > ends:
+                raise AnswerTooSlow(f"no complete answer within {self.deadline:.0f}s")
+
+        return check
 
     def _decide(self, path: str, family: str, problem: Problem, tally: _Tally) -> float:
         """The retry policy: seconds to wait before trying again, or raise the error."""

@@ -6,14 +6,18 @@ never ask for fails the test instead of hanging it.
 
 from __future__ import annotations
 
+import http.server
 import math
+import socket
+import ssl
 import threading
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from archiver.errors import InterruptedRun, RateLimitedError, TransportError
+from archiver.errors import ApiError, InterruptedRun, RateLimitedError, TransportError
 from archiver.sentry.client import SentryClient
 from tests.test_client import TOKEN, Fake, ok, status
 
@@ -186,3 +190,99 @@ def test_a_body_trickling_in_fails_after_a_total_deadline_and_counts_as_a_timeou
     assert len(fake.requests) == 2  # retried once, as any timeout
     assert ends[0] - 1_000_000.0 <= 5 * 4  # the first attempt gave up after a few timeouts,
     assert "gave up after 2 attempts" in str(err.value)  # not after the 1,000 s it would take
+
+
+def refused_port() -> int:
+    """A local port nothing listens on (bound, then closed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def real_client(url: str, fake: Fake, **kw: object) -> SentryClient:
+    """A client over real sockets, with the fake's sleep and clock."""
+    return SentryClient(url, TOKEN, sleep=fake.sleep, clock=lambda: fake.now, **kw)  # type: ignore[arg-type]
+
+
+def test_a_refused_connection_fails_after_a_couple_of_quick_tries_naming_host_and_port() -> None:
+    port = refused_port()
+    fake = StrictFake([])
+    client = real_client(f"http://127.0.0.1:{port}/", fake)
+    with client, pytest.raises(TransportError) as err:
+        client.get_issue("acme", 5)
+    text = str(err.value)
+    assert f"127.0.0.1:{port}" in text
+    assert "refused" in text
+    assert f"http://127.0.0.1:{port}/api/0/organizations/acme/issues/5/" in text
+    assert len(fake.slept) <= 2  # a couple of quick tries, not the whole retry budget
+    assert sum(fake.slept) <= 3
+    assert TOKEN not in text
+
+
+@pytest.fixture
+def plain_http_server() -> Iterator[int]:
+    """A plain-http server (answers anything with 200 {}), for clients speaking TLS to it."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_https_to_a_plain_http_server_fails_at_once_with_a_hint(plain_http_server: int) -> None:
+    port = plain_http_server
+    fake = StrictFake([])
+    client = real_client(f"https://127.0.0.1:{port}/", fake)
+    with client, pytest.raises(TransportError) as err:
+        client.get_issue("acme", 5)
+    text = str(err.value)
+    assert fake.slept == []  # not retried: it will not get better
+    assert f"127.0.0.1:{port}" in text
+    assert "TLS" in text
+    assert f"http://127.0.0.1:{port}/" in text  # the hint: the server speaks plain http
+    assert TOKEN not in text
+
+
+def test_a_certificate_failure_fails_at_once_with_a_hint() -> None:
+    def untrusted(request: httpx.Request) -> httpx.Response:
+        cause = ssl.SSLCertVerificationError(
+            1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed"
+        )
+        raise httpx.ConnectError(str(cause), request=request) from cause
+
+    fake = StrictFake([untrusted] * 7)
+    with fake.client() as client, pytest.raises(TransportError) as err:
+        client.get_issue("acme", 5)
+    text = str(err.value)
+    assert len(fake.requests) == 1
+    assert "certificate" in text
+    assert "SSL_CERT_FILE" in text
+    assert "sentry.example.com:443" in text
+
+
+def test_errors_name_the_full_url_never_the_token() -> None:
+    fake = StrictFake([status(404, {"detail": "nope"}), status(503), status(503)])
+    url = "https://sentry.example.com/api/0/organizations/acme/issues/5/"
+    with fake.client(max_retries=1) as client:
+        with pytest.raises(ApiError) as missing:
+            client.get_issue("acme", 5)
+        with pytest.raises(ApiError) as failing:
+            client.get_issue("acme", 5)
+    assert url in str(missing.value)
+    assert url in str(failing.value)
+    assert missing.value.path == "api/0/organizations/acme/issues/5/"  # the path stays a path
+    assert TOKEN not in str(missing.value) + str(failing.value)

@@ -45,7 +45,7 @@ from archiver.errors import (
     TransportError,
 )
 from archiver.sentry.body import AnswerTooSlow, receive, size_of
-from archiver.sentry.failures import Problem, classify
+from archiver.sentry.failures import Problem, classify, connection_problem
 from archiver.sentry.pagination import next_cursor
 from archiver.sentry.ratelimit import (
     RateLimiter,
@@ -66,6 +66,9 @@ MAX_WAIT = 15 * 60.0
 # The whole exchange gets this many timeouts at most: room for a large page on a slow link,
 # while a stalled trickle fails (and is retried as any timeout) in minutes, not hours.
 DEADLINE_FACTOR = 3
+# A refused connection is retried this many times, quickly: nothing listens at the address,
+# and the full backoff (half a minute) only delays the message that says so.
+REFUSED_RETRIES = 2
 
 
 @dataclass
@@ -100,6 +103,7 @@ class _Tally:
 
     failures: int = 0
     waits: int = 0
+    refused: int = 0
 
 
 @dataclass(frozen=True)
@@ -259,6 +263,10 @@ class SentryClient:
                 return outcome
             self._retry(path, outcome.reason, self._decide(path, family, outcome, tally))
 
+    def url_of(self, path: str) -> str:
+        """``path`` in full (scheme, host, port), as error messages name it; no query."""
+        return self.base_url + path.lstrip("/")
+
     def _attempt(
         self,
         path: str,
@@ -268,13 +276,11 @@ class SentryClient:
         body_path: str | None,
     ) -> Response | Problem:
         """One request, paced by the rate limiter: the parsed answer, or what went wrong."""
-        slot = self.limiter.before(family, path)
+        slot = self.limiter.before(family, path, self.url_of(path))
         started = time.monotonic()
         headers: httpx.Headers | None = None
+        request = self._http.build_request("GET", path, params=query, headers=self._auth_headers())
         try:
-            request = self._http.build_request(
-                "GET", path, params=query, headers=self._auth_headers()
-            )
             response, body = receive(self._http, request, body_path, self._deadline())
             headers = response.headers
         except httpx.TimeoutException as exc:
@@ -282,8 +288,7 @@ class SentryClient:
             problem = f"timeout ({why})"
             return Problem(problem, problem)
         except httpx.TransportError as exc:
-            problem = f"connection failed ({type(exc).__name__}: {self._redact(_safe(exc))})"
-            return Problem(problem, problem)
+            return connection_problem(path, request.url, exc, self._redact)
         finally:
             self.limiter.after(family, headers, slot)
             self.stats.add(requests=1)
@@ -292,7 +297,7 @@ class SentryClient:
         status = response.status_code
         log.debug("GET %s -> %s (%.0f ms)", path, status, (time.monotonic() - started) * 1000)
         org_token = bool(self._token and self._token.startswith("sntrys_"))
-        problem_ = classify(path, response, self._redact, org_token)
+        problem_ = classify(path, self.url_of(path), response, self._redact, org_token)
         if problem_ is not None:
             return problem_
         try:
@@ -323,7 +328,7 @@ class SentryClient:
             tally.waits += 1
             if tally.waits > MAX_RATE_LIMIT_WAITS:
                 raise RateLimitedError(
-                    f"GET {path}: still rate limited after {tally.waits - 1} "
+                    f"GET {self.url_of(path)}: still rate limited after {tally.waits - 1} "
                     f"waits: {problem.detail}",
                     path=path,
                     status=429,
@@ -333,12 +338,17 @@ class SentryClient:
             self.limiter.exhausted(family, reset)
             wait = rate_limit_wait(headers, reset, self.clock(), lambda: self._backoff(tally.waits))
             if wait > self.max_wait:
-                raise too_long(path, wait, self.max_wait, "the server asks to retry")
+                raise too_long(
+                    path, self.url_of(path), wait, self.max_wait, "the server asks to wait"
+                )
             self.stats.add(rate_limited_waits=1)
             return wait
         tally.failures += 1
-        if tally.failures > self.max_retries:
-            raise problem.give_up(path, tally.failures)
+        tally.refused += problem.refused
+        if tally.failures > self.max_retries or tally.refused > REFUSED_RETRIES:
+            raise problem.give_up(path, self.url_of(path), tally.failures)
+        if problem.refused:  # a server restarting is back in a moment, or not soon at all
+            return min(1.0, self._backoff(tally.refused))
         return self._backoff(tally.failures)
 
     def _retry(self, path: str, reason: str, wait: float) -> None:
@@ -373,9 +383,21 @@ class SentryClient:
         items = response.data if isinstance(response.data, list) else []
         if not isinstance(response.data, list):
             shape = getattr(response.data, "json_type", type(response.data).__name__)
-            raise TransportError(f"GET {path}: expected a JSON list, got {shape}", path=path)
+            raise TransportError(
+                f"GET {self.url_of(path)}: expected a JSON list, got {shape}", path=path
+            )
         cursor = next_cursor(response.headers.get("link"))
         return Page(items, cursor, cursor is not None, response.headers)
+
+    def _object(self, path: str) -> dict[str, Any]:
+        """GET an endpoint that answers one JSON object."""
+        data = self.get(path).data
+        if not isinstance(data, dict):
+            raise TransportError(
+                f"GET {self.url_of(path)}: expected a JSON object, got {type(data).__name__}",
+                path=path,
+            )
+        return data
 
     # ------------------------------------------------------------------ endpoints
 
@@ -404,7 +426,7 @@ class SentryClient:
 
     def get_organization(self, org: str) -> dict[str, Any]:
         path = f"api/0/organizations/{_q(org)}/"
-        return _as_dict(self.get(path), path)
+        return self._object(path)
 
     def list_projects_page(self, org: str, cursor: str | None = None) -> Page:
         params: list[tuple[str, str]] = []
@@ -464,23 +486,23 @@ class SentryClient:
 
     def get_issue(self, org: str, issue_id: int) -> dict[str, Any]:
         path = f"api/0/organizations/{_q(org)}/issues/{int(issue_id)}/"
-        return _as_dict(self.get(path), path)
+        return self._object(path)
 
     def get_issue_event(self, org: str, issue_id: int, which: str = "latest") -> dict[str, Any]:
         path = f"api/0/organizations/{_q(org)}/issues/{int(issue_id)}/events/{_q(which)}/"
-        return _as_dict(self.get(path), path)
+        return self._object(path)
 
     def get_project_event(self, org: str, project_slug: str, event_id: str) -> dict[str, Any]:
         path = f"api/0/projects/{_q(org)}/{_q(project_slug)}/events/{_q(event_id)}/"
-        return _as_dict(self.get(path), path)
+        return self._object(path)
 
     def resolve_event_id(self, org: str, event_id: str) -> dict[str, Any]:
         path = f"api/0/organizations/{_q(org)}/eventids/{_q(event_id)}/"
-        return _as_dict(self.get(path), path)
+        return self._object(path)
 
     def get_release(self, org: str, version: str) -> dict[str, Any]:
         path = f"api/0/organizations/{_q(org)}/releases/{_q(version)}/"
-        return _as_dict(self.get(path), path)
+        return self._object(path)
 
 
 def _waiter(stop: threading.Event) -> Callable[[float], None]:
@@ -503,17 +525,3 @@ def _window(start: dt.datetime | None, end: dt.datetime | None) -> list[tuple[st
     if end is not None:
         params.append(("end", format_time(end)))
     return params
-
-
-def _as_dict(response: Response, path: str) -> dict[str, Any]:
-    if not isinstance(response.data, dict):
-        raise TransportError(
-            f"GET {path}: expected a JSON object, got {type(response.data).__name__}", path=path
-        )
-    return response.data
-
-
-def _safe(exc: BaseException) -> str:
-    """An httpx exception's text without anything request-specific beyond the reason."""
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return text[:200]

@@ -98,10 +98,10 @@ def rate_limit_wait(
     return backoff()
 
 
-def too_long(path: str, wait: float, max_wait: float, why: str) -> RateLimitedError:
+def too_long(path: str, url: str, wait: float, max_wait: float, why: str) -> RateLimitedError:
     """The error for a wait beyond the longest the client makes (the run goes on without it)."""
     return RateLimitedError(
-        f"GET {path}: rate limited: {why} in {wait:.0f}s, longer than the client waits "
+        f"GET {url}: rate limited: {why} {wait:.0f}s, longer than the client waits "
         f"({max_wait / 60:.0f} min); giving up on this request",
         path=path,
         status=429,
@@ -144,25 +144,27 @@ class RateLimiter:
         with self._lock:
             return self._states.setdefault(family, _FamilyState())
 
-    def before(self, family: str, path: str = "") -> threading.BoundedSemaphore | None:
+    def before(
+        self, family: str, path: str = "", url: str = ""
+    ) -> threading.BoundedSemaphore | None:
         """Wait when the window's remaining budget (minus requests in flight) is spent.
 
         Returns the concurrency slot taken (to hand back to :meth:`after`), if any. ``path``
-        (the request's) is named in the error when the wait would be too long.
+        and ``url`` (the request's) are named in the error when the wait would be too long.
         """
         state = self._state(family)
         slot = state.semaphore
         if slot is not None:
             slot.acquire()
         try:
-            self._wait_for_budget(family, state, path)
+            self._wait_for_budget(family, state, path, url)
         except BaseException:  # too long a wait, or a stop: the slot goes back
             if slot is not None:
                 slot.release()
             raise
         return slot
 
-    def _wait_for_budget(self, family: str, state: _FamilyState, path: str) -> None:
+    def _wait_for_budget(self, family: str, state: _FamilyState, path: str, url: str) -> None:
         """Pause until the window has budget left, then count the request in flight."""
         while True:
             with self._lock:
@@ -180,7 +182,7 @@ class RateLimiter:
                     state.inflight += 1
                     return
             if wait > self.max_wait:
-                raise too_long(path, wait, self.max_wait, "the rate-limit window resets")
+                raise too_long(path, url, wait, self.max_wait, "the rate-limit window resets in")
             log.debug("pacing %s: waiting %.2fs for the rate-limit window", family, wait)
             self.pause(wait)
             with self._lock:

@@ -24,8 +24,9 @@ from archiver.errors import (
     ServerError,
     TransportError,
 )
-from archiver.sentry.client import SentryClient, is_loopback
+from archiver.sentry.client import SentryClient
 from archiver.sentry.pagination import Paginator, next_cursor, parse_link_header
+from archiver.sentry.urls import is_loopback
 
 TOKEN = "sntrys_unit-test-secret-token"
 LINK_MORE = (

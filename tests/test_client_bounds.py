@@ -201,7 +201,8 @@ def refused_port() -> int:
 
 def real_client(url: str, fake: Fake, **kw: object) -> SentryClient:
     """A client over real sockets, with the fake's sleep and clock."""
-    return SentryClient(url, TOKEN, sleep=fake.sleep, clock=lambda: fake.now, **kw)  # type: ignore[arg-type]
+    clock = lambda: fake.now  # noqa: E731
+    return SentryClient(url, TOKEN, sleep=fake.sleep, clock=clock, **kw)  # type: ignore[arg-type]
 
 
 def test_a_refused_connection_fails_after_a_couple_of_quick_tries_naming_host_and_port() -> None:

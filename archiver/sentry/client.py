@@ -14,7 +14,12 @@ next attempt, or raises. Failure handling follows what Sentry really does (Sentr
   Sentry itself sends), and requests are paced *before* the limit by the
   ``X-Sentry-Rate-Limit-*`` headers of earlier answers of the same endpoint family
   (:mod:`archiver.sentry.ratelimit`);
-* 401/403 raise :class:`~archiver.errors.AuthError` at once; 404 and 400 are not retried.
+* 401/403 raise :class:`~archiver.errors.AuthError` at once; 404 and 400 are not retried;
+* nothing waits without bound: a single wait is capped (:data:`MAX_WAIT`; a server asking
+  for more fails that request with :class:`~archiver.errors.RateLimitedError`), waits end
+  at once when the run's stop event is set (:class:`~archiver.errors.InterruptedRun`), each
+  exchange has a total deadline, a refused connection is retried only twice and a TLS
+  failure not at all.
 
 The token travels only in the ``Authorization`` header: it is never part of a URL, a log line
 or an exception message, and it is refused over plain http to anything but a loopback host.
@@ -23,7 +28,6 @@ or an exception message, and it is refused over plain http to anything but a loo
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import json
 import logging
 import random
@@ -33,7 +37,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -54,6 +58,7 @@ from archiver.sentry.ratelimit import (
     reset_of,
     too_long,
 )
+from archiver.sentry.urls import check_base_url, segment, window_params
 
 log = logging.getLogger("archiver.sentry.client")
 
@@ -116,27 +121,6 @@ class Page:
     headers: Mapping[str, str]
 
 
-def is_loopback(host: str) -> bool:
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def format_time(value: dt.datetime) -> str:
-    """ISO 8601 in UTC, as Sentry parses it: ``2024-01-01T00:00:00Z``."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    value = value.astimezone(dt.timezone.utc)
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
-    if value.microsecond:
-        text += f".{value.microsecond:06d}"
-    return text + "Z"
-
-
 class SentryClient:
     """A thread-safe client for the endpoints the archiver needs."""
 
@@ -165,14 +149,7 @@ class SentryClient:
         so a signal ends a wait at once. ``sleep`` replaces the waiting itself (tests); the
         stop event is still checked before and after each wait.
         """
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise InsecureTransportError(f"not an http(s) URL: {base_url!r}")
-        if token and parts.scheme == "http" and not is_loopback(parts.hostname):
-            raise InsecureTransportError(
-                f"refusing to send the auth token over plain http to {parts.hostname}; "
-                "use https:// (plain http is allowed only to a loopback host)"
-            )
+        check_base_url(base_url, token)
         self.base_url = base_url.rstrip("/") + "/"
         self._token = token
         self.max_retries = max_retries
@@ -425,14 +402,14 @@ class SentryClient:
         return self.base_url
 
     def get_organization(self, org: str) -> dict[str, Any]:
-        path = f"api/0/organizations/{_q(org)}/"
+        path = f"api/0/organizations/{segment(org)}/"
         return self._object(path)
 
     def list_projects_page(self, org: str, cursor: str | None = None) -> Page:
         params: list[tuple[str, str]] = []
         if cursor:
             params.append(("cursor", cursor))
-        return self.get_page(f"api/0/organizations/{_q(org)}/projects/", params)
+        return self.get_page(f"api/0/organizations/{segment(org)}/projects/", params)
 
     def list_issues_page(
         self,
@@ -451,11 +428,11 @@ class SentryClient:
         params: list[tuple[str, str]] = [("query", query), ("sort", sort), ("limit", str(limit))]
         if project_id is not None:
             params.append(("project", str(project_id)))
-        params.extend(_window(start, end))
+        params.extend(window_params(start, end))
         params.extend(("environment", e) for e in environments)
         if cursor:
             params.append(("cursor", cursor))
-        return self.get_page(f"api/0/organizations/{_q(org)}/issues/", params)
+        return self.get_page(f"api/0/organizations/{segment(org)}/issues/", params)
 
     def list_issue_events_page(
         self,
@@ -477,31 +454,31 @@ class SentryClient:
             params.append(("full", "true"))
         if sample:  # ordered by a stable hash of the event id instead of -timestamp
             params.append(("sample", "1"))
-        params.extend(_window(start, end))
+        params.extend(window_params(start, end))
         params.extend(("environment", e) for e in environments)
         if cursor:
             params.append(("cursor", cursor))
-        path = f"api/0/organizations/{_q(org)}/issues/{int(issue_id)}/events/"
+        path = f"api/0/organizations/{segment(org)}/issues/{int(issue_id)}/events/"
         return self.get_page(path, params, parse, body_path)
 
     def get_issue(self, org: str, issue_id: int) -> dict[str, Any]:
-        path = f"api/0/organizations/{_q(org)}/issues/{int(issue_id)}/"
+        path = f"api/0/organizations/{segment(org)}/issues/{int(issue_id)}/"
         return self._object(path)
 
     def get_issue_event(self, org: str, issue_id: int, which: str = "latest") -> dict[str, Any]:
-        path = f"api/0/organizations/{_q(org)}/issues/{int(issue_id)}/events/{_q(which)}/"
+        path = f"api/0/organizations/{segment(org)}/issues/{int(issue_id)}/events/{segment(which)}/"
         return self._object(path)
 
     def get_project_event(self, org: str, project_slug: str, event_id: str) -> dict[str, Any]:
-        path = f"api/0/projects/{_q(org)}/{_q(project_slug)}/events/{_q(event_id)}/"
+        path = f"api/0/projects/{segment(org)}/{segment(project_slug)}/events/{segment(event_id)}/"
         return self._object(path)
 
     def resolve_event_id(self, org: str, event_id: str) -> dict[str, Any]:
-        path = f"api/0/organizations/{_q(org)}/eventids/{_q(event_id)}/"
+        path = f"api/0/organizations/{segment(org)}/eventids/{segment(event_id)}/"
         return self._object(path)
 
     def get_release(self, org: str, version: str) -> dict[str, Any]:
-        path = f"api/0/organizations/{_q(org)}/releases/{_q(version)}/"
+        path = f"api/0/organizations/{segment(org)}/releases/{segment(version)}/"
         return self._object(path)
 
 
@@ -512,16 +489,3 @@ def _waiter(stop: threading.Event) -> Callable[[float], None]:
         stop.wait(seconds)
 
     return wait
-
-
-def _q(value: str) -> str:
-    return quote(str(value), safe="")
-
-
-def _window(start: dt.datetime | None, end: dt.datetime | None) -> list[tuple[str, str]]:
-    params = []
-    if start is not None:
-        params.append(("start", format_time(start)))
-    if end is not None:
-        params.append(("end", format_time(end)))
-    return params

@@ -180,9 +180,10 @@ def _tls_hint(error: ssl.SSLError, url: httpx.URL) -> str:
     if not isinstance(reason, str):
         reason = _first_line(error)
     if isinstance(error, ssl.SSLCertVerificationError):
+        why = getattr(error, "verify_message", None) or reason
         return (
-            f"the server's certificate is not trusted ({getattr(error, 'verify_message', None) or reason}); if "
-            "your own CA signed it, point SSL_CERT_FILE at that CA's certificate"
+            f"the server's certificate is not trusted ({why}); if your own CA signed it, "
+            "point SSL_CERT_FILE at that CA's certificate"
         )
     if reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST"):
         plain = url.copy_with(scheme="http", path="/", query=None)

@@ -21,10 +21,11 @@ import pytest
 from conftest import simulator_page
 
 from archiver.errors import ArchiverError
+from archiver.sentry.body import BodyFile
 from archiver.sentry.client import SentryClient
 from archiver.storage.encode import EncodedEvent
 from archiver.sync import writer as sync
-from archiver.sync.spool import PREFIX, BodyFile, PageFiles, Spool, remove_stale
+from archiver.sync.spool import PREFIX, PageFiles, Spool, remove_stale
 from archiver.sync.workers import (
     InvalidBody,
     NotAList,
@@ -90,7 +91,7 @@ def test_a_spooled_body_is_streamed_to_its_file_and_parse_gets_the_file(tmp_path
         )
 
     with client_for([answer]) as client:
-        page = client.list_issue_events_page("acme", 1, parse=parse, spool=spooled)
+        page = client.list_issue_events_page("acme", 1, parse=parse, body_path=spooled)
     assert page.items == data and not page.has_next
     assert [b.path for b in seen] == [spooled]
     assert Path(spooled).read_bytes() == json.dumps(data).encode()  # decoded, whole
@@ -112,7 +113,7 @@ def test_a_truncated_spooled_body_is_fetched_again_and_rewritten(tmp_path: Path)
         return json.loads(Path(body.path).read_bytes())  # ValueError on the cut body
 
     with client_for(answers) as client:
-        page = client.list_issue_events_page("acme", 1, parse=parse, spool=spooled)
+        page = client.list_issue_events_page("acme", 1, parse=parse, body_path=spooled)
     assert page.items == [{"id": "1"}, {"id": "2"}]
     assert sizes == [len(whole) - 5 + 200, len(whole)]  # the file was rewritten, not appended
     assert client.stats.retries == 1
@@ -125,7 +126,7 @@ def test_error_bodies_are_never_spooled_and_still_give_their_message(tmp_path: P
     )
     with client_for([answer]) as client, pytest.raises(Exception, match="Invalid cursor"):
         client.list_issue_events_page(
-            "acme", 1, parse=lambda b: pytest.fail("parsed"), spool=str(spooled)
+            "acme", 1, parse=lambda b: pytest.fail("parsed"), body_path=str(spooled)
         )
     assert not spooled.exists()
 

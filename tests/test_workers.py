@@ -28,6 +28,7 @@ from sqlalchemy import text
 from archiver.config import Settings
 from archiver.errors import TransportError
 from archiver.normalize import normalize_event
+from archiver.sentry.body import BodyFile
 from archiver.sentry.client import SentryClient
 from archiver.simulator import SimulatedOrg, SimulatorConfig, SimulatorServer
 from archiver.storage import db
@@ -36,7 +37,6 @@ from archiver.storage.models import CHILD_TABLES
 from archiver.sync import writer as sync
 from archiver.sync.handoff import InFlight
 from archiver.sync.runner import execute_sync
-from archiver.sync.spool import BodyFile
 from archiver.sync.workers import (
     InvalidBody,
     NotAList,

@@ -77,7 +77,8 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def make_client(settings: Settings) -> SentryClient:
+def make_client(settings: Settings, stop: threading.Event | None = None) -> SentryClient:
+    """The run's client; with ``stop``, its waits (backoff, rate limits) end when a stop is asked."""
     return SentryClient(
         settings.url,
         settings.token,
@@ -85,6 +86,7 @@ def make_client(settings: Settings) -> SentryClient:
         max_retries=settings.max_retries,
         user_agent=f"sentry-archiver/{__version__}",
         max_connections=max(4, settings.concurrency * 2),
+        stop=stop,
     )
 
 
@@ -100,7 +102,7 @@ def execute_sync(
     started = time.monotonic()
     engine = db.make_engine(settings.db)
     try:
-        with make_client(settings) as client, ExitStack() as held:
+        with make_client(settings, stop) as client, ExitStack() as held:
             store = Store(engine)
             syncer = Syncer(client, store, settings, stop=stop, on_progress=on_progress)
 

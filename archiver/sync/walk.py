@@ -17,8 +17,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from archiver.config import Settings
-from archiver.errors import ApiError, AuthError, NotFoundError, WalkBroken
+from archiver.errors import ApiError, AuthError, InterruptedRun, NotFoundError, WalkBroken
 from archiver.normalize import Scrubber, normalize_release, normalize_scrubbed
+from archiver.sentry.body import BodyFile
 from archiver.sentry.client import Page, SentryClient
 from archiver.storage.encode import EncodedEvent, encode_event
 from archiver.sync import keyset
@@ -32,7 +33,7 @@ from archiver.sync.handoff import (
     WalkEnded,
 )
 from archiver.sync.report import SyncReport
-from archiver.sync.spool import BodyFile, Spool
+from archiver.sync.spool import Spool
 from archiver.sync.state import IssueWalk, WalkStatus
 from archiver.sync.workers import PageJob, PageNormalizer, SpooledEvent
 
@@ -105,6 +106,8 @@ class Walker:
         latest = [walk]  # the checkpoint of the last page handed to the writer
         try:
             self._walk(latest)
+        except InterruptedRun:
+            return  # a stop cut a wait short: the walk resumes from its last committed page
         except NotFoundError:
             log.warning("issue %s no longer exists (404); keeping what is archived", walk.issue_id)
             self.inbox.put(WalkEnded(latest[0], WalkStatus.GONE, "404: the issue no longer exists"))
@@ -212,7 +215,7 @@ class Walker:
                 cursor=fetch.cursor,
                 sample=fetch.sample,
                 parse=parse,
-                spool=files.body,
+                body_path=files.body,
             )
             keys = [_key(item) for item in page.items]
             try:

@@ -37,9 +37,9 @@ from typing import Any, BinaryIO
 
 from archiver.errors import InvalidBody
 from archiver.normalize import Scrubber, make_scrubber, normalize_scrubbed
+from archiver.sentry.body import BodyFile
 from archiver.storage.encode import EncodedEvent, encode_event
 from archiver.sync.keyset import event_key
-from archiver.sync.spool import BodyFile
 
 log = logging.getLogger("archiver.sync.workers")
 

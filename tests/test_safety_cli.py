@@ -1,0 +1,145 @@
+"""Issue 15 in the command line, operations and config layer: a mistake on the command line
+or in the config file is one clear line and exit code, and never costs a file."""
+
+from __future__ import annotations
+
+import csv
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import text
+
+from archiver.cli import cli
+from archiver.errors import ExitCode
+from archiver.storage import db
+from tests.test_views import load
+
+
+@pytest.fixture
+def archive_path(tmp_path: Path) -> Path:
+    """A migrated SQLite archive holding the views tests' six events."""
+    path = tmp_path / "arch.db"
+    engine = db.make_engine(f"sqlite:///{path}")
+    db.upgrade(engine)
+    load(engine)
+    engine.dispose()
+    return path
+
+
+ARCHIVE_FILES = {"arch.db", "arch.db-wal", "arch.db-shm"}
+
+
+def export(path: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["export", "--db", f"sqlite:///{path}", *args])
+
+
+def event_count(path: Path) -> int:
+    engine = db.make_engine(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        n = int(conn.execute(text("SELECT count(*) FROM events")).scalar_one())
+    engine.dispose()
+    return n
+
+
+# --------------------------------------------------------------------------- export
+
+
+def test_export_with_a_bad_option_leaves_an_existing_output_untouched(archive_path, tmp_path):
+    keep = tmp_path / "keep.csv"
+    keep.write_text("precious\n")
+    r = export(archive_path, "--format", "csv", "--project", "nope", "-o", str(keep))
+    assert r.exit_code == ExitCode.USAGE and "no such project" in r.stderr
+    assert keep.read_text() == "precious\n"
+
+
+def test_a_failed_export_leaves_nothing_behind(archive_path, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    r = export(archive_path, "--format", "csv", "--project", "nope", "-o", str(out / "x.csv"))
+    assert r.exit_code == ExitCode.USAGE
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix", ["", "-wal", "-shm", "-journal"])
+def test_export_refuses_to_write_over_the_archive(archive_path, suffix):
+    target = Path(f"{archive_path}{suffix}")
+    before = target.read_bytes() if target.exists() else None
+    r = export(archive_path, "--format", "jsonl", "-o", str(target))
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert "the archive" in r.stderr and "Traceback" not in r.output
+    assert (target.read_bytes() if target.exists() else None) == before
+    assert event_count(archive_path) == 6
+
+
+def test_export_refuses_the_archive_under_another_name(archive_path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    link = tmp_path / "alias.db"
+    link.symlink_to(archive_path)
+    for target in ("arch.db", "./sub/../arch.db", str(link)):
+        (tmp_path / "sub").mkdir(exist_ok=True)
+        r = export(archive_path, "--format", "jsonl", "-o", target)
+        assert r.exit_code == ExitCode.USAGE, (target, r.output)
+    assert event_count(archive_path) == 6
+
+
+def test_export_does_not_follow_a_symlink_onto_another_file(archive_path, tmp_path):
+    other = tmp_path / "other.txt"
+    other.write_text("someone else's file\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(other)
+    r = export(archive_path, "--format", "csv", "-o", str(link))
+    assert r.exit_code == ExitCode.USAGE and "symbolic link" in r.stderr
+    assert other.read_text() == "someone else's file\n"
+    assert link.is_symlink()
+
+
+def test_export_replaces_the_output_whole_and_owner_readable_only(archive_path, tmp_path):
+    target = tmp_path / "events.jsonl"
+    target.write_text("old\n" * 100)
+    os.chmod(target, 0o644)
+    r = export(archive_path, "--format", "jsonl", "-o", str(target))
+    assert r.exit_code == 0, r.output
+    lines = target.read_text().splitlines()
+    assert len(lines) == 6 and "old" not in lines
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    new = tmp_path / "new.csv"
+    assert export(archive_path, "--format", "csv", "-o", str(new)).exit_code == 0
+    assert stat.S_IMODE(new.stat().st_mode) == 0o600
+    # no temporary file left beside the outputs
+    assert {p.name for p in tmp_path.iterdir()} - ARCHIVE_FILES == {"events.jsonl", "new.csv"}
+
+
+def _set_titles(path: Path, titles: list[str]) -> None:
+    engine = db.make_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        ids = [r[0] for r in conn.execute(text("SELECT id FROM events ORDER BY id"))]
+        for event_id, title in zip(ids, titles, strict=True):
+            conn.execute(
+                text("UPDATE events SET title = :t WHERE id = :i"), {"t": title, "i": event_id}
+            )
+    engine.dispose()
+
+
+DANGEROUS = ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\tTab", "\rCR"]
+
+
+def test_csv_export_neutralises_formulas(archive_path, tmp_path):
+    _set_titles(archive_path, DANGEROUS)
+    target = tmp_path / "e.csv"
+    assert export(archive_path, "--format", "csv", "-o", str(target)).exit_code == 0
+    with target.open(newline="", encoding="utf-8") as fh:
+        titles = [row["title"] for row in csv.DictReader(fh)]
+    assert titles == ["'" + t for t in DANGEROUS]
+
+
+def test_csv_export_keeps_cells_raw_when_asked(archive_path, tmp_path):
+    _set_titles(archive_path, DANGEROUS)
+    target = tmp_path / "e.csv"
+    r = export(archive_path, "--format", "csv", "--no-escape-formulas", "-o", str(target))
+    assert r.exit_code == 0, r.output
+    with target.open(newline="", encoding="utf-8") as fh:
+        titles = [row["title"] for row in csv.DictReader(fh)]
+    assert titles == DANGEROUS

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import os
 import re
 import sys
@@ -19,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from archiver.errors import ConfigError
 
@@ -30,7 +32,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 DEFAULT_URL = "https://sentry.io/"
 DEFAULT_DB = "sqlite:///sentry-archive.db"
 DEFAULT_CONFIG_FILE = "sentry-archiver.toml"
-REDACTED = "********"
+REDACTED = "***"  # as SQLAlchemy hides a password in a database URL
 
 # TOML file layout: section -> key -> Settings field.
 FILE_KEYS: dict[str, dict[str, str]] = {
@@ -121,6 +123,8 @@ class Settings:
                 value = REDACTED
             elif f.name == "db" and value:
                 value = _hide_db_password(str(value))
+            elif f.name == "url" and value:
+                value = hide_url_password(str(value))
             elif isinstance(value, dt.timedelta):
                 value = format_duration(value)
             elif isinstance(value, dt.datetime):
@@ -136,10 +140,14 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_duration(text: str | int | float | dt.timedelta) -> dt.timedelta:
-    """``90s``, ``15m``, ``6h``, ``400d``, ``2w`` (a bare number is seconds)."""
+    """``90s``, ``15m``, ``6h``, ``400d``, ``2w`` (a bare number is seconds, never negative)."""
     if isinstance(text, dt.timedelta):
         return text
+    if isinstance(text, bool):
+        raise ConfigError(f"not a duration: {text!r} (use e.g. 90s, 15m, 6h, 400d, 2w)")
     if isinstance(text, (int, float)):
+        if not math.isfinite(text) or text < 0:
+            raise ConfigError(f"not a duration: {text!r} (use e.g. 90s, 15m, 6h, 400d, 2w)")
         return dt.timedelta(seconds=float(text))
     m = _DURATION.match(text)
     if not m:
@@ -210,9 +218,13 @@ def split_list(value: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def _whole_number(name: str, value: Any) -> int:
+    """An int; ``4.5`` or ``true`` is an error, not silently 4 or 1."""
+    fractional = isinstance(value, float) and not value.is_integer()
     try:
+        if isinstance(value, bool) or fractional:
+            raise ValueError(value)
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"{name} must be a whole number, not {value!r}") from None
     if number < (1 if name == "concurrency" else 0):
         raise ConfigError(f"{name} is too small: {number}")
@@ -247,8 +259,27 @@ def _datetime(name: str, value: Any) -> dt.datetime:
     return parse_datetime(value)
 
 
-def _float(name: str, value: Any) -> float:
-    return float(value)
+def _seconds(name: str, value: Any) -> float:
+    """A positive number of seconds: ``30``, ``2.5`` or a duration with a unit (``30s``, ``2m``).
+
+    Zero is refused too: an HTTP timeout of 0 fails every request with a misleading
+    connection error.
+    """
+    number: Any = value
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            pass
+    try:
+        seconds = parse_duration(number).total_seconds()
+    except ConfigError:
+        seconds = math.nan
+    if not seconds > 0:
+        raise ConfigError(
+            f"{name} must be a duration of more than 0 seconds (e.g. 30 or 30s), not {value!r}"
+        )
+    return seconds
 
 
 # Settings field -> how a value from the command line, the environment or the file becomes the
@@ -264,7 +295,7 @@ _COERCE: dict[str, Callable[[str, Any], Any]] = {
     "concurrency": _whole_number,
     "max_retries": _whole_number,
     "workers": _whole_number,
-    "timeout": _float,
+    "timeout": _seconds,
     "releases": _flag,
     "rescan": _flag,
     "detail": _detail,
@@ -300,6 +331,10 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
                 raise ConfigError(
                     f"{path}: unknown key {key!r} in [{section}] (known: {', '.join(keys)})"
                 )
+            try:  # checked here, where the file, section and key can still be named
+                _coerce(keys[key], value)
+            except ConfigError as exc:
+                raise ConfigError(f"{path}: [{section}] {key}: {exc}") from None
             out[keys[key]] = value
     return out
 
@@ -346,6 +381,15 @@ def settings_from_options(options: Mapping[str, Any]) -> Settings:
     fields = dict(options)
     config_file = fields.pop("config_file", None)
     return load_settings(fields, config_file=config_file)
+
+
+def hide_url_password(url: str) -> str:
+    """The Sentry URL with a password in it (``https://user:pw@host/``) replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:{REDACTED}@{host}"))
 
 
 def _hide_db_password(url: str) -> str:

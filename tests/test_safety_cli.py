@@ -4,6 +4,7 @@ or in the config file is one clear line and exit code, and never costs a file.""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import stat
 from pathlib import Path
@@ -13,7 +14,8 @@ from click.testing import CliRunner, Result
 from sqlalchemy import text
 
 from archiver.cli import cli
-from archiver.errors import ExitCode
+from archiver.config import load_settings
+from archiver.errors import ConfigError, ExitCode
 from archiver.storage import db
 from tests.test_views import load
 
@@ -143,3 +145,83 @@ def test_csv_export_keeps_cells_raw_when_asked(archive_path, tmp_path):
     with target.open(newline="", encoding="utf-8") as fh:
         titles = [row["title"] for row in csv.DictReader(fh)]
     assert titles == DANGEROUS
+
+
+# --------------------------------------------------------------------------- config
+
+
+def write_config(tmp_path: Path, body: str) -> str:
+    path = tmp_path / "archiver.toml"
+    path.write_text(body)
+    return str(path)
+
+
+def show(*args: str, env: dict[str, str] | None = None) -> Result:
+    clean = {name: "" for name in ("SENTRY_AUTH_TOKEN", "SENTRY_URL", "SENTRY_ARCHIVER_DB")}
+    return CliRunner().invoke(
+        cli, ["config", "show", "--json", *args], env={**clean, **(env or {})}
+    )
+
+
+@pytest.mark.parametrize("value, seconds", [('"30s"', 30.0), ('"2m"', 120.0), ("45", 45.0)])
+def test_timeout_in_the_file_takes_units(tmp_path, value, seconds):
+    cfg = write_config(tmp_path, f"[archive]\ntimeout = {value}\n")
+    assert load_settings(config_file=cfg, environ={}).timeout == seconds
+
+
+def test_timeout_option_takes_units(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = show("--timeout", "30s")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["archive"]["timeout"] == 30.0
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "0s", "nan", "soon"])
+def test_a_timeout_that_is_not_positive_is_one_line_exit_2(tmp_path, monkeypatch, value):
+    monkeypatch.chdir(tmp_path)
+    r = show("--timeout", value)
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert r.stderr.startswith("error: ") and "timeout" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_timeout_zero_in_the_file_is_refused_naming_the_file(tmp_path):
+    cfg = write_config(tmp_path, "[archive]\ntimeout = 0\n")
+    with pytest.raises(ConfigError, match=r"archiver\.toml.*\[archive\] timeout"):
+        load_settings(config_file=cfg, environ={})
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[archive]\nconcurrency = 4.5\n",
+        '[archive]\nconcurrency = "many"\n',
+        "[archive]\nmax_retries = true\n",
+        "[archive]\noverlap = -5\n",
+        '[archive]\nearliest = "last tuesday"\n',
+    ],
+)
+def test_a_type_error_in_the_file_names_file_section_and_key(tmp_path, body):
+    cfg = write_config(tmp_path, body)
+    key = body.split("\n")[1].split(" =")[0]
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config_file=cfg, environ={})
+    assert cfg in str(caught.value) and f"[archive] {key}" in str(caught.value)
+
+
+def test_config_show_hides_every_password_and_the_token_alike(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = show(
+        "--url",
+        "https://archiver:hunter2@sentry.example.com:8443/",
+        "--db",
+        "postgresql://archiver:dbpassw0rd@db.internal:5432/sentry",
+        env={"SENTRY_AUTH_TOKEN": "sntrys_secret"},
+    )
+    assert r.exit_code == 0, r.output
+    for secret in ("hunter2", "dbpassw0rd", "sntrys_secret"):
+        assert secret not in r.output
+    data = json.loads(r.stdout)
+    assert data["sentry"]["url"] == "https://archiver:***@sentry.example.com:8443/"
+    assert data["archive"]["db"] == "postgresql+psycopg://archiver:***@db.internal:5432/sentry"
+    assert data["sentry"]["token"] == "***"

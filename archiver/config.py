@@ -282,6 +282,79 @@ def _seconds(name: str, value: Any) -> float:
     return seconds
 
 
+SQLITE_FORMS = (
+    "sqlite:///relative/path.db (three slashes), sqlite:////absolute/path.db (four), "
+    "or the path alone"
+)
+
+
+def check_db_url(url: str) -> str:
+    """The archive's URL, refusing what would lose or misplace an archive without a word.
+
+    A plain path (``sentry.db``, as github-to-sqlite and Datasette take it) is a SQLite file.
+    Refused: ``sqlite://file.db`` (SQLAlchemy reads the name as a host), an in-memory SQLite
+    database (``sqlite://``, ``sqlite:///``: what ``sqlite:///$UNSET`` becomes; the archive
+    would vanish when the command ends, after reporting success) and databases other than
+    SQLite and PostgreSQL. The library's own callers (tests) may still build an engine on
+    memory with :func:`archiver.storage.db.make_engine`; no command line can.
+    """
+    text = url.strip()
+    if not text:
+        raise ConfigError("the database URL is empty; " + SQLITE_FORMS)
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        if text == ":memory:" or text.startswith("sqlite:"):
+            raise ConfigError(_in_memory(url))
+        return "sqlite:///" + text  # a plain path (an absolute one gets its fourth slash)
+    backend = scheme.lower().split("+", 1)[0]
+    if backend in ("postgres", "postgresql"):
+        return text
+    if backend in ("mysql", "mariadb"):
+        raise ConfigError(
+            f"{backend} is not supported ({_hide_db_password(text)}): the archive lives in "
+            "SQLite or PostgreSQL (MySQL is not supported)"
+        )
+    if backend != "sqlite":
+        raise ConfigError(
+            f"unsupported database {scheme!r}: use SQLite ({SQLITE_FORMS}) or postgresql://"
+        )
+    if rest and not rest.startswith("/"):
+        raise ConfigError(
+            f"{text!r} names a host, not a file: write sqlite:///{rest} "
+            f"(three slashes before a relative path, four before an absolute one) or {rest}"
+        )
+    database, _, query = rest[1:].partition("?")
+    if database in ("", ":memory:") or "mode=memory" in query or database.startswith(":memory"):
+        raise ConfigError(_in_memory(url))
+    return text
+
+
+def _in_memory(url: str) -> str:
+    return (
+        f"the database {url!r} is in memory: the archive would be lost when the command ends "
+        f"(an unset variable in sqlite:///$VAR gives this); name a file: {SQLITE_FORMS}"
+    )
+
+
+_API_SUFFIX = re.compile(r"/api/0/?$")
+
+
+def check_sentry_url(url: str) -> str:
+    """The server's base URL: http(s), and without the ``/api/0/`` people paste from docs."""
+    text = url.strip()
+    if not text.startswith(("http://", "https://")):
+        raise ConfigError(f"the Sentry URL must start with http:// or https://: {url!r}")
+    return _API_SUFFIX.sub("/", text)
+
+
+def _db_url(name: str, value: Any) -> str:
+    return check_db_url(str(value))
+
+
+def _sentry_url(name: str, value: Any) -> str:
+    return check_sentry_url(str(value))
+
+
 # Settings field -> how a value from the command line, the environment or the file becomes the
 # field's type (a field not named here is text).
 _COERCE: dict[str, Callable[[str, Any], Any]] = {
@@ -299,6 +372,8 @@ _COERCE: dict[str, Callable[[str, Any], Any]] = {
     "releases": _flag,
     "rescan": _flag,
     "detail": _detail,
+    "db": _db_url,
+    "url": _sentry_url,
 }
 
 
@@ -366,8 +441,6 @@ def load_settings(
     values = {name: _coerce(name, value) for name, value in merged.items()}
     if config_file:
         values["config_file"] = str(config_file)
-    if values.get("url") and not str(values["url"]).startswith(("http://", "https://")):
-        raise ConfigError(f"the Sentry URL must start with http:// or https://: {values['url']!r}")
     return Settings(**values)
 
 

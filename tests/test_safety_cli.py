@@ -225,3 +225,75 @@ def test_config_show_hides_every_password_and_the_token_alike(tmp_path, monkeypa
     assert data["sentry"]["url"] == "https://archiver:***@sentry.example.com:8443/"
     assert data["archive"]["db"] == "postgresql+psycopg://archiver:***@db.internal:5432/sentry"
     assert data["sentry"]["token"] == "***"
+
+
+# --------------------------------------------------------------------------- URLs
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), env={"SENTRY_ARCHIVER_DB": ""})
+
+
+@pytest.mark.parametrize("command", [["status"], ["db", "upgrade"], ["db", "current"]])
+def test_a_sqlite_url_with_two_slashes_says_how_to_write_it(tmp_path, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    r = run(*command, "--db", "sqlite://sentry.db")
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert "sqlite:///sentry.db" in r.stderr and "Traceback" not in r.output
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite:///:memory:", ":memory:"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["db", "upgrade"],
+        ["status"],
+        ["export", "--format", "jsonl"],
+        ["sync", "--auth-token", "sntrys_test", "--org", "o", "--url", "http://127.0.0.1:9/"],
+        ["purge", "--older-than", "1y", "--yes"],
+    ],
+)
+def test_an_in_memory_archive_is_refused_by_every_command(tmp_path, monkeypatch, url, command):
+    monkeypatch.chdir(tmp_path)
+    r = run(*command, "--db", url)
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert "in memory" in r.stderr and "Traceback" not in r.output
+
+
+def test_a_plain_path_is_a_sqlite_archive(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = run("db", "upgrade", "--db", "plain.db")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "plain.db").is_file()
+    assert run("status", "--db", str(tmp_path / "plain.db")).exit_code == 0
+    r = run("export", "--format", "jsonl", "--db", "plain.db")
+    assert r.exit_code == 0 and r.stdout == ""
+
+
+@pytest.mark.parametrize("url", ["mysql://user@db.internal/sentry", "mariadb+pymysql://u@h/d"])
+def test_mysql_is_not_supported(url):
+    r = run("status", "--db", url)
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert "MySQL" in r.stderr and "not supported" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "given, kept",
+    [
+        ("https://sentry.example.com/api/0/", "https://sentry.example.com/"),
+        ("https://sentry.example.com:8443/api/0", "https://sentry.example.com:8443/"),
+        ("https://sentry.example.com/sentry/api/0/", "https://sentry.example.com/sentry/"),
+        ("https://de.sentry.io/", "https://de.sentry.io/"),
+    ],
+)
+def test_a_sentry_url_ending_in_the_api_prefix_is_stripped(given, kept):
+    assert load_settings({"url": given}, environ={}).url == kept
+
+
+def test_the_demo_refuses_an_in_memory_archive_too(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = run("demo", "--db", "sqlite://", "--events", "20")
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert "in memory" in r.stderr and "Archived" not in r.output

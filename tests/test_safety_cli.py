@@ -4,6 +4,7 @@ or in the config file is one clear line and exit code, and never costs a file.""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import os
 import stat
@@ -297,3 +298,24 @@ def test_the_demo_refuses_an_in_memory_archive_too(tmp_path, monkeypatch):
     r = run("demo", "--db", "sqlite://", "--events", "20")
     assert r.exit_code == ExitCode.USAGE, r.output
     assert "in memory" in r.stderr and "Archived" not in r.output
+
+
+# --------------------------------------------------------------------------- status
+
+
+def test_status_prints_times_in_utc_and_says_so(archive_path):
+    engine = db.make_engine(f"sqlite:///{archive_path}")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO runs (command, started_at, finished_at, outcome, projects, issues, "
+                "events_new, events_updated, requests, retries) VALUES "
+                "('sync', :t, :t, 'success', 1, 1, 6, 0, 3, 0)"
+            ),
+            {"t": dt.datetime(2024, 5, 1, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))},
+        )
+    engine.dispose()
+    r = run("status", "--db", str(archive_path))
+    assert r.exit_code == 0, r.output
+    assert "last run: #1 success at 2024-05-01 08:00 UTC" in r.stdout
+    assert "2024-05-01 08:00 UTC" in r.stdout.split("last successful run")[1]

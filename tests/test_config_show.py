@@ -53,7 +53,7 @@ def test_show_merges_sources_and_redacts(clean_env):
     assert r.exit_code == 0, r.output
     out = r.output
     assert SECRET not in out and SCRUB_KEY not in out and "dbpassw0rd" not in out
-    assert 'token = "********"' in out and 'scrub_key = "********"' in out
+    assert 'token = "***"' in out and 'scrub_key = "***"' in out
     assert 'org = "option-org"' in out  # option over file
     assert 'projects = ["from-env"]' in out  # environment over file
     assert "concurrency = 8" in out
@@ -90,9 +90,9 @@ def test_show_json_and_token_from_environment(clean_env):
     assert r.exit_code == 0, r.output
     assert SECRET not in r.output and SCRUB_KEY not in r.output
     data = json.loads(r.output)
-    assert data["sentry"]["token"] == "********"
+    assert data["sentry"]["token"] == "***"
     assert data["sentry"]["org"] == "env-org"
-    assert data["privacy"]["scrub_key"] == "********"
+    assert data["privacy"]["scrub_key"] == "***"
     assert data["archive"]["db"] == "sqlite:///sentry-archive.db"
     assert data["schedule"] == {"cron": None, "every": None}
     assert data["config_file"] is None

@@ -2,8 +2,8 @@
 
 Takes the same options, environment variables and ``--config`` file as ``sync`` and prints what
 a run would use, as TOML in the config file's own layout (so it can be pasted into one) or as
-JSON. The auth token and the scrub key are shown only as ``********`` (or as unset), and a
-password in the database URL is hidden.
+JSON. The auth token and the scrub key are shown only as ``***`` (or as unset), and a
+password in the database URL or the Sentry URL is hidden as well.
 """
 
 from __future__ import annotations

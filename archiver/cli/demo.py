@@ -11,6 +11,7 @@ import datetime as dt
 
 import click
 
+from archiver.config import check_db_url
 from archiver.operations.demo import (
     DEMO_DB,
     DEMO_EVENTS,
@@ -28,6 +29,7 @@ from archiver.storage.db import safe_url
 @click.option("--events", default=DEMO_EVENTS, show_default=True, help="Events to simulate.")
 def demo_command(db_url: str, seed: int, events: int) -> None:
     """Archive the built-in simulator's organisation and show what you can ask of it."""
+    db_url = check_db_url(db_url)  # a file, never memory: the demo ends pointing at it
     started = dt.datetime.now(dt.timezone.utc)
     click.echo(f"Starting the built-in Sentry simulator (seed {seed}, {events} events)...")
     result = build_demo_archive(db_url, seed=seed, events=events)

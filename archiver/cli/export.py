@@ -1,42 +1,28 @@
 """``sentry-archiver export``: stream archived events as JSON lines or CSV.
 
 The reading and writing is :func:`archiver.operations.export.export_events`; this module
-parses the options and opens the output.
+parses the options, has the output checked before the archive is opened, and writes a file
+output through :func:`~archiver.operations.export.atomic_output`.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import TextIO
 
 import click
 
 from archiver.cli.options import config_option, db_option
 from archiver.config import settings_from_options
 from archiver.errors import ExportError
-from archiver.operations.export import FORMATS, ExportFilter, export_events, parse_when
+from archiver.operations.export import (
+    FORMATS,
+    ExportFilter,
+    atomic_output,
+    check_output,
+    export_events,
+    parse_when,
+)
 from archiver.storage.db import open_archive
-
-
-@contextmanager
-def _opened(output: str) -> Iterator[TextIO]:
-    """``output`` open for writing (``-``: standard output); a bad path is an ExportError."""
-    if output == "-":
-        yield sys.stdout
-        sys.stdout.flush()
-        return
-    path = Path(output)
-    if not path.parent.is_dir():
-        raise ExportError(f"--output {output}: the directory {path.parent} does not exist")
-    try:
-        handle = path.open("w", encoding="utf-8", newline="")
-    except OSError as exc:
-        raise ExportError(f"--output {output}: cannot write ({exc.strerror})") from None
-    with handle:
-        yield handle
 
 
 @click.command("export")
@@ -55,7 +41,18 @@ def _opened(output: str) -> Iterator[TextIO]:
 @click.option("--since", help="Only events created at or after this date (YYYY-MM-DD or ISO, UTC).")
 @click.option("--until", help="Only events created before this date (exclusive).")
 @click.option(
-    "--output", "-o", default="-", show_default=True, help="File to write ('-': standard output)."
+    "--output",
+    "-o",
+    default="-",
+    show_default=True,
+    help="File to write ('-': standard output); replaced only when the export succeeds.",
+)
+@click.option(
+    "--escape-formulas/--no-escape-formulas",
+    default=True,
+    show_default=True,
+    help="CSV: prefix cells starting with = + - @ tab or CR with ' so a spreadsheet shows "
+    "them instead of running them; --no-escape-formulas keeps the exact text for pipelines.",
 )
 def export_command(
     db: str | None,
@@ -65,6 +62,7 @@ def export_command(
     since: str | None,
     until: str | None,
     output: str,
+    escape_formulas: bool,
 ) -> None:
     """Stream archived events (oldest archived first) for an auditor or another system."""
     flt = ExportFilter(
@@ -75,10 +73,15 @@ def export_command(
     if flt.since and flt.until and flt.since >= flt.until:
         raise ExportError("--since must be before --until")
     settings = settings_from_options({"db": db, "config_file": config_file})
+    path = None if output == "-" else check_output(output, settings.db)
     engine = open_archive(settings.db)
     try:
-        with _opened(output) as out:
-            count = export_events(engine, out, fmt, flt)
+        if path is None:
+            count = export_events(engine, sys.stdout, fmt, flt, escape_formulas=escape_formulas)
+            sys.stdout.flush()
+        else:
+            with atomic_output(path) as out:
+                count = export_events(engine, out, fmt, flt, escape_formulas=escape_formulas)
     finally:
         engine.dispose()
     if output != "-":

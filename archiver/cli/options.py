@@ -123,7 +123,9 @@ def sync_options(func: F) -> F:
                 help="List every issue again (about one request per 100 issues) to catch "
                 "merged issues and events that arrived dated before the last bookmark.",
             ),
-            click.option("--timeout", type=float, help="HTTP timeout in seconds (30)."),
+            click.option(
+                "--timeout", help="HTTP timeout per request: 30s, 2m, or a number of seconds (30)."
+            ),
             click.option(
                 "--max-retries", type=int, help="Retries per request for 5xx/timeouts (6)."
             ),

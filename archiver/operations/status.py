@@ -244,10 +244,16 @@ def _project_error(
 # --------------------------------------------------------------------------- text output
 
 
-def _short(value: str | None) -> str:
+def _short(value: str | None, zone: bool = True) -> str:
+    """A stored time to the minute, in UTC and saying so (``zone``), unless a column header
+    already says it: the stored offset varies by backend, and a bare time reads as local."""
     if not value:
         return "-"
-    return dt.datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M")
+    when = dt.datetime.fromisoformat(value)
+    if when.tzinfo is None:  # SQLite keeps UTC without an offset
+        when = when.replace(tzinfo=dt.timezone.utc)
+    text = when.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return f"{text} UTC" if zone else text
 
 
 def _table(columns: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
@@ -313,9 +319,11 @@ def format_status(status: Mapping[str, Any]) -> str:
                 p["slug"] or str(p["id"]),
                 f"{p['events']:,}",
                 f"{p['issues']:,}",
-                _short(p["oldest_event"]),
-                _short(p["newest_event"]),
-                _short(p["last_success"]["finished_at"]) if p["last_success"] else "never",
+                _short(p["oldest_event"], zone=False),
+                _short(p["newest_event"], zone=False),
+                _short(p["last_success"]["finished_at"], zone=False)
+                if p["last_success"]
+                else "never",
                 backfill,
                 error_text,
             ]
@@ -327,9 +335,9 @@ def format_status(status: Mapping[str, Any]) -> str:
                 "project",
                 "events",
                 "issues",
-                "oldest event",
-                "newest event",
-                "last success",
+                "oldest event (UTC)",
+                "newest event (UTC)",
+                "last success (UTC)",
                 "backfill",
                 "last error",
             ],

@@ -3,19 +3,24 @@
 Names follow sentry-cli's conventions (``SENTRY_AUTH_TOKEN``, ``SENTRY_ORG``, ``SENTRY_PROJECT``,
 ``SENTRY_URL``) so a machine already set up for sentry-cli needs nothing new. The token is kept
 out of ``repr`` and every printed form of the settings.
+
+A top-level module, not part of :mod:`archiver.cli`: the sync engine, the operations and the
+commands all take :class:`Settings`, and the lower layers must not import the CLI.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from archiver.errors import ConfigError
 
@@ -27,7 +32,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 DEFAULT_URL = "https://sentry.io/"
 DEFAULT_DB = "sqlite:///sentry-archive.db"
 DEFAULT_CONFIG_FILE = "sentry-archiver.toml"
-REDACTED = "********"
+REDACTED = "***"  # as SQLAlchemy hides a password in a database URL
 
 # TOML file layout: section -> key -> Settings field.
 FILE_KEYS: dict[str, dict[str, str]] = {
@@ -118,6 +123,8 @@ class Settings:
                 value = REDACTED
             elif f.name == "db" and value:
                 value = _hide_db_password(str(value))
+            elif f.name == "url" and value:
+                value = hide_url_password(str(value))
             elif isinstance(value, dt.timedelta):
                 value = format_duration(value)
             elif isinstance(value, dt.datetime):
@@ -133,10 +140,14 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_duration(text: str | int | float | dt.timedelta) -> dt.timedelta:
-    """``90s``, ``15m``, ``6h``, ``400d``, ``2w`` (a bare number is seconds)."""
+    """``90s``, ``15m``, ``6h``, ``400d``, ``2w`` (a bare number is seconds, never negative)."""
     if isinstance(text, dt.timedelta):
         return text
+    if isinstance(text, bool):
+        raise ConfigError(f"not a duration: {text!r} (use e.g. 90s, 15m, 6h, 400d, 2w)")
     if isinstance(text, (int, float)):
+        if not math.isfinite(text) or text < 0:
+            raise ConfigError(f"not a duration: {text!r} (use e.g. 90s, 15m, 6h, 400d, 2w)")
         return dt.timedelta(seconds=float(text))
     m = _DURATION.match(text)
     if not m:
@@ -206,36 +217,172 @@ def split_list(value: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _whole_number(name: str, value: Any) -> int:
+    """An int; ``4.5`` or ``true`` is an error, not silently 4 or 1."""
+    fractional = isinstance(value, float) and not value.is_integer()
+    try:
+        if isinstance(value, bool) or fractional:
+            raise ValueError(value)
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"{name} must be a whole number, not {value!r}") from None
+    if number < (1 if name == "concurrency" else 0):
+        raise ConfigError(f"{name} is too small: {number}")
+    return number
+
+
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def _detail(name: str, value: Any) -> str:
+    if value not in ("auto", "always"):
+        raise ConfigError(f"detail must be 'auto' or 'always', not {value!r}")
+    return str(value)
+
+
+def _list(name: str, value: Any) -> tuple[str, ...]:
+    return split_list(value)
+
+
+def _duration(name: str, value: Any) -> dt.timedelta:
+    return parse_duration(value)
+
+
+def _retention(name: str, value: Any) -> dt.timedelta:
+    return parse_retention(value, bare_days=True)
+
+
+def _datetime(name: str, value: Any) -> dt.datetime:
+    return parse_datetime(value)
+
+
+def _seconds(name: str, value: Any) -> float:
+    """A positive number of seconds: ``30``, ``2.5`` or a duration with a unit (``30s``, ``2m``).
+
+    Zero is refused too: an HTTP timeout of 0 fails every request with a misleading
+    connection error.
+    """
+    number: Any = value
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            pass
+    try:
+        seconds = parse_duration(number).total_seconds()
+    except ConfigError:
+        seconds = math.nan
+    if not seconds > 0:
+        raise ConfigError(
+            f"{name} must be a duration of more than 0 seconds (e.g. 30 or 30s), not {value!r}"
+        )
+    return seconds
+
+
+SQLITE_FORMS = (
+    "sqlite:///relative/path.db (three slashes), sqlite:////absolute/path.db (four), "
+    "or the path alone"
+)
+
+
+def check_db_url(url: str) -> str:
+    """The archive's URL, refusing what would lose or misplace an archive without a word.
+
+    A plain path (``sentry.db``, as github-to-sqlite and Datasette take it) is a SQLite file.
+    Refused: ``sqlite://file.db`` (SQLAlchemy reads the name as a host), an in-memory SQLite
+    database (``sqlite://``, ``sqlite:///``: what ``sqlite:///$UNSET`` becomes; the archive
+    would vanish when the command ends, after reporting success) and databases other than
+    SQLite and PostgreSQL. The library's own callers (tests) may still build an engine on
+    memory with :func:`archiver.storage.db.make_engine`; no command line can.
+    """
+    text = url.strip()
+    if not text:
+        raise ConfigError("the database URL is empty; " + SQLITE_FORMS)
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        if text == ":memory:" or text.startswith("sqlite:"):
+            raise ConfigError(_in_memory(url))
+        return "sqlite:///" + text  # a plain path (an absolute one gets its fourth slash)
+    backend = scheme.lower().split("+", 1)[0]
+    if backend in ("postgres", "postgresql"):
+        return text
+    if backend in ("mysql", "mariadb"):
+        raise ConfigError(
+            f"{backend} is not supported ({_hide_db_password(text)}): the archive lives in "
+            "SQLite or PostgreSQL (MySQL is not supported)"
+        )
+    if backend != "sqlite":
+        raise ConfigError(
+            f"unsupported database {scheme!r}: use SQLite ({SQLITE_FORMS}) or postgresql://"
+        )
+    if rest and not rest.startswith("/"):
+        raise ConfigError(
+            f"{text!r} names a host, not a file: write sqlite:///{rest} "
+            f"(three slashes before a relative path, four before an absolute one) or {rest}"
+        )
+    database, _, query = rest[1:].partition("?")
+    if database in ("", ":memory:") or "mode=memory" in query or database.startswith(":memory"):
+        raise ConfigError(_in_memory(url))
+    return text
+
+
+def _in_memory(url: str) -> str:
+    return (
+        f"the database {url!r} is in memory: the archive would be lost when the command ends "
+        f"(an unset variable in sqlite:///$VAR gives this); name a file: {SQLITE_FORMS}"
+    )
+
+
+_API_SUFFIX = re.compile(r"/api/0/?$")
+
+
+def check_sentry_url(url: str) -> str:
+    """The server's base URL: http(s), and without the ``/api/0/`` people paste from docs."""
+    text = url.strip()
+    if not text.startswith(("http://", "https://")):
+        raise ConfigError(f"the Sentry URL must start with http:// or https://: {url!r}")
+    return _API_SUFFIX.sub("/", text)
+
+
+def _db_url(name: str, value: Any) -> str:
+    return check_db_url(str(value))
+
+
+def _sentry_url(name: str, value: Any) -> str:
+    return check_sentry_url(str(value))
+
+
+# Settings field -> how a value from the command line, the environment or the file becomes the
+# field's type (a field not named here is text).
+_COERCE: dict[str, Callable[[str, Any], Any]] = {
+    "projects": _list,
+    "environments": _list,
+    "scrub": _list,
+    "retention_minimum": _retention,
+    "overlap": _duration,
+    "schedule_every": _duration,
+    "earliest": _datetime,
+    "concurrency": _whole_number,
+    "max_retries": _whole_number,
+    "workers": _whole_number,
+    "timeout": _seconds,
+    "releases": _flag,
+    "rescan": _flag,
+    "detail": _detail,
+    "db": _db_url,
+    "url": _sentry_url,
+}
+
+
 def _coerce(name: str, value: Any) -> Any:
+    """``value`` as the type of the Settings field ``name`` (ConfigError if it cannot be)."""
     if value is None:
         return None
-    if name in ("projects", "environments", "scrub"):
-        return split_list(value)
-    if name == "retention_minimum":
-        return parse_retention(value, bare_days=True)
-    if name in ("overlap", "schedule_every"):
-        return parse_duration(value)
-    if name == "earliest":
-        return parse_datetime(value)
-    if name in ("concurrency", "max_retries", "workers"):
-        try:
-            number = int(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{name} must be a whole number, not {value!r}") from None
-        if number < (1 if name == "concurrency" else 0):
-            raise ConfigError(f"{name} is too small: {number}")
-        return number
-    if name == "timeout":
-        return float(value)
-    if name in ("releases", "rescan"):
-        if isinstance(value, str):
-            return value.strip().lower() in ("1", "true", "yes", "on")
-        return bool(value)
-    if name == "detail":
-        if value not in ("auto", "always"):
-            raise ConfigError(f"detail must be 'auto' or 'always', not {value!r}")
-        return value
-    return str(value)
+    coerce = _COERCE.get(name)
+    return str(value) if coerce is None else coerce(name, value)
 
 
 def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -259,6 +406,10 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
                 raise ConfigError(
                     f"{path}: unknown key {key!r} in [{section}] (known: {', '.join(keys)})"
                 )
+            try:  # checked here, where the file, section and key can still be named
+                _coerce(keys[key], value)
+            except ConfigError as exc:
+                raise ConfigError(f"{path}: [{section}] {key}: {exc}") from None
             out[keys[key]] = value
     return out
 
@@ -290,9 +441,28 @@ def load_settings(
     values = {name: _coerce(name, value) for name, value in merged.items()}
     if config_file:
         values["config_file"] = str(config_file)
-    if values.get("url") and not str(values["url"]).startswith(("http://", "https://")):
-        raise ConfigError(f"the Sentry URL must start with http:// or https://: {values['url']!r}")
     return Settings(**values)
+
+
+def settings_from_options(options: Mapping[str, Any]) -> Settings:
+    """Settings from a command's options: ``config_file`` names the file, the rest are fields.
+
+    The one way every command reads its settings (so ``--db`` and ``--config`` mean the same
+    everywhere). Options left unset (None or an empty tuple) fall through to the environment,
+    the config file and the defaults.
+    """
+    fields = dict(options)
+    config_file = fields.pop("config_file", None)
+    return load_settings(fields, config_file=config_file)
+
+
+def hide_url_password(url: str) -> str:
+    """The Sentry URL with a password in it (``https://user:pw@host/``) replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:{REDACTED}@{host}"))
 
 
 def _hide_db_password(url: str) -> str:

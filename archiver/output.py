@@ -1,4 +1,8 @@
-"""What the user sees: logging (text or JSON lines), the progress line, secret redaction."""
+"""What the user sees: logging (text or JSON lines), the progress line, secret redaction.
+
+A top-level module, not part of :mod:`archiver.cli`: the sync runner and the scheduler set up
+logging and draw the progress line themselves, and they must not import the CLI.
+"""
 
 from __future__ import annotations
 

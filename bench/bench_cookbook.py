@@ -94,6 +94,26 @@ def ts(d: datetime) -> str:
     return d.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+def _environment(r: float) -> str | None:
+    """Most events in production, some in staging and development, a few with none."""
+    if r < 0.85:
+        return "production"
+    if r < 0.95:
+        return "staging"
+    return "development" if r < 0.99 else None
+
+
+def _user(u: int, r: float) -> tuple[str | None, str | None, str | None]:
+    """The user as (id, email, ip): most with an id, some known by email or IP only."""
+    if r < 0.85:
+        return str(u), f"user{u}@example.com", None
+    if r < 0.93:
+        return None, f"user{u}@example.com", None
+    if r < 0.98:
+        return None, None, f"10.{u // 65536}.{u // 256 % 256}.{u % 256}"
+    return None, None, None
+
+
 def build(path: Path, events: int, seed: int = 7) -> None:
     if path.exists():
         path.unlink()
@@ -146,27 +166,9 @@ def build(path: Path, events: int, seed: int = 7) -> None:
             slug = next(s for p, s, _ in PROJECTS if p == pid)
             when = START + timedelta(seconds=rnd.randrange(DAYS * 86400))
             rel = f"{slug}@1.{(when - START).days * RELEASES // DAYS}.{n % 3}"
-            r = rnd.random()
-            env = (
-                "production"
-                if r < 0.85
-                else "staging"
-                if r < 0.95
-                else "development"
-                if r < 0.99
-                else None
-            )
+            env = _environment(rnd.random())
             u = rnd.randrange(USERS)
-            r = rnd.random()
-            uid, email, ip = (
-                (str(u), f"user{u}@example.com", None)
-                if r < 0.85
-                else (None, f"user{u}@example.com", None)
-                if r < 0.93
-                else (None, None, f"10.{u // 65536}.{u // 256 % 256}.{u % 256}")
-                if r < 0.98
-                else (None, None, None)
-            )
+            uid, email, ip = _user(u, rnd.random())
             raw = json.dumps(
                 {
                     "eventID": f"{n:032x}",
@@ -240,35 +242,40 @@ def build(path: Path, events: int, seed: int = 7) -> None:
         exception_rows(),
     )
 
-    def frame_rows() -> Iterator[tuple[object, ...]]:
-        for pk, iid in con.execute("SELECT id, issue_id FROM events ORDER BY id").fetchall():
-            raised = 1 if pk % 10 == 0 else 0
-            if raised:
-                for pos in range(3):
-                    yield (pk, 0, pos, f"read_{pos}", "app.io", "app/io.py", 10 + pos, 1)
-            fn = fn_of[iid]
-            for pos in range(10):
-                in_app = pos < 6
-                name = f"fn_{fn}_{pos}" if in_app else f"lib_{pos}"
-                module = f"app.mod{fn % 40}" if in_app else "lib.core"
-                yield (
-                    pk,
-                    raised,
-                    pos,
-                    name,
-                    module,
-                    module.replace(".", "/") + ".py",
-                    100 + fn + pos,
-                    int(in_app),
-                )
-
     con.executemany(
         "INSERT INTO frames (event_pk, stack_kind, stack_index, is_raw, position, function, "
         "module, filename, lineno, in_app) VALUES (?, 'exception', ?, 0, ?, ?, ?, ?, ?, ?)",
-        ((pk, si, pos, fn, mod, f, ln, ia) for pk, si, pos, fn, mod, f, ln, ia in frame_rows()),
+        (
+            (pk, si, pos, fn, mod, f, ln, ia)
+            for pk, si, pos, fn, mod, f, ln, ia in _frame_rows(con, fn_of)
+        ),
     )
     con.execute("COMMIT")
     con.close()
+
+
+def _frame_rows(con: sqlite3.Connection, fn_of: dict[int, int]) -> Iterator[tuple[object, ...]]:
+    """Ten frames per event (six in-app), and three more for the cause of one in ten."""
+    for pk, iid in con.execute("SELECT id, issue_id FROM events ORDER BY id").fetchall():
+        raised = 1 if pk % 10 == 0 else 0
+        if raised:
+            for pos in range(3):
+                yield (pk, 0, pos, f"read_{pos}", "app.io", "app/io.py", 10 + pos, 1)
+        fn = fn_of[iid]
+        for pos in range(10):
+            in_app = pos < 6
+            name = f"fn_{fn}_{pos}" if in_app else f"lib_{pos}"
+            module = f"app.mod{fn % 40}" if in_app else "lib.core"
+            yield (
+                pk,
+                raised,
+                pos,
+                name,
+                module,
+                module.replace(".", "/") + ".py",
+                100 + fn + pos,
+                int(in_app),
+            )
 
 
 def _bisect(cum: list[float], x: float) -> int:

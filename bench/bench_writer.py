@@ -6,7 +6,7 @@ Takes the raw JSON of the events of an existing archive (for example the one `se
 demo` writes, or a bench_sync run's), normalizes and encodes them once, spools each page's
 events to a rows file as the page workers do, then writes them into a new archive in pages of
 100, one transaction per page, as the sync's writer does: reading the spooled events back in
-batches (``sync._opened``) and ``Store.write_events`` (``--sql`` runs statements on the new
+batches (``sync.opened``) and ``Store.write_events`` (``--sql`` runs statements on the new
 archive first, to try a schema change). Reports the writer's CPU time per event
 (``time.process_time``: less sensitive to other load on the machine than wall time; the best
 of ``--repeat`` runs) and wall time, and the normalizer's CPU time for comparison.
@@ -24,10 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from archiver.normalize.event import normalize_event
+from archiver.normalize import normalize_event
 from archiver.storage import db
-from archiver.storage.store import Store, encode_event
-from archiver.sync import engine as sync
+from archiver.storage.encode import encode_event
+from archiver.storage.store import Store
+from archiver.sync import writer as sync
 from archiver.sync.workers import _RowsFile
 
 
@@ -104,7 +105,7 @@ def write_all(args: argparse.Namespace, events: list) -> tuple[float, float]:
             with store.transaction() as conn:
                 for path, refs in pages[first : first + args.pages_per_commit]:
                     with open(path, "rb") as rows:
-                        for batch in sync._opened(refs, rows):
+                        for batch in sync.opened(refs, rows):
                             store.write_events(conn, batch)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         engine.dispose()

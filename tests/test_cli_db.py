@@ -75,3 +75,28 @@ def test_new_sqlite_archives_get_large_pages_and_older_ones_keep_theirs(tmp_path
         finally:
             engine.dispose()
     assert db.SQLITE_PAGE_SIZE != 4096
+
+
+def test_db_commands_read_the_database_from_the_config_file(tmp_path, monkeypatch):
+    """`db upgrade|current --config FILE` use the file's `[archive] db`, as `sync` does."""
+    monkeypatch.delenv("SENTRY_ARCHIVER_DB", raising=False)
+    monkeypatch.delenv("SENTRY_ARCHIVER_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)  # no ./sentry-archiver.toml, no default archive here
+    cfg = tmp_path / "archiver.toml"
+    cfg.write_text(f'[archive]\ndb = "sqlite:///{tmp_path}/from-file.db"\n')
+    runner = CliRunner()
+    r = runner.invoke(cli, ["db", "upgrade", "--config", str(cfg)])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "from-file.db").exists()
+    assert not (tmp_path / "sentry-archive.db").exists()
+    r = runner.invoke(cli, ["db", "current", "--config", str(cfg)])
+    assert r.exit_code == 0, r.output
+    assert f"current: {db.head_revision()}" in r.output
+    r = runner.invoke(cli, ["db", "check", "--config", str(cfg)])
+    assert r.exit_code == 0, r.output
+    # --db on the command line still wins over the file
+    r = runner.invoke(
+        cli, ["db", "current", "--config", str(cfg), "--db", f"sqlite:///{tmp_path}/other.db"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "current: none" in r.output

@@ -10,7 +10,7 @@ import gzip
 import json
 import random
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 import httpx
 import pytest
@@ -20,11 +20,13 @@ from archiver.errors import (
     AuthError,
     InsecureTransportError,
     NotFoundError,
+    PaginationError,
     ServerError,
     TransportError,
 )
-from archiver.sentry.client import SentryClient, is_loopback
-from archiver.sentry.pagination import PaginationError, next_cursor, parse_link_header, walk
+from archiver.sentry.client import SentryClient
+from archiver.sentry.pagination import Paginator, next_cursor, parse_link_header
+from archiver.sentry.urls import is_loopback
 
 TOKEN = "sntrys_unit-test-secret-token"
 LINK_MORE = (
@@ -281,9 +283,68 @@ def test_link_header_parsing():
     assert parse_link_header("garbage") == {}
 
 
-def test_walk_refuses_a_repeated_cursor():
-    answers = {None: ("p1", "0:100:0"), "0:100:0": ("p2", "0:200:0"), "0:200:0": ("p3", "0:100:0")}
-    pages = walk(lambda c: answers[c])
-    assert [next(pages), next(pages), next(pages)] == ["p1", "p2", "p3"]
+def follow(answers: Mapping[str | None, tuple[str, str | None, bool, int]]) -> list[str]:
+    """Walk ``answers`` (cursor -> page, next cursor, more follow, items) with a Paginator."""
+    paginator = Paginator()
+    pages = []
+    while not paginator.finished:
+        page, nxt, has_next, count = answers[paginator.cursor]
+        pages.append(page)
+        paginator.advance(nxt, has_next, count)
+    return pages
+
+
+def test_the_paginator_follows_cursors_until_no_more_results():
+    answers = {
+        None: ("p1", "0:100:0", True, 100),
+        "0:100:0": ("p2", "0:200:0", True, 100),
+        "0:200:0": ("p3", "0:300:0", False, 7),  # Sentry's last page still names a cursor
+    }
+    assert follow(answers) == ["p1", "p2", "p3"]
+    assert follow({None: ("only", None, True, 3)}) == ["only"]  # no next cursor: the end
+    paginator = Paginator("0:100:0")
+    assert paginator.cursor == "0:100:0"
+    assert not paginator.finished  # resumed mid-way
     with pytest.raises(PaginationError, match="repeated"):
-        next(pages)
+        paginator.advance("0:100:0", True, 100)  # the cursor it was resumed at: a loop
+
+
+@pytest.mark.parametrize(
+    "cycle",
+    [
+        ["0:100:0", "0:100:0"],  # A -> A
+        ["0:100:0", "0:200:0", "0:100:0"],  # A -> B -> A
+        ["0:100:0", "0:200:0", "0:300:0", "0:200:0"],  # A -> B -> C -> B
+    ],
+)
+def test_the_paginator_refuses_a_cursor_it_followed_before(cycle: list[str]) -> None:
+    paginator = Paginator()
+    for cursor in cycle[:-1]:
+        paginator.advance(cursor, True, 100)
+    with pytest.raises(PaginationError, match="repeated the cursor"):
+        paginator.advance(cycle[-1], True, 100)
+    assert paginator.cursor == cycle[-2]  # a refused page moves nothing
+
+
+def test_the_paginator_refuses_endless_empty_pages_that_claim_more() -> None:
+    paginator = Paginator(max_empty_pages=3)
+    paginator.advance("0:1:0", True, 0)
+    paginator.advance("0:2:0", True, 5)  # a page with items resets the run of empty ones
+    for n in range(3, 6):
+        paginator.advance(f"0:{n}:0", True, 0)
+    assert paginator.cursor == "0:5:0"  # three empty pages in a row are tolerated
+    with pytest.raises(PaginationError, match="4 empty pages in a row"):
+        paginator.advance("0:6:0", True, 0)
+    paginator = Paginator(max_empty_pages=3)
+    for n in range(1, 4):
+        paginator.advance(f"0:{n}:0", True, 0)
+    paginator.advance("0:4:0", False, 0)  # an empty last page that says so ends the walk
+    assert paginator.finished
+
+
+def test_the_paginator_refuses_to_advance_past_the_end() -> None:
+    paginator = Paginator()
+    paginator.advance(None, False, 3)
+    assert paginator.finished
+    with pytest.raises(PaginationError, match="finished"):
+        paginator.advance("0:100:0", True, 100)

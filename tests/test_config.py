@@ -52,7 +52,7 @@ def test_token_is_redacted_everywhere():
     assert "supersecret" not in repr(s)
     assert "supersecret" not in str(s.redacted())
     assert "k3y-secret" not in str(s.redacted())
-    assert s.redacted()["token"] == "********"
+    assert s.redacted()["token"] == "***"
 
 
 def test_database_password_is_redacted_but_the_url_kept():

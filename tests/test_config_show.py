@@ -56,8 +56,8 @@ def test_show_merges_sources_and_redacts(clean_env):
     assert SECRET not in out
     assert SCRUB_KEY not in out
     assert "dbpassw0rd" not in out
-    assert 'token = "********"' in out
-    assert 'scrub_key = "********"' in out
+    assert 'token = "***"' in out
+    assert 'scrub_key = "***"' in out
     assert 'org = "option-org"' in out  # option over file
     assert 'projects = ["from-env"]' in out  # environment over file
     assert "concurrency = 8" in out
@@ -96,9 +96,9 @@ def test_show_json_and_token_from_environment(clean_env):
     assert SECRET not in r.output
     assert SCRUB_KEY not in r.output
     data = json.loads(r.output)
-    assert data["sentry"]["token"] == "********"
+    assert data["sentry"]["token"] == "***"
     assert data["sentry"]["org"] == "env-org"
-    assert data["privacy"]["scrub_key"] == "********"
+    assert data["privacy"]["scrub_key"] == "***"
     assert data["archive"]["db"] == "sqlite:///sentry-archive.db"
     assert data["schedule"] == {"cron": None, "every": None}
     assert data["config_file"] is None

@@ -49,4 +49,18 @@ def test_database_name_follows_the_file():
 def test_unwritable_output_fails_clearly(db_url):
     r = CliRunner().invoke(cli, ["datasette-metadata", "--db", db_url, "-o", "/nonexistent/x.json"])
     assert r.exit_code == 2
-    assert "does not exist" in r.stderr
+    assert r.stderr == (
+        "error: --output /nonexistent/x.json: the directory /nonexistent does not exist\n"
+    )
+
+
+def test_metadata_reads_the_database_from_the_config_file(db_url, tmp_path, monkeypatch):
+    """`datasette-metadata --config FILE` uses the file's `[archive] db`, as `sync` does."""
+    monkeypatch.delenv("SENTRY_ARCHIVER_DB", raising=False)
+    cfg = tmp_path / "archiver.toml"
+    cfg.write_text(f"[archive]\ndb = {json.dumps(db_url)}\n")
+    r = CliRunner().invoke(
+        cli, ["datasette-metadata", "--config", str(cfg), "--database-name", "archive"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "events" in json.loads(r.stdout)["databases"]["archive"]["tables"]

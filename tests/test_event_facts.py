@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, inspect, text
 
-from archiver.normalize.event import INDEXED_MAX, NormalizedEvent, event_facts, normalize_event
+from archiver.normalize import INDEXED_MAX, NormalizedEvent, event_facts, normalize_event
 from archiver.storage import db
-from archiver.storage.store import CHILD_TABLES, EVENTS, Store, encode_event
+from archiver.storage.encode import encode_event
+from archiver.storage.models import CHILD_TABLES, EVENTS
+from archiver.storage.store import Store
 from scripts.cookbook import cell
 from tests.helpers import drop_pg_database, new_pg_database
 from tests.test_views import (

@@ -152,3 +152,14 @@ def test_a_missing_sqlite_archive_is_an_error_and_is_not_created(tmp_path):
 
 def test_parse_when_defaults_to_utc():
     assert parse_when("2024-05-01", "--since").isoformat() == "2024-05-01T00:00:00+00:00"
+
+
+def test_export_reads_the_database_from_the_config_file(db_url, engine, tmp_path, monkeypatch):
+    """`export --config FILE` uses the file's `[archive] db`, as `sync` does."""
+    monkeypatch.delenv("SENTRY_ARCHIVER_DB", raising=False)
+    load(engine)
+    cfg = tmp_path / "archiver.toml"
+    cfg.write_text(f"[archive]\ndb = {json.dumps(db_url)}\n")
+    r = CliRunner().invoke(cli, ["export", "--config", str(cfg), "--format", "jsonl"])
+    assert r.exit_code == 0, r.output
+    assert [json.loads(line) for line in r.stdout.splitlines()] == archive()

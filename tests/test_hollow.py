@@ -14,9 +14,9 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from archiver.normalize.event import is_hollow, normalize_event
+from archiver.normalize import is_hollow, normalize_event
 from archiver.storage.store import CHILD_TABLES, Store
-from archiver.sync.engine import SyncReport
+from archiver.sync.report import SyncReport
 
 FIXTURES = Path(__file__).resolve().parent.parent / "archiver" / "simulator" / "fixtures"
 CHILDREN = sorted(CHILD_TABLES)  # every table hanging off events.id

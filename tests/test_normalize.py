@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from archiver.normalize.event import (
+from archiver.normalize import (
+    CHILD_NAMES,
     NUL_SUBSTITUTE,
     dump_raw,
     normalize_event,
@@ -30,8 +31,14 @@ def child(ev, table):
     return ev.children[table]
 
 
+def test_child_names_are_the_schema_child_tables_in_order():
+    # normalize names the child tables itself (it does not import the SQLAlchemy models)
+    assert tuple(t.name for t in EVENT_CHILD_TABLES) == CHILD_NAMES
+
+
 def test_row_keys_match_the_tables():
     ev = normalize_event(load("seed_000_event_detail.json"), project_id=1)
+    assert tuple(ev.children) == CHILD_NAMES
     events = Base.metadata.tables["events"]
     assert set(ev.event) == {c.name for c in events.c} - {
         "id",

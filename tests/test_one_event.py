@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from archiver.cli import cli
 from archiver.errors import ExitCode
-from archiver.operations.scrub import PREFIX
+from archiver.normalize.scrub import PREFIX
 from archiver.sentry.client import SentryClient
 from archiver.simulator import SimulatedOrg, SimulatorServer
 from archiver.storage import db

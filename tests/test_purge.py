@@ -16,7 +16,7 @@ from sqlalchemy import Engine, inspect, text
 
 from archiver.cli import cli
 from archiver.errors import ConfigError, ExitCode
-from archiver.normalize.event import normalize_event
+from archiver.normalize import normalize_event
 from archiver.operations.purge import compute_cutoff, purge
 from archiver.storage import db
 from archiver.storage.store import Store

@@ -1,4 +1,4 @@
-"""What sentry.io really does that a naive client misreads (issue 14, docs/sentry-api.md).
+"""What sentry.io really does that a naive client misreads (issue 14; see Sentry's source).
 
 Client-level behaviour with httpx.MockTransport: instant, deterministic, no server.
 """

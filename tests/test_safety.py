@@ -8,9 +8,8 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
-from archiver.cli import cli
+from archiver.cli import cli, purge
 from archiver.errors import ConfigError, ExitCode
-from archiver.operations import purge
 from archiver.storage import db
 from tests.test_purge import fill
 

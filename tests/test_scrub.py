@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from archiver.cli import cli
 from archiver.config import Settings
 from archiver.errors import ConfigError, ExitCode
-from archiver.operations.scrub import (
+from archiver.normalize.scrub import (
     PREFIX,
     Scrubber,
     hash_value,

@@ -73,7 +73,7 @@ def test_rate_limit_headers_and_429(org: SimulatedOrg) -> None:
     server, client = serve(org, SimulatorConfig.preset("sentry", wall_clock=wall))
     try:
         issue = hot(org)
-        url = f"api/0/issues/{issue.id}/events/latest/"
+        url = f"api/0/organizations/acme/issues/{issue.id}/events/latest/"
         answers = [client.get(url) for _ in range(16)]
         assert [r.status_code for r in answers] == [200] * 15 + [429]
         first = answers[0].headers
@@ -90,7 +90,7 @@ def test_rate_limit_headers_and_429(org: SimulatedOrg) -> None:
         assert "retry-after" not in refused.headers
         wall.now += 1  # next window
         assert client.get(url).status_code == 200
-        listed = client.get(f"api/0/issues/{issue.id}/events/")
+        listed = client.get(f"api/0/organizations/acme/issues/{issue.id}/events/")
         assert listed.headers["x-sentry-rate-limit-concurrentlimit"] == "25"
         assert listed.headers["x-sentry-rate-limit-concurrentremaining"] == "24"
         assert client.get(f"api/0/organizations/acme/eventids/{'0' * 32}/").status_code == 404
@@ -172,9 +172,11 @@ def test_connection_cut_mid_body(org: SimulatedOrg) -> None:
     try:
         issue = hot(org)
         with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
-            client.get(f"api/0/issues/{issue.id}/events/", params={"full": "true"})
+            client.get(
+                f"api/0/organizations/acme/issues/{issue.id}/events/", params={"full": "true"}
+            )
         assert (
-            client.get(f"api/0/issues/{issue.id}/events/").status_code == 200
+            client.get(f"api/0/organizations/acme/issues/{issue.id}/events/").status_code == 200
         )  # the client reconnects
         assert server.log.entries()[0].faults == ("cut",)
     finally:
@@ -255,14 +257,14 @@ def test_issue_deleted_during_a_walk(fresh_org: SimulatedOrg) -> None:
     schedule = (ScheduledFault("delete_issue", at=3, family="issue_events"),)
     server, client = serve(fresh_org, SimulatorConfig(faults=FaultConfig(schedule=schedule)))
     try:
-        url = f"api/0/issues/{issue.id}/events/"
+        url = f"api/0/organizations/acme/issues/{issue.id}/events/"
         walked = client.get(url, params={"per_page": 10}).json()
         walked += client.get(url, params={"per_page": 10, "cursor": "0:10:0"}).json()
         assert len(walked) == 20
         gone = client.get(url, params={"per_page": 10, "cursor": "0:20:0"})
         assert gone.status_code == 404
         assert gone.json() == {"detail": "The requested resource does not exist"}
-        assert client.get(f"api/0/issues/{issue.id}/").status_code == 404
+        assert client.get(f"api/0/organizations/acme/issues/{issue.id}/").status_code == 404
         seen = {(issue.project.id, e["eventID"]) for e in walked}
         assert not seen & fresh_org.truth()
         assert seen <= fresh_org.truth(include_deleted=True)
@@ -275,14 +277,16 @@ def test_merged_issue_answers_as_its_target(fresh_org: SimulatedOrg) -> None:
     issue = hot(fresh_org)
     server, client = serve(fresh_org, SimulatorConfig(faults=FaultConfig(merge_issue_after=2)))
     try:
-        url = f"api/0/issues/{issue.id}/events/"
+        url = f"api/0/organizations/acme/issues/{issue.id}/events/"
         before = client.get(url, params={"per_page": 100}).json()
         after = client.get(url, params={"per_page": 100}).json()  # merged just before this one
         target = fresh_org.resolve_issue(issue.id)
         assert target is not None
         assert target is not issue
         assert {e["groupID"] for e in after} == {str(target.id)}
-        assert client.get(f"api/0/issues/{issue.id}/").json()["id"] == str(target.id)
+        assert client.get(f"api/0/organizations/acme/issues/{issue.id}/").json()["id"] == str(
+            target.id
+        )
         moved = fresh_org.locate_event(before[0]["eventID"])
         assert moved is not None
         assert moved.issue is target
@@ -298,7 +302,7 @@ def test_new_events_arrive_while_walking(fresh_org: SimulatedOrg) -> None:
         fresh_org, SimulatorConfig(faults=FaultConfig(new_events_every=2, new_events_count=3))
     )
     try:
-        url = f"api/0/issues/{issue.id}/events/"
+        url = f"api/0/organizations/acme/issues/{issue.id}/events/"
         first = client.get(url, params={"per_page": 5}).json()
         second = client.get(url, params={"per_page": 5}).json()  # 3 new events arrived first
         assert fresh_org.truth_count() == truth + 3
@@ -336,7 +340,7 @@ def _session(seed: int) -> list[tuple[int, str]]:
         issue = hot(org)
         for n in range(25):
             response = client.get(
-                f"api/0/issues/{issue.id}/events/",
+                f"api/0/organizations/acme/issues/{issue.id}/events/",
                 params={"cursor": f"0:{n * 7}:0", "per_page": 7, "full": "1"},
             )
             body = response.content.decode()

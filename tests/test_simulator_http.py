@@ -132,8 +132,8 @@ def full_window(org: SimulatedOrg) -> dict[str, str]:
 def test_link_header_is_byte_for_byte_sentry(
     client: httpx.Client, server: SimulatorServer, big: Issue
 ) -> None:
-    response = client.get(f"api/0/issues/{big.id}/events/")
-    uri = f"{server.url}api/0/issues/{big.id}/events/?"
+    response = client.get(f"api/0/organizations/acme/issues/{big.id}/events/")
+    uri = f"{server.url}api/0/organizations/acme/issues/{big.id}/events/?"
     assert response.headers["link"] == (
         f'<{uri}&cursor=0:0:1>; rel="previous"; results="false"; cursor="0:0:1", '
         f'<{uri}&cursor=0:100:0>; rel="next"; results="true"; cursor="0:100:0"'
@@ -145,7 +145,7 @@ def test_link_uri_reencodes_the_query_and_drops_cursor(
     client: httpx.Client, server: SimulatorServer, big: Issue
 ) -> None:
     response = client.get(
-        f"api/0/issues/{big.id}/events/",
+        f"api/0/organizations/acme/issues/{big.id}/events/",
         params=[
             ("start", "2024-03-01T00:00:00"),
             ("environment", "qa 2"),
@@ -157,11 +157,11 @@ def test_link_uri_reencodes_the_query_and_drops_cursor(
     )
     match = link(response)
     assert match["next_uri"] == (
-        f"{server.url}api/0/issues/{big.id}/events/?start=2024-03-01T00%3A00%3A00"
+        f"{server.url}api/0/organizations/acme/issues/{big.id}/events/?start=2024-03-01T00%3A00%3A00"
         "&environment=qa+2&environment=production&full=true&end=2024-06-01T00%3A00%3A00Z"
     )
     response = client.get(
-        f"api/0/issues/{big.id}/events/",
+        f"api/0/organizations/acme/issues/{big.id}/events/",
         params=[
             ("statsPeriod", "14d"),
             ("environment", "qa 2"),
@@ -171,7 +171,7 @@ def test_link_uri_reencodes_the_query_and_drops_cursor(
         ],
     )
     assert link(response)["prev_uri"] == (
-        f"{server.url}api/0/issues/{big.id}/events/?statsPeriod=14d&environment=qa+2&query=&per_page=5"
+        f"{server.url}api/0/organizations/acme/issues/{big.id}/events/?statsPeriod=14d&environment=qa+2&query=&per_page=5"
     )
 
 
@@ -188,7 +188,7 @@ def test_event_list_walk_yields_every_event_once(
     client: httpx.Client, org: SimulatedOrg, big: Issue
 ) -> None:
     params = {**full_window(org), "per_page": 37}
-    events, pages = walk(client, f"api/0/issues/{big.id}/events/", params)
+    events, pages = walk(client, f"api/0/organizations/acme/issues/{big.id}/events/", params)
     ids = [e["eventID"] for e in events]
     assert len(ids) == len(set(ids))
     cutoff = org.retention_cutoff()
@@ -203,18 +203,20 @@ def test_event_list_walk_yields_every_event_once(
 
 
 def test_generic_offset_cursor_semantics(client: httpx.Client, big: Issue) -> None:
-    first = client.get(f"api/0/issues/{big.id}/events/", params={"per_page": 10})
+    first = client.get(f"api/0/organizations/acme/issues/{big.id}/events/", params={"per_page": 10})
     second = client.get(
-        f"api/0/issues/{big.id}/events/", params={"per_page": 10, "cursor": "0:10:0"}
+        f"api/0/organizations/acme/issues/{big.id}/events/",
+        params={"per_page": 10, "cursor": "0:10:0"},
     )
-    both = client.get(f"api/0/issues/{big.id}/events/", params={"per_page": 20})
+    both = client.get(f"api/0/organizations/acme/issues/{big.id}/events/", params={"per_page": 20})
     assert [e["id"] for e in first.json() + second.json()] == [e["id"] for e in both.json()]
     match = link(second)
     assert (match["prev"], match["prev_results"]) == ("0:0:1", "true")
     assert (match["next"], match["next_results"]) == ("0:20:0", "true")
     # the value part is ignored, the offset is absolute
     odd = client.get(
-        f"api/0/issues/{big.id}/events/", params={"per_page": 10, "cursor": "123:10:1"}
+        f"api/0/organizations/acme/issues/{big.id}/events/",
+        params={"per_page": 10, "cursor": "123:10:1"},
     )
     assert odd.json() == second.json()
 
@@ -222,10 +224,14 @@ def test_generic_offset_cursor_semantics(client: httpx.Client, big: Issue) -> No
 def test_last_page_says_results_false(client: httpx.Client, big: Issue, org: SimulatedOrg) -> None:
     now = int(org.now())
     total = org.count(big.segments, now - 90 * DAY, now + 1)
-    response = client.get(f"api/0/issues/{big.id}/events/", params={"cursor": f"0:{total - 1}:0"})
+    response = client.get(
+        f"api/0/organizations/acme/issues/{big.id}/events/", params={"cursor": f"0:{total - 1}:0"}
+    )
     assert len(response.json()) == 1
     assert link(response)["next_results"] == "false"
-    beyond = client.get(f"api/0/issues/{big.id}/events/", params={"cursor": f"0:{total + 50}:0"})
+    beyond = client.get(
+        f"api/0/organizations/acme/issues/{big.id}/events/", params={"cursor": f"0:{total + 50}:0"}
+    )
     assert beyond.json() == []
     assert link(beyond)["next_results"] == "false"
 
@@ -233,7 +239,7 @@ def test_last_page_says_results_false(client: httpx.Client, big: Issue, org: Sim
 @pytest.mark.parametrize("cursor", ["abc", "1:2", "a:b:c", "1:2:3:4", "1.5.2:0:0", ":::"])
 def test_invalid_cursor_is_400(client: httpx.Client, big: Issue, cursor: str) -> None:
     for url in (
-        f"api/0/issues/{big.id}/events/",
+        f"api/0/organizations/acme/issues/{big.id}/events/",
         "api/0/organizations/acme/issues/",
         "api/0/organizations/acme/projects/",
     ):
@@ -243,7 +249,7 @@ def test_invalid_cursor_is_400(client: httpx.Client, big: Issue, cursor: str) ->
 
 
 def test_per_page_default_cap_and_errors(client: httpx.Client, big: Issue) -> None:
-    url = f"api/0/issues/{big.id}/events/"
+    url = f"api/0/organizations/acme/issues/{big.id}/events/"
     assert len(client.get(url).json()) == 100
     assert len(client.get(url, params={"per_page": 100}).json()) == 100
     too_many = client.get(url, params={"per_page": 101})
@@ -257,7 +263,9 @@ def test_per_page_new_error_text(org: SimulatedOrg, big: Issue) -> None:
         httpx.Client(base_url=srv.url, headers={"Authorization": f"Bearer {TOKEN}"}) as c,
     ):
         for value in (0, 101):
-            response = c.get(f"api/0/issues/{big.id}/events/", params={"per_page": value})
+            response = c.get(
+                f"api/0/organizations/acme/issues/{big.id}/events/", params={"per_page": value}
+            )
             assert response.status_code == 400
             assert response.json() == {
                 "detail": "Invalid per_page value. Must be between 1 and 100."
@@ -413,7 +421,7 @@ def test_project_issues_stats_period_choices(client: httpx.Client, org: Simulate
 
 def test_issue_shapes_match_sentry_examples(client: httpx.Client, big: Issue) -> None:
     listed = client.get("api/0/organizations/acme/issues/", params={"query": ""}).json()[0]
-    detail = client.get(f"api/0/issues/{big.id}/").json()
+    detail = client.get(f"api/0/organizations/acme/issues/{big.id}/").json()
     scoped = client.get(f"api/0/organizations/acme/issues/{big.id}/").json()
     assert detail == scoped
     core = {
@@ -462,15 +470,17 @@ def test_event_lists_default_to_90_days_and_expired_never_show(
         key=lambda i: org.count(i.segments, org.retention_cutoff(), now - 90 * DAY),
     )
     cutoff = org.retention_cutoff()
-    default, _ = walk(client, f"api/0/issues/{big.id}/events/")
+    default, _ = walk(client, f"api/0/organizations/acme/issues/{big.id}/events/")
     assert len(default) == org.count(big.segments, now - 90 * DAY, now + 1)
-    wide, _ = walk(client, f"api/0/issues/{big.id}/events/", full_window(org))
+    wide, _ = walk(client, f"api/0/organizations/acme/issues/{big.id}/events/", full_window(org))
     assert len(wide) == org.count(big.segments, cutoff, now + 1)
     assert len(wide) > len(default)  # older than 90 days needs an explicit window
     all_generated = sum(s.n for s in big.segments)
     assert len(wide) < all_generated  # the rest has expired
     period, _ = walk(
-        client, f"api/0/issues/{big.id}/events/", {"statsPeriod": "100d", **full_window(org)}
+        client,
+        f"api/0/organizations/acme/issues/{big.id}/events/",
+        {"statsPeriod": "100d", **full_window(org)},
     )
     assert len(period) == org.count(big.segments, now - 100 * DAY, now + 1)  # statsPeriod wins
 
@@ -480,7 +490,7 @@ def test_start_inclusive_end_exclusive_on_whole_seconds(
 ) -> None:
     refs, _ = org.page(big.segments, 0, 2**62, 3, 1)
     ts = refs[0].timestamp
-    url = f"api/0/issues/{big.id}/events/"
+    url = f"api/0/organizations/acme/issues/{big.id}/events/"
     same_second = {
         org.event_id(s, k)
         for s in big.segments
@@ -498,12 +508,15 @@ def test_start_inclusive_end_exclusive_on_whole_seconds(
 
 
 def test_unknown_environment_is_empty_without_link(client: httpx.Client, big: Issue) -> None:
-    response = client.get(f"api/0/issues/{big.id}/events/", params={"environment": "nope"})
+    response = client.get(
+        f"api/0/organizations/acme/issues/{big.id}/events/", params={"environment": "nope"}
+    )
     assert response.status_code == 200
     assert response.json() == []
     assert "link" not in response.headers
     prod = client.get(
-        f"api/0/issues/{big.id}/events/", params={"environment": "production", "full": "1"}
+        f"api/0/organizations/acme/issues/{big.id}/events/",
+        params={"environment": "production", "full": "1"},
     ).json()
     assert prod
     assert all(
@@ -515,7 +528,9 @@ def test_unknown_environment_is_empty_without_link(client: httpx.Client, big: Is
 
 def test_event_query_is_a_direct_hit(client: httpx.Client, org: SimulatedOrg, big: Issue) -> None:
     ref = org.page(big.segments, 0, 2**62, 7, 1)[0][0]
-    response = client.get(f"api/0/issues/{big.id}/events/", params={"query": ref.event_id})
+    response = client.get(
+        f"api/0/organizations/acme/issues/{big.id}/events/", params={"query": ref.event_id}
+    )
     assert response.headers["x-sentry-direct-hit"] == "1"
     assert "link" not in response.headers
     assert [e["eventID"] for e in response.json()] == [ref.event_id]
@@ -525,9 +540,13 @@ def test_event_query_is_a_direct_hit(client: httpx.Client, org: SimulatedOrg, bi
 
 
 def test_full_and_slim_shapes_match_the_examples(client: httpx.Client, big: Issue) -> None:
-    slim = client.get(f"api/0/issues/{big.id}/events/").json()[0]
-    full = client.get(f"api/0/issues/{big.id}/events/", params={"full": "true"}).json()[0]
-    also_slim = client.get(f"api/0/issues/{big.id}/events/", params={"full": "false"}).json()[0]
+    slim = client.get(f"api/0/organizations/acme/issues/{big.id}/events/").json()[0]
+    full = client.get(
+        f"api/0/organizations/acme/issues/{big.id}/events/", params={"full": "true"}
+    ).json()[0]
+    also_slim = client.get(
+        f"api/0/organizations/acme/issues/{big.id}/events/", params={"full": "false"}
+    ).json()[0]
     listed = example(
         "api_listOrganizationIssueEvents__ReturnAListOfErrorEventsBoundToAnIssue.json"
     )[0]
@@ -577,10 +596,11 @@ def test_issue_event_detail_adds_release_user_report_and_neighbours(
     listed = [
         e["eventID"]
         for e in client.get(
-            f"api/0/issues/{big.id}/events/", params=full_window(org) | {"per_page": 5}
+            f"api/0/organizations/acme/issues/{big.id}/events/",
+            params=full_window(org) | {"per_page": 5},
         ).json()
     ]
-    latest = client.get(f"api/0/issues/{big.id}/events/latest/").json()
+    latest = client.get(f"api/0/organizations/acme/issues/{big.id}/events/latest/").json()
     assert latest["eventID"] == listed[0]
     assert latest["nextEventID"] is None
     assert latest["previousEventID"] == listed[1]
@@ -588,15 +608,18 @@ def test_issue_event_detail_adds_release_user_report_and_neighbours(
     assert latest["userReport"] is None
     assert latest["release"] is not None  # the big issue's latest event names a release
     assert {"version", "dateCreated", "authors", "lastCommit"} <= set(latest["release"])
-    middle = client.get(f"api/0/issues/{big.id}/events/{listed[2]}/").json()
+    middle = client.get(f"api/0/organizations/acme/issues/{big.id}/events/{listed[2]}/").json()
     assert (middle["nextEventID"], middle["previousEventID"]) == (listed[1], listed[3])
     scoped = client.get(f"api/0/organizations/acme/issues/{big.id}/events/{listed[2]}/").json()
     assert scoped == middle
-    oldest = client.get(f"api/0/issues/{big.id}/events/oldest/").json()
+    oldest = client.get(f"api/0/organizations/acme/issues/{big.id}/events/oldest/").json()
     assert oldest["previousEventID"] is None
     assert oldest["nextEventID"] is not None
-    assert client.get(f"api/0/issues/{big.id}/events/recommended/").status_code == 200
-    missing = client.get(f"api/0/issues/{big.id}/events/{'f' * 32}/")
+    assert (
+        client.get(f"api/0/organizations/acme/issues/{big.id}/events/recommended/").status_code
+        == 200
+    )
+    missing = client.get(f"api/0/organizations/acme/issues/{big.id}/events/{'f' * 32}/")
     assert missing.status_code == 404
     assert missing.json() == {
         "detail": "Event not found. The event ID may be incorrect, or its age "
@@ -608,7 +631,7 @@ def test_release_in_detail_matches_release_endpoint(
     client: httpx.Client, org: SimulatedOrg
 ) -> None:
     for issue in org.live_issues():
-        detail = client.get(f"api/0/issues/{issue.id}/events/latest/")
+        detail = client.get(f"api/0/organizations/acme/issues/{issue.id}/events/latest/")
         if detail.status_code == 200 and detail.json()["release"]:
             release = detail.json()["release"]
             tag = [t["value"] for t in detail.json()["tags"] if t["key"] == "release"]
@@ -672,23 +695,23 @@ def test_auth_errors(server: SimulatorServer) -> None:
 
 
 def test_routing_errors(client: httpx.Client, big: Issue) -> None:
-    no_slash = client.get(f"api/0/issues/{big.id}/events")
+    no_slash = client.get(f"api/0/organizations/acme/issues/{big.id}/events")
     assert no_slash.status_code == 404
     assert "trailing slash" in no_slash.json()["detail"]
     assert client.get("api/0/organizations/other/projects/").json() == {
         "detail": "The requested resource does not exist"
     }
-    assert client.get("api/0/issues/1/").status_code == 404
+    assert client.get("api/0/organizations/acme/issues/1/").status_code == 404
     assert client.post("api/0/organizations/acme/projects/").status_code == 405
 
 
 def test_keep_alive_reuses_one_connection(server: SimulatorServer, big: Issue) -> None:
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
-        first = c.get(f"api/0/issues/{big.id}/events/", extensions={})
+        first = c.get(f"api/0/organizations/acme/issues/{big.id}/events/", extensions={})
         assert first.http_version == "HTTP/1.1"
         assert int(first.headers["content-length"]) == len(first.content)
         for _ in range(5):
-            c.get(f"api/0/issues/{big.id}/")
+            c.get(f"api/0/organizations/acme/issues/{big.id}/")
         pool = c._transport._pool  # type: ignore[attr-defined]
         assert len(pool.connections) == 1
 
@@ -699,17 +722,19 @@ def test_url_prefix_sets_link_and_permalink_base(org: SimulatedOrg, big: Issue) 
         SimulatorServer(org, config=config) as srv,
         httpx.Client(base_url=srv.url, headers={"Authorization": f"Bearer {TOKEN}"}) as c,
     ):
-        response = c.get(f"api/0/issues/{big.id}/events/", params={"per_page": 1})
+        response = c.get(
+            f"api/0/organizations/acme/issues/{big.id}/events/", params={"per_page": 1}
+        )
         assert (
             link(response)["next_uri"]
-            == f"https://acme.sentry.io/api/0/issues/{big.id}/events/?per_page=1"
+            == f"https://acme.sentry.io/api/0/organizations/acme/issues/{big.id}/events/?per_page=1"
         )
-        issue = c.get(f"api/0/issues/{big.id}/").json()
+        issue = c.get(f"api/0/organizations/acme/issues/{big.id}/").json()
         assert issue["permalink"] == f"https://acme.sentry.io/organizations/acme/issues/{big.id}/"
 
 
 def test_head_has_headers_only(client: httpx.Client, big: Issue) -> None:
-    response = client.head(f"api/0/issues/{big.id}/events/")
+    response = client.head(f"api/0/organizations/acme/issues/{big.id}/events/")
     assert response.status_code == 200
     assert response.content == b""
     assert int(response.headers["content-length"]) > 0

@@ -70,7 +70,9 @@ def test_archive_walk_equals_truth(client: httpx.Client, org: SimulatedOrg) -> N
     seen: list[tuple[int, str]] = []
     for issue in issues:
         for event in walk(
-            client, f"api/0/issues/{issue['id']}/events/", {"full": "true", **window}
+            client,
+            f"api/0/organizations/acme/issues/{issue['id']}/events/",
+            {"full": "true", **window},
         ):
             seen.append(
                 (
@@ -111,7 +113,7 @@ def test_fixture_events_are_served_verbatim(directory: Path) -> None:
     ):
         for issue in served:
             assert issue.fixture is not None
-            latest = client.get(f"api/0/issues/{issue.id}/events/latest/").json()
+            latest = client.get(f"api/0/organizations/acme/issues/{issue.id}/events/latest/").json()
             original = issue.fixture.body
             body = {k: v for k, v in latest.items() if k in original or k not in DETAIL_ONLY_KEYS}
             assert list(body) == list(original)
@@ -123,13 +125,15 @@ def test_fixture_events_are_served_verbatim(directory: Path) -> None:
             if isinstance(issue.fixture.release, dict):
                 # the release object is served from the simulator's release registry
                 assert latest["release"]["version"] == issue.fixture.release["version"]
-            listed = walk(client, f"api/0/issues/{issue.id}/events/", {"full": "true"})
+            listed = walk(
+                client, f"api/0/organizations/acme/issues/{issue.id}/events/", {"full": "true"}
+            )
             assert {e["eventID"] for e in listed} == {
                 eid
                 for _, eid in org.truth()
                 if org.locate_event(eid).issue is issue  # type: ignore[union-attr]
             }
-            slim = client.get(f"api/0/issues/{issue.id}/events/").json()[0]
+            slim = client.get(f"api/0/organizations/acme/issues/{issue.id}/events/").json()[0]
             assert slim["title"] == original.get("title")
 
 

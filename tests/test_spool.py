@@ -21,10 +21,11 @@ import httpx
 import pytest
 
 from archiver.errors import ArchiverError
+from archiver.sentry.body import BodyFile
 from archiver.sentry.client import SentryClient
-from archiver.storage.store import EncodedEvent
-from archiver.sync import engine as sync
-from archiver.sync.spool import PREFIX, BodyFile, PageFiles, Spool, remove_stale
+from archiver.storage.encode import EncodedEvent
+from archiver.sync import writer as sync
+from archiver.sync.spool import PREFIX, PageFiles, Spool, remove_stale
 from archiver.sync.workers import (
     InvalidBody,
     NotAList,
@@ -85,7 +86,7 @@ def test_a_spooled_body_is_streamed_to_its_file_and_parse_gets_the_file(tmp_path
         )
 
     with client_for([answer]) as client:
-        page = client.list_issue_events_page("acme", 1, parse=parse, spool=spooled)
+        page = client.list_issue_events_page("acme", 1, parse=parse, body_path=spooled)
     assert page.items == data
     assert not page.has_next
     assert [b.path for b in seen] == [spooled]
@@ -108,7 +109,7 @@ def test_a_truncated_spooled_body_is_fetched_again_and_rewritten(tmp_path: Path)
         return json.loads(Path(body.path).read_bytes())  # ValueError on the cut body
 
     with client_for(answers) as client:
-        page = client.list_issue_events_page("acme", 1, parse=parse, spool=spooled)
+        page = client.list_issue_events_page("acme", 1, parse=parse, body_path=spooled)
     assert page.items == [{"id": "1"}, {"id": "2"}]
     assert sizes == [len(whole) - 5 + 200, len(whole)]  # the file was rewritten, not appended
     assert client.stats.retries == 1
@@ -121,7 +122,7 @@ def test_error_bodies_are_never_spooled_and_still_give_their_message(tmp_path: P
     )
     with client_for([answer]) as client, pytest.raises(Exception, match="Invalid cursor"):
         client.list_issue_events_page(
-            "acme", 1, parse=lambda b: pytest.fail("parsed"), spool=str(spooled)
+            "acme", 1, parse=lambda b: pytest.fail("parsed"), body_path=str(spooled)
         )
     assert not spooled.exists()
 
@@ -187,12 +188,12 @@ def test_the_writer_reads_spooled_events_back_in_order_and_in_batches(
         # A page of small events is one batch, as the writer always wrote it; this one is not.
         small = [*out[:5], detail]
         assert sum(e.length for e in out[:5]) < sync.WRITE_BATCH_BYTES
-        assert [len(b) for b in sync._opened(small, f)] == [len(small)]
-        assert len(list(sync._opened(page, f))) > 1
+        assert [len(b) for b in sync.opened(small, f)] == [len(small)]
+        assert len(list(sync.opened(page, f))) > 1
         # A limit of three events' size: batches close once past it, in order, nothing lost.
         limit = 3 * max(e.length for e in out)
         monkeypatch.setattr(sync, "WRITE_BATCH_BYTES", limit)
-        batches = list(sync._opened(page, f))
+        batches = list(sync.opened(page, f))
     assert len(batches) > 3
     assert [ev for batch in batches for ev in batch] == [*expected, detail]
     sizes = {ev.event_id: ref.length for ref, ev in zip(out, expected, strict=True)}
@@ -200,7 +201,7 @@ def test_the_writer_reads_spooled_events_back_in_order_and_in_batches(
         total = sum(sizes[ev.event_id] for ev in batch)
         assert limit <= total < limit + sizes[batch[-1].event_id]
     with pytest.raises(ValueError, match="rows file"):
-        list(sync._opened(out))
+        list(sync.opened(out))
 
 
 def test_a_spool_file_cut_short_is_an_error_not_a_wrong_event(

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from archiver.normalize.event import normalize_event
-from archiver.storage.store import IssueWalk, Store
+from archiver.normalize import normalize_event
+from archiver.storage.store import IssueWalkRow, Store
 
 FIXTURES = Path(__file__).resolve().parent.parent / "archiver" / "simulator" / "fixtures"
 CHILDREN = [
@@ -142,7 +142,16 @@ def test_a_poorer_payload_never_replaces_a_richer_one(engine):
 
 def test_rows_and_checkpoint_commit_together(engine):
     store = Store(engine)
-    walk = IssueWalk(22, 11, "walking", None, None, None, "0:100:0", 100)
+    walk = IssueWalkRow(
+        issue_id=22,
+        project_id=11,
+        status="walking",
+        synced_until=None,
+        walk_start=None,
+        walk_end=None,
+        walk_cursor="0:100:0",
+        walk_events=100,
+    )
     try:
         with store.transaction() as conn:
             store.ensure_issues(conn, {22: 11})

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from archiver.normalize.event import normalize_event
+from archiver.normalize import normalize_event
 from archiver.storage.store import Store
 
 END = 1764672000.25  # 2025-12-02T10:40:00.25Z

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection, inspect, text
 
-from archiver.normalize.event import normalize_event
+from archiver.normalize import normalize_event
 from archiver.storage import db
 from archiver.storage.store import Store
 from scripts.cookbook import cell

@@ -27,15 +27,16 @@ from sqlalchemy import text
 
 from archiver.config import Settings
 from archiver.errors import TransportError
-from archiver.normalize.event import normalize_event
+from archiver.normalize import normalize_event
+from archiver.sentry.body import BodyFile
 from archiver.sentry.client import SentryClient
 from archiver.simulator import SimulatedOrg, SimulatorConfig, SimulatorServer
 from archiver.storage import db
-from archiver.storage.store import CHILD_TABLES, EncodedEvent, encode_event
-from archiver.sync import engine as sync
-from archiver.sync.engine import InFlight
+from archiver.storage.encode import EncodedEvent, encode_event
+from archiver.storage.models import CHILD_TABLES
+from archiver.sync import writer as sync
+from archiver.sync.handoff import InFlight
 from archiver.sync.runner import execute_sync
-from archiver.sync.spool import BodyFile
 from archiver.sync.workers import (
     InvalidBody,
     NotAList,
@@ -312,8 +313,8 @@ def test_sync_with_and_without_workers_writes_the_same_archive(tmp_path: Path, m
 
 def test_every_events_column_comes_from_normalize() -> None:
     """The writer stores events by column position: normalize must give every column."""
-    from archiver.normalize.event import normalize_event
-    from archiver.storage.store import EVENT_COLUMNS
+    from archiver.normalize import normalize_event
+    from archiver.storage.encode import EVENT_COLUMNS
 
     ev = normalize_event({"eventID": "a" * 32, "entries": []}, project_id=1)
     assert set(ev.event) | {"raw_sha256"} == set(EVENT_COLUMNS)

@@ -11,15 +11,12 @@ This adds what SQLite cannot store: a description of every table, view and colum
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import click
 from sqlalchemy import Engine, inspect
 from sqlalchemy.engine import make_url
 
-from archiver.errors import ConfigError
 from archiver.storage import db, descriptions
 from archiver.storage.models import Base
 
@@ -68,43 +65,3 @@ def build_metadata(engine: Engine, name: str) -> dict[str, Any]:
         "answer common questions; see the README's cookbook.",
         "databases": {name: {"tables": tables}},
     }
-
-
-@click.command("datasette-metadata")
-@click.option(
-    "--db",
-    "db_url",
-    envvar="SENTRY_ARCHIVER_DB",
-    default=db.DEFAULT_DB_URL,
-    help="Database URL (default: $SENTRY_ARCHIVER_DB or sqlite:///sentry-archive.db).",
-)
-@click.option(
-    "--output", "-o", default="-", show_default=True, help="File to write ('-': standard output)."
-)
-@click.option(
-    "--database-name", "db_name", help="Database name in Datasette (default: the file's stem)."
-)
-def datasette_metadata_command(db_url: str, output: str, db_name: str | None) -> None:
-    """Write Datasette metadata (table, view and column descriptions) for the archive.
-
-    Open the archive with: datasette sentry-archive.db --metadata metadata.json
-    """
-    engine = db.open_archive(db_url)
-    try:
-        meta = build_metadata(engine, db_name or database_name(db_url))
-    finally:
-        engine.dispose()
-    body = json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
-    if output == "-":
-        click.echo(body, nl=False)
-        return
-    path = Path(output)
-    if not path.parent.is_dir():
-        raise ConfigError(f"--output {output}: the directory {path.parent} does not exist")
-    try:
-        path.write_text(body, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"--output {output}: cannot write ({exc.strerror})") from None
-    click.echo(
-        f"wrote {output}; open the archive with: datasette <file.db> --metadata {output}", err=True
-    )

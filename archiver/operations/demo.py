@@ -7,13 +7,11 @@ they will get against sentry.io.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import click
 from sqlalchemy import text
 
 from archiver.config import Settings
@@ -106,36 +104,3 @@ def format_table(columns: list[str], rows: list[tuple[Any, ...]]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
-
-
-@click.command("demo")
-@click.option("--db", "db_url", default=DEMO_DB, show_default=True, help="Where to archive.")
-@click.option("--seed", default=DEMO_SEED, show_default=True, help="Simulator data seed.")
-@click.option("--events", default=DEMO_EVENTS, show_default=True, help="Events to simulate.")
-def demo_command(db_url: str, seed: int, events: int) -> None:
-    """Archive the built-in simulator's organisation and show what you can ask of it."""
-    started = dt.datetime.now(dt.timezone.utc)
-    click.echo(f"Starting the built-in Sentry simulator (seed {seed}, {events} events)...")
-    result = build_demo_archive(db_url, seed=seed, events=events)
-    r = result.outcome.report
-    seconds = (dt.datetime.now(dt.timezone.utc) - started).total_seconds()
-    click.echo(
-        f"Archived {result.archived} events ({r.events_new} new, {r.events_updated} updated) "
-        f"from {r.projects} projects and {r.issues_walked} issues into {db.safe_url(db_url)} "
-        f"in {seconds:.1f}s with {result.outcome.requests} requests."
-    )
-    click.echo(
-        f"The simulator's truth holds {result.truth} events: "
-        + (
-            "the archive is complete."
-            if result.archived == result.truth
-            else "MISMATCH, please report this."
-        )
-    )
-    for title, sql, columns, rows in run_queries(db_url):
-        click.echo(f"\n-- {title}\n{sql};\n")
-        click.echo(format_table(columns, rows))
-    click.echo(
-        "\nRun it again: only what is new is fetched. Explore with any SQL client, e.g.\n"
-        f"  sqlite3 {db_url.removeprefix('sqlite:///')} 'SELECT count(*) FROM events'"
-    )

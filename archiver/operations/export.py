@@ -7,25 +7,32 @@ same time (events archived after the export passed their id are simply not inclu
 
 * ``jsonl``: one event per line, the ``raw_json`` exactly as archived (byte for byte).
 * ``csv``: one flat row per event, the columns of :data:`CSV_COLUMNS` (timestamps in ISO 8601
-  UTC, NULL as an empty cell).
+  UTC, NULL as an empty cell). Text that a spreadsheet would run as a formula is prefixed with
+  ``'`` unless ``escape_formulas`` is off (events carry text anyone could send to Sentry).
+
+A file output is checked before anything is read (never the archive itself or its -wal/-shm
+files, never through a symbolic link), written to a temporary file beside it, readable by its
+owner only, and renamed over the target only when the export succeeded: a failed or refused
+export leaves the directory as it was.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-import sys
+import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-import click
-from sqlalchemy import Connection, Engine, Table, and_, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import ColumnElement, Connection, Engine, Table, and_, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
 
-from archiver.errors import DatabaseError, ExportError
+from archiver.errors import ArchiverError, DatabaseError, ExportError
 from archiver.storage import db
 from archiver.storage.models import Event, Issue, Project
 
@@ -37,7 +44,7 @@ PROJECTS: Table = Project.__table__  # type: ignore[assignment]
 ISSUES: Table = Issue.__table__  # type: ignore[assignment]
 
 # CSV header -> column (events unless said otherwise).
-CSV_COLUMNS: list[tuple[str, Any]] = [
+CSV_COLUMNS: list[tuple[str, ColumnElement[Any]]] = [
     ("id", EVENTS.c.id),
     ("project_id", EVENTS.c.project_id),
     ("project_slug", PROJECTS.c.slug),
@@ -112,8 +119,8 @@ def resolve_projects(conn: Connection, wanted: Sequence[str]) -> list[int]:
     return sorted(ids)
 
 
-def _conditions(flt: ExportFilter) -> list[Any]:
-    cond: list[Any] = []
+def _conditions(flt: ExportFilter) -> list[ColumnElement[bool]]:
+    cond: list[ColumnElement[bool]] = []
     if flt.project_ids:
         cond.append(EVENTS.c.project_id.in_(flt.project_ids))
     if flt.since is not None:
@@ -124,8 +131,8 @@ def _conditions(flt: ExportFilter) -> list[Any]:
 
 
 def iter_batches(
-    engine: Engine, columns: Sequence[Any], flt: ExportFilter, batch: int = BATCH
-) -> Iterator[Sequence[Any]]:
+    engine: Engine, columns: Sequence[ColumnElement[Any]], flt: ExportFilter, batch: int = BATCH
+) -> Iterator[Sequence[Sequence[Any]]]:
     """Rows of ``columns`` (the first must be ``events.id``) in id order, ``batch`` at a time."""
     last: int | None = None
     base = _conditions(flt)
@@ -154,20 +161,97 @@ def iter_batches(
             return
 
 
-def _csv_value(value: Any) -> Any:
+# What a spreadsheet reads as the start of a formula (OWASP's "CSV injection" list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Files SQLite keeps beside a database: writing over any of them corrupts the archive.
+SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
+
+
+def _csv_value(value: Any, escape_formulas: bool = True) -> Any:
     if value is None:
         return ""
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    if escape_formulas and isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
     return value
 
 
+def _archive_files(db_url: str) -> set[str]:
+    """The real paths of the SQLite archive behind ``db_url`` and its companions (or none)."""
+    try:
+        url = make_url(db.normalize_url(db_url))
+    except ArgumentError:
+        return set()
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return set()
+    if database.startswith("file:"):
+        database = database[len("file:") :].split("?", 1)[0]
+    names = {os.path.abspath(database), os.path.realpath(database)}
+    return {name + suffix for name in names for suffix in SQLITE_COMPANIONS}
+
+
+def check_output(output: str, db_url: str) -> Path:
+    """``output`` as a path a new file may be renamed onto; ExportError if it may not.
+
+    Refused: a missing directory, a directory, a symbolic link (writing through it would
+    replace another file, wherever it points) and the archive's own files under any name.
+    """
+    path = Path(output)
+    if not path.parent.is_dir():
+        raise ExportError(f"--output {output}: the directory {path.parent} does not exist")
+    if path.is_symlink():
+        raise ExportError(
+            f"--output {output} is a symbolic link (to {os.readlink(path)}); name the file itself"
+        )
+    if path.is_dir():
+        raise ExportError(f"--output {output} is a directory; name a file")
+    if os.path.realpath(path) in _archive_files(db_url):
+        raise ExportError(f"--output {output} is the archive (or one of its files); name another")
+    return path
+
+
+@contextmanager
+def atomic_output(path: Path) -> Iterator[TextIO]:
+    """A text file that becomes ``path`` (mode 0600) only if the block succeeds.
+
+    The temporary file sits beside ``path`` so the final rename stays on one filesystem and is
+    atomic: a reader sees the old file or the whole new one, and a failure (an error, a full
+    disk, Ctrl-C) removes the temporary file and leaves ``path`` as it was.
+    """
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise ExportError(f"--output {path}: cannot write ({exc.strerror})") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:  # a full disk, a quota: say so in one line
+        Path(tmp).unlink(missing_ok=True)
+        raise ArchiverError(f"--output {path}: cannot write ({exc.strerror or exc})") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def export_events(
-    engine: Engine, out: TextIO, fmt: str, flt: ExportFilter, batch: int = BATCH
+    engine: Engine,
+    out: TextIO,
+    fmt: str,
+    flt: ExportFilter,
+    batch: int = BATCH,
+    *,
+    escape_formulas: bool = True,
 ) -> int:
     """Write the selected events to ``out``; returns how many were written.
 
     ``engine`` is an archive at the current schema (``db.open_archive`` checks that).
+    ``escape_formulas`` (CSV only) prefixes text cells starting with one of
+    :data:`FORMULA_STARTS` with ``'``, so a spreadsheet shows them instead of running them.
     """
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r} (use {' or '.join(FORMATS)})")
@@ -184,74 +268,14 @@ def export_events(
             count += len(rows)
         return count
     writer = csv.writer(out, lineterminator="\n")
+    # With "\n" as the line end the csv module leaves a bare "\r" unquoted, and readers then
+    # split the row there: a row holding one is written with every cell quoted.
+    quoted = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow([name for name, _ in CSV_COLUMNS])
     for rows in iter_batches(engine, [c for _, c in CSV_COLUMNS], flt, batch):
-        writer.writerows([_csv_value(v) for v in row] for row in rows)
+        for row in rows:
+            cells = [_csv_value(v, escape_formulas) for v in row]
+            has_cr = any(isinstance(c, str) and "\r" in c for c in cells)
+            (quoted if has_cr else writer).writerow(cells)
         count += len(rows)
     return count
-
-
-@contextmanager
-def _opened(output: str) -> Iterator[TextIO]:
-    if output == "-":
-        yield sys.stdout
-        sys.stdout.flush()
-        return
-    path = Path(output)
-    if not path.parent.is_dir():
-        raise ExportError(f"--output {output}: the directory {path.parent} does not exist")
-    try:
-        handle = path.open("w", encoding="utf-8", newline="")
-    except OSError as exc:
-        raise ExportError(f"--output {output}: cannot write ({exc.strerror})") from None
-    with handle:
-        yield handle
-
-
-@click.command("export")
-@click.option(
-    "--db",
-    "db_url",
-    envvar="SENTRY_ARCHIVER_DB",
-    default=db.DEFAULT_DB_URL,
-    help="Database URL (default: $SENTRY_ARCHIVER_DB or sqlite:///sentry-archive.db).",
-)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    required=True,
-    help="jsonl: the raw JSON of each event, one per line; csv: a flat row per event.",
-)
-@click.option(
-    "--project", "projects", multiple=True, help="Only this project (slug or id); repeatable."
-)
-@click.option("--since", help="Only events created at or after this date (YYYY-MM-DD or ISO, UTC).")
-@click.option("--until", help="Only events created before this date (exclusive).")
-@click.option(
-    "--output", "-o", default="-", show_default=True, help="File to write ('-': standard output)."
-)
-def export_command(
-    db_url: str,
-    fmt: str,
-    projects: tuple[str, ...],
-    since: str | None,
-    until: str | None,
-    output: str,
-) -> None:
-    """Stream archived events (oldest archived first) for an auditor or another system."""
-    flt = ExportFilter(
-        projects=projects,
-        since=parse_when(since, "--since") if since else None,
-        until=parse_when(until, "--until") if until else None,
-    )
-    if flt.since and flt.until and flt.since >= flt.until:
-        raise ExportError("--since must be before --until")
-    engine = db.open_archive(db_url)
-    try:
-        with _opened(output) as out:
-            count = export_events(engine, out, fmt, flt)
-    finally:
-        engine.dispose()
-    if output != "-":
-        click.echo(f"exported {count} events to {output}", err=True)

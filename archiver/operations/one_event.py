@@ -12,24 +12,25 @@ organization's scrub rules apply exactly as in ``sync``. Each run is recorded in
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import click
-
 from archiver.config import Settings
 from archiver.errors import ConfigError, EventNotFoundError, NotFoundError
-from archiver.normalize.event import (
+from archiver.normalize import (
+    make_scrubber,
     normalize_event_id,
     normalize_issue,
     normalize_project,
     normalize_release,
+    normalize_scrubbed,
 )
-from archiver.operations.scrub import make_scrubber, normalize_scrubbed
 from archiver.sentry.client import SentryClient
 from archiver.storage import db
 from archiver.storage.store import Store
+from archiver.sync.runner import make_client
 
 log = logging.getLogger("archiver.operations.one_event")
 
@@ -168,7 +169,14 @@ class OneEvent:
 
     # ------------------------------------------------------------------ the whole thing
 
-    def archive(self, store: Store, fetched: _Fetched, *, prepare: Any = None) -> ArchivedEvent:
+    def archive(
+        self, store: Store, fetched: _Fetched, *, prepare: Callable[[], None] | None = None
+    ) -> ArchivedEvent:
+        """Normalize, fetch what the event's rows point at, then write it all in one transaction.
+
+        ``prepare`` runs after every request succeeded and before the database is touched (the
+        caller migrates the archive and opens its ``runs`` row there).
+        """
         ev = normalize_scrubbed(
             self.scrubber, fetched.payload, issue_id=fetched.issue_id, has_detail=fetched.has_detail
         )
@@ -219,8 +227,6 @@ def execute_archive_event(
     latest: bool = False,
 ) -> ArchivedEvent:
     """Fetch and archive one event; recorded in ``runs``. Raises ArchiverError subclasses."""
-    from archiver.sync.runner import make_client
-
     if latest and issue_id is None:
         raise ConfigError("--latest needs --issue ID")
     if latest and event_id:
@@ -276,44 +282,3 @@ def execute_archive_event(
                     )
     finally:
         engine.dispose()
-
-
-def make_command() -> click.Command:
-    """The click command, with ``sync``'s remote options (imported late: no import cycle)."""
-    from archiver.cli import load_cli_settings, remote_options
-
-    @click.command("archive-event")
-    @click.argument("event_id", required=False)
-    @click.option("--issue", "issue_id", type=int, help="Archive an event of this issue.")
-    @click.option("--latest", is_flag=True, help="With --issue: archive the issue's latest event.")
-    @click.option("--releases/--no-releases", default=None, help="Fetch the event's release.")
-    @remote_options
-    def archive_event_command(
-        event_id: str | None, issue_id: int | None, latest: bool, **options: Any
-    ) -> None:
-        """Archive one event (by EVENT_ID, or --issue ID --latest) with full detail."""
-        projects: tuple[str, ...] = options.pop("projects", ()) or ()
-        if len(projects) > 1:
-            raise ConfigError("archive-event takes at most one --project")
-        settings = load_cli_settings(options)
-        done = execute_archive_event(
-            settings,
-            event_id,
-            project=projects[0] if projects else None,
-            issue_id=issue_id,
-            latest=latest,
-        )
-        where = f"project {done.project_slug or done.project_id}"
-        if done.issue_id is not None:
-            where += f", issue {done.issue_id}"
-        click.echo(
-            f"event {done.event_id} ({where}): {done.outcome}"
-            + ("" if done.has_detail else " (lookup copy, no detail)")
-        )
-        if done.scrubbed_paths:
-            click.echo(f"scrubbed {done.scrubbed_paths} values (see events.scrubbed)")
-
-    for param in archive_event_command.params:
-        if isinstance(param, click.Option) and param.name == "projects":
-            param.help = "The event's project slug: fetch it directly, without the event-ID lookup."
-    return archive_event_command

@@ -17,21 +17,28 @@ import contextlib
 import datetime as dt
 import os
 import socket
-import sys
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
-from sqlalchemy import Connection, Engine, Table, delete, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
 
-from archiver.config import format_duration, load_settings, parse_retention
+from archiver.config import format_duration
 from archiver.errors import ConfigError
 from archiver.storage import db
-from archiver.storage import lock as run_lock
 from archiver.storage.models import Purge
 from archiver.storage.store import CHILD_TABLES, EVENTS, PROJECTS, Store, utcnow
 
@@ -87,7 +94,7 @@ def resolve_projects(conn: Connection, names: Sequence[str]) -> list[int] | None
     return sorted({by_key[n] for n in names})
 
 
-def _due(cutoff: dt.datetime, project_ids: list[int] | None) -> Any:
+def _due(cutoff: dt.datetime, project_ids: list[int] | None) -> ColumnElement[bool]:
     cond = EVENTS.c.date_created < cutoff
     if project_ids is not None:
         cond = cond & EVENTS.c.project_id.in_(project_ids)
@@ -121,7 +128,7 @@ def purge(
     vacuum: bool = False,
     command: str = "purge",
     now: dt.datetime | None = None,
-    lock: AbstractContextManager[Any] | None = None,
+    lock: AbstractContextManager[object] | None = None,
     on_batch: Callable[[PurgeResult], None] | None = None,
 ) -> PurgeResult:
     """Delete (or count, with ``dry_run``) the events older than ``now - older_than``.
@@ -245,10 +252,16 @@ def database_size(url: str) -> int | None:
     return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
 
 
-# --------------------------------------------------------------------------- command
+def project_slugs(engine: Engine) -> dict[int, str]:
+    """Archived project id -> slug, to name projects in a purge's report."""
+    with engine.connect() as conn:
+        return {
+            int(i): str(s) for i, s in conn.execute(select(PROJECTS.c.id, PROJECTS.c.slug)) if s
+        }
 
 
-def _describe(result: PurgeResult, slugs: dict[int, str]) -> str:
+def describe(result: PurgeResult, slugs: dict[int, str]) -> str:
+    """One line: what a purge deleted (or, dry, would delete), per project."""
     per = ", ".join(f"{slugs.get(p, p)}: {n}" for p, n in sorted(result.by_project.items()))
     children = sum(result.children.values())
     verb = "would delete" if result.dry_run else "deleted"
@@ -256,132 +269,3 @@ def _describe(result: PurgeResult, slugs: dict[int, str]) -> str:
     if per:
         text += f" ({per})"
     return text + f" and {children} child rows dated before {result.cutoff.isoformat()}"
-
-
-def _command_line(
-    older_than: str, projects: Sequence[str], dry_run: bool, vacuum: bool, batch_size: int
-) -> str:
-    parts = ["purge", "--older-than", older_than]
-    for p in projects:
-        parts += ["--project", p]
-    if dry_run:
-        parts.append("--dry-run")
-    if vacuum:
-        parts.append("--vacuum")
-    if batch_size != DEFAULT_BATCH:
-        parts += ["--batch-size", str(batch_size)]
-    return " ".join(parts)
-
-
-def _stdin_is_tty() -> bool:
-    """Whether a person can answer a prompt (a seam for the tests)."""
-    return sys.stdin.isatty()
-
-
-def _confirmed(engine: Engine, age: dt.timedelta, settings: Any, projects: Sequence[str]) -> bool:
-    """Ask a person at a terminal, showing how many events would go.
-
-    Off a terminal (cron, a script, a pipe) nobody can answer, and deleting silently is what
-    destroys archives by mistake: without ``--yes`` the purge is refused (exit 2) before it
-    deletes anything, so a crontab line must say ``--yes`` on purpose.
-    """
-    counted = purge(
-        engine,
-        age,
-        retention_minimum=settings.retention_minimum,
-        projects=projects,
-        dry_run=True,
-    )
-    if not _stdin_is_tty():
-        raise ConfigError(
-            f"refusing to delete {counted.events} events without confirmation: stdin is not a "
-            "terminal; pass --yes (for cron and scripts) or --dry-run"
-        )
-    return click.confirm(
-        f"delete {counted.events} events dated before {counted.cutoff.isoformat()}?",
-        default=False,
-    )
-
-
-@click.command("purge")
-@click.option(
-    "--older-than",
-    required=True,
-    help="Delete events created longer ago than this: days, weeks, months or years "
-    "(400d, 60w, 6mo, 1y).",
-)
-@click.option(
-    "--project",
-    "projects",
-    multiple=True,
-    help="Only this project (slug or id, as archived); repeatable. Default: all.",
-)
-@click.option("--dry-run", is_flag=True, help="Only count what would be deleted; change nothing.")
-@click.option(
-    "--vacuum", is_flag=True, help="Afterwards reclaim the space (SQLite: VACUUM shrinks the file)."
-)
-@click.option(
-    "--batch-size",
-    type=int,
-    default=DEFAULT_BATCH,
-    show_default=True,
-    help="Events deleted per transaction.",
-)
-@click.option(
-    "--yes",
-    "-y",
-    is_flag=True,
-    help="Delete without asking (required when stdin is not a terminal: cron, scripts).",
-)
-@click.option("--db", "db_url", help="Database URL (default: $SENTRY_ARCHIVER_DB or the config).")
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False),
-    help="TOML config file ([retention] minimum is enforced).",
-)
-def purge_command(
-    older_than: str,
-    projects: tuple[str, ...],
-    dry_run: bool,
-    vacuum: bool,
-    batch_size: int,
-    yes: bool,
-    db_url: str | None,
-    config_file: str | None,
-) -> None:
-    """Delete archived events older than a cutoff, with their child rows; audited in `purges`."""
-    settings = load_settings({"db": db_url}, config_file=config_file)
-    age = parse_retention(older_than)
-    engine = db.open_archive(settings.db, missing="nothing to purge")
-    try:
-        if not dry_run and not yes and not _confirmed(engine, age, settings, projects):
-            click.echo("nothing deleted")
-            return
-        before = database_size(settings.db)
-        result = purge(
-            engine,
-            age,
-            retention_minimum=settings.retention_minimum,
-            projects=projects,
-            dry_run=dry_run,
-            batch_size=batch_size,
-            vacuum=vacuum and not dry_run,
-            command=_command_line(older_than, projects, dry_run, vacuum, batch_size),
-            lock=run_lock.acquire(engine, "purge"),  # never while a sync writes
-        )
-        with engine.connect() as conn:
-            slugs = {
-                int(i): str(s) for i, s in conn.execute(select(PROJECTS.c.id, PROJECTS.c.slug)) if s
-            }
-    finally:
-        engine.dispose()
-    click.echo(_describe(result, slugs))
-    if result.purge_id is not None:
-        click.echo(f"recorded as purge #{result.purge_id} in the purges table")
-    if result.vacuumed:
-        after = database_size(settings.db)
-        if before is not None and after is not None:
-            click.echo(f"vacuumed: {before:,} -> {after:,} bytes")
-        else:
-            click.echo("vacuumed the event tables")

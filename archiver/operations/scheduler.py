@@ -16,21 +16,21 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-import click
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from archiver.config import Settings, format_duration, parse_duration
+from archiver.config import Settings, format_duration, parse_duration, settings_from_options
 from archiver.errors import ArchiverError, ConfigError, ExitCode, InterruptedRun, LockHeldError
+from archiver.output import setup_logging
+from archiver.sync.runner import RUN_OUTCOMES, SyncOutcome, execute_sync, stop_on_signals
 
 log = logging.getLogger("archiver.schedule")
 
@@ -38,7 +38,7 @@ JOB_ID = "sync"
 MIN_INTERVAL = dt.timedelta(seconds=1)
 
 # A run: given the stop event, does one sync and returns what it did (or raises).
-RunFunction = Callable[[threading.Event], Any]
+RunFunction = Callable[[threading.Event], object]
 
 
 def make_trigger(cron: str | None, every: dt.timedelta | None) -> BaseTrigger:
@@ -150,8 +150,6 @@ class SyncScheduler:
         log.info("scheduler stopped after %d run(s), %d skipped", len(self.history), self.skipped)
 
     def run_forever(self) -> None:
-        from archiver.sync.runner import stop_on_signals
-
         with stop_on_signals(self.stop):
             self.start()
             try:
@@ -235,9 +233,7 @@ class SyncScheduler:
         return _record_from(number, result)
 
 
-def _record_from(number: int, result: Any) -> RunRecord:
-    from archiver.sync.runner import RUN_OUTCOMES, SyncOutcome
-
+def _record_from(number: int, result: object) -> RunRecord:
     if not isinstance(result, SyncOutcome):
         return RunRecord(number, "success", 0, 0.0)
     code = result.exit_code
@@ -262,14 +258,13 @@ def _iso(value: dt.datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-# --------------------------------------------------------------------------- command
+# --------------------------------------------------------------------------- wiring
 
 
 def sync_run(settings: Settings) -> RunFunction:
     """The real run: one ``sentry-archiver sync``, sharing the scheduler's stop event."""
-    from archiver.sync.runner import execute_sync
 
-    def run(stop: threading.Event) -> Any:
+    def run(stop: threading.Event) -> SyncOutcome:
         return execute_sync(settings, stop=stop)
 
     return run
@@ -277,14 +272,12 @@ def sync_run(settings: Settings) -> RunFunction:
 
 def schedule_settings(options: dict[str, Any]) -> Settings:
     """Settings for ``schedule``: ``--cron``/``--every`` replace the file's schedule."""
-    from archiver.cli import load_cli_settings
-
     cron, every = options.pop("cron", None), options.pop("every", None)
     if cron and every:
         raise ConfigError("give either --cron or --every, not both")
     options["schedule_cron"] = cron
     options["schedule_every"] = parse_duration(every) if every else None
-    settings: Settings = load_cli_settings(options)
+    settings = settings_from_options(options)
     if cron:
         settings = dataclasses.replace(settings, schedule_every=None)
     elif every:
@@ -296,8 +289,6 @@ def setup_schedule_logging(
     settings: Settings, *, quiet: bool, verbosity: int, log_format: str
 ) -> None:
     """Like ``sync``'s logging, but each run's outcome is always shown (unless ``--quiet``)."""
-    from archiver.output import setup_logging
-
     handler = setup_logging(
         log_format=log_format,
         verbosity=verbosity,
@@ -312,41 +303,3 @@ def setup_schedule_logging(
     aps.addHandler(handler)
     aps.setLevel(logging.DEBUG if verbosity >= 2 else logging.ERROR)
     aps.propagate = False
-
-
-@click.command("schedule")
-@click.option(
-    "--cron", help="Run on this cron expression (5 fields, local time), e.g. '0 3 * * *'."
-)
-@click.option("--every", help="Run at this interval, e.g. 6h, 30m (at least 1s).")
-@click.option("--now", "run_now", is_flag=True, help="Also run once at start.")
-def schedule_command(
-    run_now: bool, quiet: bool, verbose: int, log_format: str, **options: Any
-) -> None:
-    """Run the sync on a schedule until SIGTERM/SIGINT (exit 0).
-
-    Takes every option of `sync`. The schedule can also come from the config file's [schedule]
-    section. A run still going when the next is due is not started twice.
-    """
-    settings = schedule_settings(options)
-    settings.require_remote()
-    trigger = make_trigger(settings.schedule_cron, settings.schedule_every)
-    setup_schedule_logging(settings, quiet=quiet, verbosity=verbose, log_format=log_format)
-    scheduler = SyncScheduler(
-        trigger,
-        sync_run(settings),
-        run_now=run_now,
-        description=describe_trigger(settings.schedule_cron, settings.schedule_every),
-    )
-    scheduler.run_forever()
-    sys.exit(int(ExitCode.OK))
-
-
-def register(cli: click.Group) -> None:
-    """Add ``schedule`` to the CLI, with every option of ``sync`` before its own."""
-    if "schedule" in cli.commands:
-        return
-    own = list(schedule_command.params)
-    names = {p.name for p in own}
-    schedule_command.params = own + [p for p in cli.commands["sync"].params if p.name not in names]
-    cli.add_command(schedule_command)

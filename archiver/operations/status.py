@@ -3,21 +3,20 @@
 Per project: events and issues archived, the oldest and newest event, the last successful run
 that covered it (with that run's counts), the last error, and whether the backfill (the first
 complete walk of every issue) is still in progress. Plus the run lock's holder and the last
-runs. Read-only: it never creates or migrates a database. ``--json`` for scripts.
+runs. Read-only: it never creates or migrates a database. The command is
+:mod:`archiver.cli.status`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import sys
 from collections.abc import Mapping
 from typing import Any
 
-import click
 from sqlalchemy import Connection, Engine, and_, case, func, select
 
 from archiver.storage import db
+from archiver.storage.lock import current_holder
 from archiver.storage.store import EVENTS, ISSUE_SYNC, ISSUES, PROJECT_SYNC, PROJECTS, RUNS
 
 # Walk states that still have work to do (see archiver.sync.engine).
@@ -70,8 +69,6 @@ def _covers(run: Mapping[str, Any], project: Mapping[str, Any]) -> bool:
 
 def collect_status(engine: Engine) -> dict[str, Any]:
     """The whole status as plain data (the ``--json`` output)."""
-    from archiver.storage.lock import current_holder
-
     with engine.connect() as conn:
         projects = [
             dict(r._mapping)
@@ -247,10 +244,16 @@ def _project_error(
 # --------------------------------------------------------------------------- text output
 
 
-def _short(value: str | None) -> str:
+def _short(value: str | None, zone: bool = True) -> str:
+    """A stored time to the minute, in UTC and saying so (``zone``), unless a column header
+    already says it: the stored offset varies by backend, and a bare time reads as local."""
     if not value:
         return "-"
-    return dt.datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M")
+    when = dt.datetime.fromisoformat(value)
+    if when.tzinfo is None:  # SQLite keeps UTC without an offset
+        when = when.replace(tzinfo=dt.timezone.utc)
+    text = when.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return f"{text} UTC" if zone else text
 
 
 def _table(columns: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
@@ -316,9 +319,11 @@ def format_status(status: Mapping[str, Any]) -> str:
                 p["slug"] or str(p["id"]),
                 f"{p['events']:,}",
                 f"{p['issues']:,}",
-                _short(p["oldest_event"]),
-                _short(p["newest_event"]),
-                _short(p["last_success"]["finished_at"]) if p["last_success"] else "never",
+                _short(p["oldest_event"], zone=False),
+                _short(p["newest_event"], zone=False),
+                _short(p["last_success"]["finished_at"], zone=False)
+                if p["last_success"]
+                else "never",
                 backfill,
                 error_text,
             ]
@@ -330,9 +335,9 @@ def format_status(status: Mapping[str, Any]) -> str:
                 "project",
                 "events",
                 "issues",
-                "oldest event",
-                "newest event",
-                "last success",
+                "oldest event (UTC)",
+                "newest event (UTC)",
+                "last success (UTC)",
                 "backfill",
                 "last error",
             ],
@@ -341,37 +346,3 @@ def format_status(status: Mapping[str, Any]) -> str:
         )
     )
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- command
-
-
-@click.command("status")
-@click.option(
-    "--db",
-    "db_url",
-    help="Database URL (default: $SENTRY_ARCHIVER_DB, the config file's [archive] db, "
-    "or sqlite:///sentry-archive.db).",
-)
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False),
-    help="TOML config file ($SENTRY_ARCHIVER_CONFIG; default ./sentry-archiver.toml).",
-)
-@click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
-def status_command(db_url: str | None, config_file: str | None, as_json: bool) -> None:
-    """Show what the archive holds per project and how its syncs are going."""
-    from archiver.config import load_settings
-
-    settings = load_settings({"db": db_url}, config_file=config_file)
-    engine = db.open_archive(settings.db)
-    try:
-        status = collect_status(engine)
-    finally:
-        engine.dispose()
-    if as_json:
-        json.dump(status, sys.stdout, indent=2, sort_keys=False)
-        sys.stdout.write("\n")
-    else:
-        click.echo(format_status(status))

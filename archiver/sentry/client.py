@@ -1,15 +1,25 @@
-"""The HTTP client for Sentry's REST API: auth, retries, rate limits, pagination.
+"""The HTTP client for Sentry's REST API: auth, retries, pagination, the endpoints we use.
 
 One :class:`httpx.Client` is shared by every fetch thread (connection reuse, bounded pool).
-Failure handling follows what Sentry really does (``docs/sentry-api.md``):
+Each request is a loop of two steps: :meth:`SentryClient._attempt` makes one request and
+returns the parsed answer or the :class:`~archiver.sentry.failures.Problem` it was, and
+:meth:`SentryClient._decide` (the retry policy, in one place) says how long to wait before the
+next attempt, or raises. Failure handling follows what Sentry really does (Sentry's source;
+:mod:`archiver.sentry.failures`):
 
 * 5xx, cut connections, timeouts and truncated or unparsable bodies are retried with
   exponential backoff and full jitter, a bounded number of times, then raise
   :class:`~archiver.errors.ServerError` or :class:`~archiver.errors.TransportError`;
 * 429 waits until ``Retry-After`` (a proxy may add it) or ``X-Sentry-Rate-Limit-Reset`` (what
   Sentry itself sends), and requests are paced *before* the limit by the
-  ``X-Sentry-Rate-Limit-*`` headers of earlier answers of the same endpoint family;
-* 401/403 raise :class:`~archiver.errors.AuthError` at once; 404 and 400 are not retried.
+  ``X-Sentry-Rate-Limit-*`` headers of earlier answers of the same endpoint family
+  (:mod:`archiver.sentry.ratelimit`);
+* 401/403 raise :class:`~archiver.errors.AuthError` at once; 404 and 400 are not retried;
+* nothing waits without bound: a single wait is capped (:data:`MAX_WAIT`; a server asking
+  for more fails that request with :class:`~archiver.errors.RateLimitedError`), waits end
+  at once when the run's stop event is set (:class:`~archiver.errors.InterruptedRun`), each
+  exchange has a total deadline, a refused connection is retried only twice and a TLS
+  failure not at all.
 
 The token travels only in the ``Authorization`` header: it is never part of a URL, a log line
 or an exception message, and it is refused over plain http to anything but a loopback host.
@@ -18,44 +28,52 @@ or an exception message, and it is refused over plain http to anything but a loo
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
-import ipaddress
 import json
 import logging
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 
 from archiver import __version__
 from archiver.errors import (
-    ApiError,
-    AuthError,
-    BadRequestError,
-    EndpointGoneError,
     InsecureTransportError,
-    NotFoundError,
+    InterruptedRun,
     RateLimitedError,
-    ServerError,
     TransportError,
 )
+from archiver.sentry.body import AnswerTooSlow, receive, size_of
+from archiver.sentry.failures import Problem, classify, connection_problem
 from archiver.sentry.pagination import next_cursor
-from archiver.sync.spool import BodyFile
+from archiver.sentry.ratelimit import (
+    RateLimiter,
+    family_of,
+    rate_limit_wait,
+    reset_of,
+    too_long,
+)
+from archiver.sentry.urls import check_base_url, segment, window_params
 
 log = logging.getLogger("archiver.sentry.client")
 
 Params = Sequence[tuple[str, str]]
 MAX_RATE_LIMIT_WAITS = 30
-# Sentry turns Snuba timeouts and Snuba-side rate limits into 400s (``handle_query_errors``):
-# such a 400 is load, not a bad request, and is retried like a 5xx.
-TRANSIENT_400 = re.compile(r"timeout|timed out|rate limit|too many", re.IGNORECASE)
+# The longest single wait (Retry-After, a rate-limit window): a server asking for more fails
+# that request at once, so the run goes on with other issues instead of sleeping for a day.
+MAX_WAIT = 15 * 60.0
+# httpx's timeout bounds each read, so a body trickling in a byte at a time never times out.
+# The whole exchange gets this many timeouts at most: room for a large page on a slow link,
+# while a stalled trickle fails (and is retried as any timeout) in minutes, not hours.
+DEADLINE_FACTOR = 3
+# A refused connection is retried this many times, quickly: nothing listens at the address,
+# and the full backoff (half a minute) only delays the message that says so.
+REFUSED_RETRIES = 2
 
 
 @dataclass
@@ -77,9 +95,20 @@ class ClientStats:
 
 @dataclass(frozen=True)
 class Response:
+    """A successful answer: ``data`` is what ``parse`` made of the body (JSON by default)."""
+
     status: int
     headers: httpx.Headers
     data: Any
+
+
+@dataclass
+class _Tally:
+    """The failed attempts of one request so far: errors, and 429 waits (a budget each)."""
+
+    failures: int = 0
+    waits: int = 0
+    refused: int = 0
 
 
 @dataclass(frozen=True)
@@ -90,174 +119,6 @@ class Page:
     next_cursor: str | None
     has_next: bool
     headers: Mapping[str, str]
-
-
-def family_of(path: str) -> str:
-    """The rate-limit family of a path: ids, slugs and versions collapsed."""
-    parts = [p for p in path.split("/") if p]
-    out: list[str] = []
-    for i, part in enumerate(parts):
-        prev = parts[i - 1] if i else ""
-        prev2 = parts[i - 2] if i > 1 else ""
-        if prev == "organizations" or (prev == "projects" and prev2 == "0"):
-            out.append("{org}")
-        elif prev2 == "projects" and parts[1:2] == ["0"] and i == 3:
-            out.append("{project}")
-        elif prev in ("releases", "eventids"):
-            out.append("{key}")
-        elif part.isdigit():
-            out.append("{id}")
-        elif re.fullmatch(r"[0-9a-fA-F-]{32,36}", part) or (
-            prev == "events" and part in ("latest", "oldest", "recommended")
-        ):
-            out.append("{event}")
-        else:
-            out.append(part)
-    return "/" + "/".join(out) + "/"
-
-
-def is_loopback(host: str) -> bool:
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def format_time(value: dt.datetime) -> str:
-    """ISO 8601 in UTC, as Sentry parses it: ``2024-01-01T00:00:00Z``."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    value = value.astimezone(dt.timezone.utc)
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
-    if value.microsecond:
-        text += f".{value.microsecond:06d}"
-    return text + "Z"
-
-
-def _detail(response: httpx.Response) -> str:
-    """Sentry's error text: ``{"detail": ...}``, a bare JSON string, or the body's start."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200].strip()
-    if isinstance(body, dict):
-        detail = body.get("detail")
-        return detail if isinstance(detail, str) else json.dumps(body)[:200]
-    if isinstance(body, str):
-        return body
-    return json.dumps(body)[:200]
-
-
-@dataclass
-class _FamilyState:
-    limit: int | None = None
-    remaining: int | None = None
-    reset: float | None = None
-    inflight: int = 0
-    semaphore: threading.BoundedSemaphore | None = None
-
-
-class RateLimiter:
-    """Paces requests per endpoint family from the ``X-Sentry-Rate-Limit-*`` headers."""
-
-    def __init__(
-        self,
-        *,
-        reserve: int,
-        clock: Callable[[], float],
-        sleep: Callable[[float], None],
-        stats: ClientStats,
-    ) -> None:
-        self.reserve = reserve
-        self.clock = clock
-        self.sleep = sleep
-        self.stats = stats
-        self._states: dict[str, _FamilyState] = {}
-        self._lock = threading.Lock()
-
-    def _state(self, family: str) -> _FamilyState:
-        with self._lock:
-            return self._states.setdefault(family, _FamilyState())
-
-    def before(self, family: str) -> threading.BoundedSemaphore | None:
-        """Wait when the window's remaining budget (minus requests in flight) is spent.
-
-        Returns the concurrency slot taken (to hand back to :meth:`after`), if any.
-        """
-        state = self._state(family)
-        slot = state.semaphore
-        if slot is not None:
-            slot.acquire()
-        while True:
-            with self._lock:
-                now = self.clock()
-                wait = 0.0
-                if state.reset is not None and state.reset <= now:
-                    state.remaining, state.reset = None, None
-                if (
-                    state.remaining is not None
-                    and state.reset is not None
-                    and state.remaining - state.inflight <= self.reserve
-                ):
-                    wait = state.reset - now + 0.01
-                if wait <= 0:
-                    state.inflight += 1
-                    return slot
-            log.debug("pacing %s: waiting %.2fs for the rate-limit window", family, wait)
-            self.stats.add(seconds_waited=wait)
-            self.sleep(wait)
-            with self._lock:
-                if state.reset is not None and state.reset <= self.clock():
-                    state.remaining, state.reset = None, None
-
-    def after(
-        self,
-        family: str,
-        headers: httpx.Headers | None,
-        slot: threading.BoundedSemaphore | None = None,
-    ) -> None:
-        state = self._state(family)
-        with self._lock:
-            state.inflight = max(0, state.inflight - 1)
-            if headers is not None:
-                limit = _int(headers.get("x-sentry-rate-limit-limit"))
-                remaining = _int(headers.get("x-sentry-rate-limit-remaining"))
-                reset = _float(headers.get("x-sentry-rate-limit-reset"))
-                concurrent = _int(headers.get("x-sentry-rate-limit-concurrentlimit"))
-                if remaining is not None and reset is not None:
-                    if state.reset is None or reset >= state.reset:
-                        state.limit, state.remaining, state.reset = limit, remaining, reset
-                    else:
-                        state.remaining = min(state.remaining or remaining, remaining)
-                if concurrent is not None and concurrent > 0 and state.semaphore is None:
-                    state.semaphore = threading.BoundedSemaphore(concurrent)
-        if slot is not None:
-            slot.release()
-
-    def exhausted(self, family: str, reset: float | None) -> None:
-        """A 429 arrived: nothing is left until ``reset``."""
-        state = self._state(family)
-        with self._lock:
-            state.remaining = 0
-            if reset is not None:
-                state.reset = reset
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _float(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 class SentryClient:
@@ -274,32 +135,39 @@ class SentryClient:
         backoff_max: float = 60.0,
         user_agent: str = f"sentry-archiver/{__version__}",
         transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         max_connections: int = 16,
         rate_limit_reserve: int = 1,
+        max_wait: float = MAX_WAIT,
+        stop: threading.Event | None = None,
     ) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise InsecureTransportError(f"not an http(s) URL: {base_url!r}")
-        if token and parts.scheme == "http" and not is_loopback(parts.hostname):
-            raise InsecureTransportError(
-                f"refusing to send the auth token over plain http to {parts.hostname}; "
-                "use https:// (plain http is allowed only to a loopback host)"
-            )
+        """``stop``: the run's stop event (set on SIGINT/SIGTERM). Waits (retry backoff, rate
+        limits) wait on it and raise :class:`~archiver.errors.InterruptedRun` once it is set,
+        so a signal ends a wait at once. ``sleep`` replaces the waiting itself (tests); the
+        stop event is still checked before and after each wait.
+        """
+        check_base_url(base_url, token)
         self.base_url = base_url.rstrip("/") + "/"
         self._token = token
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
+        self.stop = stop
+        self.deadline = timeout * DEADLINE_FACTOR
+        self.monotonic = monotonic
+        if sleep is None:
+            sleep = time.sleep if stop is None else _waiter(stop)
         self.sleep = sleep
         self.clock = clock
         self.rng = rng or random.Random()
         self._rng_lock = threading.Lock()
         self.stats = ClientStats()
+        self.max_wait = max_wait
         self.limiter = RateLimiter(
-            reserve=rate_limit_reserve, clock=clock, sleep=sleep, stats=self.stats
+            reserve=rate_limit_reserve, clock=clock, pause=self._pause, max_wait=max_wait
         )
         headers = {"User-Agent": user_agent, "Accept": "application/json"}
         self._http = httpx.Client(
@@ -351,242 +219,162 @@ class SentryClient:
         params: Params | Mapping[str, Any] = (),
         *,
         parse: Callable[[Any], Any] = json.loads,
-        spool: str | None = None,
+        body_path: str | None = None,
     ) -> Response:
         """GET with retries, pacing and error mapping; ``data`` is the parsed JSON body.
 
         ``parse`` turns a 2xx body into ``data`` (``json.loads`` by default; the sync engine
         hands pages to worker processes that parse and normalize them). A ``ValueError`` from
         it means a truncated or invalid body, which is retried like a cut connection. With
-        ``spool`` (a file path), ``parse`` is given a :class:`~archiver.sync.spool.BodyFile`
+        ``body_path`` (a file path), ``parse`` is given a :class:`~archiver.sentry.body.BodyFile`
         instead of bytes: the body was streamed into that file (rewritten on each retry).
         """
         query: list[tuple[str, str | int | float | bool | None]] = [
             (str(k), str(v)) for k, v in (params.items() if isinstance(params, Mapping) else params)
         ]
         family = family_of(path)
-        failures = 0
-        waits = 0
+        tally = _Tally()
         while True:
-            slot = self.limiter.before(family)
-            started = time.monotonic()
-            headers: httpx.Headers | None = None
-            try:
-                response, body = self._fetch(path, query, spool)
-                headers = response.headers
-                size = body.size if isinstance(body, BodyFile) else len(body)
-            except httpx.TimeoutException as exc:
-                problem: str = f"timeout ({type(exc).__name__})"
-            except httpx.TransportError as exc:
-                problem = f"connection failed ({type(exc).__name__}: {self._redact(_safe(exc))})"
-            else:
-                problem = ""
-            finally:
-                self.limiter.after(family, headers, slot)
-            self.stats.add(requests=1)
-            if problem:
-                failures += 1
-                if failures > self.max_retries:
-                    raise TransportError(
-                        f"GET {path}: {problem}; gave up after {failures} attempts", path=path
-                    ) from None
-                self._retry(path, problem, self._backoff(failures))
-                continue
-            self.stats.add(bytes_received=size)
-            status = response.status_code
-            log.debug("GET %s -> %s (%.0f ms)", path, status, (time.monotonic() - started) * 1000)
-            if status == 429:
-                waits += 1
-                if waits > MAX_RATE_LIMIT_WAITS:
-                    raise RateLimitedError(
-                        f"GET {path}: still rate limited after {waits - 1} "
-                        f"waits: {self._redact(_detail(response))}",
-                        path=path,
-                        status=429,
-                    )
-                reset = _float(response.headers.get("x-sentry-rate-limit-reset"))
-                self.limiter.exhausted(family, reset)
-                wait = self._rate_limit_wait(response, reset, waits)
-                self.stats.add(rate_limited_waits=1)
-                self._retry(path, f"429 rate limited: {self._redact(_detail(response))}", wait)
-                continue
-            if 500 <= status < 600:
-                failures += 1
-                if failures > self.max_retries:
-                    raise ServerError(
-                        f"GET {path}: HTTP {status} {self._redact(_detail(response))}; gave up "
-                        f"after {failures} attempts",
-                        path=path,
-                        status=status,
-                        detail=self._redact(_detail(response)),
-                    ) from None
-                self._retry(path, f"HTTP {status}", self._backoff(failures))
-                continue
-            if status == 400 and TRANSIENT_400.search(detail := self._redact(_detail(response))):
-                failures += 1
-                if failures > self.max_retries:
-                    raise BadRequestError(
-                        f"GET {path}: HTTP 400 {detail}; gave up after {failures} attempts",
-                        path=path,
-                        status=status,
-                        detail=detail,
-                    ) from None
-                self._retry(path, f"HTTP 400 (transient: {detail})", self._backoff(failures))
-                continue
-            if status >= 300:
-                raise self._error(path, response)
-            try:
-                data = parse(body)
-            except ValueError:
-                failures += 1
-                if failures > self.max_retries:
-                    raise TransportError(
-                        f"GET {path}: the body is not valid JSON "
-                        f"({size} bytes); gave up after {failures} "
-                        "attempts",
-                        path=path,
-                        status=status,
-                    ) from None
-                self._retry(
-                    path, f"truncated or invalid JSON body ({size} bytes)", self._backoff(failures)
-                )
-                continue
-            return Response(status, response.headers, data)
+            outcome = self._attempt(path, query, family, parse, body_path)
+            if isinstance(outcome, Response):
+                return outcome
+            self._retry(path, outcome.reason, self._decide(path, family, outcome, tally))
 
-    def _fetch(
+    def url_of(self, path: str) -> str:
+        """``path`` in full (scheme, host, port), as error messages name it; no query."""
+        return self.base_url + path.lstrip("/")
+
+    def _attempt(
         self,
         path: str,
         query: list[tuple[str, str | int | float | bool | None]],
-        spool: str | None = None,
-    ) -> tuple[httpx.Response, bytes | BodyFile]:
-        """One GET, read whole, as a response that holds its body outside any reference cycle.
-
-        httpx's own response and its stream refer to each other, so a body read into it is
-        freed only by the cyclic garbage collector: pages of several MB outlived their use by
-        many pages (three 6 MB bodies alive at once in a sync that fetched one page at a
-        time). Streaming the body out and wrapping it in a plain response frees each body as
-        soon as nothing uses it. With ``spool`` (a file path), a 2xx body is streamed into
-        that file chunk by chunk instead and never held whole (:mod:`archiver.sync.spool`); error
-        bodies are always read into memory, for their message.
-        """
+        family: str,
+        parse: Callable[[Any], Any],
+        body_path: str | None,
+    ) -> Response | Problem:
+        """One request, paced by the rate limiter: the parsed answer, or what went wrong."""
+        slot = self.limiter.before(family, path, self.url_of(path))
+        started = time.monotonic()
+        headers: httpx.Headers | None = None
         request = self._http.build_request("GET", path, params=query, headers=self._auth_headers())
-        streamed = self._http.send(request, stream=True)
-        body: bytes | BodyFile
         try:
-            if spool is not None and 200 <= streamed.status_code < 300:
-                size = 0
-                with open(spool, "wb") as out:
-                    for chunk in streamed.iter_bytes():
-                        out.write(chunk)
-                        size += len(chunk)
-                body = BodyFile(spool, size)
-                content = b""
-            else:
-                body = content = b"".join(streamed.iter_bytes())
+            response, body = receive(self._http, request, body_path, self._deadline())
+            headers = response.headers
+        except httpx.TimeoutException as exc:
+            why = str(exc) if isinstance(exc, AnswerTooSlow) else type(exc).__name__
+            problem = f"timeout ({why})"
+            return Problem(problem, problem)
+        except httpx.TransportError as exc:
+            return connection_problem(path, request.url, exc, self._redact)
         finally:
-            streamed.close()
-        headers = streamed.headers.copy()
-        for decoded in ("content-encoding", "content-length"):  # the body is decoded already
-            headers.pop(decoded, None)
-        return httpx.Response(
-            streamed.status_code, headers=headers, content=content, request=request
-        ), body
+            self.limiter.after(family, headers, slot)
+            self.stats.add(requests=1)
+        size = size_of(body)
+        self.stats.add(bytes_received=size)
+        status = response.status_code
+        log.debug("GET %s -> %s (%.0f ms)", path, status, (time.monotonic() - started) * 1000)
+        org_token = bool(self._token and self._token.startswith("sntrys_"))
+        problem_ = classify(path, self.url_of(path), response, self._redact, org_token)
+        if problem_ is not None:
+            return problem_
+        try:
+            data = parse(body)
+        except ValueError:
+            return Problem(
+                f"truncated or invalid JSON body ({size} bytes)",
+                f"the body is not valid JSON ({size} bytes)",
+                status=status,
+            )
+        return Response(status, response.headers, data)
+
+    def _deadline(self) -> Callable[[], None]:
+        """A check that raises :class:`AnswerTooSlow` once this exchange outlives its deadline."""
+        ends = self.monotonic() + self.deadline
+
+        def check() -> None:
+            if self.monotonic() > ends:
+                raise AnswerTooSlow(f"no complete answer within {self.deadline:.0f}s")
+
+        return check
+
+    def _decide(self, path: str, family: str, problem: Problem, tally: _Tally) -> float:
+        """The retry policy: seconds to wait before trying again, or raise the error."""
+        if problem.fatal is not None:
+            raise problem.fatal
+        if problem.rate_limited:
+            tally.waits += 1
+            if tally.waits > MAX_RATE_LIMIT_WAITS:
+                raise RateLimitedError(
+                    f"GET {self.url_of(path)}: still rate limited after {tally.waits - 1} "
+                    f"waits: {problem.detail}",
+                    path=path,
+                    status=429,
+                )
+            headers = problem.headers if problem.headers is not None else httpx.Headers()
+            reset = reset_of(headers, self.clock())
+            self.limiter.exhausted(family, reset)
+            wait = rate_limit_wait(headers, reset, self.clock(), lambda: self._backoff(tally.waits))
+            if wait > self.max_wait:
+                raise too_long(
+                    path, self.url_of(path), wait, self.max_wait, "the server asks to wait"
+                )
+            self.stats.add(rate_limited_waits=1)
+            return wait
+        tally.failures += 1
+        tally.refused += problem.refused
+        if tally.failures > self.max_retries or tally.refused > REFUSED_RETRIES:
+            raise problem.give_up(path, self.url_of(path), tally.failures)
+        if problem.refused:  # a server restarting is back in a moment, or not soon at all
+            return min(1.0, self._backoff(tally.refused))
+        return self._backoff(tally.failures)
 
     def _retry(self, path: str, reason: str, wait: float) -> None:
         log.warning("GET %s: %s; retrying in %.1fs", path, reason, wait)
-        self.stats.add(retries=1, seconds_waited=wait)
-        if wait > 0:
-            self.sleep(wait)
+        self.stats.add(retries=1)
+        self._pause(wait)
 
-    def _rate_limit_wait(self, response: httpx.Response, reset: float | None, waits: int) -> float:
-        retry_after = response.headers.get("retry-after")
-        if retry_after:
-            seconds = _float(retry_after)
-            if seconds is None:
-                try:
-                    when = email.utils.parsedate_to_datetime(retry_after)
-                    seconds = when.timestamp() - self.clock()
-                except (TypeError, ValueError):
-                    seconds = None
-            if seconds is not None:
-                return max(0.0, seconds)
-        if reset is not None:
-            return max(0.05, reset - self.clock() + 0.05)
-        return self._backoff(waits)
+    def _pause(self, seconds: float) -> None:
+        """Wait ``seconds`` (a retry's backoff, a rate-limit window), counted in the stats.
 
-    def _error(self, path: str, response: httpx.Response) -> ApiError:
-        status = response.status_code
-        detail = self._redact(_detail(response))
-        if status == 401:
-            return AuthError(
-                f"HTTP 401 from {path}: {detail} Check the auth token (SENTRY_AUTH_TOKEN): it is "
-                "missing, invalid or expired.",
-                path=path,
-                status=status,
-                detail=detail,
-            )
-        if status == 403:
-            if self._token and self._token.startswith("sntrys_"):
-                # Organisation auth tokens only ever carry org:ci: no scope reads events.
-                hint = (
-                    "This is an organization auth token (sntrys_), which only carries org:ci "
-                    "and cannot read events; create an internal integration with Organization: "
-                    "Read and Issue & Event: Read, or a user token with org:read and event:read."
-                )
-            else:
-                hint = (
-                    "The token lacks a scope or access to this project: archiving needs "
-                    "org:read (projects) and event:read (issues and events); project:read only "
-                    "for releases."
-                )
-            return AuthError(
-                f"HTTP 403 from {path}: {detail} {hint}",
-                path=path,
-                status=status,
-                detail=detail,
-            )
-        if status == 404:
-            return NotFoundError(
-                f"HTTP 404 from {path}: {detail}", path=path, status=status, detail=detail
-            )
-        if status == 410:
-            return EndpointGoneError(
-                f"HTTP 410 from {path}: {detail} (Sentry removed this endpoint or is browning it "
-                "out; the archive itself is unchanged)",
-                path=path,
-                status=status,
-                detail=detail,
-            )
-        if status == 400:
-            return BadRequestError(
-                f"HTTP 400 from {path}: {detail}", path=path, status=status, detail=detail
-            )
-        if 300 <= status < 400:
-            where = response.headers.get("location", "?")
-            return ApiError(
-                f"HTTP {status} from {path}: the server redirects to {where}; "
-                "set SENTRY_URL to the server that answers (e.g. a regional host)",
-                path=path,
-                status=status,
-            )
-        return ApiError(
-            f"HTTP {status} from {path}: {detail}", path=path, status=status, detail=detail
-        )
+        Raises :class:`~archiver.errors.InterruptedRun` when the stop event is set before or
+        during the wait.
+        """
+        self._check_stop()
+        self.stats.add(seconds_waited=seconds)
+        if seconds > 0:
+            self.sleep(seconds)
+        self._check_stop()
+
+    def _check_stop(self) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise InterruptedRun("stopped while waiting to retry a request to Sentry")
 
     def get_page(
         self,
         path: str,
         params: Params,
         parse: Callable[[Any], Any] = json.loads,
-        spool: str | None = None,
+        body_path: str | None = None,
     ) -> Page:
-        response = self.get(path, params, parse=parse, spool=spool)
+        response = self.get(path, params, parse=parse, body_path=body_path)
         items = response.data if isinstance(response.data, list) else []
         if not isinstance(response.data, list):
             shape = getattr(response.data, "json_type", type(response.data).__name__)
-            raise TransportError(f"GET {path}: expected a JSON list, got {shape}", path=path)
+            raise TransportError(
+                f"GET {self.url_of(path)}: expected a JSON list, got {shape}", path=path
+            )
         cursor = next_cursor(response.headers.get("link"))
         return Page(items, cursor, cursor is not None, response.headers)
+
+    def _object(self, path: str) -> dict[str, Any]:
+        """GET an endpoint that answers one JSON object."""
+        data = self.get(path).data
+        if not isinstance(data, dict):
+            raise TransportError(
+                f"GET {self.url_of(path)}: expected a JSON object, got {type(data).__name__}",
+                path=path,
+            )
+        return data
 
     # ------------------------------------------------------------------ endpoints
 
@@ -614,14 +402,14 @@ class SentryClient:
         return self.base_url
 
     def get_organization(self, org: str) -> dict[str, Any]:
-        path = f"api/0/organizations/{_q(org)}/"
-        return _as_dict(self.get(path), path)
+        path = f"api/0/organizations/{segment(org)}/"
+        return self._object(path)
 
     def list_projects_page(self, org: str, cursor: str | None = None) -> Page:
         params: list[tuple[str, str]] = []
         if cursor:
             params.append(("cursor", cursor))
-        return self.get_page(f"api/0/organizations/{_q(org)}/projects/", params)
+        return self.get_page(f"api/0/organizations/{segment(org)}/projects/", params)
 
     def list_issues_page(
         self,
@@ -640,11 +428,11 @@ class SentryClient:
         params: list[tuple[str, str]] = [("query", query), ("sort", sort), ("limit", str(limit))]
         if project_id is not None:
             params.append(("project", str(project_id)))
-        params.extend(_window(start, end))
+        params.extend(window_params(start, end))
         params.extend(("environment", e) for e in environments)
         if cursor:
             params.append(("cursor", cursor))
-        return self.get_page(f"api/0/organizations/{_q(org)}/issues/", params)
+        return self.get_page(f"api/0/organizations/{segment(org)}/issues/", params)
 
     def list_issue_events_page(
         self,
@@ -658,7 +446,7 @@ class SentryClient:
         cursor: str | None = None,
         per_page: int = 100,
         parse: Callable[[Any], Any] = json.loads,
-        spool: str | None = None,
+        body_path: str | None = None,
         sample: bool = False,
     ) -> Page:
         params: list[tuple[str, str]] = [("per_page", str(per_page))]
@@ -666,64 +454,38 @@ class SentryClient:
             params.append(("full", "true"))
         if sample:  # ordered by a stable hash of the event id instead of -timestamp
             params.append(("sample", "1"))
-        params.extend(_window(start, end))
+        params.extend(window_params(start, end))
         params.extend(("environment", e) for e in environments)
         if cursor:
             params.append(("cursor", cursor))
-        path = f"api/0/organizations/{_q(org)}/issues/{int(issue_id)}/events/"
-        return self.get_page(path, params, parse, spool)
-
-    def list_project_events_page(
-        self, org: str, project_slug: str, *, full: bool = True, cursor: str | None = None
-    ) -> Page:
-        params: list[tuple[str, str]] = [("full", "true")] if full else []
-        if cursor:
-            params.append(("cursor", cursor))
-        return self.get_page(f"api/0/projects/{_q(org)}/{_q(project_slug)}/events/", params)
+        path = f"api/0/organizations/{segment(org)}/issues/{int(issue_id)}/events/"
+        return self.get_page(path, params, parse, body_path)
 
     def get_issue(self, org: str, issue_id: int) -> dict[str, Any]:
-        path = f"api/0/organizations/{_q(org)}/issues/{int(issue_id)}/"
-        return _as_dict(self.get(path), path)
+        path = f"api/0/organizations/{segment(org)}/issues/{int(issue_id)}/"
+        return self._object(path)
 
     def get_issue_event(self, org: str, issue_id: int, which: str = "latest") -> dict[str, Any]:
-        path = f"api/0/organizations/{_q(org)}/issues/{int(issue_id)}/events/{_q(which)}/"
-        return _as_dict(self.get(path), path)
+        path = f"api/0/organizations/{segment(org)}/issues/{int(issue_id)}/events/{segment(which)}/"
+        return self._object(path)
 
     def get_project_event(self, org: str, project_slug: str, event_id: str) -> dict[str, Any]:
-        path = f"api/0/projects/{_q(org)}/{_q(project_slug)}/events/{_q(event_id)}/"
-        return _as_dict(self.get(path), path)
+        path = f"api/0/projects/{segment(org)}/{segment(project_slug)}/events/{segment(event_id)}/"
+        return self._object(path)
 
     def resolve_event_id(self, org: str, event_id: str) -> dict[str, Any]:
-        path = f"api/0/organizations/{_q(org)}/eventids/{_q(event_id)}/"
-        return _as_dict(self.get(path), path)
+        path = f"api/0/organizations/{segment(org)}/eventids/{segment(event_id)}/"
+        return self._object(path)
 
     def get_release(self, org: str, version: str) -> dict[str, Any]:
-        path = f"api/0/organizations/{_q(org)}/releases/{_q(version)}/"
-        return _as_dict(self.get(path), path)
+        path = f"api/0/organizations/{segment(org)}/releases/{segment(version)}/"
+        return self._object(path)
 
 
-def _q(value: str) -> str:
-    return quote(str(value), safe="")
+def _waiter(stop: threading.Event) -> Callable[[float], None]:
+    """A sleep that a set ``stop`` cuts short."""
 
+    def wait(seconds: float) -> None:
+        stop.wait(seconds)
 
-def _window(start: dt.datetime | None, end: dt.datetime | None) -> list[tuple[str, str]]:
-    params = []
-    if start is not None:
-        params.append(("start", format_time(start)))
-    if end is not None:
-        params.append(("end", format_time(end)))
-    return params
-
-
-def _as_dict(response: Response, path: str) -> dict[str, Any]:
-    if not isinstance(response.data, dict):
-        raise TransportError(
-            f"GET {path}: expected a JSON object, got {type(response.data).__name__}", path=path
-        )
-    return response.data
-
-
-def _safe(exc: BaseException) -> str:
-    """An httpx exception's text without anything request-specific beyond the reason."""
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return text[:200]
+    return wait

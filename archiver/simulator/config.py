@@ -39,6 +39,32 @@ LIST_FAMILIES = frozenset(
 
 ALL_SCOPES = frozenset({"org:read", "project:read", "event:read", "project:releases"})
 
+_ORG = frozenset({"org:read", "org:write", "org:admin"})
+_PROJECT = frozenset({"project:read", "project:write", "project:admin"})
+_EVENT = frozenset({"event:read", "event:write", "event:admin"})
+FAMILY_SCOPES: dict[str, frozenset[str]] = {
+    "organization_details": _ORG,
+    "organization_projects": _ORG,
+    "organization_issues": _EVENT,
+    "project_details": _PROJECT,
+    "project_issues": _EVENT,
+    "issue_details": _EVENT,
+    "issue_events": _EVENT,
+    "issue_event_details": _EVENT,
+    "project_events": _EVENT,
+    "project_event_details": _EVENT,
+    "eventids": _ORG | _EVENT,
+    "releases": _PROJECT | {"project:releases", "org:ci"},
+}
+"""Scopes that let a token read each family (any one of them), from the permission classes of
+Sentry's endpoints (``OrganizationPermission``, ``ProjectPermission``, ``GroupPermission``,
+``OrganizationReleasePermission``): release details are the only reads ``org:ci`` allows."""
+
+ORG_AUTH_TOKEN_SCOPES = frozenset({"org:ci"})
+"""Organisation auth tokens (``sntrys_...``) only ever have ``org:ci`` (Correction 7)."""
+
+ORGLESS_MODES = ("404", "410", "serve")
+
 
 @dataclass(frozen=True)
 class RateLimit:
@@ -168,6 +194,36 @@ class SimulatorConfig:
     max_offset: int | None = None
     """Event-list offsets beyond this answer ``500 Internal Error``, like a Snuba query that
     timed out reading the skipped rows (None: no limit)."""
+    orgless_urls: str = "404"
+    """How organisation-less group URLs (``/api/0/issues/{id}/...``, ``/api/0/groups/{id}/...``,
+    deprecated; Correction 1) answer: ``404`` (default: an organisation outside sentry.io's US
+    region, where they never route), ``410`` (a deprecation brownout, or after removal:
+    ``{"message": "This API no longer exists."}``) or ``serve`` (the US region between
+    brownouts: answered like the organisation-scoped URLs)."""
+    search_max_days: int | None = None
+    """Issue search never looks back further than this many days, whatever ``start`` says
+    (Correction 4: Sentry clips to ``max(start, now - 90 days)``: set 90 to behave so). None
+    (default, kept so that ``SimulatedOrg.truth()`` stays what a sync can reach): an explicit
+    ``start`` is honoured. Event lists are never clipped (they reach back to the retention);
+    ``SimulatedOrg.truth(searchable_days=90)`` is the truth a sync can reach when clipped."""
+    hollow_rate: float = 0.0
+    """Share of events (chosen by a stable hash of the event id) whose body nodestore lost
+    (Correction 6): listed and served by ``latest``/``oldest``/``recommended`` hollow (real id,
+    groupID, dateCreated; ``entries: []``, empty contexts, null user and sdk), 404 by id."""
+    hollow_events: frozenset[str] = frozenset()
+    """Event ids that are hollow in any case (as ``hollow_rate``), 32 lower-case hex digits."""
+    user_tokens: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """User auth tokens (``sntryu_...``, every read scope), each mapped to the slugs of the
+    projects its user is not a member of (Correction 7): the projects list shows those with
+    ``hasAccess: false``; their issues, events and details answer 403; the organisation's issue
+    search without ``project`` leaves them out, and with their id answers 403."""
+    org_auth_tokens: frozenset[str] = frozenset()
+    """Organisation auth tokens (``sntrys_...``): scope ``org:ci`` only, so 403 on the
+    organisation, its projects, issues and events (release details answer)."""
+
+    def __post_init__(self) -> None:
+        if self.orgless_urls not in ORGLESS_MODES:
+            raise ValueError(f"orgless_urls must be one of {ORGLESS_MODES}")
 
     @classmethod
     def preset(cls, rate_limits: str = "none", **kwargs: object) -> SimulatorConfig:

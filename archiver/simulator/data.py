@@ -634,24 +634,41 @@ class SimulatedOrg:
 
     # --- truth ---------------------------------------------------------------------------------
 
-    def _truth_segments(self, include_deleted: bool) -> Iterator[tuple[Issue, Segment]]:
+    def _truth_segments(
+        self, include_deleted: bool, searchable_days: int | None = None
+    ) -> Iterator[tuple[Issue, Segment]]:
+        listed: dict[int, bool] = {}
+        since = int(self.clock.now()) - searchable_days * DAY if searchable_days else 0
+        since = max(since, self.retention_cutoff())
         for issue in self.issues:
             for segment in issue.own:
                 owner = self._owner(issue.index)
                 if owner.deleted and not include_deleted:
                     continue
+                if searchable_days:
+                    if owner.index not in listed:
+                        listed[owner.index] = (
+                            timeline.window_total(owner.segments, since, 2**62) > 0
+                        )
+                    if not listed[owner.index]:
+                        continue
                 yield owner, segment
 
-    def truth(self, *, include_deleted: bool = False) -> set[tuple[int, str]]:
+    def truth(
+        self, *, include_deleted: bool = False, searchable_days: int | None = None
+    ) -> set[tuple[int, str]]:
         """Every ``(project_id, event_id)`` a complete archive must hold right now.
 
         That is every event the API can show: not expired, and (unless ``include_deleted``)
-        not in a deleted issue. Materialises the set: meant for tests on small orgs.
+        not in a deleted issue. With ``searchable_days`` (a server with
+        ``SimulatorConfig.search_max_days``), only events of issues the issue search can list:
+        those with an event in the last ``searchable_days`` days (all their visible events,
+        older ones too). Materialises the set: meant for tests on small orgs.
         """
         out: set[tuple[int, str]] = set()
         with self._lock:
             cutoff = self.retention_cutoff()
-            for owner, segment in self._truth_segments(include_deleted):
+            for owner, segment in self._truth_segments(include_deleted, searchable_days):
                 pid = owner.project.id
                 for k in range(segment.count_before(cutoff), segment.n):
                     out.add((pid, self.event_id(segment, k)))

@@ -43,21 +43,24 @@ ORG_DEFAULT_QUERY = "is:unresolved issue.priority:[high, medium]"
 PROJECT_DEFAULT_QUERY = "is:unresolved"
 FAR_FUTURE = 2**62
 
+ORGLESS = r"^/api/0/(?:issues|groups)/(?P<issue>[^/]+)/"
+"""Organisation-less group URLs (deprecated; Correction 1): see ``SimulatorConfig.orgless_urls``."""
+ORG_ISSUE = r"^/api/0/organizations/(?P<org>[^/]+)/issues/(?P<issue>[^/]+)/"
+GONE = {"message": "This API no longer exists."}
+FORBIDDEN = "You do not have permission to perform this action."
+
 ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (name, re.compile(pattern))
     for name, pattern in (
         ("organization_details", r"^/api/0/organizations/(?P<org>[^/]+)/$"),
         ("organization_projects", r"^/api/0/organizations/(?P<org>[^/]+)/projects/$"),
         ("organization_issues", r"^/api/0/organizations/(?P<org>[^/]+)/issues/$"),
-        ("issue_details", r"^/api/0/organizations/(?P<org>[^/]+)/issues/(?P<issue>[^/]+)/$"),
-        ("issue_details", r"^/api/0/issues/(?P<issue>[^/]+)/$"),
-        ("issue_events", r"^/api/0/organizations/(?P<org>[^/]+)/issues/(?P<issue>[^/]+)/events/$"),
-        ("issue_events", r"^/api/0/issues/(?P<issue>[^/]+)/events/$"),
-        (
-            "issue_event_details",
-            r"^/api/0/organizations/(?P<org>[^/]+)/issues/(?P<issue>[^/]+)/events/(?P<event>[^/]+)/$",
-        ),
-        ("issue_event_details", r"^/api/0/issues/(?P<issue>[^/]+)/events/(?P<event>[^/]+)/$"),
+        ("issue_details", ORG_ISSUE + "$"),
+        ("issue_details", ORGLESS + "$"),
+        ("issue_events", ORG_ISSUE + "events/$"),
+        ("issue_events", ORGLESS + "events/$"),
+        ("issue_event_details", ORG_ISSUE + r"events/(?P<event>[^/]+)/$"),
+        ("issue_event_details", ORGLESS + r"events/(?P<event>[^/]+)/$"),
         ("project_details", r"^/api/0/projects/(?P<org>[^/]+)/(?P<project>[^/]+)/$"),
         ("project_issues", r"^/api/0/projects/(?P<org>[^/]+)/(?P<project>[^/]+)/issues/$"),
         ("project_events", r"^/api/0/projects/(?P<org>[^/]+)/(?P<project>[^/]+)/events/$"),
@@ -113,6 +116,12 @@ class SentryApi:
         }
 
     def handle(self, family: str, request: ApiRequest) -> ApiResponse:
+        if family.startswith("issue_") and "org" not in request.params:
+            # org-less group URLs: not routed outside the US region, 410 in brownouts
+            if self.config.orgless_urls == "410":
+                return ApiResponse.json(410, GONE)
+            if self.config.orgless_urls == "404":
+                return ApiResponse.detail(404, NOT_FOUND)
         try:
             return self._handlers[family](request)
         except ApiError as exc:
@@ -130,6 +139,8 @@ class SentryApi:
         project = self.org.project_by_slug(request.params["project"])
         if project is None:
             raise ApiError(404, NOT_FOUND)
+        if project.slug in request.hidden_projects:
+            raise ApiError(403, FORBIDDEN)
         return project
 
     def _issue(self, request: ApiRequest) -> Issue:
@@ -140,6 +151,8 @@ class SentryApi:
         issue = self.org.resolve_issue(int(raw))
         if issue is None:
             raise ApiError(404, NOT_FOUND)
+        if issue.project.slug in request.hidden_projects:
+            raise ApiError(403, FORBIDDEN)
         return issue
 
     def _per_page(self, request: ApiRequest) -> int:
@@ -239,6 +252,9 @@ class SentryApi:
         projects = sorted(self.org.projects, key=lambda p: p.slug)
         result = offset_page(projects, per_page, cursor)
         body = [project_json(self.org, p) for p in result.results]
+        for row in body:
+            if row["slug"] in request.hidden_projects:  # listed all the same, without access
+                row.update(hasAccess=False, isMember=False, access=[])
         return ApiResponse.json(200, body, [self._link(request, result)])  # type: ignore[arg-type]
 
     def project_details(self, request: ApiRequest) -> ApiResponse:
@@ -268,10 +284,12 @@ class SentryApi:
             projects = []
             for raw in wanted:
                 project = self.org.project_by_id(int(raw)) if raw.lstrip("-").isdigit() else None
-                if project is None:
-                    raise ApiError(403, "You do not have permission to perform this action.")
+                if project is None or project.slug in request.hidden_projects:
+                    raise ApiError(403, FORBIDDEN)
                 projects.append(project)
-        lo, hi = self._window(request, 90)
+        elif request.hidden_projects:  # all projects: those the user is a member of
+            projects = [p for p in self.org.projects if p.slug not in request.hidden_projects]
+        lo, hi = self._search_window(request)
         return self._issue_search(request, projects, lo, hi, ORG_DEFAULT_QUERY)
 
     def project_issues(self, request: ApiRequest) -> ApiResponse:
@@ -283,6 +301,13 @@ class SentryApi:
         now = int(self.org.now())
         lo, hi = now - 90 * DAY, now + 1
         return self._issue_search(request, [project], lo, hi, PROJECT_DEFAULT_QUERY)
+
+    def _search_window(self, request: ApiRequest) -> tuple[int, int]:
+        """The issue search window: never more than ``search_max_days`` back (Correction 4)."""
+        lo, hi = self._window(request, 90)
+        if self.config.search_max_days is not None:
+            lo = max(lo, int(self.org.now()) - self.config.search_max_days * DAY)
+        return lo, hi
 
     def _issue_search(
         self,
@@ -444,9 +469,23 @@ class SentryApi:
 
     # --- event lists ---------------------------------------------------------------------------
 
+    def _is_hollow(self, ref: EventRef) -> bool:
+        """Nodestore lost this event's body (Correction 6): a stable choice per event id."""
+        cfg = self.config
+        if ref.event_id in cfg.hollow_events:
+            return True
+        if cfg.hollow_rate <= 0:
+            return False
+        return sample_hash("hollow:" + ref.event_id) % 1_000_000 < cfg.hollow_rate * 1_000_000
+
     def _render_list(self, refs: Sequence[EventRef], full: bool) -> bytes:
         render = self.renderer.full if full else self.renderer.slim
-        return b"[" + b",".join(render(ref) for ref in refs) + b"]"
+        hollow = self.renderer.hollow
+        return (
+            b"["
+            + b",".join(hollow(ref, full) if self._is_hollow(ref) else render(ref) for ref in refs)
+            + b"]"
+        )
 
     def _event_list(
         self,
@@ -534,7 +573,11 @@ class SentryApi:
 
     def _detail(self, ref: EventRef, environments: Sequence[str] = ()) -> ApiResponse:
         newer, older = self.org.neighbours(ref, environments)
-        body = self.renderer.detail(ref, release=self._release_bytes(ref), newer=newer, older=older)
+        if self._is_hollow(ref):  # only latest/oldest/recommended get here: served hollow
+            body = self.renderer.detail(ref, release=None, newer=newer, older=older, hollow=True)
+        else:
+            release = self._release_bytes(ref)
+            body = self.renderer.detail(ref, release=release, newer=newer, older=older)
         response = ApiResponse(200, body)
         response.issue_id = ref.issue.id
         return response
@@ -552,14 +595,14 @@ class SentryApi:
             refs, _ = self.org.page(segments, -FAR_FUTURE, FAR_FUTURE, offset, 1)
             return self._detail(refs[0], environments)
         ref = self.org.locate_event(which)
-        if ref is None or ref.issue is not issue:
+        if ref is None or ref.issue is not issue or self._is_hollow(ref):
             raise ApiError(404, ISSUE_EVENT_NOT_FOUND)
         return self._detail(ref, environments)
 
     def project_event_details(self, request: ApiRequest) -> ApiResponse:
         project = self._project(request)
         ref = self.org.locate_event(request.params["event"])
-        if ref is None or ref.project is not project:
+        if ref is None or ref.project is not project or self._is_hollow(ref):
             raise ApiError(404, EVENT_NOT_FOUND)
         return self._detail(ref)
 
@@ -569,7 +612,7 @@ class SentryApi:
         if len(raw) != 32 or any(c not in "0123456789abcdefABCDEF" for c in raw):
             raise ApiError(400, "Event ID must be 32 characters.")
         ref = self.org.locate_event(raw)
-        if ref is None:
+        if ref is None or ref.project.slug in request.hidden_projects or self._is_hollow(ref):
             raise ApiError(404, NOT_FOUND)
         head = json.dumps(
             {

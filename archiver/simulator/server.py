@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from . import endpoints
-from .config import ALL_SCOPES, SimulatorConfig
+from .config import ALL_SCOPES, FAMILY_SCOPES, ORG_AUTH_TOKEN_SCOPES, SimulatorConfig
 from .data import SimulatedOrg
 from .faults import FaultInjector, FaultPlan
 from .payloads import EventRenderer
@@ -36,7 +36,7 @@ from .wire import ApiRequest, ApiResponse
 
 QUERY_TIMEOUT = "Query timeout. Please try with a smaller date range or fewer conditions."
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-READ_SCOPES = frozenset({"event:read", "project:read", "org:read"})
+FORBIDDEN = "You do not have permission to perform this action."
 REASONS = {
     200: "OK",
     400: "Bad Request",
@@ -44,6 +44,7 @@ REASONS = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    410: "Gone",
     429: "Too Many Requests",
     500: "Internal Server Error",
     502: "Bad Gateway",
@@ -214,6 +215,8 @@ class SimulatorServer:
         self.limiter = RateLimiter(self.config.rate_limits, self.config.wall_clock)
         self.faults = FaultInjector(self.config.faults)
         self._tokens: dict[str, frozenset[str]] = dict(self.config.extra_tokens)
+        self._tokens.update((t, ALL_SCOPES) for t in self.config.user_tokens)
+        self._tokens.update((t, ORG_AUTH_TOKEN_SCOPES) for t in self.config.org_auth_tokens)
         if token is not None:
             self._tokens[token] = ALL_SCOPES
         self._requested_port = port
@@ -269,9 +272,9 @@ class SimulatorServer:
 
     # --- request handling ----------------------------------------------------------------------
 
-    def _auth(self, headers: dict[str, str]) -> tuple[str, ApiResponse | None]:
-        """(rate-limit key, error response or None)."""
-        if self.token is None and not self.config.extra_tokens:
+    def _auth(self, headers: dict[str, str], family: str) -> tuple[str, ApiResponse | None]:
+        """(rate-limit key, error response or None) for a request to ``family``."""
+        if self.token is None and len(self._tokens) == 0:
             return "anonymous", None
         header = headers.get("authorization", "")
         scheme, _, value = header.partition(" ")
@@ -287,9 +290,16 @@ class SimulatorServer:
         scopes = self._tokens.get(value)
         if scopes is None:
             return "", ApiResponse.detail(401, "Invalid token")
-        if not scopes & READ_SCOPES:
-            return "", ApiResponse.detail(403, "You do not have permission to perform this action.")
+        if not scopes & FAMILY_SCOPES.get(family, ALL_SCOPES):
+            return "", ApiResponse.detail(403, FORBIDDEN)
         return hashlib.sha256(value.encode()).hexdigest()[:16], None
+
+    def _hidden_projects(self, headers: dict[str, str]) -> frozenset[str]:
+        """Slugs of the projects the request's user token is not a member of."""
+        if not self.config.user_tokens:
+            return frozenset()
+        value = headers.get("authorization", "").partition(" ")[2].strip()
+        return frozenset(self.config.user_tokens.get(value, ()))
 
     def dispatch(self, method: str, target: str, headers: dict[str, str], base_url: str) -> Outcome:
         """Answer one request (no socket involved; the handler writes the outcome)."""
@@ -326,7 +336,7 @@ class SimulatorServer:
                 )
             return Outcome(ApiResponse.detail(404, "The requested resource does not exist"))
         family, params = found
-        key, denied = self._auth(headers)
+        key, denied = self._auth(headers, family)
         if denied is not None:
             if denied.status == 401:
                 denied.headers.append(("WWW-Authenticate", 'Bearer realm="api"'))
@@ -348,7 +358,9 @@ class SimulatorServer:
         release = (lambda: self.limiter.release(family, key)) if decision.limit else (lambda: None)
         try:
             plan = self.faults.plan(number, family, family_number)
-            request = ApiRequest(method, path, query, headers, base_url, params)
+            request = ApiRequest(
+                method, path, query, headers, base_url, params, self._hidden_projects(headers)
+            )
             if not plan.empty:
                 early = self._apply_faults(plan, request, decision.headers, number)
                 if early is not None:

@@ -24,6 +24,8 @@ class ApiRequest:
     """``scheme://host[:port]`` used for Link headers and permalinks."""
     params: dict[str, str] = field(default_factory=dict)
     """Route parameters (percent-decoded)."""
+    hidden_projects: frozenset[str] = frozenset()
+    """Slugs of the projects the caller's token is not a member of (``user_tokens``)."""
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The last value of a query parameter (Django's ``QueryDict.get``)."""

@@ -6,7 +6,6 @@ the Alembic migrations live, so the CLI, the tests and the benchmarks all see th
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,21 +22,19 @@ from archiver.storage.models import Base
 if TYPE_CHECKING:
     from alembic.config import Config
 
-# Alembic is imported only where a migration runs or is compared: importing it costs about
-# 0.3 s and 10 MB, and every sync and status opens an archive that is nearly always current.
+# Alembic is imported only where a migration runs or is compared: the import is slow and
+# large, and every sync and status opens an archive that is nearly always current.
 
 DEFAULT_DB_URL = "sqlite:///sentry-archive.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # A new archive's page size, and each connection's page cache (in KiB). A page of 100 events
 # dirties thousands of pages (most of them leaves of the secondary indexes, whose keys arrive
 # in no order), and SQLite's default 2 MB cache spilled them to the WAL before the commit,
-# writing the same pages again and again. Measured with bench/bench_writer.py under
-# `strace -c` (3,000 events, pwrite + pread calls): 4 KB pages and the default cache 330,000;
-# an 8 MB cache 245,000; 16 KB pages 192,000; both 144,000 (a 4 MB cache 163,000, 16 MB no
-# fewer). Peak RSS of a 100k-event sync: 95 MB with the default cache, 106 MB with 8 MB,
-# 121 MB with 16 MB. The page size applies to archives created from now on (SQLite fixes it
-# when a database file is first written); the cache to every connection, so older archives
-# gain that part.
+# writing the same pages again and again. Larger pages and a larger cache cut those writes
+# (bench/bench_writer.py under `strace -c` measures it; the README's performance section has
+# the figures); a larger cache than this wrote no less and only cost memory. The page size
+# applies to archives created from now on (SQLite fixes it when a database file is first
+# written); the cache to every connection, so older archives gain that part.
 SQLITE_PAGE_SIZE = 16_384
 SQLITE_CACHE_KIB = 8_192
 
@@ -314,7 +311,3 @@ def require_current(engine: Engine) -> None:
 def inspect_has_tables(engine: Engine) -> bool:
     with _connected(engine) as connection:
         return bool(inspect(connection).get_table_names())
-
-
-def default_url() -> str:
-    return os.environ.get("SENTRY_ARCHIVER_DB") or DEFAULT_DB_URL

@@ -35,18 +35,19 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Table, delete, insert, select, text, update
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from archiver.errors import DatabaseError, LockHeldError
+from archiver.storage.base import utcnow
 from archiver.storage.db import safe_url
 from archiver.storage.models import RunLock
 
 log = logging.getLogger("archiver.storage.lock")
 
-RUN_LOCK: Table = RunLock.__table__  # type: ignore[assignment]
+RUN_LOCK = cast(Table, RunLock.__table__)
 LOCK_ROW_ID = 1
 # A fixed 64-bit key for pg_advisory_lock: the lock is per database, so one key is enough.
 ADVISORY_KEY = 0x5E47_A2C1_7E2D_0001
@@ -56,10 +57,6 @@ HEARTBEAT_EVERY = 30.0
 # Locks this process holds, by database URL: a row naming this pid is ours only if listed here.
 _HELD: set[str] = set()
 _HELD_GUARD = threading.Lock()
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 @dataclass(frozen=True)

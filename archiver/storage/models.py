@@ -14,6 +14,11 @@ only through an Alembic migration and never silently. Conventions:
 * Text cannot hold U+0000 on PostgreSQL: normalized columns carry U+2400 (SYMBOL FOR NULL) in its
   place and the event records an ``event_problems`` row; the raw JSON keeps the escaped
   ``\\u0000``, so the original is recoverable exactly. See README, "NUL characters".
+
+The archive's tables are here; the column types and the declarative base are in
+:mod:`~archiver.storage.base`, the bookkeeping tables (sync progress, runs, lock, purges) in
+:mod:`~archiver.storage.bookkeeping`. This module re-exports both, so importing it gives the
+whole schema (``Base.metadata``, which the migrations compare against) and every table class.
 """
 
 from __future__ import annotations
@@ -22,79 +27,27 @@ import datetime as dt
 from typing import Any, cast
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     Date,
-    Dialect,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import DateTime, TypeDecorator
+from sqlalchemy.orm import Mapped, mapped_column
 
-NAMING_CONVENTION = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class UTCDateTime(TypeDecorator[dt.datetime]):
-    """A timezone-aware UTC timestamp on every backend.
-
-    SQLite has no timestamp type; SQLAlchemy would hand back naive datetimes. This converts to
-    UTC on the way in and attaches UTC on the way out, so comparisons behave the same on both
-    databases.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
-        value = value.astimezone(dt.timezone.utc)
-        if dialect.name == "sqlite":
-            return value.replace(tzinfo=None)
-        return value
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        if isinstance(value, str):  # raw SQL on SQLite may hand back text
-            value = dt.datetime.fromisoformat(value)
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.timezone.utc)
-        return value.astimezone(dt.timezone.utc)
-
-
-# Portable JSON: jsonb on PostgreSQL (indexable, operators), JSON text on SQLite.
-# None is stored as SQL NULL (not the JSON text 'null'), so `IS NULL` works as people expect.
-JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
-# Surrogate keys: BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
-BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
+from archiver.storage.base import Base as Base
+from archiver.storage.base import BigIntPK, JSONType, UTCDateTime, utcnow
+from archiver.storage.bookkeeping import IssueSync as IssueSync
+from archiver.storage.bookkeeping import ProjectSync as ProjectSync
+from archiver.storage.bookkeeping import Purge as Purge
+from archiver.storage.bookkeeping import Run as Run
+from archiver.storage.bookkeeping import RunLock as RunLock
 
 # --------------------------------------------------------------------------- discovery objects
 
@@ -111,8 +64,8 @@ class Project(Base):
     platform: Mapped[str | None] = mapped_column(Text)
     date_created: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     raw_json: Mapped[str | None] = mapped_column(Text)
-    archived_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
-    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
+    archived_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (Index(None, "organization_slug", "slug"),)
 
@@ -145,8 +98,8 @@ class Issue(Base):
     # Set when Sentry answered 404 for this issue (deleted, or pending deletion).
     gone_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     raw_json: Mapped[str | None] = mapped_column(Text)
-    archived_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
-    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
+    archived_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Release(Base):
@@ -168,7 +121,7 @@ class Release(Base):
     authors: Mapped[Any | None] = mapped_column(JSONType)
     last_deploy: Mapped[Any | None] = mapped_column(JSONType)
     raw_json: Mapped[str | None] = mapped_column(Text)
-    archived_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
+    archived_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 # --------------------------------------------------------------------------- events
@@ -224,8 +177,8 @@ class Event(Base):
     raw_json: Mapped[str] = mapped_column(Text)
     # SHA-256 of raw_json: re-archiving an unchanged event writes nothing.
     raw_sha256: Mapped[str | None] = mapped_column(String(64))
-    archived_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
-    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
+    archived_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Facts the query views read, derived at write time from the columns and child rows above
     # (``normalize.event_facts``; migration 0004 backfilled older events): reading them is
     # what lets whole-archive views answer from narrow indexes instead of the wide rows.
@@ -490,110 +443,6 @@ class EventProblem(Base):
     detail: Mapped[str | None] = mapped_column(Text)
 
 
-# --------------------------------------------------------------------------- sync bookkeeping
-
-
-class ProjectSync(Base):
-    """Per-project progress of issue discovery (a bookmark that only moves forward)."""
-
-    __tablename__ = "sync_projects"
-
-    project_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
-    )
-    # Issues seen before this instant have been discovered and their walks scheduled.
-    issues_synced_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    # The discovery in progress: its pinned window end and the next cursor.
-    discovery_end: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    discovery_cursor: Mapped[str | None] = mapped_column(Text)
-    backfill_complete: Mapped[bool] = mapped_column(
-        Boolean, default=False, server_default=text("false")
-    )
-    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
-
-
-class IssueSync(Base):
-    """Per-issue progress of the event walk, committed with each page's rows.
-
-    ``synced_until``: every event of this issue dated before it has been archived. A walk in
-    progress has a pinned window ``[walk_start, walk_end)`` and the cursor of the next page.
-    """
-
-    __tablename__ = "sync_issues"
-
-    issue_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True
-    )
-    project_id: Mapped[int] = mapped_column(BigInteger, index=True)
-    status: Mapped[str] = mapped_column(Text, default="pending")
-    synced_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    walk_start: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    walk_end: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    walk_cursor: Mapped[str | None] = mapped_column(Text)
-    walk_events: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
-    last_error: Mapped[str | None] = mapped_column(Text)
-    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
-
-
-class Run(Base):
-    """One command run (sync, archive-event, purge...), for audits."""
-
-    __tablename__ = "runs"
-
-    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    command: Mapped[str] = mapped_column(Text)
-    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
-    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    # running | success | partial | failed | interrupted
-    outcome: Mapped[str] = mapped_column(Text, default="running")
-    host: Mapped[str | None] = mapped_column(Text)
-    pid: Mapped[int | None] = mapped_column(Integer)
-    server_url: Mapped[str | None] = mapped_column(Text)
-    organization_slug: Mapped[str | None] = mapped_column(Text)
-    projects: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
-    issues: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
-    events_new: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
-    events_updated: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
-    requests: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
-    retries: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
-    errors: Mapped[Any | None] = mapped_column(JSONType)
-    error_message: Mapped[str | None] = mapped_column(Text)
-    options: Mapped[Any | None] = mapped_column(JSONType)
-
-    __table_args__ = (Index(None, "command", "started_at"),)
-
-
-class RunLock(Base):
-    """Who holds the archive's run lock (one row). PostgreSQL also holds an advisory lock."""
-
-    __tablename__ = "run_lock"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    host: Mapped[str] = mapped_column(Text)
-    pid: Mapped[int] = mapped_column(Integer)
-    command: Mapped[str | None] = mapped_column(Text)
-    acquired_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    heartbeat_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-
-
-class Purge(Base):
-    """Audit of retention purges. Purges never delete from this table."""
-
-    __tablename__ = "purges"
-
-    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
-    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    cutoff: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    projects: Mapped[Any | None] = mapped_column(JSONType)
-    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
-    events_deleted: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
-    command: Mapped[str | None] = mapped_column(Text)
-    host: Mapped[str | None] = mapped_column(Text)
-    pid: Mapped[int | None] = mapped_column(Integer)
-    outcome: Mapped[str] = mapped_column(Text, default="running")
-
-
 EVENT_CHILD_TABLES: tuple[Table, ...] = tuple(
     cast(Table, model.__table__)
     for model in (
@@ -609,3 +458,14 @@ EVENT_CHILD_TABLES: tuple[Table, ...] = tuple(
         EventProblem,
     )
 )
+
+# The tables as Core objects, for the writer and for queries that need no ORM.
+EVENTS = cast(Table, Event.__table__)
+PROJECTS = cast(Table, Project.__table__)
+ISSUES = cast(Table, Issue.__table__)
+RELEASES = cast(Table, Release.__table__)
+RUNS = cast(Table, Run.__table__)
+ISSUE_SYNC = cast(Table, IssueSync.__table__)
+PROJECT_SYNC = cast(Table, ProjectSync.__table__)
+# The child tables by name (every one has ``event_pk``, deleted with its event).
+CHILD_TABLES: dict[str, Table] = {t.name: t for t in EVENT_CHILD_TABLES}

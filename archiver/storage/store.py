@@ -18,23 +18,17 @@ full event, a list item never overwrites a detail payload).
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import hashlib
 import itertools
-import json
-import operator
 import os
 import socket
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import (
     JSON,
     Connection,
-    Date,
-    DateTime,
     Engine,
     Table,
     delete,
@@ -45,31 +39,27 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from archiver.normalize.event import NormalizedEvent
-from archiver.storage.models import (
-    EVENT_CHILD_TABLES,
-    Event,
-    Issue,
-    IssueSync,
-    Project,
-    ProjectSync,
-    Release,
-    Run,
-    UTCDateTime,
+from archiver.normalize import NormalizedEvent
+from archiver.storage.base import utcnow as utcnow
+from archiver.storage.encode import (
+    CHILD_COLUMNS,
+    EVENT_COLUMNS,
+    EncodedEvent,
+    converter,
+    encode_event,
+    rank,
 )
 
-EVENTS: Table = Event.__table__  # type: ignore[assignment]
-PROJECTS: Table = Project.__table__  # type: ignore[assignment]
-ISSUES: Table = Issue.__table__  # type: ignore[assignment]
-RELEASES: Table = Release.__table__  # type: ignore[assignment]
-RUNS: Table = Run.__table__  # type: ignore[assignment]
-ISSUE_SYNC: Table = IssueSync.__table__  # type: ignore[assignment]
-PROJECT_SYNC: Table = ProjectSync.__table__  # type: ignore[assignment]
-CHILD_TABLES: dict[str, Table] = {t.name: t for t in EVENT_CHILD_TABLES}
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+# The tables as Core objects are the schema's; they are importable from here too, where the
+# writer's callers have always found them.
+from archiver.storage.models import CHILD_TABLES as CHILD_TABLES
+from archiver.storage.models import EVENTS as EVENTS
+from archiver.storage.models import ISSUE_SYNC as ISSUE_SYNC
+from archiver.storage.models import ISSUES as ISSUES
+from archiver.storage.models import PROJECT_SYNC as PROJECT_SYNC
+from archiver.storage.models import PROJECTS as PROJECTS
+from archiver.storage.models import RELEASES as RELEASES
+from archiver.storage.models import RUNS as RUNS
 
 
 @dataclass(frozen=True)
@@ -79,8 +69,8 @@ class WriteResult:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
-    # hollow copies (no body: sentry-api.md, Correction 6) left unwritten over a complete
-    # archived event; counted, not stored, so the archived rows stay byte for byte
+    # hollow copies (whose body Sentry lost) left unwritten over a complete archived event;
+    # counted, not stored, so the archived rows stay byte for byte
     hollow_ignored: int = 0
 
     def __add__(self, other: WriteResult) -> WriteResult:
@@ -92,9 +82,12 @@ class WriteResult:
         )
 
 
-@dataclass(frozen=True)
-class IssueWalk:
-    """The checkpoint of one issue's event walk (a row of ``sync_issues``)."""
+class IssueWalkRow(TypedDict):
+    """A row of ``sync_issues``: the checkpoint of one issue's event walk.
+
+    A plain mapping, because storage never imports the sync engine: the engine turns it into
+    its own record (``archiver.sync.state.IssueWalk``). ``status`` is the stored word.
+    """
 
     issue_id: int
     project_id: int
@@ -106,77 +99,14 @@ class IssueWalk:
     walk_events: int
 
 
-@dataclass(frozen=True)
-class EncodedEvent:
-    """A normalized event as the writer stores it, values already converted for one database.
-
-    ``event`` is the ``events`` row as a tuple in :data:`EVENT_COLUMNS` order; child rows are
-    tuples in :data:`CHILD_COLUMNS` order, without ``event_pk`` (the writer prepends it).
-    Made by :func:`encode_event`, in a worker process during a sync, so that the single
-    writer spends its time in the database and not in Python.
-    """
-
-    project_id: int
-    event_id: str
-    issue_id: int | None
-    event: tuple[Any, ...]
-    children: dict[str, list[tuple[Any, ...]]]
-    release_version: str | None
-    release: dict[str, Any] | None
-    sha256: str  # of the raw JSON: an unchanged event is not written again
-    rank: int  # how rich the payload is (see _rank)
-
-    def event_row(self) -> dict[str, Any]:
-        """The ``events`` row as a dict (converted values), for tests and debugging."""
-        return dict(zip(EVENT_COLUMNS, self.event, strict=True))
-
-
-def encode_event(ev: NormalizedEvent | EncodedEvent, dialect: str) -> EncodedEvent:
-    """Rows to tuples of values converted for ``dialect``, and the raw JSON's SHA-256.
-
-    Pure, so it runs in any process.
-    """
-    if isinstance(ev, EncodedEvent):
-        return ev
-    row = ev.event
-    sha = hashlib.sha256(row["raw_json"].encode("utf-8", "surrogatepass")).hexdigest()
-    values = _convert((*_pick_event(row), sha), _converters("events", dialect))
-    children: dict[str, list[tuple[Any, ...]]] = {}
-    for name, rows in ev.children.items():
-        if rows:
-            pick, convert = _pickers[name], _converters(name, dialect)
-            children[name] = [_convert(pick(r), convert) for r in rows]
-    return EncodedEvent(
-        ev.project_id,
-        ev.event_id,
-        ev.issue_id,
-        values,
-        children,
-        ev.release_version,
-        ev.release,
-        sha,
-        _rank(bool(row.get("has_detail")), bool(row.get("is_full"))),
-    )
-
-
 def _insert_fn(conn: Connection) -> Any:
+    """The dialect's own ``insert``, the one with ``ON CONFLICT`` (SQLite and PostgreSQL)."""
     name = conn.dialect.name
     if name == "postgresql":
         return postgresql.insert
     if name == "sqlite":
         return sqlite.insert
     raise NotImplementedError(f"unsupported database dialect: {name}")
-
-
-def _rank(has_detail: bool, is_full: bool) -> int:
-    """How rich a payload is: detail > full list item > slim or hollow item.
-
-    A payload without a body (``is_full`` false) ranks lowest even when a detail endpoint
-    served it: ``latest`` serves hollow events (sentry-api.md, Correction 6).
-    """
-    if not is_full:
-        return 0
-    return 2 if has_detail else 1
 
 
 class Store:
@@ -277,15 +207,18 @@ class Store:
     # ----------------------------------------------------------------- discovery objects
 
     def upsert_projects(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert or refresh ``projects`` rows (``normalize_project``); archived_at is kept."""
         now = utcnow()
         self.upsert(conn, PROJECTS, [{**r, "updated_at": now} for r in rows], keys=["id"])
 
     def upsert_issues(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert or refresh ``issues`` rows, with placeholder projects for the foreign key."""
         now = utcnow()
         self.ensure_projects(conn, {int(r["project_id"]) for r in rows})
         self.upsert(conn, ISSUES, [{**r, "updated_at": now} for r in rows], keys=["id"])
 
     def upsert_releases(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert or refresh ``releases`` rows, keyed by version."""
         self.upsert(conn, RELEASES, rows, keys=["version"])
 
     def ensure_projects(self, conn: Connection, project_ids: Iterable[int]) -> None:
@@ -320,13 +253,6 @@ class Store:
         )
         return {int(i): int(n) for i, n in rows}
 
-    def known_releases(self, conn: Connection, versions: Iterable[str]) -> set[str]:
-        wanted = sorted(set(versions))
-        if not wanted:
-            return set()
-        found = conn.execute(select(RELEASES.c.version).where(RELEASES.c.version.in_(wanted)))
-        return {row[0] for row in found}
-
     # ----------------------------------------------------------------- events
 
     def write_events(
@@ -345,51 +271,41 @@ class Store:
         )
         self.ensure_projects(conn, {ev.project_id for ev in batch.values()})
 
-        existing = self._existing(conn, batch.keys())
-        stamp = _converter(EVENTS.c.updated_at.type, dialect)(utcnow())
-        to_write: list[tuple[Any, ...]] = []
-        written: list[tuple[int, str]] = []
-        changed_pks: list[int] = []
-        inserted = updated = unchanged = hollow = 0
-        for key, ev in batch.items():
-            old = existing.get(key)
-            if old is not None:
-                pk, old_sha, old_rank = old
-                if old_sha == ev.sha256 or ev.rank < old_rank:
-                    unchanged += 1
-                    if old_sha != ev.sha256 and ev.rank == 0 and old_rank > 0:
-                        hollow += 1  # (a slim list item ranks 0 too; it is counted alike)
-                    continue
-                changed_pks.append(pk)
-                updated += 1
-            else:
-                inserted += 1
-            to_write.append((*ev.event, stamp, stamp))  # archived_at, updated_at
-            written.append(key)
-
-        if changed_pks:
+        plan = _plan(batch, self._existing(conn, batch.keys()))
+        if plan.changed_pks:
             for table in CHILD_TABLES.values():
-                conn.execute(delete(table).where(table.c.event_pk.in_(changed_pks)))
-        if to_write:
-            preparer = conn.dialect.identifier_preparer
-            # archived_at is kept: it says when the event first entered the archive
-            conflict = " ON CONFLICT (project_id, event_id) DO UPDATE SET " + ", ".join(
-                f"{preparer.quote(c)} = excluded.{preparer.quote(c)}"
-                for c in (*EVENT_COLUMNS, "updated_at")
-                if c not in ("project_id", "event_id")
-            )
-            self._insert_rows(
-                conn, EVENTS, (*EVENT_COLUMNS, "archived_at", "updated_at"), to_write, conflict
-            )
-            pks = {k: v[0] for k, v in self._existing(conn, written).items()}
-            children: dict[str, list[tuple[Any, ...]]] = {name: [] for name in CHILD_TABLES}
-            for key in written:
-                pk_prefix = (pks[key],)
-                for name, rows in batch[key].children.items():
-                    children[name].extend([pk_prefix + r for r in rows])
-            for name, params in children.items():
-                self._insert_many(conn, CHILD_TABLES[name], params)
-        return WriteResult(inserted, updated, unchanged, hollow)
+                conn.execute(delete(table).where(table.c.event_pk.in_(plan.changed_pks)))
+        if plan.written:
+            self._write_events(conn, batch, plan.written)
+        return plan.result
+
+    def _write_events(
+        self,
+        conn: Connection,
+        batch: Mapping[tuple[int, str], EncodedEvent],
+        written: Sequence[tuple[int, str]],
+    ) -> None:
+        """Upsert the ``events`` rows of ``written``, then insert all of their child rows."""
+        stamp = converter(EVENTS.c.updated_at.type, conn.dialect.name)(utcnow())
+        to_write = [(*batch[key].event, stamp, stamp) for key in written]  # archived/updated_at
+        preparer = conn.dialect.identifier_preparer
+        # archived_at is kept: it says when the event first entered the archive
+        conflict = " ON CONFLICT (project_id, event_id) DO UPDATE SET " + ", ".join(
+            f"{preparer.quote(c)} = excluded.{preparer.quote(c)}"
+            for c in (*EVENT_COLUMNS, "updated_at")
+            if c not in ("project_id", "event_id")
+        )
+        self._insert_rows(
+            conn, EVENTS, (*EVENT_COLUMNS, "archived_at", "updated_at"), to_write, conflict
+        )
+        pks = {k: v[0] for k, v in self._existing(conn, written).items()}
+        children: dict[str, list[tuple[Any, ...]]] = {name: [] for name in CHILD_TABLES}
+        for key in written:
+            pk_prefix = (pks[key],)
+            for name, rows in batch[key].children.items():
+                children[name].extend([pk_prefix + r for r in rows])
+        for name, params in children.items():
+            self._insert_many(conn, CHILD_TABLES[name], params)
 
     def _existing(
         self, conn: Connection, keys: Iterable[tuple[int, str]]
@@ -415,49 +331,44 @@ class Store:
                     ).where(EVENTS.c.project_id == pid, EVENTS.c.event_id.in_(chunk))
                 )
                 for pk, eid, sha, has_detail, is_full in rows:
-                    found[(pid, eid)] = (pk, sha, _rank(bool(has_detail), bool(is_full)))
+                    found[(pid, eid)] = (pk, sha, rank(bool(has_detail), bool(is_full)))
         return found
 
     # ----------------------------------------------------------------- checkpoints
 
-    def issue_walk(self, conn: Connection, issue_id: int) -> IssueWalk | None:
+    def issue_walk(self, conn: Connection, issue_id: int) -> IssueWalkRow | None:
         row = conn.execute(select(ISSUE_SYNC).where(ISSUE_SYNC.c.issue_id == issue_id)).first()
         return _issue_walk(dict(row._mapping)) if row is not None else None
 
-    def issue_walks(self, conn: Connection, project_id: int) -> dict[int, IssueWalk]:
+    def issue_walks(self, conn: Connection, project_id: int) -> dict[int, IssueWalkRow]:
         rows = conn.execute(select(ISSUE_SYNC).where(ISSUE_SYNC.c.project_id == project_id))
-        return {r.issue_id: _issue_walk(dict(r._mapping)) for r in rows}
+        return {int(r.issue_id): _issue_walk(dict(r._mapping)) for r in rows}
 
     def save_issue_walk(
-        self, conn: Connection, walk: IssueWalk, *, error: str | None = None
+        self, conn: Connection, walk: IssueWalkRow, *, error: str | None = None
     ) -> None:
-        row = {
-            "issue_id": walk.issue_id,
-            "project_id": walk.project_id,
-            "status": walk.status,
-            "synced_until": walk.synced_until,
-            "walk_start": walk.walk_start,
-            "walk_end": walk.walk_end,
-            "walk_cursor": walk.walk_cursor,
-            "walk_events": walk.walk_events,
-            "last_error": error,
-            "updated_at": utcnow(),
-        }
+        row = {**_issue_walk(walk), "last_error": error, "updated_at": utcnow()}
         self.upsert(conn, ISSUE_SYNC, [row], keys=["issue_id"])
 
     def project_sync(self, conn: Connection, project_id: int) -> Mapping[str, Any] | None:
+        """The project's discovery bookmark (its ``sync_projects`` row), None before the first."""
         row = conn.execute(
             select(PROJECT_SYNC).where(PROJECT_SYNC.c.project_id == project_id)
         ).first()
         return dict(row._mapping) if row is not None else None
 
     def save_project_sync(self, conn: Connection, project_id: int, **values: Any) -> None:
+        """Write the given ``sync_projects`` columns, in the caller's transaction."""
         row = {"project_id": project_id, **values, "updated_at": utcnow()}
         self.upsert(conn, PROJECT_SYNC, [row], keys=["project_id"])
 
     # ----------------------------------------------------------------- runs
 
     def start_run(self, command: str, **values: Any) -> int:
+        """Record a command run as ``running`` in its own transaction; returns its id.
+
+        Committed at once, so a run killed later still leaves its trace in ``runs``.
+        """
         with self.transaction() as conn:
             result = conn.execute(
                 insert(RUNS).values(
@@ -474,6 +385,7 @@ class Store:
             return int(pk[0])
 
     def finish_run(self, run_id: int, outcome: str, **values: Any) -> None:
+        """Record how a run ended (``success``, ``partial``, ``failed``, ``interrupted``)."""
         with self.transaction() as conn:
             conn.execute(
                 update(RUNS)
@@ -481,12 +393,35 @@ class Store:
                 .values(outcome=outcome, finished_at=utcnow(), **values)
             )
 
+    # ----------------------------------------------------------------- issue fates
 
-def _issue_walk(m: Mapping[str, Any]) -> IssueWalk:
-    return IssueWalk(
+    def mark_issue_merged(self, conn: Connection, issue_id: int, into: int) -> None:
+        """Sentry answered for the issue with another one's events: it was merged there."""
+        conn.execute(
+            update(ISSUES)
+            .where(ISSUES.c.id == issue_id)
+            .values(merged_into_id=into, updated_at=utcnow())
+        )
+
+    def mark_issue_gone(self, conn: Connection, issue_id: int) -> None:
+        """The issue answers 404 (deleted): its archived events stay, dated by ``gone_at``."""
+        now = utcnow()
+        conn.execute(
+            update(ISSUES).where(ISSUES.c.id == issue_id).values(gone_at=now, updated_at=now)
+        )
+
+    def release_versions(self) -> set[str]:
+        """Every archived release version (a sync fetches each release once per archive)."""
+        with self.engine.connect() as conn:
+            return {str(r[0]) for r in conn.execute(select(RELEASES.c.version))}
+
+
+def _issue_walk(m: Mapping[str, Any]) -> IssueWalkRow:
+    """The checkpoint's columns of a ``sync_issues`` row (or of a row to save)."""
+    return IssueWalkRow(
         issue_id=m["issue_id"],
         project_id=m["project_id"],
-        status=m["status"],
+        status=str(m["status"]),
         synced_until=m["synced_until"],
         walk_start=m["walk_start"],
         walk_end=m["walk_end"],
@@ -505,35 +440,6 @@ def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield values[start : start + IN_LIST_MAX]
 
 
-# The events row's columns in the order of its tuple (raw_sha256 last; the writer adds
-# archived_at and updated_at; id is the database's).
-EVENT_COLUMNS: tuple[str, ...] = (
-    *(
-        c.name
-        for c in EVENTS.columns
-        if c.name not in ("id", "raw_sha256", "archived_at", "updated_at")
-    ),
-    "raw_sha256",
-)
-
-# Child row columns in the order of their tuples (``event_pk`` left out: the writer adds it).
-CHILD_COLUMNS: dict[str, tuple[str, ...]] = {
-    t.name: tuple(c.name for c in t.columns if c.name != "event_pk") for t in EVENT_CHILD_TABLES
-}
-
-
-def _picker(columns: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
-    """A row dict's values as a tuple in ``columns`` order (itemgetter, in C)."""
-    if len(columns) == 1:
-        (only,) = columns
-        return lambda row: (row[only],)
-    return operator.itemgetter(*columns)
-
-
-_pickers = {name: _picker(cols) for name, cols in CHILD_COLUMNS.items()}
-_pick_event = _picker(EVENT_COLUMNS[:-1])  # raw_sha256 is computed, not normalized
-
-
 def _max_params(conn: Connection) -> int:
     """Bound parameters one statement may carry on this database."""
     if conn.dialect.name == "sqlite":
@@ -543,71 +449,41 @@ def _max_params(conn: Connection) -> int:
     return 65535  # PostgreSQL's protocol limit
 
 
-def _identity(value: Any) -> Any:
-    return value
+@dataclass(frozen=True)
+class _Plan:
+    """What ``write_events`` does with a batch: the events it writes, in batch order, the
+    primary keys of stored events whose child rows it replaces, and the counts it reports."""
+
+    written: list[tuple[int, str]]
+    changed_pks: list[int]
+    result: WriteResult
 
 
-# One encoder for every value: json.dumps with options builds a new encoder per call.
-_encode_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+def _plan(
+    batch: Mapping[tuple[int, str], EncodedEvent],
+    existing: Mapping[tuple[int, str], tuple[int, str | None, int]],
+) -> _Plan:
+    """Decide per event: new, changed (replaced whole) or left as stored.
 
-
-def _json_value(value: Any) -> Any:
-    return None if value is None else _encode_json(value)
-
-
-def _sqlite_datetime(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def _pg_datetime(value: dt.datetime | None) -> dt.datetime | None:
-    """UTCDateTime's rule: a naive value is UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=dt.timezone.utc)
-
-
-def _sqlite_date(value: dt.date | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def _converter(type_: Any, dialect: str) -> Callable[[Any], Any]:
-    """How SQLAlchemy would bind a value of this column type, as a plain function.
-
-    JSON becomes its text on both databases (PostgreSQL casts it in the INSERT).
+    An event is left as stored when its raw JSON is unchanged, or when the stored copy is
+    richer (see :func:`~archiver.storage.encode.rank`): a slim or hollow copy never replaces
+    a complete one.
     """
-    if isinstance(type_, (UTCDateTime, DateTime)):
-        return _sqlite_datetime if dialect == "sqlite" else _pg_datetime
-    if isinstance(type_, Date):
-        return _sqlite_date if dialect == "sqlite" else _identity
-    if isinstance(type_, JSON):
-        return _json_value
-    return _identity
-
-
-@functools.lru_cache(maxsize=64)
-def _converters(table: str, dialect: str) -> tuple[tuple[int, Callable[[Any], Any]], ...]:
-    """(position, converter) of the columns, in tuple order, whose values need converting
-    (``events``: :data:`EVENT_COLUMNS`; a child table: its :data:`CHILD_COLUMNS`)."""
-    columns = EVENT_COLUMNS if table == "events" else CHILD_COLUMNS[table]
-    types = EVENTS.c if table == "events" else CHILD_TABLES[table].c
-    out = []
-    for i, column in enumerate(columns):
-        conv = _converter(types[column].type, dialect)
-        if conv is not _identity:
-            out.append((i, conv))
-    return tuple(out)
-
-
-def _convert(
-    values: tuple[Any, ...], converters: tuple[tuple[int, Callable[[Any], Any]], ...]
-) -> tuple[Any, ...]:
-    if not converters:
-        return values
-    out = list(values)
-    for i, conv in converters:
-        out[i] = conv(out[i])
-    return tuple(out)
+    written: list[tuple[int, str]] = []
+    changed_pks: list[int] = []
+    inserted = updated = unchanged = hollow = 0
+    for key, ev in batch.items():
+        old = existing.get(key)
+        if old is None:
+            inserted += 1
+        else:
+            pk, old_sha, old_rank = old
+            if old_sha == ev.sha256 or ev.rank < old_rank:
+                unchanged += 1
+                if old_sha != ev.sha256 and ev.rank == 0 and old_rank > 0:
+                    hollow += 1  # (a slim list item ranks 0 too; it is counted alike)
+                continue
+            changed_pks.append(pk)
+            updated += 1
+        written.append(key)
+    return _Plan(written, changed_pks, WriteResult(inserted, updated, unchanged, hollow))

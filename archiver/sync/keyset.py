@@ -42,7 +42,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from archiver.errors import WalkBroken
-from archiver.normalize.event import event_second
+from archiver.normalize import event_second
 
 FORMAT = 2  # version tag inside the JSON checkpoint; old checkpoints are plain cursors
 MAX_EMPTY_PAGES = 3

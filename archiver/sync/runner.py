@@ -31,7 +31,8 @@ from archiver.sentry.client import SentryClient
 from archiver.storage import db
 from archiver.storage import lock as run_lock
 from archiver.storage.store import Store
-from archiver.sync.engine import Progress, Syncer, SyncReport
+from archiver.sync.engine import Syncer
+from archiver.sync.report import Progress, SyncReport
 from archiver.sync.workers import tune_allocator
 
 log = logging.getLogger("archiver.run")
@@ -76,7 +77,8 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def make_client(settings: Settings) -> SentryClient:
+def make_client(settings: Settings, stop: threading.Event | None = None) -> SentryClient:
+    """The run's client; with ``stop``, its waits (backoff, rate limits) end when a stop is asked."""
     return SentryClient(
         settings.url,
         settings.token,
@@ -84,6 +86,7 @@ def make_client(settings: Settings) -> SentryClient:
         max_retries=settings.max_retries,
         user_agent=f"sentry-archiver/{__version__}",
         max_connections=max(4, settings.concurrency * 2),
+        stop=stop,
     )
 
 
@@ -99,7 +102,7 @@ def execute_sync(
     started = time.monotonic()
     engine = db.make_engine(settings.db)
     try:
-        with make_client(settings) as client, ExitStack() as held:
+        with make_client(settings, stop) as client, ExitStack() as held:
             store = Store(engine)
             syncer = Syncer(client, store, settings, stop=stop, on_progress=on_progress)
 

@@ -35,14 +35,6 @@ PREFIX = "sentry-archiver-spool-"
 
 
 @dataclass(frozen=True)
-class BodyFile:
-    """A response body that was streamed to a file instead of memory."""
-
-    path: str
-    size: int
-
-
-@dataclass(frozen=True)
 class PageFiles:
     """Where one page's body and its encoded events are spooled."""
 

@@ -36,10 +36,10 @@ from types import TracebackType
 from typing import Any, BinaryIO
 
 from archiver.errors import InvalidBody
-from archiver.operations.scrub import Scrubber, make_scrubber, normalize_scrubbed
-from archiver.storage.store import EncodedEvent, encode_event
+from archiver.normalize import Scrubber, make_scrubber, normalize_scrubbed
+from archiver.sentry.body import BodyFile
+from archiver.storage.encode import EncodedEvent, encode_event
 from archiver.sync.keyset import event_key
-from archiver.sync.spool import BodyFile
 
 log = logging.getLogger("archiver.sync.workers")
 
@@ -288,11 +288,9 @@ def tune_allocator() -> bool:
     The writer's process holds pages of large strings (events' raw JSON, tens of KB each,
     page bodies of several MB) that several threads allocate and free. glibc's defaults give
     each thread its own arena and raise the mmap threshold after each large free, so those
-    blocks end up scattered over heaps that can never shrink. Measured with
-    bench/bench_sync.py on a 10k-event sync: peak RSS 216 MB with glibc's defaults, 182 MB
-    with the same settings given as environment variables at start-up (MALLOC_ARENA_MAX=2
-    MALLOC_MMAP_THRESHOLD_=65536), 197 MB with this call (it comes after start-up, so it helps
-    a little less). Elsewhere (musl, macOS) this does nothing.
+    blocks end up scattered over heaps that can never shrink (the README's performance
+    section has the measured effect; environment variables set before start-up help a little
+    more, but a command cannot set them for itself). Elsewhere (musl, macOS) this does nothing.
     """
     if not sys.platform.startswith("linux"):
         return False

@@ -2,8 +2,8 @@
 
 Takes the same options, environment variables and ``--config`` file as ``sync`` and prints what
 a run would use, as TOML in the config file's own layout (so it can be pasted into one) or as
-JSON. The auth token and the scrub key are shown only as ``********`` (or as unset), and a
-password in the database URL is hidden.
+JSON. The auth token and the scrub key are shown only as ``***`` (or as unset), and a
+password in the database URL or the Sentry URL is hidden as well.
 """
 
 from __future__ import annotations
@@ -14,11 +14,9 @@ from typing import Any
 
 import click
 
-from archiver.config import FILE_KEYS, Settings
+from archiver.cli.options import remote_options, sync_options
+from archiver.config import FILE_KEYS, Settings, settings_from_options
 from archiver.storage.db import safe_url
-
-# Options of `sync` that make no sense here.
-_SKIP = {"quiet", "verbose", "log_format"}
 
 
 def effective_sections(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -74,24 +72,12 @@ def config_group() -> None:
 
 @config_group.command("show")
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of TOML.")
-def config_show(as_json: bool, **options: Any) -> None:
+@remote_options()
+@sync_options
+def config_show(as_json: bool, **options: object) -> None:
     """Print the effective configuration (token and scrub key redacted).
 
     Takes the same options, environment variables and --config file as `sync`.
     """
-    from archiver.cli import load_cli_settings
-
-    for name in _SKIP:
-        options.pop(name, None)
-    settings: Settings = load_cli_settings(options)
+    settings = settings_from_options(options)
     click.echo(to_json(settings) if as_json else to_toml(settings), nl=False)
-
-
-def register(cli: click.Group) -> None:
-    """Add ``config show`` to the CLI, taking every option of ``sync``."""
-    if "config" in cli.commands:
-        return
-    own = list(config_show.params)
-    names = {p.name for p in own} | _SKIP
-    config_show.params = own + [p for p in cli.commands["sync"].params if p.name not in names]
-    cli.add_command(config_group)

@@ -1,0 +1,90 @@
+"""``sentry-archiver db upgrade | downgrade | current | check``: the archive's schema."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from archiver.cli.options import config_option, db_option
+from archiver.config import settings_from_options
+from archiver.errors import ExitCode
+from archiver.storage.db import (
+    current_revision,
+    downgrade,
+    head_revision,
+    make_engine,
+    safe_url,
+    schema_diff,
+    upgrade,
+)
+
+
+def _db_url(db: str | None, config_file: str | None) -> str:
+    """The archive's URL as every command resolves it (``--db``, env, config file, default)."""
+    return settings_from_options({"db": db, "config_file": config_file}).db
+
+
+@click.group("db")
+def db_group() -> None:
+    """Create and inspect the archive's schema."""
+
+
+@db_group.command("upgrade")
+@db_option
+@config_option
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+def db_upgrade(db: str | None, config_file: str | None, revision: str) -> None:
+    """Create the archive or bring its schema up to date."""
+    url = _db_url(db, config_file)
+    engine = make_engine(url)
+    before = current_revision(engine)
+    upgrade(engine, revision)
+    after = current_revision(engine)
+    if before == after:
+        click.echo(f"{safe_url(url)}: already at revision {after}")
+    else:
+        click.echo(f"{safe_url(url)}: upgraded {before or 'empty'} -> {after}")
+
+
+@db_group.command("downgrade")
+@db_option
+@config_option
+@click.argument("revision")
+def db_downgrade(db: str | None, config_file: str | None, revision: str) -> None:
+    """Step the schema back to REVISION ('base' drops every table: the archive is lost)."""
+    url = _db_url(db, config_file)
+    engine = make_engine(url)
+    downgrade(engine, revision)
+    click.echo(f"{safe_url(url)}: now at revision {current_revision(engine) or 'base'}")
+
+
+@db_group.command("current")
+@db_option
+@config_option
+def db_current(db: str | None, config_file: str | None) -> None:
+    """Print the database's schema revision and the newest this version knows."""
+    engine = make_engine(_db_url(db, config_file))
+    current = current_revision(engine)
+    head = head_revision()
+    state = "up to date" if current == head else "needs: sentry-archiver db upgrade"
+    click.echo(f"current: {current or 'none'}\nhead:    {head}\n{state}")
+
+
+@db_group.command("check")
+@db_option
+@config_option
+def db_check(db: str | None, config_file: str | None) -> None:
+    """Fail (exit 7) unless the database matches the models exactly."""
+    engine = make_engine(_db_url(db, config_file))
+    current = current_revision(engine)
+    head = head_revision()
+    problems: list[str] = []
+    if current != head:
+        problems.append(f"schema revision is {current or 'none'}, expected {head}")
+    problems.extend(str(d) for d in schema_diff(engine))
+    if problems:
+        for p in problems:
+            click.echo(f"drift: {p}", err=True)
+        sys.exit(int(ExitCode.DATABASE))
+    click.echo(f"ok: schema at {head} matches the models")

@@ -1,0 +1,90 @@
+"""A response's body: read whole into memory, or streamed into a file, and Sentry's error text.
+
+Why a body is streamed out of httpx's response instead of read into it: httpx's response and
+its stream refer to each other, so a body read into it is freed only by the cyclic garbage
+collector, and pages of several MB outlived their use by many pages. Streamed out and wrapped
+in a plain response, each body is freed as soon as nothing uses it. Given a file path, a 2xx
+body goes into that file chunk by chunk and is never held whole (the sync engine's spool);
+error bodies are always read into memory, for their message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+
+@dataclass(frozen=True)
+class BodyFile:
+    """A response body that was streamed to a file instead of memory."""
+
+    path: str
+    size: int
+
+
+def receive(
+    http: httpx.Client,
+    request: httpx.Request,
+    body_path: str | None = None,
+    check: Callable[[], None] = lambda: None,
+) -> tuple[httpx.Response, bytes | BodyFile]:
+    """Send ``request`` and read its answer whole: a response holding no body, and the body.
+
+    The response keeps status and headers only (the content headers removed: the body is
+    decoded already), so the caller decides how long the body lives. ``check`` is called
+    once the headers are in and after each chunk of the body: it raises to abandon an answer
+    that takes too long as a whole (httpx's timeout bounds each read, not the sum).
+    """
+    streamed = http.send(request, stream=True)
+    body: bytes | BodyFile
+    try:
+        check()
+        if body_path is not None and 200 <= streamed.status_code < 300:
+            size = 0
+            with open(body_path, "wb") as out:
+                for chunk in streamed.iter_bytes():
+                    check()
+                    out.write(chunk)
+                    size += len(chunk)
+            body = BodyFile(body_path, size)
+            content = b""
+        else:
+            chunks = []
+            for chunk in streamed.iter_bytes():
+                check()
+                chunks.append(chunk)
+            body = content = b"".join(chunks)
+    finally:
+        streamed.close()
+    headers = streamed.headers.copy()
+    for decoded in ("content-encoding", "content-length"):
+        headers.pop(decoded, None)
+    response = httpx.Response(
+        streamed.status_code, headers=headers, content=content, request=request
+    )
+    return response, body
+
+
+def size_of(body: bytes | BodyFile) -> int:
+    return body.size if isinstance(body, BodyFile) else len(body)
+
+
+def detail_of(response: httpx.Response) -> str:
+    """Sentry's error text: ``{"detail": ...}``, a bare JSON string, or the body's start."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200].strip()
+    if isinstance(body, dict):
+        detail = body.get("detail")
+        return detail if isinstance(detail, str) else json.dumps(body)[:200]
+    if isinstance(body, str):
+        return body
+    return json.dumps(body)[:200]
+
+
+class AnswerTooSlow(httpx.ReadTimeout):
+    """The whole answer took longer than its deadline (each read was within the timeout)."""

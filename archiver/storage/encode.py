@@ -1,0 +1,187 @@
+"""Rows to parameter tuples: a normalized event as the writer stores it.
+
+The writer sends events and their child rows (tens per event) straight to the driver, skipping
+SQLAlchemy's per-row parameter processing, so the values must already be what SQLAlchemy would
+bind: datetimes as SQLite text or aware UTC, dates as text on SQLite, JSON as its text. This
+conversion is pure and runs in the sync's worker processes, which is why it lives apart from
+the store: workers import this module, not the writer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import json
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import JSON, Date, DateTime
+
+from archiver.normalize import NormalizedEvent
+from archiver.storage.base import UTCDateTime
+from archiver.storage.models import CHILD_TABLES, EVENT_CHILD_TABLES, EVENTS
+
+# The events row's columns in the order of its tuple (raw_sha256 last; the writer adds
+# archived_at and updated_at; id is the database's).
+EVENT_COLUMNS: tuple[str, ...] = (
+    *(
+        c.name
+        for c in EVENTS.columns
+        if c.name not in ("id", "raw_sha256", "archived_at", "updated_at")
+    ),
+    "raw_sha256",
+)
+
+# Child row columns in the order of their tuples (``event_pk`` left out: the writer adds it).
+CHILD_COLUMNS: dict[str, tuple[str, ...]] = {
+    t.name: tuple(c.name for c in t.columns if c.name != "event_pk") for t in EVENT_CHILD_TABLES
+}
+
+
+def _picker(columns: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A row dict's values as a tuple in ``columns`` order (itemgetter, in C)."""
+    if len(columns) == 1:
+        (only,) = columns
+        return lambda row: (row[only],)
+    return operator.itemgetter(*columns)
+
+
+_pickers = {name: _picker(cols) for name, cols in CHILD_COLUMNS.items()}
+_pick_event = _picker(EVENT_COLUMNS[:-1])  # raw_sha256 is computed, not normalized
+
+
+@dataclass(frozen=True)
+class EncodedEvent:
+    """A normalized event as the writer stores it, values already converted for one database.
+
+    ``event`` is the ``events`` row as a tuple in :data:`EVENT_COLUMNS` order; child rows are
+    tuples in :data:`CHILD_COLUMNS` order, without ``event_pk`` (the writer prepends it).
+    Made by :func:`encode_event`, in a worker process during a sync, so that the single
+    writer spends its time in the database and not in Python.
+    """
+
+    project_id: int
+    event_id: str
+    issue_id: int | None
+    event: tuple[Any, ...]
+    children: dict[str, list[tuple[Any, ...]]]
+    release_version: str | None
+    release: dict[str, Any] | None
+    sha256: str  # of the raw JSON: an unchanged event is not written again
+    rank: int  # how rich the payload is (see :func:`rank`)
+
+    def event_row(self) -> dict[str, Any]:
+        """The ``events`` row as a dict (converted values), for tests and debugging."""
+        return dict(zip(EVENT_COLUMNS, self.event, strict=True))
+
+
+def encode_event(ev: NormalizedEvent | EncodedEvent, dialect: str) -> EncodedEvent:
+    """Rows to tuples of values converted for ``dialect``, and the raw JSON's SHA-256.
+
+    Pure, so it runs in any process.
+    """
+    if isinstance(ev, EncodedEvent):
+        return ev
+    row = ev.event
+    sha = hashlib.sha256(row["raw_json"].encode("utf-8", "surrogatepass")).hexdigest()
+    values = _convert((*_pick_event(row), sha), _converters("events", dialect))
+    children: dict[str, list[tuple[Any, ...]]] = {}
+    for name, rows in ev.children.items():
+        if rows:
+            pick, convert = _pickers[name], _converters(name, dialect)
+            children[name] = [_convert(pick(r), convert) for r in rows]
+    return EncodedEvent(
+        ev.project_id,
+        ev.event_id,
+        ev.issue_id,
+        values,
+        children,
+        ev.release_version,
+        ev.release,
+        sha,
+        rank(bool(row.get("has_detail")), bool(row.get("is_full"))),
+    )
+
+
+def rank(has_detail: bool, is_full: bool) -> int:
+    """How rich a payload is: detail > full list item > slim or hollow item.
+
+    A payload without a body (``is_full`` false) ranks lowest even when a detail endpoint
+    served it: ``latest`` serves hollow events (whose body Sentry lost).
+    """
+    if not is_full:
+        return 0
+    return 2 if has_detail else 1
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+# One encoder for every value: json.dumps with options builds a new encoder per call.
+_encode_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+
+
+def _json_value(value: Any) -> Any:
+    return None if value is None else _encode_json(value)
+
+
+def _sqlite_datetime(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _pg_datetime(value: dt.datetime | None) -> dt.datetime | None:
+    """UTCDateTime's rule: a naive value is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=dt.timezone.utc)
+
+
+def _sqlite_date(value: dt.date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def converter(type_: Any, dialect: str) -> Callable[[Any], Any]:
+    """How SQLAlchemy would bind a value of this column type, as a plain function.
+
+    JSON becomes its text on both databases (PostgreSQL casts it in the INSERT).
+    """
+    if isinstance(type_, (UTCDateTime, DateTime)):
+        return _sqlite_datetime if dialect == "sqlite" else _pg_datetime
+    if isinstance(type_, Date):
+        return _sqlite_date if dialect == "sqlite" else _identity
+    if isinstance(type_, JSON):
+        return _json_value
+    return _identity
+
+
+@functools.lru_cache(maxsize=64)
+def _converters(table: str, dialect: str) -> tuple[tuple[int, Callable[[Any], Any]], ...]:
+    """(position, converter) of the columns, in tuple order, whose values need converting
+    (``events``: :data:`EVENT_COLUMNS`; a child table: its :data:`CHILD_COLUMNS`)."""
+    columns = EVENT_COLUMNS if table == "events" else CHILD_COLUMNS[table]
+    types = EVENTS.c if table == "events" else CHILD_TABLES[table].c
+    out = []
+    for i, column in enumerate(columns):
+        conv = converter(types[column].type, dialect)
+        if conv is not _identity:
+            out.append((i, conv))
+    return tuple(out)
+
+
+def _convert(
+    values: tuple[Any, ...], converters: tuple[tuple[int, Callable[[Any], Any]], ...]
+) -> tuple[Any, ...]:
+    if not converters:
+        return values
+    out = list(values)
+    for i, conv in converters:
+        out[i] = conv(out[i])
+    return tuple(out)

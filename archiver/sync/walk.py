@@ -1,0 +1,304 @@
+"""The fetch side of one issue's walk: keyset requests, detail fetches, pages to the writer.
+
+A walk thread asks for the top of the issue's pinned window (see :mod:`archiver.sync.keyset`
+for why never a deep offset), streams the body into the run's spool, lets a worker process
+normalize it (:mod:`archiver.sync.workers`), fetches the detail of events the list left
+hollow, and hands the page with the checkpoint after it to the writer. It never writes: the
+checkpoint becomes true only when the writer commits the page.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from archiver.config import Settings
+from archiver.errors import ApiError, AuthError, InterruptedRun, NotFoundError, WalkBroken
+from archiver.normalize import Scrubber, normalize_release, normalize_scrubbed
+from archiver.sentry.body import BodyFile
+from archiver.sentry.client import Page, SentryClient
+from archiver.storage.encode import EncodedEvent, encode_event
+from archiver.sync import keyset
+from archiver.sync.clock import FLOOR, ServerClock, epoch, floor_second, from_epoch
+from archiver.sync.handoff import (
+    FIRST_PAGE_ESTIMATE,
+    MIN_PAGE_ESTIMATE,
+    Inbox,
+    InFlight,
+    PageWork,
+    WalkEnded,
+)
+from archiver.sync.report import SyncReport
+from archiver.sync.spool import Spool
+from archiver.sync.state import IssueWalk, WalkStatus
+from archiver.sync.workers import PageJob, PageNormalizer, SpooledEvent
+
+log = logging.getLogger("archiver.sync.walk")
+
+
+class Releases:
+    """Release versions already archived or attempted: each is fetched once per archive."""
+
+    def __init__(self, known: Iterable[str]) -> None:
+        self._seen = set(known)
+        self._lock = threading.Lock()
+
+    def claim(self, version: str) -> bool:
+        with self._lock:
+            if version in self._seen:
+                return False
+            self._seen.add(version)
+            return True
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """Where a walk's pages go after the socket: the spool's files and the page workers."""
+
+    normalizer: PageNormalizer
+    spool: Spool
+
+
+def _key(item: Any) -> keyset.Key:
+    """A listed event's id and second: from the worker for a spooled event, else read here."""
+    if isinstance(item, SpooledEvent):
+        return keyset.Key(item.event_id, item.second)
+    return keyset.event_key(item)
+
+
+class Walker:
+    """Walks issues' events, one issue per call of :meth:`walk`, from any number of threads."""
+
+    def __init__(
+        self,
+        client: SentryClient,
+        settings: Settings,
+        *,
+        scrubber: Scrubber | None,
+        dialect: str,
+        clock: ServerClock,
+        report: SyncReport,
+        inbox: Inbox,
+        in_flight: InFlight,
+        releases: Releases,
+        pipeline: Pipeline,
+    ) -> None:
+        assert settings.org
+        self.client = client
+        self.settings = settings
+        self.org: str = settings.org
+        self.scrubber = scrubber
+        self.dialect = dialect
+        self.clock = clock
+        self.report = report
+        self.inbox = inbox
+        self.shutdown = inbox.shutdown
+        self.in_flight = in_flight
+        self.releases = releases
+        self.pipeline = pipeline
+
+    def walk(self, walk: IssueWalk) -> None:
+        """Walk one issue; its end (done, gone or failed) always reaches the writer."""
+        latest = [walk]  # the checkpoint of the last page handed to the writer
+        try:
+            self._walk(latest)
+        except InterruptedRun:
+            return  # a stop cut a wait short: the walk resumes from its last committed page
+        except NotFoundError:
+            log.warning("issue %s no longer exists (404); keeping what is archived", walk.issue_id)
+            self.inbox.put(WalkEnded(latest[0], WalkStatus.GONE, "404: the issue no longer exists"))
+        except AuthError as exc:
+            self.shutdown.fail(exc)
+        except ApiError as exc:
+            log.error("issue %s: %s", walk.issue_id, exc)
+            self.inbox.put(WalkEnded(latest[0], WalkStatus.FAILED, str(exc)))
+        except Exception as exc:  # a bug must not take the other walks down with it
+            log.exception("issue %s: unexpected error", walk.issue_id)
+            self.inbox.put(WalkEnded(latest[0], WalkStatus.FAILED, f"{type(exc).__name__}: {exc}"))
+
+    def _begin(self, walk: IssueWalk) -> tuple[IssueWalk, keyset.WalkState]:
+        """The walk's state: resumed from its checkpoint, or a new window pinned now."""
+        state = None
+        if walk.walk_start is not None and walk.walk_end is not None:
+            state = keyset.decode(epoch(walk.walk_start), epoch(walk.walk_end), walk.walk_cursor)
+            if state is None and walk.walk_cursor is not None:
+                # An older version's offset cursor: restart that window from its start
+                # (what is archived stays; upserts make the repeat harmless).
+                state = keyset.begin(epoch(walk.walk_start), epoch(walk.walk_end))
+        if state is not None:
+            return walk, state
+        earliest = self.settings.earliest or FLOOR
+        start = walk.synced_until - self.settings.overlap if walk.synced_until else FLOOR
+        start = max(start, earliest)
+        end = floor_second(self.clock.now())
+        walk = replace(
+            walk,
+            status=WalkStatus.WALKING,
+            walk_start=start,
+            walk_end=end,
+            walk_cursor=None,
+            walk_events=0,
+        )
+        return walk, keyset.begin(epoch(start), epoch(end))
+
+    def _walk(self, latest: list[IssueWalk]) -> None:
+        """Walk one issue's events by moving ``end`` (see :mod:`archiver.sync.keyset`).
+
+        Each request asks for offset 0 of ``[start, end)`` (or pages one crowded second
+        alone in a stable order); each page is committed with the walk's state, so a resume
+        continues exactly where the last committed page left it.
+        """
+        walk, state = self._begin(latest[0])
+        job = PageJob(
+            walk.project_id,
+            walk.issue_id,
+            self.dialect,
+            self.settings.detail == "always",
+            self.settings.scrub,
+            self.settings.scrub_key,
+        )
+        estimate = FIRST_PAGE_ESTIMATE
+        stop = self.shutdown.stop
+        while not stop.is_set():
+            if state.done:  # an empty window: nothing to ask
+                walk = replace(
+                    walk, status=WalkStatus.DONE, synced_until=walk.walk_end, walk_cursor=None
+                )
+                if self.inbox.put(WalkEnded(walk, WalkStatus.DONE)):
+                    latest[0] = walk
+                return
+            self.in_flight.acquire(estimate, stop)
+            if stop.is_set():
+                self.in_flight.release(estimate)
+                return
+            work, state = self._fetch_page(walk, state, job, estimate)
+            self.in_flight.adjust(work.held - estimate)
+            estimate = max(work.held, MIN_PAGE_ESTIMATE)
+            if not self.inbox.put(work):
+                work.files.discard()
+                self.in_flight.release(work.held)
+                return
+            walk = latest[0] = work.walk
+            if state.done:
+                return
+
+    def _fetch_page(
+        self, walk: IssueWalk, state: keyset.WalkState, job: PageJob, estimate: int
+    ) -> tuple[PageWork, keyset.WalkState]:
+        """Fetch and normalize the page the state asks for; the page holds the checkpoint
+        after it. On failure its spool files and its reservation are given back."""
+        files = self.pipeline.spool.page()
+        size = [0]
+
+        def parse(body: BodyFile) -> Any:
+            size[0] = body.size
+            try:
+                return self.pipeline.normalizer.spooled(body, files.rows, job)
+            finally:
+                os.unlink(body.path)  # read by now; a retry streams it again
+
+        fetch = state.fetch()
+        window_start = walk.walk_start
+        assert window_start is not None
+        try:
+            page = self.client.list_issue_events_page(
+                self.org,
+                walk.issue_id,
+                start=max(window_start, from_epoch(fetch.start)),
+                end=from_epoch(fetch.end),
+                environments=self.settings.environments,
+                full=True,
+                cursor=fetch.cursor,
+                sample=fetch.sample,
+                parse=parse,
+                body_path=files.body,
+            )
+            keys = [_key(item) for item in page.items]
+            try:
+                state, keep = keyset.advance(state, keys, page.has_next, page.next_cursor)
+            except WalkBroken as exc:
+                raise ApiError(f"issue {walk.issue_id}: {exc}") from exc
+            kept = [page.items[i] for i in keep]
+            events, merged_into = self._normalize_page(walk, replace(page, items=kept))
+            release_rows = self._new_releases(events)
+        except BaseException:
+            files.discard()
+            self.in_flight.release(estimate)
+            raise
+        walk = _checkpoint(walk, state, len(events))
+        return PageWork(walk, events, release_rows, merged_into, size[0], files), state
+
+    def _normalize_page(
+        self, walk: IssueWalk, page: Page
+    ) -> tuple[list[SpooledEvent | EncodedEvent], int | None]:
+        """The page's events: normalized by the worker, or fetched in detail here first."""
+        events: list[SpooledEvent | EncodedEvent] = []
+        merged_into: int | None = None
+        for item in page.items:
+            ev: SpooledEvent | EncodedEvent
+            if isinstance(item, SpooledEvent):
+                ev = item
+            else:  # the worker left it raw: it needs the event detail endpoint
+                payload, has_detail = self._fetch_detail(walk, item)
+                ev = encode_event(
+                    normalize_scrubbed(
+                        self.scrubber,
+                        payload,
+                        project_id=walk.project_id,
+                        issue_id=walk.issue_id,
+                        has_detail=has_detail,
+                    ),
+                    self.dialect,
+                )
+            if ev.issue_id is not None and ev.issue_id != walk.issue_id:
+                merged_into = ev.issue_id  # Sentry answered for a merged issue with its target
+            events.append(ev)
+        return events, merged_into
+
+    def _fetch_detail(self, walk: IssueWalk, item: Any) -> tuple[Any, bool]:
+        event_id = item.get("eventID") or item.get("id") if isinstance(item, dict) else None
+        if not event_id:
+            return item, False
+        try:
+            detail = self.client.get_issue_event(self.org, walk.issue_id, str(event_id))
+        except NotFoundError:
+            return item, False  # expired between the list and the detail: keep what we have
+        self.report.details_fetched += 1
+        return detail, True
+
+    def _new_releases(self, events: Sequence[SpooledEvent | EncodedEvent]) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for ev in events:
+            version = ev.release_version
+            if not version or not self.releases.claim(version):
+                continue
+            if ev.release is not None:
+                rows.append(ev.release)
+            elif self.settings.releases:
+                try:
+                    rows.append(normalize_release(self.client.get_release(self.org, version)))
+                except NotFoundError:
+                    log.info("release %r not found on the server", version)
+        return rows
+
+
+def _checkpoint(walk: IssueWalk, state: keyset.WalkState, events: int) -> IssueWalk:
+    """The walk record once a page of ``events`` events is committed."""
+    if state.done:
+        return replace(
+            walk,
+            status=WalkStatus.DONE,
+            synced_until=walk.walk_end,
+            walk_cursor=None,
+            walk_events=walk.walk_events + events,
+        )
+    return replace(
+        walk,
+        status=WalkStatus.WALKING,
+        walk_cursor=keyset.encode(state),
+        walk_events=walk.walk_events + events,
+    )

@@ -1,0 +1,123 @@
+"""The single writer: each page's rows and the walk's checkpoint in one transaction.
+
+The run's calling thread takes what the walk threads hand over (:mod:`archiver.sync.handoff`)
+and commits it, in order, alone. A page's events, its new releases, a merge it revealed and
+the checkpoint after it commit together or not at all, so a run killed at any instant
+resumes every walk at its last committed page and re-reads at most that one page.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from dataclasses import replace
+from typing import BinaryIO
+
+from archiver.storage.encode import EncodedEvent
+from archiver.storage.store import Store, WriteResult
+from archiver.sync.handoff import Inbox, InFlight, PageWork, WalkEnded
+from archiver.sync.report import Progress, SyncReport
+from archiver.sync.state import WalkStatus
+from archiver.sync.workers import SpooledEvent
+
+# Events the writer opens and writes at a time, in bytes of pickled rows: a page of 100 large
+# events (100 KB each) is written in ten batches, so only a tenth of its row objects exist at
+# once; a page of small events is one batch.
+WRITE_BATCH_BYTES = 1024 * 1024
+
+
+class Writer:
+    """Commits handed-over pages and walk ends until every walk has ended."""
+
+    def __init__(
+        self,
+        store: Store,
+        inbox: Inbox,
+        in_flight: InFlight,
+        report: SyncReport,
+        progress: Progress,
+        on_progress: Callable[[SyncReport, Progress], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.inbox = inbox
+        self.in_flight = in_flight
+        self.report = report
+        self.progress = progress
+        self.on_progress = on_progress
+
+    def run(self, walks: Sequence[Future[None]]) -> None:
+        """Write until the inbox is empty and every walk is over."""
+        while True:
+            item = self.inbox.get(timeout=0.1)
+            if item is None:
+                if all(f.done() for f in walks) and self.inbox.empty():
+                    return
+                continue
+            if isinstance(item, PageWork):
+                try:
+                    self.write_page(item)
+                finally:
+                    item.files.discard()
+                self.in_flight.release(item.held)
+            else:
+                self.write_end(item)
+            if self.on_progress is not None:
+                self.on_progress(self.report, self.progress)
+
+    def write_page(self, work: PageWork) -> None:
+        with self.store.transaction() as conn:
+            if work.releases:
+                self.store.upsert_releases(conn, work.releases)
+            result = WriteResult()
+            with contextlib.ExitStack() as files:
+                spooled = any(isinstance(ev, SpooledEvent) for ev in work.events)
+                rows = files.enter_context(open(work.files.rows, "rb")) if spooled else None
+                for batch in opened(work.events, rows):
+                    result += self.store.write_events(conn, batch)
+            if work.merged_into is not None:
+                self.store.mark_issue_merged(conn, work.walk.issue_id, work.merged_into)
+            self.store.save_issue_walk(conn, work.walk.row())
+        self.report.add(result)
+        self.report.pages += 1
+        self.report.releases += len(work.releases)
+        if work.merged_into is not None:
+            self.report.merged[work.walk.issue_id] = work.merged_into
+        self.progress.events += len(work.events)
+        if work.walk.status == WalkStatus.DONE:
+            self.report.issues_walked += 1
+            self.progress.issues_done += 1
+
+    def write_end(self, end: WalkEnded) -> None:
+        with self.store.transaction() as conn:
+            walk = replace(end.walk, status=end.status)
+            self.store.save_issue_walk(conn, walk.row(), error=end.error)
+            if end.status == WalkStatus.GONE:
+                self.store.mark_issue_gone(conn, end.walk.issue_id)
+        self.progress.issues_done += 1
+        if end.status == WalkStatus.GONE:
+            self.report.gone.append(end.walk.issue_id)
+        elif end.status == WalkStatus.FAILED:
+            self.report.failures.append({"issue_id": end.walk.issue_id, "error": end.error})
+
+
+def opened(
+    events: Sequence[SpooledEvent | EncodedEvent], rows: BinaryIO | None = None
+) -> Iterator[list[EncodedEvent]]:
+    """A page's events, opened in batches of about :data:`WRITE_BATCH_BYTES`; spooled ones
+    are read from the page's ``rows`` file."""
+    batch: list[EncodedEvent] = []
+    size = 0
+    for item in events:
+        if isinstance(item, SpooledEvent):
+            if rows is None:
+                raise ValueError("a spooled event without its rows file")
+            batch.append(item.read(rows))
+            size += item.length
+        else:
+            batch.append(item)
+        if size >= WRITE_BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch

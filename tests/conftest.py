@@ -8,66 +8,22 @@ those tests are skipped and the summary says so; in CI (``CI`` set) they fail in
 
 from __future__ import annotations
 
-import os
-import threading
-import uuid
+import shutil
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from archiver.storage import db
-
-DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def _pg_admin_url() -> str:
-    return db.normalize_url(os.environ.get("SENTRY_ARCHIVER_TEST_PG_URL", DEFAULT_PG_URL))
-
-
-def _pg_available() -> str | None:
-    """None when PostgreSQL answers, else the reason it does not."""
-    try:
-        engine = create_engine(_pg_admin_url())
-        with engine.connect() as conn:
-            conn.execute(text("select 1"))
-        engine.dispose()
-        return None
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}".splitlines()[0]
-
-
-_PG_REASON: list[str | None] = []
-
-
-def require_postgres() -> None:
-    if not _PG_REASON:
-        _PG_REASON.append(_pg_available())
-    reason = _PG_REASON[0]
-    if reason is None:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"PostgreSQL is required in CI but not reachable: {reason}")
-    pytest.skip(f"PostgreSQL not available on this machine ({reason})")
-
-
-def new_pg_database() -> tuple[str, Engine]:
-    """Create an empty database; returns its URL and an admin engine to drop it later."""
-    admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
-    name = f"sa_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(_pg_admin_url()).set(database=name).render_as_string(hide_password=False)
-    return url, admin
-
-
-def drop_pg_database(url: str, admin: Engine) -> None:
-    name = make_url(url).database
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+from tests.helpers import (
+    drop_pg_database,
+    new_pg_database,
+    pg_admin_url,
+    pg_available,
+    require_postgres,
+)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -84,13 +40,53 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[s
         drop_pg_database(url, admin)
 
 
-@pytest.fixture
-def db_url(empty_db_url: str) -> str:
-    """A database URL whose schema is built by the migrations (never create_all)."""
-    engine = db.make_engine(empty_db_url)
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite archive built by the migrations, once per run; ``db_url`` copies the file."""
+    path = tmp_path_factory.mktemp("template") / "archive.db"
+    engine = db.make_engine(f"sqlite:///{path}")
     db.upgrade(engine)
     engine.dispose()
-    return empty_db_url
+    # Copying the one file is a whole archive only when nothing is left in a journal.
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A PostgreSQL database built by the migrations, once per run; ``db_url`` clones it."""
+    require_postgres()
+    url, admin = new_pg_database()
+    try:
+        engine = db.make_engine(url)
+        db.upgrade(engine)
+        engine.dispose()  # CREATE DATABASE ... TEMPLATE needs the template without sessions
+        name = make_url(url).database
+        assert name is not None
+        yield name
+    finally:
+        drop_pg_database(url, admin)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database URL whose schema is built by the migrations (never create_all).
+
+    The migrations run once per backend and run (the templates above); each test gets a copy
+    of its own, which is what running them again would build, at a fraction of the cost.
+    Tests of the migrations themselves start from ``empty_db_url``.
+    """
+    if request.param == "sqlite":
+        path = tmp_path / "archive.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    require_postgres()
+    url, admin = new_pg_database(template=request.getfixturevalue("pg_template"))
+    try:
+        yield url
+    finally:
+        drop_pg_database(url, admin)
 
 
 @pytest.fixture
@@ -101,34 +97,25 @@ def engine(db_url: str) -> Iterator[Engine]:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    reason = _pg_available()
-    where = make_url(_pg_admin_url()).render_as_string(hide_password=True)
+    reason = pg_available()
+    where = make_url(pg_admin_url()).render_as_string(hide_password=True)
     return f"postgresql: {where} " + (
         "available" if reason is None else f"NOT available ({reason})"
     )
 
 
-def gate_issue_events(srv: Any, until: threading.Event) -> None:
-    """Hold every event-list request of a SimulatorServer until ``until`` is set (at most 60 s).
+@pytest.fixture(scope="session")
+def page_body() -> bytes:
+    """A real page of full events from the simulator (the biggest issue's first page).
 
-    Lets a process test decide when a sync may finish, instead of hoping a sleep is long enough.
+    Session-scoped: building the org and serving the page costs about a second, and the bytes
+    are never changed by a test.
     """
-    dispatch = srv.dispatch
-
-    def gated(method: str, target: str, headers: dict[str, str], base_url: str) -> Any:
-        if "/issues/" in target and "/events/" in target:
-            until.wait(60)
-        return dispatch(method, target, headers, base_url)
-
-    srv.dispatch = gated
-
-
-def simulator_page(token: str = "page-token") -> bytes:
-    """A real page of full events from the simulator (the biggest issue's first page)."""
     import httpx
 
     from archiver.simulator import SimulatedOrg, SimulatorServer
 
+    token = "page-token"
     org = SimulatedOrg(seed=3, events=400)
     issue = max(org.live_issues(), key=lambda i: i.times_seen)
     with SimulatorServer(org, token=token) as srv:

@@ -10,7 +10,7 @@ import gzip
 import json
 import random
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 
 import httpx
 import pytest
@@ -63,8 +63,8 @@ class Fake:
             sleep=self.sleep,
             clock=lambda: self.now,
             rng=random.Random(1),
-            **kw,
-        )  # type: ignore[arg-type]
+            **kw,  # type: ignore[arg-type]
+        )
 
 
 def ok(
@@ -89,7 +89,9 @@ def test_bearer_token_sent_and_page_cursor_read():
         )
     assert fake.requests[0].headers["authorization"] == f"Bearer {TOKEN}"
     assert fake.requests[0].url.params["full"] == "true"
-    assert page.items == [{"id": "1"}] and page.next_cursor == "0:100:0" and page.has_next
+    assert page.items == [{"id": "1"}]
+    assert page.next_cursor == "0:100:0"
+    assert page.has_next
 
 
 class Chunks(httpx.SyncByteStream):
@@ -98,7 +100,7 @@ class Chunks(httpx.SyncByteStream):
     def __init__(self, *chunks: bytes) -> None:
         self.chunks = chunks
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[bytes]:
         yield from self.chunks
 
 
@@ -138,7 +140,8 @@ def test_gzip_bodies_are_decoded_once_pages_and_errors_alike():
         page = client.list_issue_events_page(
             "acme", 1, start=None, end=None, environments=(), full=True
         )
-        assert page.items == [{"id": "1"}] and not page.has_next
+        assert page.items == [{"id": "1"}]
+        assert not page.has_next
         with pytest.raises(NotFoundError, match="does not exist"):
             client.get_issue("acme", 1)
 
@@ -153,8 +156,10 @@ def test_5xx_cut_and_truncated_bodies_are_retried_with_backoff_then_succeed():
         page = client.list_issue_events_page(
             "acme", 1, start=None, end=None, environments=(), full=True
         )
-    assert page.items == [{"id": "1"}] and not page.has_next
-    assert client.stats.retries == 3 and len(fake.slept) == 3
+    assert page.items == [{"id": "1"}]
+    assert not page.has_next
+    assert client.stats.retries == 3
+    assert len(fake.slept) == 3
     assert all(0 <= s <= 60 for s in fake.slept)
 
 
@@ -186,7 +191,8 @@ def test_429_waits_until_the_rate_limit_reset_sentry_sends():
     )
     with fake.client() as client:
         assert client.get_issue("acme", 5)["id"] == "5"
-    assert fake.slept and fake.slept[0] == pytest.approx(7.05, abs=0.01)
+    assert fake.slept
+    assert fake.slept[0] == pytest.approx(7.05, abs=0.01)
 
 
 def test_429_honours_retry_after_when_a_proxy_adds_it():
@@ -207,11 +213,12 @@ def test_pacing_waits_before_the_limit_is_hit():
         client.get_issue("acme", 1)
         client.get_issue("acme", 2)
     assert len(fake.requests) == 2  # no 429 was needed
-    assert fake.slept and fake.slept[0] > 0  # the second request waited for the reset
+    assert fake.slept
+    assert fake.slept[0] > 0  # the second request waited for the reset
 
 
 @pytest.mark.parametrize(
-    "code,kind,words",
+    ("code", "kind", "words"),
     [
         (401, AuthError, "auth token"),
         (403, AuthError, "event:read"),
@@ -253,7 +260,8 @@ def test_plain_http_only_to_loopback_hosts():
         SentryClient("http://sentry.internal.example/", TOKEN)
     SentryClient("http://127.0.0.1:9000/", TOKEN).close()
     SentryClient("http://localhost:9000/", TOKEN).close()
-    assert is_loopback("::1") and not is_loopback("10.0.0.1")
+    assert is_loopback("::1")
+    assert not is_loopback("10.0.0.1")
     with pytest.raises(InsecureTransportError):
         SentryClient("ftp://sentry.io/", TOKEN)
 
@@ -266,14 +274,16 @@ def test_a_list_endpoint_answering_an_object_is_an_error():
 
 def test_link_header_parsing():
     links = parse_link_header(LINK_MORE)
-    assert links["next"].results and links["next"].cursor == "0:100:0"
+    assert links["next"].results
+    assert links["next"].cursor == "0:100:0"
     assert not links["previous"].results
     assert next_cursor(LINK_MORE) == "0:100:0"
     assert next_cursor(LINK_END) is None
-    assert next_cursor(None) is None and parse_link_header("garbage") == {}
+    assert next_cursor(None) is None
+    assert parse_link_header("garbage") == {}
 
 
-def follow(answers: dict[str | None, tuple[str, str | None, bool, int]]) -> list[str]:
+def follow(answers: Mapping[str | None, tuple[str, str | None, bool, int]]) -> list[str]:
     """Walk ``answers`` (cursor -> page, next cursor, more follow, items) with a Paginator."""
     paginator = Paginator()
     pages = []
@@ -293,7 +303,8 @@ def test_the_paginator_follows_cursors_until_no_more_results():
     assert follow(answers) == ["p1", "p2", "p3"]
     assert follow({None: ("only", None, True, 3)}) == ["only"]  # no next cursor: the end
     paginator = Paginator("0:100:0")
-    assert paginator.cursor == "0:100:0" and not paginator.finished  # resumed mid-way
+    assert paginator.cursor == "0:100:0"
+    assert not paginator.finished  # resumed mid-way
     with pytest.raises(PaginationError, match="repeated"):
         paginator.advance("0:100:0", True, 100)  # the cursor it was resumed at: a loop
 

@@ -54,7 +54,8 @@ def test_a_429_asking_for_a_wait_beyond_the_cap_fails_that_request_at_once(
         client.get_issue("acme", 5)
     assert fake.slept == []  # no day-long sleep, not even a first part of it
     assert len(fake.requests) == 1
-    assert "15 min" in str(err.value) and TOKEN not in str(err.value)
+    assert "15 min" in str(err.value)
+    assert TOKEN not in str(err.value)
 
 
 def test_pacing_toward_a_window_reset_beyond_the_cap_fails_at_once() -> None:
@@ -168,7 +169,7 @@ class Trickle(httpx.SyncByteStream):
     def __init__(self, fake: Fake, body: bytes) -> None:
         self.fake, self.body = fake, body
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[bytes]:
         for byte in self.body:
             self.fake.now += 2
             yield bytes([byte])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -30,7 +31,7 @@ def clean_env(monkeypatch, tmp_path):
     return tmp_path
 
 
-def config_file(tmp_path) -> str:  # type: ignore[no-untyped-def]
+def config_file(tmp_path: Path) -> str:
     path = tmp_path / "sentry-archiver.toml"
     path.write_text(
         '[sentry]\nurl = "https://sentry.example.com/"\norg = "file-org"\n'
@@ -52,13 +53,17 @@ def test_show_merges_sources_and_redacts(clean_env):
     )
     assert r.exit_code == 0, r.output
     out = r.output
-    assert SECRET not in out and SCRUB_KEY not in out and "dbpassw0rd" not in out
-    assert 'token = "***"' in out and 'scrub_key = "***"' in out
+    assert SECRET not in out
+    assert SCRUB_KEY not in out
+    assert "dbpassw0rd" not in out
+    assert 'token = "***"' in out
+    assert 'scrub_key = "***"' in out
     assert 'org = "option-org"' in out  # option over file
     assert 'projects = ["from-env"]' in out  # environment over file
     assert "concurrency = 8" in out
     assert 'url = "https://sentry.example.com/"' in out  # file over default
-    assert 'every = "6h"' in out and 'minimum = "400d"' in out
+    assert 'every = "6h"' in out
+    assert 'minimum = "400d"' in out
     assert f"# config file: {cfg}" in out
 
 
@@ -88,7 +93,8 @@ def test_show_json_and_token_from_environment(clean_env):
         },
     )
     assert r.exit_code == 0, r.output
-    assert SECRET not in r.output and SCRUB_KEY not in r.output
+    assert SECRET not in r.output
+    assert SCRUB_KEY not in r.output
     data = json.loads(r.output)
     assert data["sentry"]["token"] == "***"
     assert data["sentry"]["org"] == "env-org"
@@ -100,13 +106,16 @@ def test_show_json_and_token_from_environment(clean_env):
 
 def test_show_without_token_says_unset_and_option_token_is_hidden(clean_env):
     r = CliRunner().invoke(cli, ["config", "show"])
-    assert r.exit_code == 0 and "# token = (not set)" in r.output
+    assert r.exit_code == 0
+    assert "# token = (not set)" in r.output
     r = CliRunner().invoke(cli, ["config", "show", "--auth-token", SECRET])
-    assert r.exit_code == 0 and SECRET not in r.output
+    assert r.exit_code == 0
+    assert SECRET not in r.output
 
 
 def test_show_reports_config_errors(clean_env):
     bad = clean_env / "bad.toml"
     bad.write_text('[sentry]\norgg = "x"\n')
     r = CliRunner().invoke(cli, ["config", "show", "--config", str(bad)])
-    assert r.exit_code == 2 and "unknown key 'orgg'" in r.output
+    assert r.exit_code == 2
+    assert "unknown key 'orgg'" in r.output

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from archiver.operations.demo import build_demo_archive
 from archiver.storage import db
 from scripts import cookbook
-from tests.conftest import drop_pg_database, new_pg_database, require_postgres
+from tests.helpers import drop_pg_database, new_pg_database, require_postgres
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 RECIPES = cookbook.parse(README.read_text(encoding="utf-8"))
@@ -61,6 +61,7 @@ def test_the_cookbook_has_recipes_for_every_view():
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=[r.title for r in RECIPES])
+@pytest.mark.slow
 def test_recipe_answers_as_documented(demo_engine: Engine, recipe: cookbook.Recipe):
     with demo_engine.connect() as conn:
         columns, rows = cookbook.run(conn, recipe)
@@ -74,6 +75,7 @@ def test_parse_rejects_a_recipe_without_its_answer():
         cookbook.parse(readme)
 
 
+@pytest.mark.slow
 def test_update_rewrites_answers_from_the_database(demo_engine: Engine):
     readme = (
         f"intro\n{cookbook.START}\n### How many projects?\n\n```sql\n"
@@ -83,5 +85,6 @@ def test_update_rewrites_answers_from_the_database(demo_engine: Engine):
     with demo_engine.connect() as conn:
         new = cookbook.update(readme, conn)
     assert "| projects |\n|---|\n| 3 |\n" in new
-    assert new.startswith("intro\n") and new.endswith("after\n")
+    assert new.startswith("intro\n")
+    assert new.endswith("after\n")
     assert cookbook.parse(new)[0].rows == [["3"]]

@@ -48,7 +48,10 @@ def test_database_name_follows_the_file():
 
 def test_unwritable_output_fails_clearly(db_url):
     r = CliRunner().invoke(cli, ["datasette-metadata", "--db", db_url, "-o", "/nonexistent/x.json"])
-    assert r.exit_code == 2 and "does not exist" in r.stderr
+    assert r.exit_code == 2
+    assert r.stderr == (
+        "error: --output /nonexistent/x.json: the directory /nonexistent does not exist\n"
+    )
 
 
 def test_metadata_reads_the_database_from_the_config_file(db_url, tmp_path, monkeypatch):

@@ -60,7 +60,8 @@ def test_csv_is_one_flat_row_per_event(db_url, engine, tmp_path):
     load(engine)
     target = tmp_path / "events.csv"
     code, _, err = run(db_url, "--format", "csv", "--project", "api", "--output", str(target))
-    assert code == 0 and "exported 5 events" in err
+    assert code == 0
+    assert err == f"exported 5 events to {target}\n"
     rows = list(csv.DictReader(target.open(newline="", encoding="utf-8")))
     assert list(rows[0]) == [name for name, _ in CSV_COLUMNS]
     assert len(rows) == 5
@@ -76,7 +77,8 @@ def test_csv_is_one_flat_row_per_event(db_url, engine, tmp_path):
         "api@1.0",
         "u1",
     )
-    assert rows[4]["environment"] == "" and rows[4]["user_ip_address"] == "10.0.0.1"
+    assert rows[4]["environment"] == ""
+    assert rows[4]["user_ip_address"] == "10.0.0.1"
 
 
 def test_batches_are_keyset_paginated(engine):
@@ -90,33 +92,61 @@ def test_batches_are_keyset_paginated(engine):
 
 def test_empty_archive_exports_a_header_only(db_url):
     code, out, _ = run(db_url, "--format", "csv")
-    assert code == 0 and out.splitlines() == [",".join(n for n, _ in CSV_COLUMNS)]
+    assert code == 0
+    assert out.splitlines() == [",".join(n for n, _ in CSV_COLUMNS)]
 
 
 @pytest.mark.parametrize(
-    "args, message",
+    ("args", "message"),
     [
-        (["--format", "jsonl", "--project", "nope"], "no such project"),
-        (["--format", "jsonl", "--since", "yesterday"], "is not a date"),
-        (["--format", "jsonl", "--since", "2024-05-02", "--until", "2024-05-01"], "before --until"),
-        (["--format", "csv", "--output", "/nonexistent/dir/x.csv"], "does not exist"),
+        (
+            ["--format", "jsonl", "--project", "nope"],
+            "--project 'nope': no such project in the archive (projects: none archived yet)",
+        ),
+        (
+            ["--format", "jsonl", "--since", "yesterday"],
+            "--since: 'yesterday' is not a date (use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS[Z])",
+        ),
+        (
+            ["--format", "jsonl", "--since", "2024-05-02", "--until", "2024-05-01"],
+            "--since must be before --until",
+        ),
+        (
+            ["--format", "csv", "--output", "/nonexistent/dir/x.csv"],
+            "--output /nonexistent/dir/x.csv: the directory /nonexistent/dir does not exist",
+        ),
     ],
 )
 def test_bad_arguments_fail_clearly(db_url, args, message):
     code, _, err = run(db_url, *args)
-    assert code == ExitCode.USAGE and message in err and err.startswith("error: ")
+    assert code == ExitCode.USAGE
+    assert err == f"error: {message}\n"
 
 
 def test_an_unmigrated_database_is_refused(empty_db_url):
     code, _, err = run(empty_db_url, "--format", "jsonl")
-    assert code == ExitCode.DATABASE and "db upgrade" in err
+    assert code == ExitCode.DATABASE
+    if empty_db_url.startswith("sqlite:///"):  # a SQLite file that was never created
+        assert err == (
+            f"error: no archive at {empty_db_url} (the file does not exist); "
+            "run: sentry-archiver sync (or db upgrade)\n"
+        )
+    else:
+        assert err == (
+            f"error: the database {empty_db_url} has no archive schema yet; "
+            "run: sentry-archiver db upgrade\n"
+        )
 
 
 def test_a_missing_sqlite_archive_is_an_error_and_is_not_created(tmp_path):
     missing = tmp_path / "typo.db"
     for command in (["export", "--format", "csv"], ["datasette-metadata"]):
         r = CliRunner().invoke(cli, [*command, "--db", f"sqlite:///{missing}"])
-        assert r.exit_code == ExitCode.DATABASE and "does not exist" in r.stderr, command
+        assert r.exit_code == ExitCode.DATABASE, command
+        assert r.stderr == (
+            f"error: no archive at sqlite:///{missing} (the file does not exist); "
+            "run: sentry-archiver sync (or db upgrade)\n"
+        ), command
     assert not missing.exists()
 
 

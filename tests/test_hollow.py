@@ -94,7 +94,8 @@ def test_a_hollow_event_seen_first_is_archived_and_marked(engine: Engine) -> Non
     assert (result.inserted, result.hollow_ignored) == (1, 0)
     with engine.connect() as conn:
         row = conn.execute(text("SELECT is_full, date_created FROM events")).one()
-    assert not row.is_full and row.date_created is not None
+    assert not row.is_full
+    assert row.date_created is not None
     # and the complete copy, when it comes back, replaces it
     with store.transaction() as conn:
         result = store.write_events(conn, [normalize_event(full_payload(), project_id=11)])

@@ -43,7 +43,7 @@ def walk(
     while not state.done:
         keys, more, nxt = source.page(state.fetch())
         state, keep = keyset.advance(state, keys, more, nxt)
-        got.update(keys[i].event_id for i in keep if keys[i].event_id)
+        got.update(eid for i in keep if (eid := keys[i].event_id))
         pages += 1
         if stop_after is not None and pages >= stop_after and not state.done:
             return got, keyset.encode(state), state.end
@@ -57,7 +57,7 @@ def resume(source: ShufflingSource, start: int, pinned: int, text: str) -> set[s
     while not state.done:
         keys, more, nxt = source.page(state.fetch())
         state, keep = keyset.advance(state, keys, more, nxt)
-        got.update(keys[i].event_id for i in keep if keys[i].event_id)
+        got.update(eid for i in keep if (eid := keys[i].event_id))
     return got
 
 

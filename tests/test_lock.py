@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import gate_issue_events
 from sqlalchemy import Engine, delete, insert, text
 
 from archiver.cli import cli
 from archiver.errors import ExitCode, LockHeldError
 from archiver.simulator import SimulatedOrg, SimulatorServer
 from archiver.storage import db, lock
+from tests.helpers import gate_issue_events
 
 TOKEN = "lock-test-token"
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,8 +118,10 @@ def test_lock_held_by_another_process_refuses_then_frees(db_url, engine, holder_
     with pytest.raises(LockHeldError, match=f"pid {holder_process.pid}"):
         take(engine)
     holder = lock.current_holder(engine)
-    assert holder is not None and holder.pid == holder_process.pid
-    assert holder_process.stdin is not None and holder_process.stdout is not None
+    assert holder is not None
+    assert holder.pid == holder_process.pid
+    assert holder_process.stdin is not None
+    assert holder_process.stdout is not None
     holder_process.stdin.write("\n")
     holder_process.stdin.flush()
     assert holder_process.stdout.readline().strip() == "released"
@@ -152,7 +154,8 @@ def test_lock_of_a_killed_process_is_taken_over(db_url, engine, holder_process, 
         held = _acquire_eventually(engine)
     try:
         assert lock_row(engine).pid == os.getpid()  # type: ignore[union-attr]
-        assert f"pid {old_pid}" in caplog.text and "taking over" in caplog.text
+        assert f"pid {old_pid}" in caplog.text
+        assert "taking over" in caplog.text
     finally:
         held._cm.__exit__(None, None, None)  # type: ignore[attr-defined]
     assert lock_row(engine) is None
@@ -199,7 +202,8 @@ def test_heartbeat_notices_a_takeover(engine):
     with lock.acquire(engine, "sync", heartbeat_every=0, on_lost=lambda: lost.append(True)) as held:
         put_row(engine, host="elsewhere.example", pid=4242, heartbeat_age=dt.timedelta(0))
         assert held.beat() is False
-        assert lost == [True] and held.lost
+        assert lost == [True]
+        assert held.lost
     assert lock_row(engine).host == "elsewhere.example"  # type: ignore[union-attr]  # not ours
 
 
@@ -274,6 +278,7 @@ def _sync_process(url: str, org: SimulatedOrg, db_url: str) -> subprocess.Popen[
     )
 
 
+@pytest.mark.slow
 def test_two_sync_processes_one_is_refused(db_url, engine):
     """Real processes: while a sync runs, a second one exits 5 at once; the first completes."""
     org = SimulatedOrg(seed=9, events=400)
@@ -290,7 +295,8 @@ def test_two_sync_processes_one_is_refused(db_url, engine):
             second = _sync_process(srv.url, org, db_url)
             _, err = second.communicate(timeout=60)
             assert second.returncode == ExitCode.LOCKED, err
-            assert f"pid {first.pid}" in err and "another sync holds the archive" in err
+            assert f"pid {first.pid}" in err
+            assert "another sync holds the archive" in err
         finally:
             gate.set()
             _, err = first.communicate(timeout=120)

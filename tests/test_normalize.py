@@ -82,16 +82,22 @@ def test_seed_000_event_detail_exactly():
         ("mechanism", "generic"),
     ]
     (exc,) = child(ev, "exceptions")
-    assert exc["type"] == "ForbiddenError" and exc["is_last"] and exc["position"] == 0
+    assert exc["type"] == "ForbiddenError"
+    assert exc["is_last"]
+    assert exc["position"] == 0
     assert exc["value"] == "GET /organizations/hellboy-meowmeow/users/ 403"
-    assert exc["mechanism_type"] == "generic" and exc["handled"] is True
+    assert exc["mechanism_type"] == "generic"
+    assert exc["handled"] is True
     frames = [f for f in child(ev, "frames") if f["stack_kind"] == "exception"]
     assert sum(not f["is_raw"] for f in frames) == 2
     assert sum(f["is_raw"] for f in frames) == 2
     first = next(f for f in frames if not f["is_raw"] and f["position"] == 0)
-    assert first["function"] == "ignoreOnError" and first["lineno"] == 71 and first["colno"] == 23
+    assert first["function"] == "ignoreOnError"
+    assert first["lineno"] == 71
+    assert first["colno"] == 23
     assert first["context_line"] == "            return fn.apply(this, wrappedArguments);"
-    assert len(first["pre_context"]) == 5 and len(first["post_context"]) == 5
+    assert len(first["pre_context"]) == 5
+    assert len(first["post_context"]) == 5
     assert first["in_app"] is False
     assert len(child(ev, "breadcrumbs")) == 3
     assert all(b["timestamp"].tzinfo is not None for b in child(ev, "breadcrumbs"))
@@ -99,7 +105,8 @@ def test_seed_000_event_detail_exactly():
     assert req["url"] == "https://sentry.io/organizations/hellboy-meowmeow/issues/"
     contexts = {c["key"]: c for c in child(ev, "contexts")}
     assert {"browser", "os"} <= set(contexts)
-    assert contexts["browser"]["name"] == "Chrome" and contexts["browser"]["version"] == "83.0.4103"
+    assert contexts["browser"]["name"] == "Chrome"
+    assert contexts["browser"]["version"] == "83.0.4103"
     e = ev.event
     assert e["date_created"] == dt.datetime(2020, 6, 17, 22, 26, 56, 98086, tzinfo=UTC)
     assert e["date_received"] == dt.datetime(2020, 6, 17, 22, 26, 56, 428721, tzinfo=UTC)
@@ -109,11 +116,16 @@ def test_seed_000_event_detail_exactly():
         "Hell Boy",
         "192.168.1.1",
     )
-    assert e["user_username"] is None and e["user_data"] == {"isStaff": False}
-    assert e["environment"] == "prod" and e["level"] == "error" and e["platform"] == "javascript"
+    assert e["user_username"] is None
+    assert e["user_data"] == {"isStaff": False}
+    assert e["environment"] == "prod"
+    assert e["level"] == "error"
+    assert e["platform"] == "javascript"
     assert e["release"] == "b65bc521378269d3eaefdc964f8ef56621414943"
-    assert ev.release is not None and ev.release["version"] == e["release"]
-    assert ev.release["commit_count"] == 11 and ev.release["deploy_count"] == 1
+    assert ev.release is not None
+    assert ev.release["version"] == e["release"]
+    assert ev.release["commit_count"] == 11
+    assert ev.release["deploy_count"] == 1
     (err,) = child(ev, "event_errors")
     assert err["type"] == "js_invalid_sourcemap_location"
     assert err["data"] == {
@@ -121,7 +133,9 @@ def test_seed_000_event_detail_exactly():
         "source": "https://s1.sentry-cdn.com/_static/bloopbloop/sentry/dist/app.js.map",
         "row": 15,
     }
-    assert e["has_detail"] and e["is_full"] and e["problem_count"] == 0
+    assert e["has_detail"]
+    assert e["is_full"]
+    assert e["problem_count"] == 0
     assert json.loads(e["raw_json"]) == payload
     assert list(json.loads(e["raw_json"])) == list(payload)  # key order kept
 
@@ -130,13 +144,16 @@ def test_seed_002_lookup_event_old_shapes():
     lookup = load("seed_002_eventid_lookup.json")
     ev = normalize_event(lookup["event"], project_id=1)
     entries = [(r["type"]) for r in child(ev, "event_entries")]
-    assert "stacktrace" in entries and "message" in entries
+    assert "stacktrace" in entries
+    assert "message" in entries
     frames = [f for f in child(ev, "frames") if f["stack_kind"] == "stacktrace"]
-    assert frames and all(f["stack_index"] == entries.index("stacktrace") for f in frames)
+    assert frames
+    assert all(f["stack_index"] == entries.index("stacktrace") for f in frames)
     assert any(isinstance(f["vars"], dict) and f["vars"] for f in frames)
     assert ev.event["message"]
     (req,) = child(ev, "requests")
-    assert isinstance(req["query"], list) and req["query_string"]
+    assert isinstance(req["query"], list)
+    assert req["query_string"]
     assert ev.event["problem_count"] == 0
 
 
@@ -148,7 +165,8 @@ def test_seed_003_list_events_template_and_query_string():
         template = next(r for r in child(ev, "event_entries") if r["type"] == "template")
         assert template["data"] is not None
         (req,) = child(ev, "requests")
-        assert isinstance(req["query"], str) and req["query_string"] == req["query"]
+        assert isinstance(req["query"], str)
+        assert req["query_string"] == req["query"]
         assert ev.event["extra"]["url"] == "http://example.org/foo/bar/"
 
 
@@ -160,14 +178,17 @@ def test_seed_004_and_examples_normalize_without_problems():
     ]:
         payload = load(name)
         ev = normalize_event(payload, project_id=1)
-        assert ev.event["raw_json"] and json.loads(ev.event["raw_json"]) == payload
+        assert ev.event["raw_json"]
+        assert json.loads(ev.event["raw_json"]) == payload
         assert ev.event["problem_count"] == 0, child(ev, "event_problems")
     for payload in load(
         "example_api_listOrganizationIssueEvents__ReturnAListOfErrorEventsBoundToAnIssue.json"
     ):
         ev = normalize_event(payload)
-        assert ev.project_id == 49271 and ev.issue_id == 1889724436
-        assert not ev.event["is_full"] and ev.event["type"] == "error"
+        assert ev.project_id == 49271
+        assert ev.issue_id == 1889724436
+        assert not ev.event["is_full"]
+        assert ev.event["type"] == "error"
 
 
 def _event(**extra):
@@ -217,9 +238,11 @@ def test_chained_exceptions_and_threads():
     ev = normalize_event(payload)
     excs = child(ev, "exceptions")
     assert [(x["type"], x["is_last"]) for x in excs] == [("KeyError", False), ("ValueError", True)]
-    assert excs[1]["handled"] is False and excs[1]["thread_id"] == "3"
+    assert excs[1]["handled"] is False
+    assert excs[1]["thread_id"] == "3"
     threads = child(ev, "threads")
-    assert [t["thread_id"] for t in threads] == ["3", "4"] and threads[0]["crashed"] is True
+    assert [t["thread_id"] for t in threads] == ["3", "4"]
+    assert threads[0]["crashed"] is True
     kinds = [
         (f["stack_kind"], f["stack_index"], f["position"], f["thread_id"])
         for f in child(ev, "frames")
@@ -230,7 +253,8 @@ def test_chained_exceptions_and_threads():
 def test_nulls_where_lists_are_usual_and_malformed_fields():
     payload = _event(entries=None, tags=None, user=None, contexts=None, errors=None, sdk=None)
     ev = normalize_event(payload)
-    assert ev.event["problem_count"] == 0 and not ev.event["is_full"]
+    assert ev.event["problem_count"] == 0
+    assert not ev.event["is_full"]
     bad = _event(
         entries="oops",
         tags={"a": 1},
@@ -241,9 +265,12 @@ def test_nulls_where_lists_are_usual_and_malformed_fields():
     )
     ev = normalize_event(bad)
     problems = {(p["path"], p["problem"]) for p in child(ev, "event_problems")}
-    assert ("entries", "malformed") in problems and ("tags", "malformed") in problems
-    assert ("dateCreated", "malformed") in problems and ("size", "malformed") in problems
-    assert ev.event["date_created"] is None and ev.event["raw_json"] == dump_raw(bad)
+    assert ("entries", "malformed") in problems
+    assert ("tags", "malformed") in problems
+    assert ("dateCreated", "malformed") in problems
+    assert ("size", "malformed") in problems
+    assert ev.event["date_created"] is None
+    assert ev.event["raw_json"] == dump_raw(bad)
     assert child(ev, "contexts")[0]["data"] == "linux"
 
 
@@ -264,7 +291,8 @@ def test_request_query_and_data_shapes():
             ]
         )
         (req,) = child(normalize_event(payload), "requests")
-        assert req["query_string"] == "q=1&r=" and req["data"] == data
+        assert req["query_string"] == "q=1&r="
+        assert req["data"] == data
         assert req["inferred_content_type"] == "application/json"
 
 
@@ -317,7 +345,8 @@ def test_legacy_numeric_id_and_uuid_event_id():
     ev = normalize_event(
         {"id": 12345, "eventID": "ABCDEFAB-CDEF-ABCD-EFAB-CDEFABCDEFAB"}, project_id=1
     )
-    assert ev.event_id == "abcdefabcdefabcdefabcdefabcdefab" and ev.event["legacy_id"] == "12345"
+    assert ev.event_id == "abcdefabcdefabcdefabcdefabcdefab"
+    assert ev.event["legacy_id"] == "12345"
     ev = normalize_event({"message": "no id"}, project_id=1)
     assert len(ev.event_id) == 32
     assert [p["problem"] for p in child(ev, "event_problems")] == ["missing_event_id"]
@@ -335,7 +364,8 @@ def test_nul_unicode_and_long_strings():
     (tag,) = child(ev, "event_tags")
     assert len(tag["value"]) == 1000
     (exc,) = child(ev, "exceptions")
-    assert exc["type"] == f"E{NUL_SUBSTITUTE}" and exc["value"] == "\ufffd"
+    assert exc["type"] == f"E{NUL_SUBSTITUTE}"
+    assert exc["value"] == "\ufffd"
     problems = {p["problem"] for p in child(ev, "event_problems")}
     assert {"nul_replaced", "truncated", "invalid_unicode"} <= problems
     assert json.loads(ev.event["raw_json"]) == payload  # the original, NUL and all
@@ -352,10 +382,11 @@ def test_hundreds_of_frames():
 def test_issue_prefers_lifetime_counts():
     issue = load("example_api_getOrganizationIssue__ReturnAnIssue.json")
     row = normalize_issue({**issue, "count": "3", "lifetime": {"count": "150", "userCount": 7}})
-    assert row["times_seen"] == 150 and row["user_count"] == 7
+    assert row["times_seen"] == 150
+    assert row["user_count"] == 7
     assert normalize_issue(issue)["times_seen"] == int(issue["count"])
 
 
 def test_project_id_is_required():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^the event names no project and none was given$"):
         normalize_event({"eventID": "a" * 32})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -44,7 +45,7 @@ def run(sim: tuple[SimulatedOrg, SimulatorServer], db_url: str, *args: str) -> R
     )
 
 
-def rows(db_url: str, sql: str) -> list[tuple[object, ...]]:
+def rows(db_url: str, sql: str) -> list[tuple[Any, ...]]:
     engine = db.make_engine(db_url)
     try:
         with engine.connect() as conn:
@@ -58,23 +59,30 @@ def test_archive_event_by_id_with_full_detail_and_idempotent(sim, empty_db_url):
     project_id, event_id = sorted(org.truth())[17]
     first = run(sim, empty_db_url, event_id)
     assert first.exit_code == 0, first.output
-    assert f"event {event_id}" in first.output and ": new" in first.output
+    assert first.output.startswith(f"event {event_id} (project ")
+    assert first.output.endswith("): new\n")
     second = run(sim, empty_db_url, event_id.upper())  # any spelling of the id
     assert second.exit_code == 0, second.output
-    assert ": unchanged" in second.output
+    assert second.output == first.output.replace(": new\n", ": unchanged\n")
 
     (event,) = rows(
         empty_db_url,
         "SELECT project_id, event_id, issue_id, has_detail, is_full, release FROM events",
     )
-    assert event[:2] == (project_id, event_id) and event[3] and event[4]
+    assert event[:2] == (project_id, event_id)
+    assert event[3]
+    assert event[4]
     issue_id, release = event[2], event[5]
     assert rows(empty_db_url, "SELECT count(*) FROM event_tags")[0][0] > 0
     (project,) = rows(empty_db_url, "SELECT id, slug, name FROM projects")
     sim_project = org.project_by_id(project_id)
-    assert sim_project is not None and project == (project_id, sim_project.slug, sim_project.name)
+    assert sim_project is not None
+    assert project == (project_id, sim_project.slug, sim_project.name)
     (issue,) = rows(empty_db_url, "SELECT id, project_id, title, short_id FROM issues")
-    assert issue[0] == issue_id and issue[1] == project_id and issue[2] and issue[3]
+    assert issue[0] == issue_id
+    assert issue[1] == project_id
+    assert issue[2]
+    assert issue[3]
     if release is not None:
         assert rows(empty_db_url, "SELECT version FROM releases") == [(release,)]
     runs = rows(empty_db_url, "SELECT command, outcome, events_new FROM runs ORDER BY id")
@@ -93,9 +101,11 @@ def test_archive_event_with_project_and_issue_latest(sim, empty_db_url):
         latest = client.get_issue_event(org.slug, issue.id, "latest")["eventID"]
     result = run(sim, empty_db_url, "--issue", str(issue.id), "--latest")
     assert result.exit_code == 0, result.output
-    assert f"event {latest}" in result.output and f"issue {issue.id}" in result.output
+    assert f"event {latest}" in result.output
+    assert f"issue {issue.id}" in result.output
     stored = set(rows(empty_db_url, "SELECT event_id, issue_id FROM events WHERE has_detail"))
-    assert (latest, issue.id) in stored and len(stored) == 2 - (latest == event_id)
+    assert (latest, issue.id) in stored
+    assert len(stored) == 2 - (latest == event_id)
 
 
 def test_unknown_or_bad_ids_fail_clearly_and_write_nothing(sim, tmp_path):
@@ -103,15 +113,23 @@ def test_unknown_or_bad_ids_fail_clearly_and_write_nothing(sim, tmp_path):
     url = f"sqlite:///{target}"
     unknown = run(sim, url, "0" * 32)
     assert unknown.exit_code == ExitCode.USAGE
-    assert "not found in organization" in unknown.output
+    assert unknown.output == (
+        f"error: event {'0' * 32} not found in organization {sim[0].slug!r} (unknown, deleted, or "
+        "past the server's retention)\n"
+    )
     assert TOKEN not in unknown.output
     assert not target.exists()  # nothing is written before every request succeeded
     bad = run(sim, url, "not-an-id")
-    assert bad.exit_code == ExitCode.USAGE and "not an event id" in bad.output
+    assert bad.exit_code == ExitCode.USAGE
+    assert bad.output == "error: not an event id: 'not-an-id' (32 hexadecimal characters)\n"
     no_issue = run(sim, url, "--issue", "999999999", "--latest")
-    assert no_issue.exit_code == ExitCode.USAGE and "issue 999999999" in no_issue.output
+    assert no_issue.exit_code == ExitCode.USAGE
+    assert no_issue.output == (
+        "error: issue 999999999 has no events on the server (or the issue does not exist)\n"
+    )
     both = run(sim, url, "--latest")
-    assert both.exit_code == ExitCode.USAGE and "--issue" in both.output
+    assert both.exit_code == ExitCode.USAGE
+    assert both.output == "error: --latest needs --issue ID\n"
     assert not target.exists()
 
 
@@ -125,8 +143,14 @@ def test_archive_event_applies_the_scrub_rules(sim, tmp_path, monkeypatch):
         result = run(sim, url, event_id, "--config", str(config))
         assert result.exit_code == 0, result.output
     emails = [e for (e,) in rows(url, "SELECT user_email FROM events") if e is not None]
-    assert emails and all(str(e).startswith(PREFIX) for e in emails)
+    assert emails
+    assert all(str(e).startswith(PREFIX) for e in emails)
     assert rows(url, "SELECT count(*) FROM events WHERE scrubbed IS NULL") == [(0,)]
     monkeypatch.delenv("SENTRY_ARCHIVER_SCRUB_KEY")
     refused = run(sim, url, sorted(org.truth())[0][1], "--config", str(config))
-    assert refused.exit_code == ExitCode.USAGE and "no scrub key" in refused.output
+    assert refused.exit_code == ExitCode.USAGE
+    assert refused.output == (
+        "error: scrub rules are configured but no scrub key is set: set SENTRY_ARCHIVER_SCRUB_KEY "
+        "(or [privacy] scrub_key in the config file) to a long random secret, and keep it: the "
+        "same key keeps hashes comparable\n"
+    )

@@ -98,7 +98,9 @@ def snapshot(engine: Engine) -> dict[str, set[str]]:
     """Every row of every table (as text) keyed by table; event rows carry their event id."""
     out: dict[str, set[str]] = {}
     with engine.connect() as conn:
-        pk_to_eid = dict(conn.execute(text("SELECT id, event_id FROM events")).all())
+        pk_to_eid: dict[int, str] = dict(
+            conn.execute(text("SELECT id, event_id FROM events")).all()
+        )
         for table in inspect(conn).get_table_names():
             result = conn.execute(text(f'SELECT * FROM "{table}"'))
             keys = list(result.keys())
@@ -137,7 +139,8 @@ def test_purge_removes_exactly_the_old_events_and_their_children(engine):
     assert all(len(before[t]) > 0 for t in ["event_tags", "frames", "breadcrumbs", "requests"])
     result = purge(engine, 400 * DAY, now=NOW, batch_size=3, command="purge --older-than 400d")
     gone = {ids[i] for i in OLD}
-    assert result.events == len(OLD) and result.batches == 2
+    assert result.events == len(OLD)
+    assert result.batches == 2
     assert result.by_project == {11: 2, 12: 2}
     after = snapshot(engine)
     expected = without(before, gone)
@@ -148,13 +151,18 @@ def test_purge_removes_exactly_the_old_events_and_their_children(engine):
     for table in CHILDREN:
         removed = len(before[table]) - len(after[table])
         assert removed == result.children[table]
-    assert result.children["frames"] > 0 and result.children["event_tags"] > 0
+    assert result.children["frames"] > 0
+    assert result.children["event_tags"] > 0
     (audit,) = purge_rows(engine)
     assert audit["id"] == result.purge_id
-    assert audit["outcome"] == "success" and audit["events_deleted"] == len(OLD)
+    assert audit["outcome"] == "success"
+    assert audit["events_deleted"] == len(OLD)
     assert audit["command"] == "purge --older-than 400d"
-    assert not audit["dry_run"] and audit["projects"] is None
-    assert audit["finished_at"] is not None and audit["pid"] and audit["host"]
+    assert not audit["dry_run"]
+    assert audit["projects"] is None
+    assert audit["finished_at"] is not None
+    assert audit["pid"]
+    assert audit["host"]
     cutoff = audit["cutoff"]
     cutoff = cutoff if isinstance(cutoff, dt.datetime) else dt.datetime.fromisoformat(str(cutoff))
     assert cutoff.replace(tzinfo=dt.timezone.utc) == NOW - 400 * DAY
@@ -164,7 +172,8 @@ def test_purge_of_one_project_keeps_the_others(engine):
     ids = fill(engine)
     before = snapshot(engine)
     result = purge(engine, 400 * DAY, now=NOW, projects=["api"])
-    assert result.events == 2 and result.project_ids == [12]
+    assert result.events == 2
+    assert result.project_ids == [12]
     assert snapshot(engine)["events"] == without(before, {ids[4], ids[7]})["events"]
     (audit,) = purge_rows(engine)
     projects = audit["projects"]
@@ -190,7 +199,8 @@ def test_dry_run_changes_nothing_and_counts_what_a_purge_deletes(engine):
     before = snapshot(engine)
     dry = purge(engine, 400 * DAY, now=NOW, dry_run=True)
     assert snapshot(engine) == before
-    assert dry.purge_id is None and dry.events == len(OLD)
+    assert dry.purge_id is None
+    assert dry.events == len(OLD)
     real = purge(engine, 400 * DAY, now=NOW)
     assert (real.events, real.by_project, real.children) == (
         dry.events,
@@ -212,8 +222,10 @@ def test_purges_never_touch_the_audit_tables_and_a_failure_is_recorded(engine):
     with pytest.raises(RuntimeError):
         purge(engine, 400 * DAY, now=NOW, batch_size=1, on_batch=explode)
     rows = purge_rows(engine)
-    assert rows[0] == audit_before[0] and rows[0]["id"] == first.purge_id
-    assert rows[1]["outcome"] == "failed" and rows[1]["events_deleted"] == 1  # the committed batch
+    assert rows[0] == audit_before[0]
+    assert rows[0]["id"] == first.purge_id
+    assert rows[1]["outcome"] == "failed"
+    assert rows[1]["events_deleted"] == 1  # the committed batch
     with engine.connect() as conn:
         assert conn.execute(text("SELECT * FROM runs")).all() == runs_before
 
@@ -245,14 +257,21 @@ def test_purge_command(db_url, tmp_path):
     runner = CliRunner()
     dry = runner.invoke(cli, ["purge", "--older-than", "400d", "--db", db_url, "--dry-run"])
     assert dry.exit_code == 0, dry.output
-    assert "would delete 2 events (web: 1, api: 1)" in dry.output
+    assert dry.output.startswith(
+        "would delete 2 events (web: 1, api: 1) and 48 child rows dated before "
+    )
+    assert dry.output.count("\n") == 1  # one line
     config = tmp_path / "c.toml"
     config.write_text('[retention]\nminimum = "450d"\n')
     refused = runner.invoke(
         cli, ["purge", "--older-than", "400d", "--db", db_url, "--config", str(config)]
     )
     assert refused.exit_code == ExitCode.USAGE
-    assert "refusing to purge" in refused.output and "450d" in refused.output
+    assert refused.output == (
+        "error: refusing to purge: --older-than 400d would delete events younger than the "
+        "configured minimum retention of 450d ([retention] minimum); "
+        "use --older-than 450d or more\n"
+    )
     done = runner.invoke(
         cli,
         [
@@ -269,7 +288,9 @@ def test_purge_command(db_url, tmp_path):
         ],
     )
     assert done.exit_code == 0, done.output
-    assert "deleted 1 events (web: 1)" in done.output and "purge #1" in done.output
+    deleted, recorded = done.output.splitlines()
+    assert deleted.startswith("deleted 1 events (web: 1) and 24 child rows dated before ")
+    assert recorded == "recorded as purge #1 in the purges table"
     engine = db.make_engine(db_url)
     with engine.connect() as conn:
         left = set(conn.execute(text("SELECT event_id FROM events")).scalars())
@@ -293,7 +314,9 @@ def test_purge_waits_for_no_one_it_is_refused_while_a_sync_holds_the_lock(db_url
             count = conn.execute(text("SELECT count(*) FROM events")).scalar_one()
     engine.dispose()
     assert refused.exit_code == ExitCode.LOCKED, refused.output
-    assert "another" in refused.output and "sync" in refused.output
+    assert refused.output.startswith(f"error: another sync holds the archive {db_url} (host ")
+    assert ", command sync, since " in refused.output
+    assert refused.output.count("\n") == 1  # one line
     assert count == 2  # nothing deleted
 
 
@@ -320,7 +343,12 @@ def test_purge_needs_an_existing_current_archive(tmp_path):
         cli, ["purge", "--older-than", "400d", "--db", f"sqlite:///{target}"]
     )
     assert result.exit_code == ExitCode.DATABASE
-    assert "nothing to purge" in result.output
+    assert result.output == (
+        f"error: no archive at sqlite:///{target} (the file does not exist); nothing to purge\n"
+    )
     assert not target.exists()
     bad = CliRunner().invoke(cli, ["purge", "--older-than", "soon", "--db", f"sqlite:///{target}"])
-    assert bad.exit_code == ExitCode.USAGE and "not a retention age" in bad.output
+    assert bad.exit_code == ExitCode.USAGE
+    assert bad.output == (
+        "error: not a retention age: 'soon' (use days, weeks, months or years: 90d, 12w, 6mo, 1y)\n"
+    )

@@ -59,11 +59,13 @@ def test_toml_example_is_a_valid_complete_config(tmp_path):
     assert sections == set(FILE_KEYS), "the example must show every section"
     read_config_file(path)  # unknown keys would fail here
     s = load_settings({}, config_file=str(path), environ={})
-    assert s.org == "my-org" and s.projects == ("backend", "frontend")
+    assert s.org == "my-org"
+    assert s.projects == ("backend", "frontend")
     assert s.db.startswith("postgresql://")
     assert s.schedule_cron == "0 3 * * *"
     CronTrigger.from_crontab(s.schedule_cron)
-    assert s.retention_minimum is not None and s.scrub
+    assert s.retention_minimum is not None
+    assert s.scrub
 
 
 def test_crontab_line_is_valid():
@@ -74,7 +76,8 @@ def test_crontab_line_is_valid():
     CronTrigger.from_crontab(" ".join(fields[:5]))
     command = fields[5].split("&&")[-1]
     ctx = parse_cli(cli_args(command))
-    assert ctx.command.name == "sync" and ctx.params["quiet"] is True
+    assert ctx.command.name == "sync"
+    assert ctx.params["quiet"] is True
 
 
 def test_systemd_units_are_well_formed_and_their_commands_parse():
@@ -96,7 +99,8 @@ def test_systemd_units_are_well_formed_and_their_commands_parse():
     assert parse_cli(cli_args(oneshot["Service"]["ExecStart"])).command.name == "sync"
     assert str(int(ExitCode.PARTIAL)) in oneshot["Service"]["SuccessExitStatus"]
     timer = units["sentry-archiver.timer"]
-    assert timer["Timer"]["OnCalendar"] and timer["Install"]["WantedBy"] == "timers.target"
+    assert timer["Timer"]["OnCalendar"]
+    assert timer["Install"]["WantedBy"] == "timers.target"
     daemon = units["sentry-archiver-scheduler.service"]
     assert daemon["Service"]["KillSignal"] == "SIGTERM"
     ctx = parse_cli(cli_args(daemon["Service"]["ExecStart"]))

@@ -30,7 +30,8 @@ def test_a_transient_400_gives_up_after_the_retry_budget_with_the_servers_text()
     fake = Fake([status(400, TIMEOUT)] * 3)
     with fake.client(max_retries=2) as client, pytest.raises(BadRequestError) as err:
         client.get_issue("acme", 5)
-    assert "Query timeout" in str(err.value) and "gave up after 3 attempts" in str(err.value)
+    assert "Query timeout" in str(err.value)
+    assert "gave up after 3 attempts" in str(err.value)
     assert TOKEN not in str(err.value)
 
 
@@ -47,7 +48,8 @@ def test_a_410_is_its_own_error_naming_the_path_never_a_deletion() -> None:
         client.get_issue("acme", 5)
     assert not isinstance(err.value, NotFoundError)
     assert "api/0/organizations/acme/issues/5/" in str(err.value)
-    assert "410" in str(err.value) and "This API no longer exists." in str(err.value)
+    assert "410" in str(err.value)
+    assert "This API no longer exists." in str(err.value)
     assert err.value.exit_code == ExitCode.API
     assert len(fake.requests) == 1
 
@@ -57,8 +59,10 @@ def test_a_403_with_an_org_auth_token_says_it_cannot_read_events_and_what_to_cre
     with fake.client() as client, pytest.raises(AuthError) as err:  # TOKEN is sntrys_...
         client.list_projects_page("acme")
     text = str(err.value)
-    assert "org:ci" in text and "internal integration" in text
-    assert "org:read and event:read" in text and TOKEN not in text
+    assert "org:ci" in text
+    assert "internal integration" in text
+    assert "org:read and event:read" in text
+    assert TOKEN not in text
     assert err.value.exit_code == ExitCode.AUTH
 
 
@@ -69,7 +73,9 @@ def test_a_403_with_a_user_token_names_the_scopes_actually_needed() -> None:
         with pytest.raises(AuthError) as err:
             client.list_projects_page("acme")
     text = str(err.value)
-    assert "org:read" in text and "event:read" in text and "project:read only" in text
+    assert "org:read" in text
+    assert "event:read" in text
+    assert "project:read only" in text
     assert "sntryu_user-token" not in text
 
 

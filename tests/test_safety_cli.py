@@ -54,7 +54,8 @@ def test_export_with_a_bad_option_leaves_an_existing_output_untouched(archive_pa
     keep = tmp_path / "keep.csv"
     keep.write_text("precious\n")
     r = export(archive_path, "--format", "csv", "--project", "nope", "-o", str(keep))
-    assert r.exit_code == ExitCode.USAGE and "no such project" in r.stderr
+    assert r.exit_code == ExitCode.USAGE
+    assert "no such project" in r.stderr
     assert keep.read_text() == "precious\n"
 
 
@@ -72,7 +73,8 @@ def test_export_refuses_to_write_over_the_archive(archive_path, suffix):
     before = target.read_bytes() if target.exists() else None
     r = export(archive_path, "--format", "jsonl", "-o", str(target))
     assert r.exit_code == ExitCode.USAGE, r.output
-    assert "the archive" in r.stderr and "Traceback" not in r.output
+    assert "the archive" in r.stderr
+    assert "Traceback" not in r.output
     assert (target.read_bytes() if target.exists() else None) == before
     assert event_count(archive_path) == 6
 
@@ -94,7 +96,8 @@ def test_export_does_not_follow_a_symlink_onto_another_file(archive_path, tmp_pa
     link = tmp_path / "link.csv"
     link.symlink_to(other)
     r = export(archive_path, "--format", "csv", "-o", str(link))
-    assert r.exit_code == ExitCode.USAGE and "symbolic link" in r.stderr
+    assert r.exit_code == ExitCode.USAGE
+    assert "symbolic link" in r.stderr
     assert other.read_text() == "someone else's file\n"
     assert link.is_symlink()
 
@@ -106,7 +109,8 @@ def test_export_replaces_the_output_whole_and_owner_readable_only(archive_path, 
     r = export(archive_path, "--format", "jsonl", "-o", str(target))
     assert r.exit_code == 0, r.output
     lines = target.read_text().splitlines()
-    assert len(lines) == 6 and "old" not in lines
+    assert len(lines) == 6
+    assert "old" not in lines
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     new = tmp_path / "new.csv"
     assert export(archive_path, "--format", "csv", "-o", str(new)).exit_code == 0
@@ -164,7 +168,7 @@ def show(*args: str, env: dict[str, str] | None = None) -> Result:
     )
 
 
-@pytest.mark.parametrize("value, seconds", [('"30s"', 30.0), ('"2m"', 120.0), ("45", 45.0)])
+@pytest.mark.parametrize(("value", "seconds"), [('"30s"', 30.0), ('"2m"', 120.0), ("45", 45.0)])
 def test_timeout_in_the_file_takes_units(tmp_path, value, seconds):
     cfg = write_config(tmp_path, f"[archive]\ntimeout = {value}\n")
     assert load_settings(config_file=cfg, environ={}).timeout == seconds
@@ -182,7 +186,8 @@ def test_a_timeout_that_is_not_positive_is_one_line_exit_2(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     r = show("--timeout", value)
     assert r.exit_code == ExitCode.USAGE, r.output
-    assert r.stderr.startswith("error: ") and "timeout" in r.stderr
+    assert r.stderr.startswith("error: ")
+    assert "timeout" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
 
 
@@ -207,7 +212,8 @@ def test_a_type_error_in_the_file_names_file_section_and_key(tmp_path, body):
     key = body.split("\n")[1].split(" =")[0]
     with pytest.raises(ConfigError) as caught:
         load_settings(config_file=cfg, environ={})
-    assert cfg in str(caught.value) and f"[archive] {key}" in str(caught.value)
+    assert cfg in str(caught.value)
+    assert f"[archive] {key}" in str(caught.value)
 
 
 def test_config_show_hides_every_password_and_the_token_alike(tmp_path, monkeypatch):
@@ -240,7 +246,8 @@ def test_a_sqlite_url_with_two_slashes_says_how_to_write_it(tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     r = run(*command, "--db", "sqlite://sentry.db")
     assert r.exit_code == ExitCode.USAGE, r.output
-    assert "sqlite:///sentry.db" in r.stderr and "Traceback" not in r.output
+    assert "sqlite:///sentry.db" in r.stderr
+    assert "Traceback" not in r.output
     assert len(r.stderr.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
 
@@ -260,7 +267,8 @@ def test_an_in_memory_archive_is_refused_by_every_command(tmp_path, monkeypatch,
     monkeypatch.chdir(tmp_path)
     r = run(*command, "--db", url)
     assert r.exit_code == ExitCode.USAGE, r.output
-    assert "in memory" in r.stderr and "Traceback" not in r.output
+    assert "in memory" in r.stderr
+    assert "Traceback" not in r.output
 
 
 def test_a_plain_path_is_a_sqlite_archive(tmp_path, monkeypatch):
@@ -270,18 +278,20 @@ def test_a_plain_path_is_a_sqlite_archive(tmp_path, monkeypatch):
     assert (tmp_path / "plain.db").is_file()
     assert run("status", "--db", str(tmp_path / "plain.db")).exit_code == 0
     r = run("export", "--format", "jsonl", "--db", "plain.db")
-    assert r.exit_code == 0 and r.stdout == ""
+    assert r.exit_code == 0
+    assert r.stdout == ""
 
 
 @pytest.mark.parametrize("url", ["mysql://user@db.internal/sentry", "mariadb+pymysql://u@h/d"])
 def test_mysql_is_not_supported(url):
     r = run("status", "--db", url)
     assert r.exit_code == ExitCode.USAGE, r.output
-    assert "MySQL" in r.stderr and "not supported" in r.stderr
+    assert "MySQL" in r.stderr
+    assert "not supported" in r.stderr
 
 
 @pytest.mark.parametrize(
-    "given, kept",
+    ("given", "kept"),
     [
         ("https://sentry.example.com/api/0/", "https://sentry.example.com/"),
         ("https://sentry.example.com:8443/api/0", "https://sentry.example.com:8443/"),
@@ -297,7 +307,8 @@ def test_the_demo_refuses_an_in_memory_archive_too(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     r = run("demo", "--db", "sqlite://", "--events", "20")
     assert r.exit_code == ExitCode.USAGE, r.output
-    assert "in memory" in r.stderr and "Archived" not in r.output
+    assert "in memory" in r.stderr
+    assert "Archived" not in r.output
 
 
 # --------------------------------------------------------------------------- status

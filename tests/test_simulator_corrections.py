@@ -48,7 +48,7 @@ def hot(org: SimulatedOrg) -> Issue:
     return max(org.live_issues(), key=lambda i: org.count(i.segments, now - 90 * DAY, now + 1))
 
 
-# --- 1. org-less group URLs ----------------------------------------------------------------------
+# --- 1. org-less group URLs -----------------------------------------------------------------------
 
 
 def orgless_paths(issue: Issue, event_id: str) -> list[str]:
@@ -95,11 +95,11 @@ def test_orgless_group_urls_can_still_be_served_as_in_the_us_region(org: Simulat
     with client_for(org, orgless_urls="serve") as client:
         assert client.get(f"api/0/groups/{issue.id}/").json()["id"] == str(issue.id)
         assert client.get(f"api/0/issues/{issue.id}/events/").status_code == 200
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^orgless_urls must be one of "):
         SimulatorConfig(orgless_urls="gone")
 
 
-# --- 4. issue search never looks back more than 90 days ------------------------------------------
+# --- 4. issue search never looks back more than 90 days -------------------------------------------
 
 
 def listed_issue_ids(client: httpx.Client, org: SimulatedOrg, **params: str) -> set[int]:
@@ -137,7 +137,8 @@ def test_issue_search_is_clipped_to_90_days_but_event_lists_are_not(org: Simulat
         events = client.get(
             f"api/0/organizations/{org.slug}/issues/{old[0].id}/events/", params=window
         ).json()
-        assert events and all(seconds(e["dateCreated"]) < now - 90 * DAY for e in events)
+        assert events
+        assert all(seconds(e["dateCreated"]) < now - 90 * DAY for e in events)
     searchable = org.truth(searchable_days=90)
     assert searchable < org.truth()
     assert not {(old[0].project.id, e["eventID"]) for e in events} & searchable
@@ -151,7 +152,7 @@ def test_issue_search_honours_an_old_start_when_not_clipped(org: SimulatedOrg) -
     assert listed == {i.id for i in org.live_issues() if org.count(i.segments, -(2**40), 2**40)}
 
 
-# --- 6. hollow events -------------------------------------------------------------------------------
+# --- 6. hollow events -----------------------------------------------------------------------------
 
 
 def test_hollow_events_are_listed_hollow_and_404_by_id(org: SimulatedOrg) -> None:
@@ -167,28 +168,36 @@ def test_hollow_events_are_listed_hollow_and_404_by_id(org: SimulatedOrg) -> Non
         by_id = {e["eventID"]: e for e in full}
         for eid in hollow:
             event = by_id[eid]
-            assert event["id"] == eid and event["groupID"] == str(issue.id)
+            assert event["id"] == eid
+            assert event["groupID"] == str(issue.id)
             assert (
                 event["dateCreated"]
                 == next(e for e in listed if e["eventID"] == eid)["dateCreated"]
             )
-            assert event["entries"] == [] and event["contexts"] == {}
-            assert event["user"] is None and event["sdk"] is None
+            assert event["entries"] == []
+            assert event["contexts"] == {}
+            assert event["user"] is None
+            assert event["sdk"] is None
             assert client.get(base + f"events/{eid}/").status_code == 404
             project = f"api/0/projects/{org.slug}/{issue.project.slug}/events/{eid}/"
             assert client.get(project).status_code == 404
             assert client.get(f"api/0/organizations/{org.slug}/eventids/{eid}/").status_code == 404
         assert {e["eventID"] for e in slim} == set(by_id)
         slim_hollow = next(e for e in slim if e["eventID"] == middle_id)
-        assert slim_hollow["user"] is None and slim_hollow["tags"] == []
+        assert slim_hollow["user"] is None
+        assert slim_hollow["tags"] == []
         intact = next(e for e in full if e["eventID"] not in hollow)
-        assert intact["entries"] and client.get(base + f"events/{intact['eventID']}/").is_success
+        assert intact["entries"]
+        assert client.get(base + f"events/{intact['eventID']}/").is_success
         for which in ("latest", "recommended"):
             served = client.get(base + f"events/{which}/")
             assert served.status_code == 200
             body = served.json()
-            assert body["eventID"] == latest_id and body["entries"] == []
-            assert body["user"] is None and body["sdk"] is None and not body["contexts"]
+            assert body["eventID"] == latest_id
+            assert body["entries"] == []
+            assert body["user"] is None
+            assert body["sdk"] is None
+            assert not body["contexts"]
 
 
 def test_hollow_rate_picks_the_same_events_on_every_request(org: SimulatedOrg) -> None:
@@ -201,7 +210,7 @@ def test_hollow_rate_picks_the_same_events_on_every_request(org: SimulatedOrg) -
     assert 5 <= len(hollow[0]) <= 40  # about 20 of 100
 
 
-# --- 7. tokens --------------------------------------------------------------------------------------
+# --- 7. tokens ------------------------------------------------------------------------------------
 
 
 def test_a_user_token_sees_every_project_but_reads_only_its_own(org: SimulatedOrg) -> None:
@@ -230,7 +239,8 @@ def test_a_user_token_sees_every_project_but_reads_only_its_own(org: SimulatedOr
         denied = client.get(search, params={"query": "", "project": str(hidden.id)})
         assert denied.status_code == 403
         everything = client.get(search, params={"query": "", "limit": "100"}).json()
-        assert everything and all(row["project"]["slug"] != hidden.slug for row in everything)
+        assert everything
+        assert all(row["project"]["slug"] != hidden.slug for row in everything)
         other = org.projects[0]
         assert client.get(search, params={"query": "", "project": str(other.id)}).is_success
         assert client.get(f"api/0/projects/{org.slug}/{other.slug}/events/").is_success
@@ -262,7 +272,7 @@ def test_an_organisation_auth_token_cannot_read_projects_issues_or_events(
         assert client.get(f"api/0/organizations/{org.slug}/projects/").json()[0]["hasAccess"]
 
 
-# --- 8. performance issues: transactions -------------------------------------------------------------
+# --- 8. performance issues: transactions ----------------------------------------------------------
 
 
 def test_a_performance_issues_events_are_transactions(org: SimulatedOrg) -> None:
@@ -291,9 +301,11 @@ def test_a_performance_issues_events_are_transactions(org: SimulatedOrg) -> None
         assert event["startTimestamp"] < event["endTimestamp"]
         assert int(event["endTimestamp"]) == seconds(second["dateCreated"])
         assert seconds(event["dateReceived"]) >= int(event["endTimestamp"])
-        assert event["measurements"] and event["breakdowns"]
+        assert event["measurements"]
+        assert event["breakdowns"]
         spans = event["entries"][0]
-        assert spans["type"] == "spans" and spans["data"]
+        assert spans["type"] == "spans"
+        assert spans["data"]
         assert all(
             event["startTimestamp"] <= s["start_timestamp"] <= s["timestamp"] for s in spans["data"]
         )
@@ -303,7 +315,7 @@ def test_a_performance_issues_events_are_transactions(org: SimulatedOrg) -> None
     assert "dateCreated" not in detail
 
 
-# --- existing behaviour (issue 14): ties, sample=1, bursts, offset cost --------------------------------
+# --- existing behaviour (issue 14): ties, sample=1, bursts, offset cost ---------------------------
 
 
 @pytest.fixture(scope="module")
@@ -326,7 +338,8 @@ def test_same_second_events_come_in_a_new_order_on_every_request(bursty: Any) ->
             for _ in range(3)
         ]
         deep = client.get(url, params={**window, "cursor": "0:200:0"}).json()
-    assert len(orders[0]) == 100 and len(deep) == 50  # a burst of 250 events in one second
+    assert len(orders[0]) == 100
+    assert len(deep) == 50  # a burst of 250 events in one second
     assert {seconds(e["dateCreated"]) for e in deep} == {second}
     assert orders[0] != orders[1] != orders[2]  # ties: no defined order
     assert samples[0] == samples[1] == samples[2]  # sample=1: a stable order
@@ -347,4 +360,5 @@ def test_deep_offsets_cost_time_and_fail_past_the_maximum(bursty: Any) -> None:
         deep = time.perf_counter() - began
         failed = client.get(url, params={"cursor": "0:300:0"})
     assert deep >= 0.4 > shallow  # 200 skipped rows at 2 ms each
-    assert failed.status_code == 500 and failed.json()["detail"] == "Internal Error"
+    assert failed.status_code == 500
+    assert failed.json()["detail"] == "Internal Error"

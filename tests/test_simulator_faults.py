@@ -127,7 +127,9 @@ def test_concurrency_limit_is_enforced() -> None:
     limiter = RateLimiter({"project_events": RateLimit(60, 60, 1)}, FakeWall())
     first = limiter.acquire("project_events", "k")
     second = limiter.acquire("project_events", "k")
-    assert first.allowed and not second.allowed and second.reason == "concurrent"
+    assert first.allowed
+    assert not second.allowed
+    assert second.reason == "concurrent"
     assert dict(second.headers)["X-Sentry-Rate-Limit-ConcurrentRemaining"] == "0"
     limiter.release("project_events", "k")
     assert limiter.acquire("project_events", "k").allowed
@@ -146,7 +148,8 @@ def test_scheduled_500_and_proxy_502(org: SimulatedOrg) -> None:
         answers = [client.get("api/0/organizations/acme/projects/") for _ in range(4)]
         assert [r.status_code for r in answers] == [200, 500, 200, 500]
         body = answers[1].json()
-        assert body["detail"] == "Internal Error" and len(body["errorId"]) == 32
+        assert body["detail"] == "Internal Error"
+        assert len(body["errorId"]) == 32
     finally:
         client.close()
         server.stop()
@@ -155,7 +158,8 @@ def test_scheduled_500_and_proxy_502(org: SimulatedOrg) -> None:
     )
     try:
         gateway = client.get("api/0/organizations/acme/projects/")
-        assert gateway.status_code == 502 and gateway.headers["content-type"] == "text/html"
+        assert gateway.status_code == 502
+        assert gateway.headers["content-type"] == "text/html"
     finally:
         client.close()
         server.stop()
@@ -199,7 +203,8 @@ def test_connection_cut_sends_headers_then_part_of_the_body(org: SimulatedOrg) -
                 if line.lower().startswith(b"content-length")
             )
         )
-        assert head.startswith(b"HTTP/1.1 200") and 0 < len(body) < length
+        assert head.startswith(b"HTTP/1.1 200")
+        assert 0 < len(body) < length
     finally:
         server.stop()
 
@@ -210,7 +215,7 @@ def test_truncated_json_with_matching_content_length(org: SimulatedOrg) -> None:
         response = client.get("api/0/organizations/acme/projects/")
         assert response.status_code == 200
         assert int(response.headers["content-length"]) == len(response.content)
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=r"line \d+ column \d+ \(char \d+\)$"):
             response.json()
     finally:
         client.close()
@@ -276,13 +281,15 @@ def test_merged_issue_answers_as_its_target(fresh_org: SimulatedOrg) -> None:
         before = client.get(url, params={"per_page": 100}).json()
         after = client.get(url, params={"per_page": 100}).json()  # merged just before this one
         target = fresh_org.resolve_issue(issue.id)
-        assert target is not None and target is not issue
+        assert target is not None
+        assert target is not issue
         assert {e["groupID"] for e in after} == {str(target.id)}
         assert client.get(f"api/0/organizations/acme/issues/{issue.id}/").json()["id"] == str(
             target.id
         )
         moved = fresh_org.locate_event(before[0]["eventID"])
-        assert moved is not None and moved.issue is target
+        assert moved is not None
+        assert moved.issue is target
     finally:
         client.close()
         server.stop()
@@ -360,7 +367,8 @@ def test_request_log_counts(org: SimulatedOrg) -> None:
         client.get("api/0/nowhere/")
         assert server.log.total == 4
         assert server.log.by_family["organization_issues"] == 2
-        assert server.log.by_status[200] == 3 and server.log.by_status[404] == 1
+        assert server.log.by_status[200] == 3
+        assert server.log.by_status[404] == 1
         assert [e.family for e in server.log.entries()] == [
             "organization_projects",
             "organization_issues",
@@ -383,5 +391,5 @@ def test_token_none_disables_auth(running: SimulatorServer) -> None:
 
 
 def test_only_loopback() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^the simulator binds to the loopback interface only$"):
         SimulatorServer(SimulatedOrg(seed=1, events=100), host="0.0.0.0")

@@ -24,7 +24,8 @@ from archiver.simulator.data import DAY, Issue
 EXAMPLES = Path("/work/shared/sentry-examples")
 TOKEN = "sim-token"
 LINK = re.compile(
-    r'^<(?P<prev_uri>[^>]*)&cursor=(?P<prev_c1>[^>]*)>; rel="previous"; results="(?P<prev_results>true|false)"; '
+    r'^<(?P<prev_uri>[^>]*)&cursor=(?P<prev_c1>[^>]*)>; rel="previous"; '
+    r'results="(?P<prev_results>true|false)"; '
     r'cursor="(?P<prev>[^"]*)", <(?P<next_uri>[^>]*)&cursor=(?P<next_c1>[^>]*)>; rel="next"; '
     r'results="(?P<next_results>true|false)"; cursor="(?P<next>[^"]*)"$'
 )
@@ -178,9 +179,9 @@ def test_seed_003_link_shape_parses_with_the_same_pattern() -> None:
     seed = next(Path("/work/shared/seeds").glob("003_*.txt")).read_text()
     header = next(line for line in seed.splitlines() if line.startswith("Link: "))[len("Link: ") :]
     match = LINK.match(header)
-    assert (
-        match and match["prev_uri"].endswith("/events/?") and match["prev"] == "1534962224000:0:1"
-    )
+    assert match
+    assert match["prev_uri"].endswith("/events/?")
+    assert match["prev"] == "1534962224000:0:1"
 
 
 def test_event_list_walk_yields_every_event_once(
@@ -195,7 +196,8 @@ def test_event_list_walk_yields_every_event_once(
         org.event_id(s, k) for s in big.segments for k in range(s.count_before(cutoff), s.n)
     }
     assert set(ids) == expected
-    assert pages == -(-len(ids) // 37) or pages == len(ids) // 37 + 1
+    assert len(ids) % 37 != 0  # so the last page is partial and no empty page follows it
+    assert pages == len(ids) // 37 + 1
     stamps = [(e["dateCreated"][:19], e["eventID"]) for e in events]
     assert stamps == sorted(stamps, reverse=True)  # -timestamp, then event id descending
 
@@ -230,7 +232,8 @@ def test_last_page_says_results_false(client: httpx.Client, big: Issue, org: Sim
     beyond = client.get(
         f"api/0/organizations/acme/issues/{big.id}/events/", params={"cursor": f"0:{total + 50}:0"}
     )
-    assert beyond.json() == [] and link(beyond)["next_results"] == "false"
+    assert beyond.json() == []
+    assert link(beyond)["next_results"] == "false"
 
 
 @pytest.mark.parametrize("cursor", ["abc", "1:2", "a:b:c", "1:2:3:4", "1.5.2:0:0", ":::"])
@@ -384,9 +387,11 @@ def test_issue_query_filters(client: httpx.Client, org: SimulatedOrg) -> None:
     by_id = {i.id: i for i in org.issues}
     for status in ("resolved", "ignored", "unresolved"):
         got = issue_ids(client, url, query=f"is:{status}", **window)
-        assert got and all(by_id[i].status == status for i in got)
+        assert got
+        assert all(by_id[i].status == status for i in got)
     low = issue_ids(client, url, query="issue.priority:low", **window)
-    assert low and all(by_id[i].priority == "low" for i in low)
+    assert low
+    assert all(by_id[i].priority == "low" for i in low)
     recent = issue_ids(client, url, query=f"lastSeen:>{iso(org.now() - 2 * DAY)}", **window)
     assert all(by_id[i].last_seen > org.now() - 2 * DAY for i in recent)
     bad = client.get(url, params={"query": "assigned_or_suggested:me"})
@@ -401,7 +406,8 @@ def test_issue_query_event_id_is_a_direct_hit(
     assert response.headers.get("x-sentry-direct-hit") == "1"
     assert "link" not in response.headers
     [issue] = response.json()
-    assert int(issue["id"]) == big.id and issue["matchingEventId"] == ref.event_id
+    assert int(issue["id"]) == big.id
+    assert issue["matchingEventId"] == ref.event_id
 
 
 def test_project_issues_stats_period_choices(client: httpx.Client, org: SimulatedOrg) -> None:
@@ -444,10 +450,12 @@ def test_issue_shapes_match_sentry_examples(client: httpx.Client, big: Issue) ->
         sample = example(name)
         sample = sample[0] if isinstance(sample, list) else sample
         assert core <= set(sample) & set(shape)
-        assert isinstance(shape["count"], str) and isinstance(shape["userCount"], int)
+        assert isinstance(shape["count"], str)
+        assert isinstance(shape["userCount"], int)
         assert set(shape["project"]) >= {"id", "slug", "name"}
     assert {"activity", "firstRelease", "lastRelease", "seenBy", "participants"} <= set(detail)
-    assert set(detail["stats"]) == {"24h", "30d"} and len(detail["stats"]["24h"]) == 24
+    assert set(detail["stats"]) == {"24h", "30d"}
+    assert len(detail["stats"]["24h"]) == 24
 
 
 # --- event windows -----------------------------------------------------------------------------
@@ -503,13 +511,15 @@ def test_unknown_environment_is_empty_without_link(client: httpx.Client, big: Is
     response = client.get(
         f"api/0/organizations/acme/issues/{big.id}/events/", params={"environment": "nope"}
     )
-    assert response.status_code == 200 and response.json() == []
+    assert response.status_code == 200
+    assert response.json() == []
     assert "link" not in response.headers
     prod = client.get(
         f"api/0/organizations/acme/issues/{big.id}/events/",
         params={"environment": "production", "full": "1"},
     ).json()
-    assert prod and all(
+    assert prod
+    assert all(
         {"key": "environment", "value": "production"}
         in [{"key": t["key"], "value": t["value"]} for t in e["tags"]]
         for e in prod
@@ -544,7 +554,8 @@ def test_full_and_slim_shapes_match_the_examples(client: httpx.Client, big: Issu
     assert set(slim) == set(listed) == SLIM_KEYS
     assert set(also_slim) == SLIM_KEYS  # only "true" or "1" count on issue event lists
     assert set(full) == set(detailed) - DETAIL_ONLY
-    assert full["eventID"] == slim["eventID"] and full["groupID"] == str(big.id)
+    assert full["eventID"] == slim["eventID"]
+    assert full["groupID"] == str(big.id)
     assert all(isinstance(full[k], str) for k in ("groupID", "projectID", "eventID", "dateCreated"))
     lookup = example("api_resolveOrganizationEventId__EventExample.json")
     assert set(lookup["event"]) <= set(full)
@@ -591,18 +602,19 @@ def test_issue_event_detail_adds_release_user_report_and_neighbours(
     ]
     latest = client.get(f"api/0/organizations/acme/issues/{big.id}/events/latest/").json()
     assert latest["eventID"] == listed[0]
-    assert latest["nextEventID"] is None and latest["previousEventID"] == listed[1]
+    assert latest["nextEventID"] is None
+    assert latest["previousEventID"] == listed[1]
     assert set(latest) == set(example("api_getOrganizationIssueEvent__ReturnAnIssueEvent.json"))
     assert latest["userReport"] is None
-    assert latest["release"] is None or {"version", "dateCreated", "authors", "lastCommit"} <= set(
-        latest["release"]
-    )
+    assert latest["release"] is not None  # the big issue's latest event names a release
+    assert {"version", "dateCreated", "authors", "lastCommit"} <= set(latest["release"])
     middle = client.get(f"api/0/organizations/acme/issues/{big.id}/events/{listed[2]}/").json()
     assert (middle["nextEventID"], middle["previousEventID"]) == (listed[1], listed[3])
     scoped = client.get(f"api/0/organizations/acme/issues/{big.id}/events/{listed[2]}/").json()
     assert scoped == middle
     oldest = client.get(f"api/0/organizations/acme/issues/{big.id}/events/oldest/").json()
-    assert oldest["previousEventID"] is None and oldest["nextEventID"] is not None
+    assert oldest["previousEventID"] is None
+    assert oldest["nextEventID"] is not None
     assert (
         client.get(f"api/0/organizations/acme/issues/{big.id}/events/recommended/").status_code
         == 200
@@ -627,7 +639,8 @@ def test_release_in_detail_matches_release_endpoint(
             fetched = client.get(
                 f"api/0/organizations/acme/releases/{quote(release['version'], safe='')}/"
             )
-            assert fetched.status_code == 200 and fetched.json() == release
+            assert fetched.status_code == 200
+            assert fetched.json() == release
             break
     else:
         pytest.fail("no event with a release")
@@ -637,13 +650,13 @@ def test_release_in_detail_matches_release_endpoint(
 def test_project_event_detail_and_404(client: httpx.Client, org: SimulatedOrg, big: Issue) -> None:
     ref = org.page(big.segments, 0, 2**62, 0, 1)[0][0]
     ok = client.get(f"api/0/projects/acme/{big.project.slug}/events/{ref.event_id}/")
-    assert ok.status_code == 200 and ok.json()["eventID"] == ref.event_id
+    assert ok.status_code == 200
+    assert ok.json()["eventID"] == ref.event_id
     assert set(DETAIL_ONLY) <= set(ok.json())
     other = next(p for p in org.projects if p is not big.project)
     wrong_project = client.get(f"api/0/projects/acme/{other.slug}/events/{ref.event_id}/")
-    assert wrong_project.status_code == 404 and wrong_project.json() == {
-        "detail": "Event not found"
-    }
+    assert wrong_project.status_code == 404
+    assert wrong_project.json() == {"detail": "Event not found"}
     unknown = client.get(f"api/0/projects/acme/{big.project.slug}/events/{'0' * 32}/")
     assert unknown.json() == {"detail": "Event not found"}
 
@@ -652,9 +665,12 @@ def test_event_id_lookup(client: httpx.Client, org: SimulatedOrg, big: Issue) ->
     ref = org.page(big.segments, 0, 2**62, 1, 1)[0][0]
     body = client.get(f"api/0/organizations/acme/eventids/{ref.event_id}/").json()
     assert set(body) == set(example("api_resolveOrganizationEventId__EventExample.json"))
-    assert body["organizationSlug"] == "acme" and body["projectSlug"] == big.project.slug
-    assert body["groupId"] == str(big.id) and body["eventId"] == ref.event_id
-    assert body["event"]["eventID"] == ref.event_id and "entries" in body["event"]
+    assert body["organizationSlug"] == "acme"
+    assert body["projectSlug"] == big.project.slug
+    assert body["groupId"] == str(big.id)
+    assert body["eventId"] == ref.event_id
+    assert body["event"]["eventID"] == ref.event_id
+    assert "entries" in body["event"]
     assert client.get("api/0/organizations/acme/eventids/not-an-id/").status_code == 400
     unknown = client.get(f"api/0/organizations/acme/eventids/{'0' * 32}/")
     assert unknown.status_code == 404
@@ -669,7 +685,8 @@ def test_auth_errors(server: SimulatorServer) -> None:
     assert missing.status_code == 401
     assert missing.json() == {"detail": "Authentication credentials were not provided."}
     wrong = httpx.get(url, headers={"Authorization": "Bearer nope"})
-    assert wrong.status_code == 401 and wrong.json() == {"detail": "Invalid token"}
+    assert wrong.status_code == 401
+    assert wrong.json() == {"detail": "Invalid token"}
     expired = httpx.get(url, headers={"Authorization": "Bearer old-token"})
     assert expired.json() == {"detail": "Token expired"}
     scopeless = httpx.get(url, headers={"Authorization": "Bearer noscope"})
@@ -679,7 +696,8 @@ def test_auth_errors(server: SimulatorServer) -> None:
 
 def test_routing_errors(client: httpx.Client, big: Issue) -> None:
     no_slash = client.get(f"api/0/organizations/acme/issues/{big.id}/events")
-    assert no_slash.status_code == 404 and "trailing slash" in no_slash.json()["detail"]
+    assert no_slash.status_code == 404
+    assert "trailing slash" in no_slash.json()["detail"]
     assert client.get("api/0/organizations/other/projects/").json() == {
         "detail": "The requested resource does not exist"
     }
@@ -717,8 +735,10 @@ def test_url_prefix_sets_link_and_permalink_base(org: SimulatedOrg, big: Issue) 
 
 def test_head_has_headers_only(client: httpx.Client, big: Issue) -> None:
     response = client.head(f"api/0/organizations/acme/issues/{big.id}/events/")
-    assert response.status_code == 200 and response.content == b""
-    assert int(response.headers["content-length"]) > 0 and "link" in response.headers
+    assert response.status_code == 200
+    assert response.content == b""
+    assert int(response.headers["content-length"]) > 0
+    assert "link" in response.headers
 
 
 def test_date_header_follows_the_data_clock(client: httpx.Client, org: SimulatedOrg) -> None:

@@ -1,4 +1,7 @@
-"""Sentry's paginators and Link header as pure functions (mirrors of api/paginator.py, api/base.py)."""
+"""Sentry's paginators and Link header as pure functions.
+
+Mirrors of Sentry's api/paginator.py and api/base.py.
+"""
 
 from __future__ import annotations
 
@@ -56,7 +59,8 @@ def test_generic_offset_walk(total: int, limit: int) -> None:
     while True:
         page = generic_offset_page(lambda off, lim: data[off : off + lim], limit, cursor)
         seen += page.results
-        assert page.next.value == 0 and page.prev.value == 0
+        assert page.next.value == 0
+        assert page.prev.value == 0
         if not page.next.has_results:
             break
         cursor = page.next
@@ -70,7 +74,8 @@ def test_offset_paginator_cursor_is_page_size_and_number() -> None:
     assert (str(first.prev), first.prev.has_results) == ("2:-1:1", False)
     assert (str(first.next), first.next.has_results) == ("2:1:0", True)
     last = offset_page(items, 2, Cursor(2, 2, False))
-    assert last.results == [4] and not last.next.has_results
+    assert last.results == [4]
+    assert not last.next.has_results
 
 
 def test_link_header_format() -> None:
@@ -82,8 +87,9 @@ def test_link_header_format() -> None:
         Cursor(0, 100, False, True),
     )
     assert header == (
-        '<https://sentry.io/api/0/issues/1/events/?&cursor=0:0:1>; rel="previous"; results="false"; '
-        'cursor="0:0:1", <https://sentry.io/api/0/issues/1/events/?&cursor=0:100:0>; rel="next"; '
+        '<https://sentry.io/api/0/issues/1/events/?&cursor=0:0:1>; rel="previous"; '
+        'results="false"; cursor="0:0:1", '
+        '<https://sentry.io/api/0/issues/1/events/?&cursor=0:100:0>; rel="next"; '
         'results="true"; cursor="0:100:0"'
     )
 

@@ -58,6 +58,7 @@ def client(org: SimulatedOrg) -> Iterator[httpx.Client]:
         yield c
 
 
+@pytest.mark.slow
 def test_archive_walk_equals_truth(client: httpx.Client, org: SimulatedOrg) -> None:
     window = {
         "start": iso(org.now() - (org.retention_days + 1) * DAY),
@@ -119,7 +120,8 @@ def test_fixture_events_are_served_verbatim(directory: Path) -> None:
             assert {k: v for k, v in body.items() if k not in rewritten} == {
                 k: v for k, v in original.items() if k not in rewritten
             }
-            assert latest["groupID"] == str(issue.id) and latest["eventID"] == latest["id"]
+            assert latest["groupID"] == str(issue.id)
+            assert latest["eventID"] == latest["id"]
             if isinstance(issue.fixture.release, dict):
                 # the release object is served from the simulator's release registry
                 assert latest["release"]["version"] == issue.fixture.release["version"]
@@ -127,8 +129,10 @@ def test_fixture_events_are_served_verbatim(directory: Path) -> None:
                 client, f"api/0/organizations/acme/issues/{issue.id}/events/", {"full": "true"}
             )
             assert {e["eventID"] for e in listed} == {
-                eid for _, eid in org.truth() if org.locate_event(eid).issue is issue
-            }  # type: ignore[union-attr]
+                eid
+                for _, eid in org.truth()
+                if org.locate_event(eid).issue is issue  # type: ignore[union-attr]
+            }
             slim = client.get(f"api/0/organizations/acme/issues/{issue.id}/events/").json()[0]
             assert slim["title"] == original.get("title")
 
@@ -159,31 +163,31 @@ def test_standalone_entry_point() -> None:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         url, org_part, token_part = line.split()
-        assert (
-            url.startswith("http://127.0.0.1:")
-            and org_part == "org=acme"
-            and token_part == "token=cli-token"
-        )
+        assert url.startswith("http://127.0.0.1:")
+        assert org_part == "org=acme"
+        assert token_part == "token=cli-token"
         response = httpx.get(
             f"{url}api/0/organizations/acme/projects/",
             headers={"Authorization": "Bearer cli-token"},
             timeout=10,
         )
-        assert response.status_code == 200 and len(response.json()) == 3
+        assert response.status_code == 200
+        assert len(response.json()) == 3
         issues = httpx.get(
             f"{url}api/0/organizations/acme/issues/",
             params={"query": ""},
             headers={"Authorization": "Bearer cli-token"},
             timeout=10,
         ).json()
-        assert all(i["lastSeen"] < "2025-01-01" for i in issues) and issues
+        assert all(i["lastSeen"] < "2025-01-01" for i in issues)
+        assert issues
     finally:
         proc.terminate()
         proc.wait(timeout=10)
 
 
 def test_fixture_loader_reads_every_document_form(tmp_path: Path) -> None:
-    event = {
+    event: dict[str, Any] = {
         "eventID": "a" * 32,
         "id": "a" * 32,
         "entries": [],

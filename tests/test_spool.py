@@ -13,12 +13,12 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from conftest import simulator_page
 
 from archiver.errors import ArchiverError
 from archiver.sentry.body import BodyFile
@@ -45,11 +45,6 @@ LINK_END = (
 )
 
 
-@pytest.fixture(scope="module")
-def page_body() -> bytes:
-    return simulator_page()
-
-
 def job(**kw: object) -> PageJob:
     return PageJob(project_id=1, issue_id=2, dialect="sqlite", **kw)  # type: ignore[arg-type]
 
@@ -58,7 +53,7 @@ class Chunks(httpx.SyncByteStream):
     def __init__(self, *chunks: bytes) -> None:
         self.chunks = chunks
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[bytes]:
         yield from self.chunks
 
 
@@ -92,7 +87,8 @@ def test_a_spooled_body_is_streamed_to_its_file_and_parse_gets_the_file(tmp_path
 
     with client_for([answer]) as client:
         page = client.list_issue_events_page("acme", 1, parse=parse, body_path=spooled)
-    assert page.items == data and not page.has_next
+    assert page.items == data
+    assert not page.has_next
     assert [b.path for b in seen] == [spooled]
     assert Path(spooled).read_bytes() == json.dumps(data).encode()  # decoded, whole
     assert seen[0].size == len(json.dumps(data).encode())
@@ -131,7 +127,7 @@ def test_error_bodies_are_never_spooled_and_still_give_their_message(tmp_path: P
     assert not spooled.exists()
 
 
-def _read_back(out: list[object], rows: Path) -> list[object]:
+def _read_back(out: list[Any], rows: Path) -> list[Any]:
     with rows.open("rb") as f:
         return [item.read(f) if isinstance(item, SpooledEvent) else item for item in out]
 
@@ -147,13 +143,15 @@ def test_a_spooled_page_gives_the_events_an_in_memory_page_gives(
     assert isinstance(in_memory, list)
     with PageNormalizer(workers) as normalizer:
         out = normalizer.spooled(BodyFile(str(body), len(page_body)), str(rows), job())
-    assert isinstance(out, list) and all(isinstance(e, SpooledEvent) for e in out)
+    assert isinstance(out, list)
+    assert all(isinstance(e, SpooledEvent) for e in out)
     # only small references came back: the rows are in the file, one after another
-    assert sum(e.length for e in out) == rows.stat().st_size  # type: ignore[union-attr]
+    assert sum(e.length for e in out) == rows.stat().st_size
     events = _read_back(out, rows)
     assert events == [e for e in in_memory if isinstance(e, EncodedEvent)]
     for ref, ev in zip(out, events, strict=True):
-        assert isinstance(ref, SpooledEvent) and isinstance(ev, EncodedEvent)
+        assert isinstance(ref, SpooledEvent)
+        assert isinstance(ev, EncodedEvent)
         assert (ref.issue_id, ref.release_version, ref.release) == (
             ev.issue_id,
             ev.release_version,
@@ -165,7 +163,8 @@ def test_spooled_pages_keep_raw_items_and_report_bad_bodies(tmp_path: Path) -> N
     body, rows = tmp_path / "p.body", tmp_path / "p.rows"
     body.write_bytes(b'[{"eventID": "a", "entries": []}, {"eventID": "b"}]')
     out = normalize_spooled_page(str(body), str(rows), job())
-    assert isinstance(out, list) and isinstance(out[0], SpooledEvent)
+    assert isinstance(out, list)
+    assert isinstance(out[0], SpooledEvent)
     assert out[1] == {"eventID": "b"}  # needs the detail endpoint: comes back as it is
     body.write_bytes(b'{"detail": "x"}')
     assert normalize_spooled_page(str(body), str(rows), job()) == NotAList("dict")
@@ -180,26 +179,24 @@ def test_the_writer_reads_spooled_events_back_in_order_and_in_batches(
     body, rows = tmp_path / "p.body", tmp_path / "p.rows"
     body.write_bytes(page_body)
     out = normalize_spooled_page(str(body), str(rows), job())
-    assert isinstance(out, list) and all(isinstance(e, SpooledEvent) for e in out)
+    assert isinstance(out, list)
+    assert all(isinstance(e, SpooledEvent) for e in out)
     expected = _read_back(out, rows)
     detail = expected[0]  # an event the walk fetched in detail is not spooled
     page = [*out, detail]
     with rows.open("rb") as f:
         # A page of small events is one batch, as the writer always wrote it; this one is not.
         small = [*out[:5], detail]
-        assert sum(e.length for e in out[:5]) < sync.WRITE_BATCH_BYTES  # type: ignore[union-attr]
+        assert sum(e.length for e in out[:5]) < sync.WRITE_BATCH_BYTES
         assert [len(b) for b in sync.opened(small, f)] == [len(small)]
         assert len(list(sync.opened(page, f))) > 1
         # A limit of three events' size: batches close once past it, in order, nothing lost.
-        limit = 3 * max(e.length for e in out)  # type: ignore[union-attr]
+        limit = 3 * max(e.length for e in out)
         monkeypatch.setattr(sync, "WRITE_BATCH_BYTES", limit)
         batches = list(sync.opened(page, f))
     assert len(batches) > 3
     assert [ev for batch in batches for ev in batch] == [*expected, detail]
-    sizes = {
-        ev.event_id: ref.length  # type: ignore[union-attr]
-        for ref, ev in zip(out, expected, strict=True)
-    }
+    sizes = {ev.event_id: ref.length for ref, ev in zip(out, expected, strict=True)}
     for batch in batches[:-1]:
         total = sum(sizes[ev.event_id] for ev in batch)
         assert limit <= total < limit + sizes[batch[-1].event_id]
@@ -213,7 +210,8 @@ def test_a_spool_file_cut_short_is_an_error_not_a_wrong_event(
     body, rows = tmp_path / "p.body", tmp_path / "p.rows"
     body.write_bytes(page_body)
     out = normalize_spooled_page(str(body), str(rows), job())
-    assert isinstance(out, list) and isinstance(out[-1], SpooledEvent)
+    assert isinstance(out, list)
+    assert isinstance(out[-1], SpooledEvent)
     os.truncate(rows, rows.stat().st_size - 10)
     with rows.open("rb") as f, pytest.raises(OSError, match="ended 10 bytes early"):
         out[-1].read(f)
@@ -228,7 +226,8 @@ def test_a_spool_is_removed_with_its_files_and_hands_out_distinct_pages(tmp_path
         Path(pages[0].body).write_bytes(b"x")
         Path(pages[0].rows).write_bytes(b"y")
         pages[0].discard()
-        assert not Path(pages[0].body).exists() and not Path(pages[0].rows).exists()
+        assert not Path(pages[0].body).exists()
+        assert not Path(pages[0].rows).exists()
         pages[1].discard()  # files never written: nothing to do, no error
         Path(pages[2].rows).write_bytes(b"z")
     assert not spool.path.exists()
@@ -252,7 +251,9 @@ def test_the_spool_of_a_killed_run_is_removed_by_the_next_run(tmp_path: Path) ->
     other.mkdir()
     with Spool(tmp_path) as spool:
         assert not stale.exists()
-        assert alive.exists() and other.exists() and spool.path.exists()
+        assert alive.exists()
+        assert other.exists()
+        assert spool.path.exists()
     assert remove_stale(tmp_path) == []
 
 

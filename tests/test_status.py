@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
@@ -15,12 +17,13 @@ from archiver.operations.demo import build_demo_archive
 from archiver.storage import db, lock
 
 
-def status_json(db_url: str) -> dict:  # type: ignore[type-arg]
+def status_json(db_url: str) -> dict[str, Any]:
     r = CliRunner().invoke(cli, ["status", "--db", db_url, "--json"])
     assert r.exit_code == 0, r.output
     return json.loads(r.output)
 
 
+@pytest.mark.slow
 def test_status_after_a_sync_then_errors_backfill_and_lock(db_url):
     result = build_demo_archive(db_url, events=300)
     assert result.archived == result.truth
@@ -28,10 +31,10 @@ def test_status_after_a_sync_then_errors_backfill_and_lock(db_url):
     s = status_json(db_url)
     engine = db.make_engine(db_url)
     with engine.connect() as conn:
-        per_project = dict(
+        per_project: dict[int, int] = dict(
             conn.execute(text("SELECT project_id, count(*) FROM events GROUP BY project_id")).all()
         )
-        issues = dict(
+        issues: dict[int, int] = dict(
             conn.execute(text("SELECT project_id, count(*) FROM issues GROUP BY project_id")).all()
         )
         oldest = conn.execute(text("SELECT min(date_created) FROM events")).scalar_one()
@@ -45,7 +48,8 @@ def test_status_after_a_sync_then_errors_backfill_and_lock(db_url):
     }
     assert {p["id"]: p["issues"] for p in s["projects"]} == {int(k): v for k, v in issues.items()}
     for p in s["projects"]:
-        assert p["backfill_in_progress"] is False and p["issues_pending"] == 0
+        assert p["backfill_in_progress"] is False
+        assert p["issues_pending"] == 0
         assert p["last_success"]["id"] == s["last_success"]["id"]
         assert p["last_error"] is None
         assert p["oldest_event"] <= p["newest_event"]
@@ -57,7 +61,10 @@ def test_status_after_a_sync_then_errors_backfill_and_lock(db_url):
     assert human.exit_code == 0, human.output
     for p in s["projects"]:
         assert p["slug"] in human.output
-    assert "lock:     free" in human.output and "done" in human.output
+    assert "lock:     free" in human.output
+    rows = human.output.splitlines()[-len(s["projects"]) :]
+    assert [row.split()[0] for row in rows] == [p["slug"] for p in s["projects"]]
+    assert all(row.split()[-2:] == ["done", "-"] for row in rows), rows
 
     # an issue whose first walk is unfinished, and one whose walk failed
     target = s["projects"][0]
@@ -83,7 +90,8 @@ def test_status_after_a_sync_then_errors_backfill_and_lock(db_url):
     s = status_json(db_url)
     p = next(p for p in s["projects"] if p["id"] == target["id"])
     assert p["backfill_in_progress"] is True
-    assert p["issues_pending"] == 2 and p["issues_failed"] == 1
+    assert p["issues_pending"] == 2
+    assert p["issues_failed"] == 1
     assert p["last_error"]["issue_id"] == walks[-1]
     assert p["last_error"]["message"] == "HTTP 502 from server"
     others = [q for q in s["projects"] if q["id"] != target["id"]]
@@ -113,28 +121,47 @@ def test_status_after_a_sync_then_errors_backfill_and_lock(db_url):
     # while a sync holds the lock
     with lock.acquire(engine, "sync"):
         s = status_json(db_url)
-        human = CliRunner().invoke(cli, ["status", "--db", db_url]).output
+        locked = CliRunner().invoke(cli, ["status", "--db", db_url]).output
     assert s["lock"]["command"] == "sync"
-    assert f"pid {s['lock']['pid']}" in human
+    assert f"pid {s['lock']['pid']}" in locked
     engine.dispose()
 
 
 def test_status_of_an_empty_archive(db_url):
     s = status_json(db_url)
-    assert s["projects"] == [] and s["last_run"] is None and s["totals"]["events"] == 0
+    assert s["projects"] == []
+    assert s["last_run"] is None
+    assert s["totals"]["events"] == 0
     r = CliRunner().invoke(cli, ["status", "--db", db_url])
-    assert r.exit_code == 0 and "no projects archived yet" in r.output
+    assert r.exit_code == 0
+    assert r.output == (
+        f"archive:  {db_url} (schema {db.head_revision()})\n"
+        "lock:     free\n"
+        "totals:   projects 0, events 0, issues 0\n"
+        "last run: none\n"
+        "last successful run: none\n"
+        "\n"
+        "no projects archived yet: run sentry-archiver sync\n"
+    )
 
 
 def test_status_never_creates_or_migrates_a_database(tmp_path, empty_db_url):
     missing = tmp_path / "nowhere.db"
     r = CliRunner().invoke(cli, ["status", "--db", f"sqlite:///{missing}"])
-    assert r.exit_code == ExitCode.DATABASE and "does not exist" in r.output
+    assert r.exit_code == ExitCode.DATABASE
+    assert r.output == (
+        f"error: no archive at sqlite:///{missing} (the file does not exist); "
+        "run: sentry-archiver sync (or db upgrade)\n"
+    )
     assert not missing.exists()
     if empty_db_url.startswith("sqlite:///"):
         Path(empty_db_url.removeprefix("sqlite:///")).touch()  # an empty SQLite database
     r = CliRunner().invoke(cli, ["status", "--db", empty_db_url, "--json"])
-    assert r.exit_code == ExitCode.DATABASE and "db upgrade" in r.output
+    assert r.exit_code == ExitCode.DATABASE
+    assert r.output == (
+        f"error: the database {empty_db_url} has no archive schema yet; "
+        "run: sentry-archiver db upgrade\n"
+    )
 
 
 def test_status_reads_the_database_from_the_config_file(tmp_path, db_url, monkeypatch):

@@ -64,7 +64,8 @@ def test_seed_rows_land_exactly(engine):
         exc = conn.execute(text("SELECT type FROM exceptions WHERE event_pk = :p"), {"p": pk}).all()
         frames = conn.execute(
             text(
-                "SELECT is_raw, count(*) FROM frames WHERE event_pk = :p GROUP BY is_raw ORDER BY is_raw"
+                "SELECT is_raw, count(*) FROM frames WHERE event_pk = :p"
+                " GROUP BY is_raw ORDER BY is_raw"
             ),
             {"p": pk},
         ).all()
@@ -81,7 +82,8 @@ def test_seed_rows_land_exactly(engine):
         created = conn.execute(
             text("SELECT date_created FROM events WHERE id = :p"), {"p": pk}
         ).scalar_one()
-    assert len(tags) == 6 and tags[0] == ("browser", "Chrome 83.0.4103")
+    assert len(tags) == 6
+    assert tags[0] == ("browser", "Chrome 83.0.4103")
     assert exc == [("ForbiddenError",)]
     assert [tuple(r) for r in frames] == [(False, 2), (True, 2)]
     assert crumbs == 3

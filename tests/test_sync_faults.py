@@ -122,6 +122,7 @@ def last_run(db_url: str) -> tuple[str, str | None]:
     return outcome, message
 
 
+@pytest.mark.slow
 def test_a_writer_error_ends_the_run_promptly_and_a_rerun_completes(
     db_url, org, server, monkeypatch
 ):

@@ -25,6 +25,7 @@ def _bursty_org() -> SimulatedOrg:
     return org
 
 
+@pytest.mark.slow
 def test_backfill_with_shuffled_ties_and_bursts_equals_truth(db_url):
     org = _bursty_org()
     with SimulatorServer(org, token=TOKEN, config=SimulatorConfig(shuffle_ties=True)) as srv:
@@ -35,6 +36,7 @@ def test_backfill_with_shuffled_ties_and_bursts_equals_truth(db_url):
     assert max(offsets) <= 250
 
 
+@pytest.mark.slow
 def test_requests_within_two_percent_of_one_per_hundred_events(tmp_path):
     org = SimulatedOrg(seed=7, events=1500)
     with SimulatorServer(org, token=TOKEN) as srv:
@@ -86,6 +88,7 @@ def test_an_issue_of_50000_events_never_asks_an_offset_over_200(tmp_path):
     assert len(archived(url)) == org.truth_count()
 
 
+@pytest.mark.slow
 def test_an_old_offset_checkpoint_restarts_its_window_and_ends_equal_to_truth(tmp_path):
     from sqlalchemy import text
 

@@ -79,7 +79,8 @@ def test_transactions_are_stored_and_read_by_the_views(engine: Engine) -> None:
         store.write_events(conn, [normalize_event(transaction())])
     with engine.connect() as conn:
         row = conn.execute(text("SELECT type, date_created, day FROM events")).one()
-        assert row.type == "transaction" and row.date_created is not None
+        assert row.type == "transaction"
+        assert row.date_created is not None
         assert row.day is not None
         spans = (
             conn.execute(text("SELECT type FROM event_entries ORDER BY position")).scalars().all()

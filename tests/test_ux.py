@@ -62,7 +62,8 @@ def test_json_clean_run_ends_with_an_info_summary(tmp_path, org, server):
     counts = summary["counts"]
     for key in ("duration_s", "requests", "retries", "issues_gone", "issues_merged"):
         assert key in counts, counts
-    assert counts["requests"] > 0 and counts["events_new"] > 0
+    assert counts["requests"] > 0
+    assert counts["events_new"] > 0
     assert not any(line["level"] == "warning" for line in lines), lines
 
 

@@ -58,4 +58,5 @@ def test_wheel_install_runs_db_upgrade(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
     ).stdout
-    assert str(env_dir) in located and "_migrations" in located
+    assert str(env_dir) in located
+    assert "_migrations" in located

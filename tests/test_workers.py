@@ -19,10 +19,10 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from conftest import simulator_page
 from sqlalchemy import text
 
 from archiver.config import Settings
@@ -50,21 +50,16 @@ TOKEN = "worker-test-token"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def page_body() -> bytes:
-    return simulator_page()
-
-
 def job(dialect: str = "sqlite", **kw: object) -> PageJob:
     return PageJob(project_id=1, issue_id=2, dialect=dialect, **kw)  # type: ignore[arg-type]
 
 
-def as_list(out: object) -> list[object]:
+def as_list(out: object) -> list[Any]:
     assert isinstance(out, list)
     return out
 
 
-def run(normalizer: PageNormalizer, body: bytes, page_job: PageJob) -> list[object]:
+def run(normalizer: PageNormalizer, body: bytes, page_job: PageJob) -> list[Any]:
     """A page through the normalizer as the sync sends it (spooled), its events read back
     (raw items left as they are)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,7 +84,8 @@ def test_worker_rows_equal_in_process_rows(page_body: bytes, dialect: str) -> No
     with PageNormalizer(0) as here, PageNormalizer(2) as pool:
         local = run(here, page_body, job(dialect))
         remote = run(pool, page_body, job(dialect))
-    assert isinstance(local, list) and all(isinstance(e, EncodedEvent) for e in local)
+    assert isinstance(local, list)
+    assert all(isinstance(e, EncodedEvent) for e in local)
     assert remote == local
     frames = [row for ev in local for row in ev.children.get("frames", [])]
     assert frames, "the page has stack frames"
@@ -112,7 +108,8 @@ def test_scrubbing_happens_in_the_worker(page_body: bytes) -> None:
 def test_items_without_entries_stay_raw_for_a_detail_request() -> None:
     body = b'[{"eventID": "a" , "entries": []}, {"eventID": "b"}]'
     out = as_list(normalize_page(body, job()))
-    assert isinstance(out[0], EncodedEvent) and out[1] == {"eventID": "b"}
+    assert isinstance(out[0], EncodedEvent)
+    assert out[1] == {"eventID": "b"}
     always = normalize_page(body, job(detail_always=True))
     assert always == [{"eventID": "a", "entries": []}, {"eventID": "b"}]
 
@@ -121,8 +118,9 @@ def test_truncated_body_is_an_invalid_body_in_both_modes(page_body: bytes) -> No
     cut = page_body[: len(page_body) // 2]
     with PageNormalizer(1) as pool, pytest.raises(InvalidBody):
         run(pool, cut, job())
-    with pytest.raises(ValueError):  # the client retries on ValueError
+    with pytest.raises(ValueError, match=r"^invalid JSON: ") as err:  # the client retries on it
         normalize_page(cut, job())
+    assert type(err.value) is InvalidBody
 
 
 def _without_raw(ev: EncodedEvent) -> tuple[object, ...]:
@@ -242,6 +240,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+@pytest.mark.slow
 def test_killed_sync_leaves_no_worker_processes(tmp_path: Path) -> None:
     org = SimulatedOrg(seed=21, events=3000)
     url = f"sqlite:///{tmp_path}/a.db"
@@ -287,6 +286,7 @@ def _table_counts(db_url: str) -> dict[str, int]:
         engine.dispose()
 
 
+@pytest.mark.slow
 def test_sync_with_and_without_workers_writes_the_same_archive(tmp_path: Path, monkeypatch) -> None:
     org = SimulatedOrg(seed=9, events=800)
     counts = []

@@ -30,7 +30,7 @@ from .paging import (
 from .payloads import EventRenderer, IssueCounts, issue_json, project_json, release_json
 from .search import IssueQuery, QueryError, date_matches, parse_datetime, parse_issue_query
 from .timeline import Segment
-from .wire import ApiError, ApiRequest, ApiResponse
+from .wire import ApiRequest, ApiResponse, ErrorAnswer
 
 NOT_FOUND = "The requested resource does not exist"
 EVENT_NOT_FOUND = "Event not found"
@@ -124,7 +124,7 @@ class SentryApi:
                 return ApiResponse.detail(404, NOT_FOUND)
         try:
             return self._handlers[family](request)
-        except ApiError as exc:
+        except ErrorAnswer as exc:
             return exc.response()
 
     # --- shared parsing ------------------------------------------------------------------------
@@ -132,27 +132,27 @@ class SentryApi:
     def _check_org(self, request: ApiRequest) -> None:
         org = request.params.get("org")
         if org is not None and org not in (self.org.slug, str(self.org.org_id)):
-            raise ApiError(404, NOT_FOUND)
+            raise ErrorAnswer(404, NOT_FOUND)
 
     def _project(self, request: ApiRequest) -> Project:
         self._check_org(request)
         project = self.org.project_by_slug(request.params["project"])
         if project is None:
-            raise ApiError(404, NOT_FOUND)
+            raise ErrorAnswer(404, NOT_FOUND)
         if project.slug in request.hidden_projects:
-            raise ApiError(403, FORBIDDEN)
+            raise ErrorAnswer(403, FORBIDDEN)
         return project
 
     def _issue(self, request: ApiRequest) -> Issue:
         self._check_org(request)
         raw = request.params["issue"]
         if not raw.isdigit():
-            raise ApiError(404, NOT_FOUND)
+            raise ErrorAnswer(404, NOT_FOUND)
         issue = self.org.resolve_issue(int(raw))
         if issue is None:
-            raise ApiError(404, NOT_FOUND)
+            raise ErrorAnswer(404, NOT_FOUND)
         if issue.project.slug in request.hidden_projects:
-            raise ApiError(403, FORBIDDEN)
+            raise ErrorAnswer(403, FORBIDDEN)
         return issue
 
     def _per_page(self, request: ApiRequest) -> int:
@@ -160,15 +160,15 @@ class SentryApi:
         try:
             per_page = int(raw)
         except ValueError as exc:
-            raise ApiError(400, "Invalid per_page parameter.") from exc
+            raise ErrorAnswer(400, "Invalid per_page parameter.") from exc
         if self.config.per_page_error == "new":
             if not 1 <= per_page <= 100:
-                raise ApiError(400, "Invalid per_page value. Must be between 1 and 100.")
+                raise ErrorAnswer(400, "Invalid per_page value. Must be between 1 and 100.")
         elif per_page > 100:
-            raise ApiError(400, "Invalid per_page value. Cannot exceed 100.")
+            raise ErrorAnswer(400, "Invalid per_page value. Cannot exceed 100.")
         elif per_page < 1:
             # older Sentry asserted limit > 0 inside the paginator: an unhandled 500
-            raise ApiError(500, {"detail": "Internal Error", "errorId": "0" * 32})
+            raise ErrorAnswer(500, {"detail": "Internal Error", "errorId": "0" * 32})
         return per_page
 
     @staticmethod
@@ -179,9 +179,9 @@ class SentryApi:
         try:
             cursor = Cursor.parse(raw)
         except InvalidCursor as exc:
-            raise ApiError(400, "Invalid cursor parameter.") from exc
+            raise ErrorAnswer(400, "Invalid cursor parameter.") from exc
         if offsets and cursor.offset < 0:
-            raise ApiError(400, "Pagination offset cannot be negative")
+            raise ErrorAnswer(400, "Pagination offset cannot be negative")
         return cursor
 
     def _window(self, request: ApiRequest, default_days: int | None) -> tuple[int, int]:
@@ -196,17 +196,17 @@ class SentryApi:
         if period:
             seconds = parse_period(period)
             if seconds is None:
-                raise ApiError(400, f"Invalid statsPeriod: {period!r}")
+                raise ErrorAnswer(400, f"Invalid statsPeriod: {period!r}")
             return int(now - seconds), int(now) + 1
         if start or end:
             if not (start and end):
-                raise ApiError(400, "start and end are both required")
+                raise ErrorAnswer(400, "start and end are both required")
             try:
                 lo, hi = parse_datetime(start), parse_datetime(end)
             except QueryError as exc:
-                raise ApiError(400, str(exc)) from exc
+                raise ErrorAnswer(400, str(exc)) from exc
             if lo > hi:
-                raise ApiError(400, "start must be before end")
+                raise ErrorAnswer(400, "start must be before end")
             return int(lo // 1), int(hi // 1)
         if default_days is None:
             return -FAR_FUTURE, FAR_FUTURE
@@ -271,7 +271,7 @@ class SentryApi:
         self._check_org(request)
         release = self.org.release_by_version(request.params["version"])
         if release is None:
-            raise ApiError(404, NOT_FOUND)
+            raise ErrorAnswer(404, NOT_FOUND)
         return ApiResponse.json(200, release_json(self.org, release))
 
     # --- issues --------------------------------------------------------------------------------
@@ -285,7 +285,7 @@ class SentryApi:
             for raw in wanted:
                 project = self.org.project_by_id(int(raw)) if raw.lstrip("-").isdigit() else None
                 if project is None or project.slug in request.hidden_projects:
-                    raise ApiError(403, FORBIDDEN)
+                    raise ErrorAnswer(403, FORBIDDEN)
                 projects.append(project)
         elif request.hidden_projects:  # all projects: those the user is a member of
             projects = [p for p in self.org.projects if p.slug not in request.hidden_projects]
@@ -296,7 +296,7 @@ class SentryApi:
         project = self._project(request)
         period = request.get("statsPeriod")
         if period not in (None, "", "24h", "14d"):
-            raise ApiError(400, "Invalid stats_period. Valid choices are '', '24h', and '14d'")
+            raise ErrorAnswer(400, "Invalid stats_period. Valid choices are '', '24h', and '14d'")
         # statsPeriod here only picks the stats graph; the search window stays the default
         now = int(self.org.now())
         lo, hi = now - 90 * DAY, now + 1
@@ -323,24 +323,24 @@ class SentryApi:
             try:
                 limit = int(raw_limit)
             except ValueError as exc:
-                raise ApiError(400, "invalid limit") from exc
+                raise ErrorAnswer(400, "invalid limit") from exc
             if limit <= 0:
-                raise ApiError(400, "invalid limit")
+                raise ErrorAnswer(400, "invalid limit")
         limit = min(limit, 100)
         cursor = self._cursor(request, offsets=False)
         sort = request.get("sort") or "date"
         if sort not in ("date", "new", "freq", "user", "priority", "trends"):
-            raise ApiError(400, f"Invalid sort: {sort}")
+            raise ErrorAnswer(400, f"Invalid sort: {sort}")
         text = request.get("query")
         text = default_query if text is None else text
         try:
             query = parse_issue_query(text, self.org.now())
         except QueryError as exc:
-            raise ApiError(400, f"Error parsing search query: {exc}") from exc
+            raise ErrorAnswer(400, f"Error parsing search query: {exc}") from exc
         environments = request.get_list("environment") + query.environments
         known = self.org.environment_names()
         if any(env not in known for env in environments):
-            raise ApiError(404, NOT_FOUND)
+            raise ErrorAnswer(404, NOT_FOUND)
         if query.event_id is not None:
             ref = self.org.locate_event(query.event_id)
             if ref is not None and (projects is None or ref.project in projects):
@@ -502,7 +502,7 @@ class SentryApi:
         if query:
             event_id = normalize_event_id(query)
             if event_id is None:
-                raise ApiError(
+                raise ErrorAnswer(
                     400, "The simulator only supports an event ID as an event-list query"
                 )
             ref = self.org.locate_event(event_id)
@@ -590,30 +590,30 @@ class SentryApi:
             segments = self.org.issue_segments(issue, environments)
             total = self.org.count(segments, -FAR_FUTURE, FAR_FUTURE)
             if total == 0:
-                raise ApiError(404, EVENT_NOT_FOUND)
+                raise ErrorAnswer(404, EVENT_NOT_FOUND)
             offset = total - 1 if which == "oldest" else 0  # recommended: the latest, here
             refs, _ = self.org.page(segments, -FAR_FUTURE, FAR_FUTURE, offset, 1)
             return self._detail(refs[0], environments)
         ref = self.org.locate_event(which)
         if ref is None or ref.issue is not issue or self._is_hollow(ref):
-            raise ApiError(404, ISSUE_EVENT_NOT_FOUND)
+            raise ErrorAnswer(404, ISSUE_EVENT_NOT_FOUND)
         return self._detail(ref, environments)
 
     def project_event_details(self, request: ApiRequest) -> ApiResponse:
         project = self._project(request)
         ref = self.org.locate_event(request.params["event"])
         if ref is None or ref.project is not project or self._is_hollow(ref):
-            raise ApiError(404, EVENT_NOT_FOUND)
+            raise ErrorAnswer(404, EVENT_NOT_FOUND)
         return self._detail(ref)
 
     def eventids(self, request: ApiRequest) -> ApiResponse:
         self._check_org(request)
         raw = request.params["event"]
         if len(raw) != 32 or any(c not in "0123456789abcdefABCDEF" for c in raw):
-            raise ApiError(400, "Event ID must be 32 characters.")
+            raise ErrorAnswer(400, "Event ID must be 32 characters.")
         ref = self.org.locate_event(raw)
         if ref is None or ref.project.slug in request.hidden_projects or self._is_hollow(ref):
-            raise ApiError(404, NOT_FOUND)
+            raise ErrorAnswer(404, NOT_FOUND)
         head = json.dumps(
             {
                 "organizationSlug": self.org.slug,

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .config import SimulatorConfig
-from .wire import ApiError
+from .wire import ErrorAnswer
 
 
 def sample_hash(event_id: str) -> int:
@@ -53,6 +53,6 @@ class ListOrders:
         """Cost of reaching ``offset``: a delay per skipped row, a 500 past the maximum."""
         limit = self.config.max_offset
         if limit is not None and offset > limit:
-            raise ApiError(500, {"detail": "Internal Error", "errorId": "0" * 32})
+            raise ErrorAnswer(500, {"detail": "Internal Error", "errorId": "0" * 32})
         if self.config.offset_row_delay > 0 and offset > 0:
             time.sleep(offset * self.config.offset_row_delay)

@@ -355,7 +355,12 @@ class SimulatorServer:
                     decision.reset,
                 )
             )
-        release = (lambda: self.limiter.release(family, key)) if decision.limit else (lambda: None)
+        release: Callable[[], None] = _no_release
+        if decision.limit:
+
+            def release() -> None:
+                self.limiter.release(family, key)
+
         try:
             plan = self.faults.plan(number, family, family_number)
             request = ApiRequest(
@@ -460,6 +465,10 @@ class SimulatorServer:
         )
         if others:
             self.org.merge_issue(source.id, others[0].id)
+
+
+def _no_release() -> None:
+    """Nothing to give back: the request held no concurrency slot."""
 
 
 def request_family(request: ApiRequest) -> str:

@@ -63,8 +63,12 @@ class ApiResponse:
         return cls.json(status, {"detail": text})
 
 
-class ApiError(Exception):
-    """Raised inside an endpoint to answer with an error body right away."""
+class ErrorAnswer(Exception):
+    """An HTTP error answer the simulator sends, raised inside an endpoint to send it at once.
+
+    Not :class:`archiver.errors.ApiError` (what the archive's client raises on such an answer):
+    this one lives on the server side and never leaves the simulator.
+    """
 
     def __init__(self, status: int, detail: Any) -> None:
         super().__init__(f"{status}: {detail}")

@@ -27,7 +27,8 @@ from .paging import (
     offset_page,
     sequence_page,
 )
-from .payloads import EventRenderer, IssueCounts, issue_json, project_json, release_json
+from .payloads import EventRenderer
+from .resources import IssueCounts, issue_json, project_json, release_json
 from .search import IssueQuery, QueryError, date_matches, parse_datetime, parse_issue_query
 from .timeline import Segment
 from .wire import ApiRequest, ApiResponse, ErrorAnswer

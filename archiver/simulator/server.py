@@ -25,13 +25,14 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from . import endpoints
 from .config import ALL_SCOPES, FAMILY_SCOPES, ORG_AUTH_TOKEN_SCOPES, SimulatorConfig
 from .data import SimulatedOrg
+from .endpoints import SentryApi
 from .faults import FaultInjector, FaultPlan
 from .payloads import EventRenderer
 from .ratelimit import RateLimiter, rate_limit_message
 from .requestlog import LoggedRequest, RequestLog
+from .routes import route
 from .wire import ApiRequest, ApiResponse
 
 QUERY_TIMEOUT = "Query timeout. Please try with a smaller date range or fewer conditions."
@@ -210,7 +211,7 @@ class SimulatorServer:
         self.host = "127.0.0.1" if host == "localhost" else host
         self.config = config or SimulatorConfig()
         self.renderer = EventRenderer(org, cache_bytes=self.config.cache_bytes)
-        self.api = endpoints.SentryApi(org, self.config, self.renderer)
+        self.api = SentryApi(org, self.config, self.renderer)
         self.log = RequestLog(self.config.log_size)
         self.limiter = RateLimiter(self.config.rate_limits, self.config.wall_clock)
         self.faults = FaultInjector(self.config.faults)
@@ -306,7 +307,7 @@ class SimulatorServer:
         split = urlsplit(target)
         path = split.path
         query = parse_qsl(split.query, keep_blank_values=True)
-        found = endpoints.route(path)
+        found = route(path)
         family = found[0] if found else None
         number, family_number = self.log.next_numbers(family)
         outcome = self._answer(method, path, query, headers, base_url, found, number, family_number)
@@ -328,7 +329,7 @@ class SimulatorServer:
         family_number: int,
     ) -> Outcome:
         if found is None:
-            if not path.endswith("/") and endpoints.route(path + "/") is not None:
+            if not path.endswith("/") and route(path + "/") is not None:
                 return Outcome(
                     ApiResponse.detail(
                         404, f"Route not found, did you forget a trailing slash? try: {path}/"
@@ -472,5 +473,5 @@ def _no_release() -> None:
 
 
 def request_family(request: ApiRequest) -> str:
-    found = endpoints.route(request.path)
+    found = route(request.path)
     return found[0] if found else ""

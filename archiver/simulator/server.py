@@ -329,13 +329,7 @@ class SimulatorServer:
         family_number: int,
     ) -> Outcome:
         if found is None:
-            if not path.endswith("/") and route(path + "/") is not None:
-                return Outcome(
-                    ApiResponse.detail(
-                        404, f"Route not found, did you forget a trailing slash? try: {path}/"
-                    )
-                )
-            return Outcome(ApiResponse.detail(404, "The requested resource does not exist"))
+            return Outcome(_not_routed(path))
         family, params = found
         key, denied = self._auth(headers, family)
         if denied is not None:
@@ -356,12 +350,7 @@ class SimulatorServer:
                     decision.reset,
                 )
             )
-        release: Callable[[], None] = _no_release
-        if decision.limit:
-
-            def release() -> None:
-                self.limiter.release(family, key)
-
+        release = self._releaser(family, key) if decision.limit else _no_release
         try:
             plan = self.faults.plan(number, family, family_number)
             request = ApiRequest(
@@ -389,6 +378,14 @@ class SimulatorServer:
             release=release,
             labels=tuple(plan.labels),
         )
+
+    def _releaser(self, family: str, key: str) -> Callable[[], None]:
+        """Gives back the request's concurrency slot once its answer is written."""
+
+        def release() -> None:
+            self.limiter.release(family, key)
+
+        return release
 
     def _too_many(self, message: str, headers: list[tuple[str, str]], reset: int) -> ApiResponse:
         body: object = message if self.config.rate_limit_body == "string" else {"detail": message}
@@ -466,6 +463,15 @@ class SimulatorServer:
         )
         if others:
             self.org.merge_issue(source.id, others[0].id)
+
+
+def _not_routed(path: str) -> ApiResponse:
+    """Sentry's catch-all 404, with its hint when only the trailing slash is missing."""
+    if not path.endswith("/") and route(path + "/") is not None:
+        return ApiResponse.detail(
+            404, f"Route not found, did you forget a trailing slash? try: {path}/"
+        )
+    return ApiResponse.detail(404, "The requested resource does not exist")
 
 
 def _no_release() -> None:

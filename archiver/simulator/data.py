@@ -23,7 +23,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from . import fixtures as fixture_mod
 from . import templates, timeline
@@ -221,8 +220,8 @@ class SimulatedOrg:
         hi: int,
         offset: int,
         limit: int,
-        tie_key: Callable[[str], Any] | None = None,
-        sample: Callable[[str], Any] | None = None,
+        tie_key: Callable[[str], bytes] | None = None,
+        sample: Callable[[str], int] | None = None,
     ) -> tuple[list[EventRef], int]:
         """Newest-first page of the segments' visible events in ``[lo, hi)`` and the total.
 

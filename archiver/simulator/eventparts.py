@@ -59,7 +59,8 @@ _CRUMBS: dict[str, tuple[tuple[str, str, str | None, Any, str | None], ...]] = {
             "query",
             "info",
             None,
-            'SELECT "orders_order"."id" FROM "orders_order" WHERE "orders_order"."customer_id" = %s',
+            'SELECT "orders_order"."id" FROM "orders_order" '
+            'WHERE "orders_order"."customer_id" = %s',
         ),
         (
             "http",

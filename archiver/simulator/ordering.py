@@ -17,7 +17,6 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from .config import SimulatorConfig
 from .wire import ErrorAnswer
@@ -36,7 +35,7 @@ class ListOrders:
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
 
-    def tie_key(self) -> Callable[[str], Any] | None:
+    def tie_key(self) -> Callable[[str], bytes] | None:
         """A fresh tie order for one request (None: ties by event id, as before)."""
         if not self.config.shuffle_ties:
             return None

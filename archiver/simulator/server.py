@@ -432,7 +432,8 @@ class SimulatorServer:
                 rate_limit_message(limit, "rate")
                 if limit
                 else (
-                    "You are attempting to use this endpoint too frequently. Limit is 40 requests in 1 seconds"
+                    "You are attempting to use this endpoint too frequently. "
+                    "Limit is 40 requests in 1 seconds"
                 )
             )
             outcome = Outcome(
@@ -446,7 +447,8 @@ class SimulatorServer:
                 ApiResponse.json(500, {"detail": "Internal Error", "errorId": error_id})
             )
         else:
-            text = f"<html><body><h1>{plan.status} {REASONS.get(plan.status, 'Error')}</h1></body></html>\n"
+            reason = REASONS.get(plan.status, "Error")
+            text = f"<html><body><h1>{plan.status} {reason}</h1></body></html>\n"
             outcome = Outcome(ApiResponse(plan.status, text.encode()), content_type="text/html")
         outcome.cut, outcome.truncate, outcome.delay_ms = plan.cut, plan.truncate, plan.delay_ms
         outcome.labels = tuple(plan.labels)

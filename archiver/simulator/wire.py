@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
 
 
 @dataclass
@@ -52,7 +51,7 @@ class ApiResponse:
 
     @classmethod
     def json(
-        cls, status: int, value: Any, headers: list[tuple[str, str]] | None = None
+        cls, status: int, value: object, headers: list[tuple[str, str]] | None = None
     ) -> ApiResponse:
         return cls(
             status, json.dumps(value, ensure_ascii=False).encode("utf-8"), list(headers or [])
@@ -70,7 +69,7 @@ class ErrorAnswer(Exception):
     this one lives on the server side and never leaves the simulator.
     """
 
-    def __init__(self, status: int, detail: Any) -> None:
+    def __init__(self, status: int, detail: str | dict[str, str]) -> None:
         super().__init__(f"{status}: {detail}")
         self.status = status
         self.body = detail if not isinstance(detail, str) else {"detail": detail}

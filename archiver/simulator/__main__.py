@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     server = SimulatorServer(org, token=args.token or None, port=args.port, config=config).start()
     print(f"{server.url} org={org.slug} token={args.token or '-'}", flush=True)
     print(
-        f"{len(org.projects)} projects, {len(org.issues)} issues, {org.truth_count()} visible events",
+        f"{len(org.projects)} projects, {len(org.issues)} issues, "
+        f"{org.truth_count()} visible events",
         file=sys.stderr,
         flush=True,
     )

@@ -60,28 +60,9 @@ class FaultInjector:
         rng = random.Random(hash64("fault", cfg.seed, request_no))
         rolls = [rng.random() for _ in range(6)]
         eligible = cfg.families is None or family in cfg.families
-        with self._lock:
-            if self._burst_left > 0:
-                self._burst_left -= 1
-                out.status = out.status or 429
-                out.labels.append("burst")
-            elif eligible and rolls[0] < cfg.burst_rate:
-                self._burst_left = max(0, cfg.burst_length - 1)
-                out.status = out.status or 429
-                out.labels.append("burst")
+        self._roll_burst(out, eligible, rolls[0])
         if eligible:
-            if rolls[1] < cfg.error_rate and out.status is None:
-                out.status = cfg.error_statuses[int(rolls[5] * len(cfg.error_statuses))]
-                out.labels.append("error")
-            if rolls[2] < cfg.cut_rate:
-                out.cut = True
-                out.labels.append("cut")
-            elif rolls[3] < cfg.truncate_rate:
-                out.truncate = True
-                out.labels.append("truncate")
-            if rolls[4] < cfg.slow_rate:
-                out.delay_ms += cfg.slow_ms
-                out.labels.append("slow")
+            self._roll_transport(out, rolls)
         if (
             family in QUERY_FAMILIES
             and out.status is None
@@ -89,6 +70,43 @@ class FaultInjector:
         ):
             out.status = 400
             out.labels.append("query_timeout")
+        self._add_data_faults(out, request_no, family, family_no)
+        return out
+
+    def _roll_burst(self, out: FaultPlan, eligible: bool, roll: float) -> None:
+        """A 429 while a burst lasts; an eligible request may start a new one."""
+        cfg = self.config
+        with self._lock:
+            if self._burst_left > 0:
+                self._burst_left -= 1
+                out.status = out.status or 429
+                out.labels.append("burst")
+            elif eligible and roll < cfg.burst_rate:
+                self._burst_left = max(0, cfg.burst_length - 1)
+                out.status = out.status or 429
+                out.labels.append("burst")
+
+    def _roll_transport(self, out: FaultPlan, rolls: list[float]) -> None:
+        """Probabilistic transport faults: an error status, a cut or truncated body, latency."""
+        cfg = self.config
+        if rolls[1] < cfg.error_rate and out.status is None:
+            out.status = cfg.error_statuses[int(rolls[5] * len(cfg.error_statuses))]
+            out.labels.append("error")
+        if rolls[2] < cfg.cut_rate:
+            out.cut = True
+            out.labels.append("cut")
+        elif rolls[3] < cfg.truncate_rate:
+            out.truncate = True
+            out.labels.append("truncate")
+        if rolls[4] < cfg.slow_rate:
+            out.delay_ms += cfg.slow_ms
+            out.labels.append("slow")
+
+    def _add_data_faults(
+        self, out: FaultPlan, request_no: int, family: str, family_no: int
+    ) -> None:
+        """Data faults by cadence: new events, one deletion, one merge, the clock moving."""
+        cfg = self.config
         if family == "issue_events":
             if cfg.new_events_every and family_no % cfg.new_events_every == 0:
                 out.actions.append(
@@ -98,7 +116,6 @@ class FaultInjector:
             self._once(out, "merge", cfg.merge_issue_after, family_no, "merge_issue")
         if cfg.advance_every and request_no % cfg.advance_every == 0:
             out.actions.append(ScheduledFault("advance", request_no, seconds=cfg.advance_seconds))
-        return out
 
     def _once(self, out: FaultPlan, key: str, after: int, family_no: int, kind: str) -> None:
         if after and family_no >= after:

@@ -17,10 +17,9 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from .config import SimulatorConfig
-from .wire import ApiError
+from .wire import ErrorAnswer
 
 
 def sample_hash(event_id: str) -> int:
@@ -36,7 +35,7 @@ class ListOrders:
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
 
-    def tie_key(self) -> Callable[[str], Any] | None:
+    def tie_key(self) -> Callable[[str], bytes] | None:
         """A fresh tie order for one request (None: ties by event id, as before)."""
         if not self.config.shuffle_ties:
             return None
@@ -53,6 +52,6 @@ class ListOrders:
         """Cost of reaching ``offset``: a delay per skipped row, a 500 past the maximum."""
         limit = self.config.max_offset
         if limit is not None and offset > limit:
-            raise ApiError(500, {"detail": "Internal Error", "errorId": "0" * 32})
+            raise ErrorAnswer(500, {"detail": "Internal Error", "errorId": "0" * 32})
         if self.config.offset_row_delay > 0 and offset > 0:
             time.sleep(offset * self.config.offset_row_delay)

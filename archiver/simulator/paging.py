@@ -113,7 +113,8 @@ def sequence_page(
     reverse: bool = True,
     max_hits: int | None = None,
 ) -> CursorResult[T]:
-    """``SequencePaginator`` over ``(score, item)`` pairs, already sorted (descending if reverse)."""
+    """``SequencePaginator`` over ``(score, item)`` pairs, sorted already (descending if
+    ``reverse``)."""
     scores = [s for s, _ in scored]
     values = [v for _, v in scored]
 

@@ -95,41 +95,51 @@ def parse_issue_query(text: str, now: float) -> IssueQuery:
     for match in TOKEN.finditer(stripped):
         if match.group("word") is not None:
             query.text.append(match.group("word"))
-            continue
-        if match.group("quoted") is not None:
+        elif match.group("quoted") is not None:
             query.text.append(match.group("quoted"))
-            continue
-        key, raw, negated = match.group("key"), match.group("value"), bool(match.group("neg"))
-        values = _values(raw)
-        if negated:
-            raise QueryError(f"Negated search on {key!r} is not supported by the simulator")
-        if key == "is":
-            for value in values:
-                if value in STATUS_ALIASES:
-                    query.statuses = (query.statuses or set()) | {STATUS_ALIASES[value]}
-                elif value in ("unassigned", "assigned"):
-                    query.assigned = value == "assigned"
-                else:
-                    raise QueryError(
-                        f'Invalid value for "is" search, valid values are {sorted(STATUS_ALIASES)}'
-                    )
-        elif key == "issue.priority":
-            bad = [v for v in values if v not in ("high", "medium", "low")]
-            if bad:
-                raise QueryError(f"Invalid priority value: {bad[0]}")
-            query.priorities = (query.priorities or set()) | set(values)
-        elif key == "level":
-            query.levels = (query.levels or set()) | set(values)
-        elif key == "issue.category":
-            query.categories = (query.categories or set()) | set(values)
-        elif key == "environment":
-            query.environments.extend(values)
-        elif key in ("firstSeen", "lastSeen", "age"):
-            target = query.first_seen if key in ("firstSeen", "age") else query.last_seen
-            target.append(_date_filter(raw, now))
+        elif match.group("neg"):
+            raise QueryError(
+                f"Negated search on {match.group('key')!r} is not supported by the simulator"
+            )
         else:
-            raise QueryError(f"The simulator does not support searching on {key!r}")
+            _apply_filter(query, match.group("key"), match.group("value"), now)
     return query
+
+
+def _apply_filter(query: IssueQuery, key: str, raw: str, now: float) -> None:
+    """Add one ``key:value`` filter to the query; 400 for a key the simulator cannot apply."""
+    values = _values(raw)
+    if key == "is":
+        _apply_is(query, values)
+    elif key == "issue.priority":
+        bad = [v for v in values if v not in ("high", "medium", "low")]
+        if bad:
+            raise QueryError(f"Invalid priority value: {bad[0]}")
+        query.priorities = (query.priorities or set()) | set(values)
+    elif key == "level":
+        query.levels = (query.levels or set()) | set(values)
+    elif key == "issue.category":
+        query.categories = (query.categories or set()) | set(values)
+    elif key == "environment":
+        query.environments.extend(values)
+    elif key in ("firstSeen", "lastSeen", "age"):
+        target = query.first_seen if key in ("firstSeen", "age") else query.last_seen
+        target.append(_date_filter(raw, now))
+    else:
+        raise QueryError(f"The simulator does not support searching on {key!r}")
+
+
+def _apply_is(query: IssueQuery, values: list[str]) -> None:
+    """``is:``: a status (``archived`` is ``ignored``) or ``assigned``/``unassigned``."""
+    for value in values:
+        if value in STATUS_ALIASES:
+            query.statuses = (query.statuses or set()) | {STATUS_ALIASES[value]}
+        elif value in ("unassigned", "assigned"):
+            query.assigned = value == "assigned"
+        else:
+            raise QueryError(
+                f'Invalid value for "is" search, valid values are {sorted(STATUS_ALIASES)}'
+            )
 
 
 def date_matches(value: float, filters: list[tuple[str, float]]) -> bool:

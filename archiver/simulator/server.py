@@ -25,13 +25,14 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from . import endpoints
 from .config import ALL_SCOPES, FAMILY_SCOPES, ORG_AUTH_TOKEN_SCOPES, SimulatorConfig
 from .data import SimulatedOrg
+from .endpoints import SentryApi
 from .faults import FaultInjector, FaultPlan
 from .payloads import EventRenderer
 from .ratelimit import RateLimiter, rate_limit_message
 from .requestlog import LoggedRequest, RequestLog
+from .routes import route
 from .wire import ApiRequest, ApiResponse
 
 QUERY_TIMEOUT = "Query timeout. Please try with a smaller date range or fewer conditions."
@@ -210,7 +211,7 @@ class SimulatorServer:
         self.host = "127.0.0.1" if host == "localhost" else host
         self.config = config or SimulatorConfig()
         self.renderer = EventRenderer(org, cache_bytes=self.config.cache_bytes)
-        self.api = endpoints.SentryApi(org, self.config, self.renderer)
+        self.api = SentryApi(org, self.config, self.renderer)
         self.log = RequestLog(self.config.log_size)
         self.limiter = RateLimiter(self.config.rate_limits, self.config.wall_clock)
         self.faults = FaultInjector(self.config.faults)
@@ -306,7 +307,7 @@ class SimulatorServer:
         split = urlsplit(target)
         path = split.path
         query = parse_qsl(split.query, keep_blank_values=True)
-        found = endpoints.route(path)
+        found = route(path)
         family = found[0] if found else None
         number, family_number = self.log.next_numbers(family)
         outcome = self._answer(method, path, query, headers, base_url, found, number, family_number)
@@ -328,13 +329,7 @@ class SimulatorServer:
         family_number: int,
     ) -> Outcome:
         if found is None:
-            if not path.endswith("/") and endpoints.route(path + "/") is not None:
-                return Outcome(
-                    ApiResponse.detail(
-                        404, f"Route not found, did you forget a trailing slash? try: {path}/"
-                    )
-                )
-            return Outcome(ApiResponse.detail(404, "The requested resource does not exist"))
+            return Outcome(_not_routed(path))
         family, params = found
         key, denied = self._auth(headers, family)
         if denied is not None:
@@ -355,7 +350,7 @@ class SimulatorServer:
                     decision.reset,
                 )
             )
-        release = (lambda: self.limiter.release(family, key)) if decision.limit else (lambda: None)
+        release = self._releaser(family, key) if decision.limit else _no_release
         try:
             plan = self.faults.plan(number, family, family_number)
             request = ApiRequest(
@@ -383,6 +378,14 @@ class SimulatorServer:
             release=release,
             labels=tuple(plan.labels),
         )
+
+    def _releaser(self, family: str, key: str) -> Callable[[], None]:
+        """Gives back the request's concurrency slot once its answer is written."""
+
+        def release() -> None:
+            self.limiter.release(family, key)
+
+        return release
 
     def _too_many(self, message: str, headers: list[tuple[str, str]], reset: int) -> ApiResponse:
         body: object = message if self.config.rate_limit_body == "string" else {"detail": message}
@@ -429,7 +432,8 @@ class SimulatorServer:
                 rate_limit_message(limit, "rate")
                 if limit
                 else (
-                    "You are attempting to use this endpoint too frequently. Limit is 40 requests in 1 seconds"
+                    "You are attempting to use this endpoint too frequently. "
+                    "Limit is 40 requests in 1 seconds"
                 )
             )
             outcome = Outcome(
@@ -443,7 +447,8 @@ class SimulatorServer:
                 ApiResponse.json(500, {"detail": "Internal Error", "errorId": error_id})
             )
         else:
-            text = f"<html><body><h1>{plan.status} {REASONS.get(plan.status, 'Error')}</h1></body></html>\n"
+            reason = REASONS.get(plan.status, "Error")
+            text = f"<html><body><h1>{plan.status} {reason}</h1></body></html>\n"
             outcome = Outcome(ApiResponse(plan.status, text.encode()), content_type="text/html")
         outcome.cut, outcome.truncate, outcome.delay_ms = plan.cut, plan.truncate, plan.delay_ms
         outcome.labels = tuple(plan.labels)
@@ -462,6 +467,19 @@ class SimulatorServer:
             self.org.merge_issue(source.id, others[0].id)
 
 
+def _not_routed(path: str) -> ApiResponse:
+    """Sentry's catch-all 404, with its hint when only the trailing slash is missing."""
+    if not path.endswith("/") and route(path + "/") is not None:
+        return ApiResponse.detail(
+            404, f"Route not found, did you forget a trailing slash? try: {path}/"
+        )
+    return ApiResponse.detail(404, "The requested resource does not exist")
+
+
+def _no_release() -> None:
+    """Nothing to give back: the request held no concurrency slot."""
+
+
 def request_family(request: ApiRequest) -> str:
-    found = endpoints.route(request.path)
+    found = route(request.path)
     return found[0] if found else ""

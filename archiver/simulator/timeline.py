@@ -18,7 +18,6 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass(frozen=True)
@@ -138,7 +137,7 @@ def select_page(
     offset: int,
     limit: int,
     event_id: Callable[[Segment, int], str],
-    tie_key: Callable[[str], Any] | None = None,
+    tie_key: Callable[[str], bytes] | None = None,
 ) -> tuple[list[tuple[int, str, Segment, int]], int]:
     """The newest-first page ``[offset, offset + limit)`` of the events in ``[lo, hi)``.
 
@@ -194,7 +193,7 @@ def select_sample_page(
     offset: int,
     limit: int,
     event_id: Callable[[Segment, int], str],
-    order: Callable[[str], Any],
+    order: Callable[[str], int],
 ) -> tuple[list[tuple[int, str, Segment, int]], int]:
     """Like :func:`select_page` but ordered by ``order(event_id)`` alone (``sample=1``).
 

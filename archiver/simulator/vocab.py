@@ -121,7 +121,8 @@ JS_FUNCTIONS: tuple[str, ...] = (
 JAVA_EXCEPTIONS: tuple[tuple[str, str], ...] = (
     (
         "java.lang.NullPointerException",
-        "Attempt to invoke virtual method 'java.lang.String com.acme.Customer.getEmail()' on a null object reference",
+        "Attempt to invoke virtual method 'java.lang.String com.acme.Customer.getEmail()' "
+        "on a null object reference",
     ),
     ("java.lang.IllegalStateException", "Transaction already completed"),
     (

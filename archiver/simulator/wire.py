@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
 
 
 @dataclass
@@ -52,7 +51,7 @@ class ApiResponse:
 
     @classmethod
     def json(
-        cls, status: int, value: Any, headers: list[tuple[str, str]] | None = None
+        cls, status: int, value: object, headers: list[tuple[str, str]] | None = None
     ) -> ApiResponse:
         return cls(
             status, json.dumps(value, ensure_ascii=False).encode("utf-8"), list(headers or [])
@@ -63,10 +62,14 @@ class ApiResponse:
         return cls.json(status, {"detail": text})
 
 
-class ApiError(Exception):
-    """Raised inside an endpoint to answer with an error body right away."""
+class ErrorAnswer(Exception):
+    """An HTTP error answer the simulator sends, raised inside an endpoint to send it at once.
 
-    def __init__(self, status: int, detail: Any) -> None:
+    Not :class:`archiver.errors.ApiError` (what the archive's client raises on such an answer):
+    this one lives on the server side and never leaves the simulator.
+    """
+
+    def __init__(self, status: int, detail: str | dict[str, str]) -> None:
         super().__init__(f"{status}: {detail}")
         self.status = status
         self.body = detail if not isinstance(detail, str) else {"detail": detail}

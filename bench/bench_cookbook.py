@@ -31,8 +31,9 @@ per row and per query. Migration 0004 keeps those facts on ``events`` and gives 
 covering index (60-90 bytes per event) whose leading columns are the view's GROUP BY columns
 (no sort) followed by ``user_key``: ``count(DISTINCT user_key)`` then meets each group's users
 in order and costs little (the v_issue_users aggregate: 0.88 s with user_key after
-date_created, 0.33 s with it first). What remains is one pass over an index per whole-archive recipe, so those
-grow linearly with the archive: rollup tables maintained by the sync would be the next step.
+date_created, 0.33 s with it first). What remains is one pass over an index per whole-archive
+recipe, so those grow linearly with the archive: rollup tables maintained by the sync would be
+the next step.
 Upgrading the 0003 archive to 0004 (backfill and indexes) took 112 s.
 """
 
@@ -126,7 +127,8 @@ def build(path: Path, events: int, seed: int = 7) -> None:
     con.execute("PRAGMA cache_size = -1000000")
     con.execute("BEGIN")
     con.executemany(
-        "INSERT INTO projects (id, organization_slug, slug, name, platform, archived_at, updated_at) "
+        "INSERT INTO projects (id, organization_slug, slug, name, platform, archived_at, "
+        "updated_at) "
         "VALUES (?, 'acme', ?, ?, ?, ?, ?)",
         [(pid, slug, slug, plat, NOW, NOW) for pid, slug, plat in PROJECTS],
     )
@@ -147,7 +149,8 @@ def build(path: Path, events: int, seed: int = 7) -> None:
             )
         )
     con.executemany(
-        "INSERT INTO issues (id, project_id, short_id, title, level, status, archived_at, updated_at) "
+        "INSERT INTO issues (id, project_id, short_id, title, level, status, archived_at, "
+        "updated_at) "
         "VALUES (?, ?, ?, ?, 'error', 'unresolved', ?, ?)",
         [(iid, pid, short, title, NOW, NOW) for iid, pid, short, _, title, _ in issues],
     )

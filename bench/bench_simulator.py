@@ -6,7 +6,7 @@ way the archiver does, and prints events/s and requests/s. The target is >= 3,00
 per second on a 2-core machine.
 
     /work/venv/bin/python bench/bench_simulator.py --events 20000
-    /work/venv/bin/python bench/bench_simulator.py --events 20000 --subprocess   # server in its own process
+    python bench/bench_simulator.py --events 20000 --subprocess   # the server in its own process
 """
 
 from __future__ import annotations

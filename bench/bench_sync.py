@@ -1,6 +1,6 @@
 """Benchmark the sync engine against the simulator (run by hand; numbers go to the README).
 
-    python bench/bench_sync.py                 # 10k and 100k backfills, baseline, no-change, latency
+    python bench/bench_sync.py   # 10k and 100k backfills, baseline, no-change, latency
     python bench/bench_sync.py --events 20000 --skip-latency
 
 Each archiver run is a separate process (the real CLI), and the simulator runs in its own
@@ -295,9 +295,23 @@ def main() -> None:
     extra = [] if args.workers is None else ["--workers", str(args.workers)]
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        print(
-            "| events | sync s | sync events/s | baseline events/s | ratio | requests | of which release objects | walk + discovery | minimum | over min | peak RSS MB main / largest worker | no-change s | no-change requests | CPU ms/event main + workers |"
-        )
+        columns = [
+            "events",
+            "sync s",
+            "sync events/s",
+            "baseline events/s",
+            "ratio",
+            "requests",
+            "of which release objects",
+            "walk + discovery",
+            "minimum",
+            "over min",
+            "peak RSS MB main / largest worker",
+            "no-change s",
+            "no-change requests",
+            "CPU ms/event main + workers",
+        ]
+        print("| " + " | ".join(columns) + " |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for n in args.events:
             r = backfill(n, workdir, args.concurrency, extra)
@@ -307,7 +321,8 @@ def main() -> None:
                 f"| {int(r['events']):,} | {r['seconds']:.1f} | {r['rate']:,.0f} | "
                 f"{r['baseline_rate']:,.0f} | {r['rate'] / r['baseline_rate']:.2f} | "
                 f"{int(r['requests']):,} | {int(r['releases']):,} | {int(walk):,} | "
-                f"{int(r['minimum']):,} | {over:+.2f}% | {int(r['rss'])} / {int(r['worker_rss'])} | "
+                f"{int(r['minimum']):,} | {over:+.2f}% | "
+                f"{int(r['rss'])} / {int(r['worker_rss'])} | "
                 f"{r['nochange_seconds']:.2f} | {int(r['nochange_requests'])} | "
                 f"{r['cpu_main_ms']:.2f} + {r['cpu_workers_ms']:.2f} |",
                 flush=True,
@@ -315,7 +330,8 @@ def main() -> None:
         if not args.skip_latency:
             r = latency_run(args.latency_events, workdir, args.latency_concurrency, extra)
             print(
-                f"\n100 ms latency, sentry-like limits ({ISSUE_EVENTS_LIMIT_PER_S}/s issue events), "
+                "\n100 ms latency, sentry-like limits "
+                f"({ISSUE_EVENTS_LIMIT_PER_S}/s issue events), "
                 f"concurrency {args.latency_concurrency}: {int(r['events']):,} events in "
                 f"{r['seconds']:.1f}s, {int(r['requests'])} requests = {r['req_per_s']:.1f} req/s, "
                 f"{r['budget_share'] * 100:.0f}% of the rate budget, {int(r['retries'])} retries, "

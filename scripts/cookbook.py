@@ -109,7 +109,7 @@ def cell(value: Any) -> str:
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
             value = value.astimezone(dt.timezone.utc)
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+        return str(value.strftime("%Y-%m-%d %H:%M:%S"))
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, int):

@@ -8,6 +8,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from archiver.errors import WalkBroken
 from archiver.sync import keyset
 
 
@@ -103,7 +104,7 @@ def test_empty_pages_that_promise_more_end_in_an_error():
         state, _ = keyset.advance(state, [], True, "0:100:0")
     try:
         keyset.advance(state, [], True, "0:100:0")
-    except keyset.WalkBroken:
+    except WalkBroken:
         return
     raise AssertionError("no error after 3 empty pages")
 
@@ -113,7 +114,7 @@ def test_a_repeated_burst_cursor_is_an_error():
     keys = [keyset.Key(f"{i:032x}", 5) for i in range(100)]
     try:
         keyset.advance(state, keys, True, "0:100:0")
-    except keyset.WalkBroken:
+    except WalkBroken:
         return
     raise AssertionError("a repeated cursor was followed")
 

@@ -6,6 +6,7 @@ No sockets here: these pin down the model the HTTP tests rely on.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -204,6 +205,42 @@ def test_a_million_event_org_is_lazy() -> None:
     assert big.locate_event(refs[0].event_id) == refs[0]
 
 
+def _odd_shapes_of(event: dict[str, Any], text: str) -> set[str]:
+    """The odd shapes one event body shows (names as the test below expects them)."""
+    seen: set[str] = set()
+    if event["user"] is None:
+        seen.add("user null")
+    if not isinstance(event["id"], str) or event["id"] != event["eventID"]:
+        seen.add("legacy id")
+    if "\\u0000" in text:
+        seen.add("nul")
+    if any(len(v) > 10_000 for v in _strings(event)):
+        seen.add("long")
+    if any(ord(c) > 0x3000 for c in text):
+        seen.add("cjk/emoji")
+    for entry in event["entries"]:
+        seen |= _odd_entry_shapes(entry)
+    if any(t.get("_meta") for t in event["tags"]) and any("query" in t for t in event["tags"]):
+        seen.add("tag meta+query")
+    return seen
+
+
+def _odd_entry_shapes(entry: dict[str, Any]) -> set[str]:
+    seen: set[str] = set()
+    if entry["type"] == "request":
+        seen.add(f"query {type((entry.get('data') or {}).get('query')).__name__}")
+        seen.add(f"data {type((entry.get('data') or {}).get('data')).__name__}")
+    if entry["type"] == "breadcrumbs" and entry["data"]["values"]:
+        seen.add(f"crumb {type(entry['data']['values'][0]['timestamp']).__name__}")
+    if entry["type"] == "exception" and len(entry["data"]["values"]) > 1:
+        seen.add("chained")
+    if entry["type"] == "exception" and any(
+        v["stacktrace"] and len(v["stacktrace"]["frames"]) >= 120 for v in entry["data"]["values"]
+    ):
+        seen.add("deep")
+    return seen
+
+
 def test_event_bodies_cover_the_odd_shapes() -> None:
     org = SimulatedOrg(seed=2, events=12_000, projects=8, odd_rate=0.5)
     renderer = EventRenderer(org, cache_bytes=0)
@@ -215,33 +252,7 @@ def test_event_bodies_cover_the_odd_shapes() -> None:
             event = renderer.as_dict(ref)
             entry_types |= {e["type"] for e in event["entries"]}
             text = renderer.full(ref).decode()
-            if event["user"] is None:
-                seen.add("user null")
-            if not isinstance(event["id"], str) or event["id"] != event["eventID"]:
-                seen.add("legacy id")
-            if "\\u0000" in text:
-                seen.add("nul")
-            if any(len(v) > 10_000 for v in _strings(event)):
-                seen.add("long")
-            if any(ord(c) > 0x3000 for c in text):
-                seen.add("cjk/emoji")
-            for entry in event["entries"]:
-                if entry["type"] == "request":
-                    seen.add(f"query {type((entry.get('data') or {}).get('query')).__name__}")
-                    seen.add(f"data {type((entry.get('data') or {}).get('data')).__name__}")
-                if entry["type"] == "breadcrumbs" and entry["data"]["values"]:
-                    seen.add(f"crumb {type(entry['data']['values'][0]['timestamp']).__name__}")
-                if entry["type"] == "exception" and len(entry["data"]["values"]) > 1:
-                    seen.add("chained")
-                if entry["type"] == "exception" and any(
-                    v["stacktrace"] and len(v["stacktrace"]["frames"]) >= 120
-                    for v in entry["data"]["values"]
-                ):
-                    seen.add("deep")
-            if any(t.get("_meta") for t in event["tags"]) and any(
-                "query" in t for t in event["tags"]
-            ):
-                seen.add("tag meta+query")
+            seen |= _odd_shapes_of(event, text)
     assert {
         "exception",
         "breadcrumbs",

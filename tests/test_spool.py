@@ -20,14 +20,13 @@ from typing import Any
 import httpx
 import pytest
 
-from archiver.errors import ArchiverError
+from archiver.errors import ArchiverError, InvalidBody
 from archiver.sentry.body import BodyFile
 from archiver.sentry.client import SentryClient
 from archiver.storage.encode import EncodedEvent
 from archiver.sync import writer as sync
 from archiver.sync.spool import PREFIX, PageFiles, Spool, remove_stale
 from archiver.sync.workers import (
-    InvalidBody,
     NotAList,
     PageJob,
     PageNormalizer,

@@ -26,7 +26,7 @@ import pytest
 from sqlalchemy import text
 
 from archiver.config import Settings
-from archiver.errors import TransportError
+from archiver.errors import InvalidBody, TransportError
 from archiver.normalize import normalize_event
 from archiver.sentry.body import BodyFile
 from archiver.sentry.client import SentryClient
@@ -38,7 +38,6 @@ from archiver.sync import writer as sync
 from archiver.sync.handoff import InFlight
 from archiver.sync.runner import execute_sync
 from archiver.sync.workers import (
-    InvalidBody,
     NotAList,
     PageJob,
     PageNormalizer,

@@ -78,5 +78,5 @@ def event_facts(
 
 
 def _utc_day(when: dt.datetime) -> dt.date:
-    """The UTC calendar day; a naive datetime is UTC already (as the UTCDateTime column takes it)."""
+    """The UTC calendar day; a naive datetime is UTC already (as UTCDateTime columns take it)."""
     return (when if when.tzinfo is None else when.astimezone(dt.timezone.utc)).date()

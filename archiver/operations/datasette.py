@@ -1,4 +1,4 @@
-"""``sentry-archiver datasette-metadata``: a ``metadata.json`` that makes Datasette explain the archive.
+"""``sentry-archiver datasette-metadata``: a ``metadata.json`` for Datasette to explain the archive.
 
 Datasette (an optional extra: ``pip install 'sentry-archiver[datasette]'``) browses the SQLite
 archive as it is: foreign keys are declared, so event rows link to their project and issue.

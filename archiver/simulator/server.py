@@ -342,7 +342,8 @@ class SimulatorServer:
             return Outcome(ApiResponse.detail(405, f'Method "{method}" not allowed.'))
         decision = self.limiter.acquire(family, key)
         if not decision.allowed:
-            assert decision.limit is not None and decision.reason is not None
+            assert decision.limit is not None
+            assert decision.reason is not None
             return Outcome(
                 self._too_many(
                     rate_limit_message(decision.limit, decision.reason),

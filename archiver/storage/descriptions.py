@@ -13,14 +13,18 @@ TABLES: dict[str, str] = {
     "releases": "Release objects, fetched once per version.",
     "events": "One row per archived event; raw_json is the payload exactly as the API sent it.",
     "event_tags": "Tags of each event, in payload order (duplicate keys allowed).",
-    "exceptions": "Exceptions of each event; position 0 is the first cause, is_last the one raised.",
+    "exceptions": (
+        "Exceptions of each event; position 0 is the first cause, is_last the one raised."
+    ),
     "threads": "Threads of each event.",
     "frames": "Stack frames of exceptions, threads and stacktraces, oldest first.",
     "breadcrumbs": "Breadcrumbs (what happened before the event), in order.",
     "requests": "The HTTP request an event happened in.",
     "contexts": "Contexts of each event (browser, os, device, runtime, trace...).",
     "event_errors": "Processing errors Sentry recorded for the event.",
-    "event_entries": "Every payload entry in order; data kept for types without a table of their own.",
+    "event_entries": (
+        "Every payload entry in order; data kept for types without a table of their own."
+    ),
     "event_problems": "What normalization could not do cleanly (the raw JSON is always kept).",
     "sync_projects": "Sync bookmarks: where each project's issue discovery stands.",
     "sync_issues": "Sync bookmarks: where each issue's event walk stands.",
@@ -153,7 +157,9 @@ COLUMNS: dict[str, dict[str, str]] = {
         "scrubbed": "Values replaced at archive time (JSON: method, paths).",
         "raw_sha256": "SHA-256 of raw_json.",
         "day": "UTC calendar day of date_created (what the views group by).",
-        "user_key": "The user, like Sentry's sentry:user tag: id:..., email:..., username:... or ip:...",
+        "user_key": (
+            "The user, like Sentry's sentry:user tag: id:..., email:..., username:... or ip:..."
+        ),
         "exception_position": "Position of the raised exception (exceptions.position; NULL: none).",
         "exception_type": "Type of the raised (last) exception.",
         "crash_position": "Position of the top in-app frame of the raised exception's stack "
@@ -268,7 +274,9 @@ COLUMNS: dict[str, dict[str, str]] = {
     "v_events": {
         "event_pk": "The event (events.id).",
         "event_id": "Sentry's 32-hex event id.",
-        "user_key": "The user, like Sentry's sentry:user tag: id:..., email:..., username:... or ip:...",
+        "user_key": (
+            "The user, like Sentry's sentry:user tag: id:..., email:..., username:... or ip:..."
+        ),
     },
     "v_issue_daily": {
         "first_seen": "First event of the issue that day (UTC).",

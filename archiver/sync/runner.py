@@ -78,7 +78,7 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 
 def make_client(settings: Settings, stop: threading.Event | None = None) -> SentryClient:
-    """The run's client; with ``stop``, its waits (backoff, rate limits) end when a stop is asked."""
+    """The run's client; with ``stop``, its waits (backoff, rate limits) end on a stop request."""
     return SentryClient(
         settings.url,
         settings.token,

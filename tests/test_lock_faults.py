@@ -1,0 +1,89 @@
+"""The run lock under faults: killed runs, two syncs on a new archive, a lost lock session."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from archiver.errors import ExitCode
+from archiver.simulator import SimulatedOrg, SimulatorServer
+from archiver.storage import db, lock
+
+TOKEN = "lock-fault-token"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def sync_process(url: str, org: SimulatedOrg, db_url: str) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "SENTRY_URL": url,
+        "SENTRY_AUTH_TOKEN": TOKEN,
+        "SENTRY_ORG": org.slug,
+        "SENTRY_ARCHIVER_DB": db_url,
+        "PYTHONPATH": str(ROOT),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "archiver", "sync", "--quiet", "--concurrency", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def runs(engine: Engine) -> list[tuple[str, int]]:
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT outcome, pid FROM runs ORDER BY id")).all()
+    return [(str(outcome), int(pid)) for outcome, pid in rows]
+
+
+def wait_for_holder(engine: Engine, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while lock.current_holder(engine) is None:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the sync never took the lock"
+        time.sleep(0.05)
+
+
+def release_projects_together(srv: SimulatorServer, parties: int) -> None:
+    """Answer the project list only once ``parties`` syncs asked for it: they then create the
+    archive at the same instant (each migrates right after that first answer)."""
+    barrier = threading.Barrier(parties, timeout=60)
+    dispatch = srv.dispatch
+
+    def together(method: str, target: str, headers: dict[str, str], base_url: str) -> Any:
+        if target.split("?")[0].endswith("/projects/"):
+            barrier.wait()
+        return dispatch(method, target, headers, base_url)
+
+    srv.dispatch = together  # type: ignore[method-assign]
+
+
+def test_two_syncs_started_at_once_on_a_new_archive(empty_db_url):
+    """The migration runs one process at a time: no "database is locked", no UniqueViolation."""
+    org = SimulatedOrg(seed=4, events=150)
+    with SimulatorServer(org, token=TOKEN) as srv:
+        release_projects_together(srv, 2)
+        procs = [sync_process(srv.url, org, empty_db_url) for _ in range(2)]
+        results = [(p, *p.communicate(timeout=180)) for p in procs]
+    for proc, _out, err in results:
+        assert proc.returncode in (ExitCode.OK, ExitCode.LOCKED), err
+        assert "Traceback" not in err, err
+    codes = sorted(p.returncode for p, _, _ in results)
+    assert codes[0] == ExitCode.OK, results
+    engine = db.make_engine(empty_db_url)
+    try:
+        assert db.current_revision(engine) == db.head_revision()
+        with engine.connect() as conn:
+            archived = conn.execute(text("SELECT count(*) FROM events")).scalar_one()
+        assert archived == len(org.truth())
+        assert [outcome for outcome, _ in runs(engine)] == ["success"] * codes.count(ExitCode.OK)
+    finally:
+        engine.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from conftest import gate_issue_events
 from sqlalchemy import Engine, text
 
 from archiver.errors import ExitCode
@@ -87,3 +89,48 @@ def test_two_syncs_started_at_once_on_a_new_archive(empty_db_url):
         assert [outcome for outcome, _ in runs(engine)] == ["success"] * codes.count(ExitCode.OK)
     finally:
         engine.dispose()
+
+
+def test_a_run_killed_with_sigkill_is_marked_interrupted_by_the_next(db_url, engine):
+    org = SimulatedOrg(seed=6, events=200)
+    with SimulatorServer(org, token=TOKEN) as srv:
+        gate = threading.Event()
+        gate_issue_events(srv, gate)
+        killed = sync_process(srv.url, org, db_url)
+        try:
+            wait_for_holder(engine, killed)
+            deadline = time.monotonic() + 30
+            while not runs(engine):  # its runs row is written just after the lock is taken
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            killed.send_signal(signal.SIGKILL)
+            killed.communicate(timeout=30)
+        finally:
+            gate.set()
+        assert runs(engine) == [("running", killed.pid)]
+        nxt = sync_process(srv.url, org, db_url)
+        _, err = nxt.communicate(timeout=180)
+    assert nxt.returncode == ExitCode.OK, err
+    assert runs(engine) == [("interrupted", killed.pid), ("success", nxt.pid)]
+    with engine.connect() as conn:
+        finished, message = conn.execute(
+            text("SELECT finished_at, error_message FROM runs WHERE pid = :pid"),
+            {"pid": killed.pid},
+        ).one()
+    assert finished is not None and "killed" in message
+
+
+def test_a_running_archive_event_elsewhere_is_left_alone(engine):
+    """Only runs that held the lock are known dead; an archive-event on another host runs on."""
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO runs (command, started_at, outcome, host, pid, projects, issues,"
+                " events_new, events_updated, requests, retries) VALUES ('archive-event',"
+                " :now, 'running', 'elsewhere', 1, 0, 0, 0, 0, 0, 0)"
+            ),
+            {"now": lock.utcnow()},
+        )
+    with lock.acquire(engine, "sync"):
+        pass
+    assert runs(engine) == [("running", 1)]

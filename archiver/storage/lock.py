@@ -43,7 +43,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from archiver.errors import DatabaseError, LockHeldError
 from archiver.storage.base import utcnow
 from archiver.storage.db import safe_url
-from archiver.storage.models import RunLock
+from archiver.storage.models import RUNS, RunLock
 
 log = logging.getLogger("archiver.storage.lock")
 
@@ -53,6 +53,9 @@ LOCK_ROW_ID = 1
 ADVISORY_KEY = 0x5E47_A2C1_7E2D_0001
 STALE_AFTER = dt.timedelta(minutes=10)
 HEARTBEAT_EVERY = 30.0
+# Commands whose ``runs`` row is ``running`` only while they hold the lock: once another
+# process holds it, such a row was left by a process that died without recording its end.
+LOCKED_COMMANDS = ("sync",)
 
 # Locks this process holds, by database URL: a row naming this pid is ours only if listed here.
 _HELD: set[str] = set()
@@ -354,6 +357,51 @@ def acquire(
                 _HELD.discard(url_key)
 
         stack.callback(_release)
+        close_dead_runs(engine)
         held.start()
         log.debug("run lock acquired (%s)", held.holder.describe())
         yield held
+
+
+def close_dead_runs(engine: Engine) -> int:
+    """Mark ``interrupted`` the runs that died without recording their end; how many.
+
+    A run killed by SIGKILL (or the OOM killer, or a lost machine) stays ``running`` in
+    ``runs`` for ever, and ``status`` would show it as running. Called by the lock's new
+    holder: a sync's row is dead once the lock is someone else's; any other command's only if
+    its process, on this host, is gone. Bookkeeping only: a failure is logged, not raised.
+    """
+    try:
+        with engine.connect() as conn:
+            conn = conn.execution_options(sqlite_immediate=True)
+            with conn.begin():
+                rows = conn.execute(
+                    select(RUNS.c.id, RUNS.c.command, RUNS.c.host, RUNS.c.pid).where(
+                        RUNS.c.outcome == "running"
+                    )
+                ).all()
+                here = socket.gethostname()
+                dead = [
+                    row.id
+                    for row in rows
+                    if row.command in LOCKED_COMMANDS
+                    or (row.host == here and row.pid is not None and not pid_alive(row.pid))
+                ]
+                if dead:
+                    conn.execute(
+                        update(RUNS)
+                        .where(RUNS.c.id.in_(dead), RUNS.c.outcome == "running")
+                        .values(
+                            outcome="interrupted",
+                            finished_at=utcnow(),
+                            error_message="the process ended without recording how (killed: "
+                            "SIGKILL, out of memory, or its machine lost); marked by the next "
+                            "run that took the run lock",
+                        )
+                    )
+    except Exception as exc:
+        log.warning("could not mark the runs of killed processes: %s", exc)
+        return 0
+    if dead:
+        log.warning("%d earlier run(s) had been killed; now recorded as interrupted", len(dead))
+    return len(dead)

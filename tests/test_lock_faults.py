@@ -8,15 +8,19 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from conftest import gate_issue_events
+import pytest
+from conftest import drop_pg_database, gate_issue_events, new_pg_database, require_postgres
 from sqlalchemy import Engine, text
 
+from archiver.config import Settings
 from archiver.errors import ExitCode
 from archiver.simulator import SimulatedOrg, SimulatorServer
 from archiver.storage import db, lock
+from archiver.sync import runner
 
 TOKEN = "lock-fault-token"
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,3 +138,70 @@ def test_a_running_archive_event_elsewhere_is_left_alone(engine):
     with lock.acquire(engine, "sync"):
         pass
     assert runs(engine) == [("running", 1)]
+
+
+def _advisory_lock_pid(engine: Engine) -> int | None:
+    with engine.connect() as conn:
+        return conn.execute(
+            text(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "AND ((classid::bigint << 32) | objid::bigint) = :key"
+            ),
+            {"key": lock.ADVISORY_KEY},
+        ).scalar()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """An empty PostgreSQL database (the advisory lock's session is PostgreSQL's alone)."""
+    require_postgres()
+    url, admin = new_pg_database()
+    try:
+        yield url
+    finally:
+        drop_pg_database(url, admin)
+
+
+def test_postgresql_a_run_whose_lock_session_is_terminated_stops(pg_url, monkeypatch):
+    """The heartbeat checks the advisory lock's own session; a run that lost it ends, exit 5."""
+    monkeypatch.setattr(lock, "HEARTBEAT_EVERY", 0.2)
+    org = SimulatedOrg(seed=8, events=300)
+    engine = db.make_engine(pg_url)
+    try:
+        with SimulatorServer(org, token=TOKEN) as srv:
+            gate = threading.Event()
+            gate_issue_events(srv, gate)
+            settings = Settings(
+                url=srv.url, token=TOKEN, org=org.slug, db=pg_url, concurrency=2, workers=0
+            )
+            stop = threading.Event()
+            outcome: list[BaseException | runner.SyncOutcome] = []
+
+            def first() -> None:
+                try:
+                    outcome.append(runner.execute_sync(settings, stop=stop))
+                except BaseException as exc:
+                    outcome.append(exc)
+
+            thread = threading.Thread(target=first)
+            thread.start()
+            try:
+                deadline = time.monotonic() + 60
+                while (pid := _advisory_lock_pid(engine)) is None:
+                    assert time.monotonic() < deadline, "the first sync never took the lock"
+                    time.sleep(0.05)
+                with engine.connect() as conn:
+                    conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                assert stop.wait(10), "the run did not notice that its lock session was gone"
+            finally:
+                gate.set()
+                thread.join(120)
+        assert not thread.is_alive()
+        (result,) = outcome
+        assert isinstance(result, lock.LockLostError), result
+        assert result.exit_code == ExitCode.LOCKED
+        assert "lost the run lock" in str(result)
+        assert lock.current_holder(engine) is None
+    finally:
+        engine.dispose()

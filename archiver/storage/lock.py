@@ -151,8 +151,20 @@ def is_stale(
     return now - holder.heartbeat_at > stale_after
 
 
+class LockLostError(LockHeldError):
+    """The run lost its lock while running (exit 5, as when the lock is held by another).
+
+    On PostgreSQL the advisory lock lives as long as its session: terminated (by
+    ``pg_terminate_backend``, a restart, a failover, a proxy's idle timeout), it is free for
+    the next sync while this one still writes. On SQLite another process took a lock whose
+    heartbeat had stopped. Either way this run may no longer be the only writer: it stops.
+    Exit 5 rather than 7 because the database still works; the run's exclusive right to
+    write it is what was lost, which is the lock's business.
+    """
+
+
 class HeldLock:
-    """The lock while held: refreshes its heartbeat, notices being taken over."""
+    """The lock while held: refreshes its heartbeat, notices being taken over or lost."""
 
     def __init__(
         self,
@@ -170,6 +182,9 @@ class HeldLock:
         self.heartbeat_every = heartbeat_every
         self.on_lost = on_lost
         self.lost = False
+        self.lost_reason = ""
+        # PostgreSQL: the session holding the advisory lock (set by _acquire_postgresql)
+        self.lock_conn: Connection | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -178,7 +193,13 @@ class HeldLock:
         return Holder(self.host, self.pid, self.command, self.acquired_at, self.acquired_at)
 
     def beat(self) -> bool:
-        """Refresh the heartbeat; False (and ``on_lost`` called) when the row is not ours."""
+        """Refresh the heartbeat; False (and ``on_lost`` called) when the lock is not ours.
+
+        On PostgreSQL the lock's own session is checked first: the row says who holds the
+        lock, but only that session holding the advisory lock makes it so.
+        """
+        if self.lock_conn is not None and not self._session_holds_lock():
+            return False
         try:
             with self.engine.connect() as conn:
                 conn = conn.execution_options(sqlite_immediate=True)
@@ -197,12 +218,45 @@ class HeldLock:
         except Exception as exc:  # a busy or unreachable database: try again next beat
             log.warning("run lock heartbeat failed: %s", exc)
             return True
-        if not ours and not self.lost:
-            self.lost = True
-            log.error("the run lock was taken over by another process; stopping this run")
-            if self.on_lost is not None:
-                self.on_lost()
+        if not ours:
+            self._lose("another process took the run lock over")
         return ours
+
+    def _session_holds_lock(self) -> bool:
+        """Does the lock's PostgreSQL session still hold the advisory lock? (False: lost.)"""
+        assert self.lock_conn is not None
+        try:
+            held = self.lock_conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND pid = pg_backend_pid() "
+                    "AND ((classid::bigint << 32) | objid::bigint) = :key"
+                ),
+                {"key": ADVISORY_KEY},
+            ).scalar_one()
+        except Exception as exc:  # the session is gone, and the lock with it
+            self._lose(f"its PostgreSQL session ended ({str(exc).splitlines()[0]})")
+            return False
+        if not held:
+            self._lose("its PostgreSQL session no longer holds the advisory lock")
+            return False
+        return True
+
+    def _lose(self, reason: str) -> None:
+        if self.lost:
+            return
+        self.lost, self.lost_reason = True, reason
+        log.error("lost the run lock (%s); stopping this run", reason)
+        if self.on_lost is not None:
+            self.on_lost()
+
+    def lost_error(self) -> LockLostError:
+        """The error a run that lost its lock ends with."""
+        return LockLostError(
+            f"lost the run lock on {safe_url(str(self.engine.url))}: {self.lost_reason}. This "
+            "run stopped at a page boundary (every committed page is kept); another sync may "
+            "be writing the archive now. Run it again: it resumes where this one stopped"
+        )
 
     def start(self) -> None:
         if self.heartbeat_every <= 0:
@@ -283,6 +337,7 @@ def _acquire_postgresql(engine: Engine, held: HeldLock, url_key: str) -> Iterato
         if not got:
             holder = read_holder(lock_conn)
             raise _locked_error(holder, url_key, postgresql=True)
+        held.lock_conn = lock_conn
         try:
             with engine.begin() as conn:
                 old = read_holder(conn)
@@ -322,15 +377,19 @@ def acquire(
     command: str,
     *,
     stale_after: dt.timedelta = STALE_AFTER,
-    heartbeat_every: float = HEARTBEAT_EVERY,
+    heartbeat_every: float | None = None,
     on_lost: Callable[[], None] | None = None,
 ) -> Iterator[HeldLock]:
     """Hold the archive's run lock for the ``with`` block, or raise LockHeldError at once.
 
-    ``on_lost`` is called (from the heartbeat thread) if another process took the lock over
-    meanwhile, which only happens when this one stopped heart-beating for ``stale_after``.
+    ``on_lost`` is called (from the heartbeat thread) if the lock was lost meanwhile: another
+    process took it over (SQLite: only when this one stopped heart-beating for
+    ``stale_after``), or the PostgreSQL session holding it ended. ``HeldLock.lost`` then says
+    so and ``HeldLock.lost_error()`` is the error to end the run with.
     """
     url_key = str(engine.url)
+    if heartbeat_every is None:
+        heartbeat_every = HEARTBEAT_EVERY  # read now, so a test can make it beat faster
     held = HeldLock(engine, command, heartbeat_every=heartbeat_every, on_lost=on_lost)
     with ExitStack() as stack:
         try:

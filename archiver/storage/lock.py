@@ -15,6 +15,8 @@ How it works:
   The server releases the lock when that session ends, so a killed process (even SIGKILL, even
   a lost machine, once its connection times out) never leaves it behind. The ``run_lock`` row
   (id 1) only says who holds it; a row left by a dead process is overwritten by the next holder.
+  The heartbeat asks that session whether it still holds the lock: a session that ended
+  (terminated, restarted server) lost it, and the run stops with :class:`LockLostError`.
 * **SQLite**: the ``run_lock`` row itself is the lock, inserted in a ``BEGIN IMMEDIATE``
   transaction (so two takers are serialized by SQLite's write lock). An existing row is *stale*,
   and taken over with a warning naming the old holder, when its host is this host and its pid
@@ -23,6 +25,7 @@ How it works:
   thread refreshes it every 30 seconds while the lock is held). Otherwise the lock is held.
 
 Release deletes the row (and unlocks the advisory lock). The schema must exist: upgrade first.
+The new holder marks ``interrupted`` the ``runs`` a killed process left ``running``.
 """
 
 from __future__ import annotations

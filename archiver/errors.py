@@ -9,6 +9,7 @@ The whole tree (``exit`` is the process exit code the command line returns)::
     │   └── EventNotFoundError            ``archive-event`` names an event the server lacks
     ├── DatabaseError             exit 7  the database cannot be opened, migrated or used
     ├── LockHeldError             exit 5  another run holds the archive's run lock
+    │   └── LockLostError                 this run lost its lock while running
     ├── InterruptedRun            exit 130  SIGINT/SIGTERM; the last page's checkpoint is committed
     ├── PartialRunError           exit 3  the run ended, but some issues could not be archived
     ├── WalkBroken                exit 3  (per issue) the server's answers give the walk no progress
@@ -72,6 +73,18 @@ class LockHeldError(ArchiverError):
     """Another run holds the archive's run lock."""
 
     exit_code = ExitCode.LOCKED
+
+
+class LockLostError(LockHeldError):
+    """The run lost its lock while running (exit 5, as when the lock is held by another).
+
+    On PostgreSQL the advisory lock lives as long as its session: terminated (by
+    ``pg_terminate_backend``, a restart, a failover, a proxy's idle timeout), it is free for
+    the next sync while this one still writes. On SQLite another process took a lock whose
+    heartbeat had stopped. Either way this run may no longer be the only writer: it stops.
+    Exit 5 rather than 7 because the database still works; the run's exclusive right to
+    write it is what was lost, which is the lock's business.
+    """
 
 
 class InterruptedRun(ArchiverError):

@@ -42,7 +42,7 @@ def datasette_metadata_command(
     Open the archive with: datasette sentry-archive.db --metadata metadata.json
     """
     url = settings_from_options({"db": db, "config_file": config_file}).db
-    engine = open_archive(url)
+    engine = open_archive(url, readonly=True)
     try:
         meta = build_metadata(engine, db_name or database_name(url))
     finally:

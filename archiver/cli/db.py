@@ -14,6 +14,7 @@ from archiver.storage.db import (
     downgrade,
     head_revision,
     make_engine,
+    open_existing,
     safe_url,
     schema_diff,
     upgrade,
@@ -34,12 +35,17 @@ def db_group() -> None:
 @db_option
 @config_option
 @click.option("--revision", default="head", show_default=True, help="Target revision.")
-def db_upgrade(db: str | None, config_file: str | None, revision: str) -> None:
+@click.option(
+    "--adopt",
+    is_flag=True,
+    help="Add the archive's tables to a database that already holds other tables.",
+)
+def db_upgrade(db: str | None, config_file: str | None, revision: str, adopt: bool) -> None:
     """Create the archive or bring its schema up to date."""
     url = _db_url(db, config_file)
     engine = make_engine(url)
     before = current_revision(engine)
-    upgrade(engine, revision)
+    upgrade(engine, revision, adopt=adopt)
     after = current_revision(engine)
     if before == after:
         click.echo(f"{safe_url(url)}: already at revision {after}")
@@ -64,7 +70,7 @@ def db_downgrade(db: str | None, config_file: str | None, revision: str) -> None
 @config_option
 def db_current(db: str | None, config_file: str | None) -> None:
     """Print the database's schema revision and the newest this version knows."""
-    engine = make_engine(_db_url(db, config_file))
+    engine = open_existing(_db_url(db, config_file))
     current = current_revision(engine)
     head = head_revision()
     state = "up to date" if current == head else "needs: sentry-archiver db upgrade"
@@ -76,7 +82,7 @@ def db_current(db: str | None, config_file: str | None) -> None:
 @config_option
 def db_check(db: str | None, config_file: str | None) -> None:
     """Fail (exit 7) unless the database matches the models exactly."""
-    engine = make_engine(_db_url(db, config_file))
+    engine = open_existing(_db_url(db, config_file))
     current = current_revision(engine)
     head = head_revision()
     problems: list[str] = []

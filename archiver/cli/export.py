@@ -74,7 +74,7 @@ def export_command(
         raise ExportError("--since must be before --until")
     settings = settings_from_options({"db": db, "config_file": config_file})
     path = None if output == "-" else check_output(output, settings.db)
-    engine = open_archive(settings.db)
+    engine = open_archive(settings.db, readonly=True)
     try:
         if path is None:
             count = export_events(engine, sys.stdout, fmt, flt, escape_formulas=escape_formulas)

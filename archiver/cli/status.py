@@ -20,7 +20,7 @@ from archiver.storage.db import open_archive
 def status_command(db: str | None, config_file: str | None, as_json: bool) -> None:
     """Show what the archive holds per project and how its syncs are going."""
     settings = settings_from_options({"db": db, "config_file": config_file})
-    engine = open_archive(settings.db)
+    engine = open_archive(settings.db, readonly=True)
     try:
         status = collect_status(engine)
     finally:

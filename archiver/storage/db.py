@@ -6,6 +6,7 @@ the Alembic migrations live, so the CLI, the tests and the benchmarks all see th
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,9 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import DatabaseError as SQLAlchemyDatabaseError
 
 from archiver.errors import DatabaseError
+from archiver.storage.files import check_sqlite_file, check_writable, read_only_uri
 from archiver.storage.models import Base
 
 if TYPE_CHECKING:
@@ -26,6 +29,8 @@ if TYPE_CHECKING:
 # large, and every sync and status opens an archive that is nearly always current.
 
 DEFAULT_DB_URL = "sqlite:///sentry-archive.db"
+# PostgreSQL advisory lock key serializing migrations (the run lock has its own key).
+MIGRATION_KEY = 0x5E47_A2C1_7E2D_0002
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # A new archive's page size, and each connection's page cache (in KiB). A page of 100 events
 # dirties thousands of pages (most of them leaves of the secondary indexes, whose keys arrive
@@ -72,22 +77,48 @@ def safe_url(url: str) -> str:
         return "<unparsable database URL>"
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; SQLite gets WAL, a busy timeout, foreign keys and explicit BEGINs."""
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for PostgreSQL, in-memory and ``file:`` URI databases)."""
+    try:
+        parsed = make_url(normalize_url(url))
+    except ArgumentError:
+        return None
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database:
+        return None
+    if database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).expanduser().resolve()
+
+
+def make_engine(url: str, *, readonly: bool = False, **kwargs: Any) -> Engine:
+    """Create an engine; SQLite gets WAL, a busy timeout, foreign keys and explicit BEGINs.
+
+    ``readonly`` is for commands that only read an existing archive: if its file or directory
+    is not writable it is opened read-only instead of failing. Otherwise a SQLite archive must
+    be writable, and an error says whether the file or its directory is not.
+    """
     url = normalize_url(url)
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise DatabaseError(f"not a database URL: {url!r} ({exc})") from None
     if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        if database and database != ":memory:" and not database.startswith("file:"):
-            parent = Path(database).expanduser().resolve().parent
-            if not parent.is_dir():
-                raise DatabaseError(f"cannot create the SQLite database: {parent} does not exist")
+        path = sqlite_file(url)
+        uri = None
+        if path is not None:
+            if not path.parent.is_dir():
+                raise DatabaseError(
+                    f"cannot create the SQLite database: {path.parent} does not exist"
+                )
+            if path.exists():
+                check_sqlite_file(path)
+            uri = read_only_uri(path) if readonly else None
+            if uri is None:
+                check_writable(path)
         kwargs.setdefault("connect_args", {}).setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
         engine = create_engine(url, **kwargs)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, path, uri)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     try:
@@ -99,26 +130,43 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         ) from None
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, path: Path | None, uri: str | None) -> None:
     """WAL so readers never block the writer; transactions begun by us, not by pysqlite.
 
     pysqlite's own transaction handling defers BEGIN and cannot say IMMEDIATE; taking it over
     (the recipe in SQLAlchemy's SQLite docs) lets the single writer take the write lock at the
     start of each page's transaction (``Store.transaction``) instead of failing half-way.
+
+    A new archive holds personal data: its file is created readable by its owner only before
+    SQLite opens it (SQLite gives the ``-wal`` and ``-shm`` files the database file's mode).
+    A read-only archive is opened through ``uri`` and left exactly as it is.
     """
+
+    @event.listens_for(engine, "do_connect")
+    def _on_do_connect(_dialect: Any, _record: Any, cargs: list[Any], cparams: Any) -> None:
+        if uri is not None:
+            cargs[:] = [uri]
+            cparams["uri"] = True
+        elif path is not None and not path.exists():
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:
+                pass  # another process created it meanwhile: its mode stands
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        # Before anything is written (journal_mode = WAL writes the header): a no-op on an
-        # existing database, whose page size is fixed.
-        cursor.execute(f"PRAGMA page_size = {SQLITE_PAGE_SIZE}")
+        if uri is None:
+            # Before anything is written (journal_mode = WAL writes the header): a no-op on an
+            # existing database, whose page size is fixed.
+            cursor.execute(f"PRAGMA page_size = {SQLITE_PAGE_SIZE}")
         cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = NORMAL")
+        if uri is None:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -149,8 +197,8 @@ _DOWN_REVISION = re.compile(
 )
 
 
-def head_revision() -> str | None:
-    """The newest migration's revision, read from the scripts' text (no Alembic import).
+def known_revisions() -> tuple[set[str], str | None]:
+    """Every revision the scripts define, and the head: read from their text (no Alembic import).
 
     Our history is one straight line: the head is the revision nobody names as its
     ``down_revision``. tests/test_migrations.py checks that Alembic agrees.
@@ -168,35 +216,87 @@ def head_revision() -> str | None:
     heads = revisions - parents
     if len(heads) > 1:
         raise DatabaseError(f"the migrations have several heads: {sorted(heads)}")
-    return heads.pop() if heads else None
+    return revisions, (heads.pop() if heads else None)
+
+
+def head_revision() -> str | None:
+    """The newest migration's revision."""
+    return known_revisions()[1]
 
 
 @contextmanager
-def _connected(engine: Engine) -> Iterator[Connection]:
-    """A transaction on the engine; an unreachable database becomes a clear DatabaseError."""
+def _connected(engine: Engine, *, exclusive: bool = False) -> Iterator[Connection]:
+    """A transaction on the engine; an unusable database becomes a clear DatabaseError.
+
+    ``exclusive`` serializes the transaction with every other exclusive one (a migration):
+    SQLite's write lock from its first statement (``BEGIN IMMEDIATE``: a second process waits
+    instead of failing with "database is locked" half-way), a transaction-scoped advisory lock
+    on PostgreSQL (two processes creating ``alembic_version`` at once fail with a
+    UniqueViolation otherwise).
+    """
+    url = safe_url(str(engine.url))
     try:
-        connection_cm = engine.begin()
-        connection = connection_cm.__enter__()
-    except OperationalError as exc:
-        raise DatabaseError(
-            f"cannot open the database {safe_url(str(engine.url))}: {exc.orig}"
-        ) from None
+        connection = engine.connect()
+    except SQLAlchemyDatabaseError as exc:
+        raise DatabaseError(f"cannot open the database {url}: {exc.orig}") from None
     try:
-        yield connection
-    except BaseException as exc:
-        if not connection_cm.__exit__(type(exc), exc, exc.__traceback__):
-            raise
-    else:
-        connection_cm.__exit__(None, None, None)
+        try:
+            if exclusive:
+                connection.execution_options(sqlite_immediate=True)
+            connection.begin()
+            if exclusive and connection.dialect.name == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_KEY}
+                )
+        except SQLAlchemyDatabaseError as exc:
+            raise DatabaseError(f"cannot open the database {url}: {exc.orig}") from None
+        try:
+            yield connection
+            connection.commit()
+        except SQLAlchemyDatabaseError as exc:
+            raise DatabaseError(f"database {url}: {exc.orig}") from None
+    finally:
+        connection.close()  # rolls back what was not committed
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    with _connected(engine) as connection:
-        if revision == "head" and _stored_revision(connection) == head_revision():
+def upgrade(engine: Engine, revision: str = "head", *, adopt: bool = False) -> None:
+    """Create the archive's schema or bring it up to date; one process at a time.
+
+    A database that has tables but no ``alembic_version`` belongs to another application: it
+    is refused unless ``adopt`` (``db upgrade --adopt``) says to add the archive's tables to it.
+    """
+    with _connected(engine, exclusive=True) as connection:
+        stored = _stored_revision(connection)
+        known, head = known_revisions()
+        if stored is not None and stored not in known:
+            raise _newer_error(engine, stored, head)
+        if revision == "head" and stored == head:
             return  # current: nothing to run, no need for Alembic
+        if stored is None and not adopt:
+            tables = inspect(connection).get_table_names()
+            if tables and "alembic_version" not in tables:  # an empty one: downgraded to base
+                raise _foreign_error(engine, tables)
         from alembic import command
 
         command.upgrade(alembic_config(connection), revision)
+
+
+def _newer_error(engine: Engine, stored: str, head: str | None) -> DatabaseError:
+    return DatabaseError(
+        f"the archive {safe_url(str(engine.url))} is at schema revision {stored}, newer than "
+        f"this version of sentry-archiver knows (its newest is {head}): a newer "
+        "sentry-archiver wrote it; upgrade sentry-archiver to use it"
+    )
+
+
+def _foreign_error(engine: Engine, tables: list[str]) -> DatabaseError:
+    shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+    return DatabaseError(
+        f"the database {safe_url(str(engine.url))} is not a sentry-archiver archive: it holds "
+        f"tables of another application ({shown}) and no alembic_version. Give the archive a "
+        "database of its own, or add the archive's tables to this one with: "
+        "sentry-archiver db upgrade --adopt"
+    )
 
 
 def downgrade(engine: Engine, revision: str) -> None:
@@ -258,32 +358,43 @@ def include_object_for(dialect: str) -> Callable[[Any, str | None, str, bool, An
     return include
 
 
-def open_archive(
-    db_url: str, *, missing: str = "run: sentry-archiver sync (or db upgrade)"
+def open_existing(
+    db_url: str,
+    *,
+    readonly: bool = True,
+    missing: str = "run: sentry-archiver sync (or db upgrade)",
 ) -> Engine:
-    """An engine on an existing archive at the current schema; never creates a database.
+    """An engine on a database that exists; never creates one (a SQLite file must be there).
 
-    For commands that read or prune an archive (status, purge, export, datasette-metadata):
-    a mistyped SQLite path must be an error, not a new empty file. ``missing`` ends the
-    message when the file is not there.
+    A mistyped SQLite path must be an error, not a new empty file. ``missing`` ends the
+    message when the file is not there; ``readonly`` (see :func:`make_engine`) lets a command
+    that only reads open an archive it cannot write.
     """
     url = normalize_url(db_url)
     try:
-        parsed = make_url(url)
+        make_url(url)
     except ArgumentError as exc:
         raise DatabaseError(f"not a database URL: {db_url!r} ({exc})") from None
-    if parsed.get_backend_name() == "sqlite":
-        path = parsed.database
-        if (
-            path
-            and path != ":memory:"
-            and not path.startswith("file:")
-            and not Path(path).expanduser().is_file()
-        ):
-            raise DatabaseError(
-                f"no archive at {safe_url(db_url)} (the file does not exist); {missing}"
-            )
-    engine = make_engine(url)
+    path = sqlite_file(url)
+    if path is not None and not path.is_file():
+        raise DatabaseError(
+            f"no archive at {safe_url(db_url)} (the file does not exist); {missing}"
+        )
+    return make_engine(url, readonly=readonly)
+
+
+def open_archive(
+    db_url: str,
+    *,
+    readonly: bool = False,
+    missing: str = "run: sentry-archiver sync (or db upgrade)",
+) -> Engine:
+    """An engine on an existing archive at the current schema; never creates a database.
+
+    For commands that read or prune an archive (status, purge, export, datasette-metadata);
+    those that only read pass ``readonly``.
+    """
+    engine = open_existing(db_url, readonly=readonly, missing=missing)
     try:
         require_current(engine)
     except BaseException:
@@ -295,19 +406,29 @@ def open_archive(
 def require_current(engine: Engine) -> None:
     """Refuse to work on a database whose schema is behind (or ahead of) this version."""
     current = current_revision(engine)
-    head = head_revision()
-    if current != head:
-        if current is None and not inspect_has_tables(engine):
-            raise DatabaseError(
-                f"the database {safe_url(str(engine.url))} has no archive schema yet; "
-                "run: sentry-archiver db upgrade"
-            )
+    known, head = known_revisions()
+    if current == head:
+        return
+    if current is not None and current not in known:
+        raise _newer_error(engine, current, head)
+    if current is None:
+        tables = table_names(engine)
+        if tables and "alembic_version" not in tables:
+            raise _foreign_error(engine, tables)
         raise DatabaseError(
-            f"the database schema is at revision {current or 'none'} but this version of "
-            f"sentry-archiver needs {head}; run: sentry-archiver db upgrade"
+            f"the database {safe_url(str(engine.url))} has no archive schema yet; "
+            "run: sentry-archiver db upgrade"
         )
+    raise DatabaseError(
+        f"the database schema is at revision {current} but this version of "
+        f"sentry-archiver needs {head}; run: sentry-archiver db upgrade"
+    )
+
+
+def table_names(engine: Engine) -> list[str]:
+    with _connected(engine) as connection:
+        return list(inspect(connection).get_table_names())
 
 
 def inspect_has_tables(engine: Engine) -> bool:
-    with _connected(engine) as connection:
-        return bool(inspect(connection).get_table_names())
+    return bool(table_names(engine))

@@ -15,6 +15,8 @@ How it works:
   The server releases the lock when that session ends, so a killed process (even SIGKILL, even
   a lost machine, once its connection times out) never leaves it behind. The ``run_lock`` row
   (id 1) only says who holds it; a row left by a dead process is overwritten by the next holder.
+  The heartbeat asks that session whether it still holds the lock: a session that ended
+  (terminated, restarted server) lost it, and the run stops with :class:`LockLostError`.
 * **SQLite**: the ``run_lock`` row itself is the lock, inserted in a ``BEGIN IMMEDIATE``
   transaction (so two takers are serialized by SQLite's write lock). An existing row is *stale*,
   and taken over with a warning naming the old holder, when its host is this host and its pid
@@ -23,6 +25,7 @@ How it works:
   thread refreshes it every 30 seconds while the lock is held). Otherwise the lock is held.
 
 Release deletes the row (and unlocks the advisory lock). The schema must exist: upgrade first.
+The new holder marks ``interrupted`` the ``runs`` a killed process left ``running``.
 """
 
 from __future__ import annotations
@@ -40,10 +43,10 @@ from typing import Any, cast
 from sqlalchemy import Connection, Engine, Table, delete, insert, select, text, update
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from archiver.errors import DatabaseError, LockHeldError
+from archiver.errors import DatabaseError, LockHeldError, LockLostError
 from archiver.storage.base import utcnow
 from archiver.storage.db import safe_url
-from archiver.storage.models import RunLock
+from archiver.storage.models import RUNS, RunLock
 
 log = logging.getLogger("archiver.storage.lock")
 
@@ -53,6 +56,9 @@ LOCK_ROW_ID = 1
 ADVISORY_KEY = 0x5E47_A2C1_7E2D_0001
 STALE_AFTER = dt.timedelta(minutes=10)
 HEARTBEAT_EVERY = 30.0
+# Commands whose ``runs`` row is ``running`` only while they hold the lock: once another
+# process holds it, such a row was left by a process that died without recording its end.
+LOCKED_COMMANDS = ("sync",)
 
 # Locks this process holds, by database URL: a row naming this pid is ours only if listed here.
 _HELD: set[str] = set()
@@ -149,7 +155,7 @@ def is_stale(
 
 
 class HeldLock:
-    """The lock while held: refreshes its heartbeat, notices being taken over."""
+    """The lock while held: refreshes its heartbeat, notices being taken over or lost."""
 
     def __init__(
         self,
@@ -167,6 +173,9 @@ class HeldLock:
         self.heartbeat_every = heartbeat_every
         self.on_lost = on_lost
         self.lost = False
+        self.lost_reason = ""
+        # PostgreSQL: the session holding the advisory lock (set by _acquire_postgresql)
+        self.lock_conn: Connection | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -175,7 +184,13 @@ class HeldLock:
         return Holder(self.host, self.pid, self.command, self.acquired_at, self.acquired_at)
 
     def beat(self) -> bool:
-        """Refresh the heartbeat; False (and ``on_lost`` called) when the row is not ours."""
+        """Refresh the heartbeat; False (and ``on_lost`` called) when the lock is not ours.
+
+        On PostgreSQL the lock's own session is checked first: the row says who holds the
+        lock, but only that session holding the advisory lock makes it so.
+        """
+        if self.lock_conn is not None and not self._session_holds_lock():
+            return False
         try:
             with self.engine.connect() as conn:
                 conn = conn.execution_options(sqlite_immediate=True)
@@ -194,12 +209,45 @@ class HeldLock:
         except Exception as exc:  # a busy or unreachable database: try again next beat
             log.warning("run lock heartbeat failed: %s", exc)
             return True
-        if not ours and not self.lost:
-            self.lost = True
-            log.error("the run lock was taken over by another process; stopping this run")
-            if self.on_lost is not None:
-                self.on_lost()
+        if not ours:
+            self._lose("another process took the run lock over")
         return ours
+
+    def _session_holds_lock(self) -> bool:
+        """Does the lock's PostgreSQL session still hold the advisory lock? (False: lost.)"""
+        assert self.lock_conn is not None
+        try:
+            held = self.lock_conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND pid = pg_backend_pid() "
+                    "AND ((classid::bigint << 32) | objid::bigint) = :key"
+                ),
+                {"key": ADVISORY_KEY},
+            ).scalar_one()
+        except Exception as exc:  # the session is gone, and the lock with it
+            self._lose(f"its PostgreSQL session ended ({str(exc).splitlines()[0]})")
+            return False
+        if not held:
+            self._lose("its PostgreSQL session no longer holds the advisory lock")
+            return False
+        return True
+
+    def _lose(self, reason: str) -> None:
+        if self.lost:
+            return
+        self.lost, self.lost_reason = True, reason
+        log.error("lost the run lock (%s); stopping this run", reason)
+        if self.on_lost is not None:
+            self.on_lost()
+
+    def lost_error(self) -> LockLostError:
+        """The error a run that lost its lock ends with."""
+        return LockLostError(
+            f"lost the run lock on {safe_url(str(self.engine.url))}: {self.lost_reason}. This "
+            "run stopped at a page boundary (every committed page is kept); another sync may "
+            "be writing the archive now. Run it again: it resumes where this one stopped"
+        )
 
     def start(self) -> None:
         if self.heartbeat_every <= 0:
@@ -280,6 +328,7 @@ def _acquire_postgresql(engine: Engine, held: HeldLock, url_key: str) -> Iterato
         if not got:
             holder = read_holder(lock_conn)
             raise _locked_error(holder, url_key, postgresql=True)
+        held.lock_conn = lock_conn
         try:
             with engine.begin() as conn:
                 old = read_holder(conn)
@@ -319,15 +368,19 @@ def acquire(
     command: str,
     *,
     stale_after: dt.timedelta = STALE_AFTER,
-    heartbeat_every: float = HEARTBEAT_EVERY,
+    heartbeat_every: float | None = None,
     on_lost: Callable[[], None] | None = None,
 ) -> Iterator[HeldLock]:
     """Hold the archive's run lock for the ``with`` block, or raise LockHeldError at once.
 
-    ``on_lost`` is called (from the heartbeat thread) if another process took the lock over
-    meanwhile, which only happens when this one stopped heart-beating for ``stale_after``.
+    ``on_lost`` is called (from the heartbeat thread) if the lock was lost meanwhile: another
+    process took it over (SQLite: only when this one stopped heart-beating for
+    ``stale_after``), or the PostgreSQL session holding it ended. ``HeldLock.lost`` then says
+    so and ``HeldLock.lost_error()`` is the error to end the run with.
     """
     url_key = str(engine.url)
+    if heartbeat_every is None:
+        heartbeat_every = HEARTBEAT_EVERY  # read now, so a test can make it beat faster
     held = HeldLock(engine, command, heartbeat_every=heartbeat_every, on_lost=on_lost)
     with ExitStack() as stack:
         try:
@@ -354,6 +407,51 @@ def acquire(
                 _HELD.discard(url_key)
 
         stack.callback(_release)
+        close_dead_runs(engine)
         held.start()
         log.debug("run lock acquired (%s)", held.holder.describe())
         yield held
+
+
+def close_dead_runs(engine: Engine) -> int:
+    """Mark ``interrupted`` the runs that died without recording their end; how many.
+
+    A run killed by SIGKILL (or the OOM killer, or a lost machine) stays ``running`` in
+    ``runs`` for ever, and ``status`` would show it as running. Called by the lock's new
+    holder: a sync's row is dead once the lock is someone else's; any other command's only if
+    its process, on this host, is gone. Bookkeeping only: a failure is logged, not raised.
+    """
+    try:
+        with engine.connect() as conn:
+            conn = conn.execution_options(sqlite_immediate=True)
+            with conn.begin():
+                rows = conn.execute(
+                    select(RUNS.c.id, RUNS.c.command, RUNS.c.host, RUNS.c.pid).where(
+                        RUNS.c.outcome == "running"
+                    )
+                ).all()
+                here = socket.gethostname()
+                dead = [
+                    row.id
+                    for row in rows
+                    if row.command in LOCKED_COMMANDS
+                    or (row.host == here and row.pid is not None and not pid_alive(row.pid))
+                ]
+                if dead:
+                    conn.execute(
+                        update(RUNS)
+                        .where(RUNS.c.id.in_(dead), RUNS.c.outcome == "running")
+                        .values(
+                            outcome="interrupted",
+                            finished_at=utcnow(),
+                            error_message="the process ended without recording how (killed: "
+                            "SIGKILL, out of memory, or its machine lost); marked by the next "
+                            "run that took the run lock",
+                        )
+                    )
+    except Exception as exc:
+        log.warning("could not mark the runs of killed processes: %s", exc)
+        return 0
+    if dead:
+        log.warning("%d earlier run(s) had been killed; now recorded as interrupted", len(dead))
+    return len(dead)

@@ -106,12 +106,21 @@ def execute_sync(
             store = Store(engine)
             syncer = Syncer(client, store, settings, stop=stop, on_progress=on_progress)
 
+            locks: list[run_lock.HeldLock] = []
+
             def prepare() -> None:
                 db.upgrade(engine)  # creates the archive on first use; no-op when current
                 # one writer at a time (archiver.storage.lock); held until the run has been recorded
-                held.enter_context(run_lock.acquire(engine, "sync", on_lost=stop.set))
+                locks.append(held.enter_context(run_lock.acquire(engine, "sync", on_lost=stop.set)))
 
-            report = syncer.run(prepare=prepare)
+            try:
+                report = syncer.run(prepare=prepare)
+            except InterruptedRun:
+                if locks and locks[0].lost:  # the stop came from the lock, not from a signal
+                    raise locks[0].lost_error() from None
+                raise
+            if locks and locks[0].lost:
+                raise locks[0].lost_error()
             if report.interrupted:
                 code = ExitCode.INTERRUPTED
             elif report.failures:

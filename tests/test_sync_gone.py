@@ -115,9 +115,7 @@ def test_an_event_list_404_whose_issue_details_answer_is_not_gone(db_url, org, s
     assert archived(db_url) == org.truth()
 
 
-def test_a_confirmed_404_keeps_the_archive_and_answering_again_clears_gone_at(
-    db_url, org, server
-):
+def test_a_confirmed_404_keeps_the_archive_and_answering_again_clears_gone_at(db_url, org, server):
     victim = victim_of(org)
     execute_sync(settings(server, org, db_url))
     _, _, kept = issue_state(db_url, victim)

@@ -253,3 +253,56 @@ def test_a_stop_during_a_long_rate_limit_wait_ends_promptly_and_a_rerun_complete
         again = execute_sync(settings(srv, org, db_url))
     assert again.exit_code == ExitCode.OK, again.report.failures
     assert archived(db_url) == org.truth()
+
+
+# ---------------------------------------------------------------------- 90-day issue search
+
+DAY = 86_400
+
+
+def test_a_clipped_search_archives_what_it_can_reach_and_walks_known_issues_by_id(db_url):
+    """sentry.io's issue search never looks back more than 90 days (the simulator's default):
+    a backfill archives the issues it can list, whole; an issue already known to the archive
+    whose walk is unfinished is walked by id once it ages out of the search."""
+    org = SimulatedOrg(seed=5, events=3000)
+    assert org.truth() < org.truth(searchable_days=None)  # some issues are out of reach
+    now = int(org.now())
+
+    def newest_age(segments: Any) -> int:
+        """Days since the newest event (events of the last day: 0), or -1 when none."""
+        return next(
+            (d for d in range(100) if org.count(segments, now - (d + 1) * DAY, now - d * DAY)), -1
+        )
+
+    # an issue listed today whose newest event is 20 to 89 days old
+    victim, age = next(
+        (i.id, newest_age(i.segments))
+        for i in org.live_issues()
+        if 20 <= newest_age(i.segments) <= 89
+    )
+    with SimulatorServer(org, token=TOKEN) as srv:
+        undo_events = srv.dispatch
+
+        def refused(method: str, target: str, headers: dict[str, str], base_url: str) -> Outcome:
+            if urlsplit(target).path.endswith(f"/issues/{victim}/events/"):
+                return Outcome(ApiResponse(500, b'{"detail": "Internal Error"}'))
+            return undo_events(method, target, headers, base_url)
+
+        srv.dispatch = refused  # type: ignore[method-assign]
+        first = execute_sync(settings(srv, org, db_url, max_retries=0))
+    assert [f["issue_id"] for f in first.report.failures] == [victim]
+    assert archived(db_url) == {
+        k
+        for k in org.truth()
+        if org.locate_event(k[1]).issue.id != victim  # type: ignore[union-attr]
+    }
+
+    org.advance((91 - age) * DAY)  # its newest events are now 91 days old, within retention
+    victims = {
+        k for k in org.truth(searchable_days=None) if org.locate_event(k[1]).issue.id == victim
+    }  # type: ignore[union-attr]
+    assert victims and not victims & org.truth()  # out of the search's reach, still listed by id
+    with SimulatorServer(org, token=TOKEN) as srv:
+        second = execute_sync(settings(srv, org, db_url))
+    assert second.exit_code == ExitCode.OK, second.report.failures
+    assert victims <= archived(db_url)

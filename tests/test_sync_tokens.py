@@ -108,11 +108,16 @@ class _Records(logging.Handler):
 def test_a_member_token_archives_exactly_the_projects_it_can_read(db_url, org, server):
     records = _Records()
     logger = logging.getLogger("archiver.sync.discovery")
+    level, disabled = logger.level, logger.disabled
     logger.addHandler(records)
+    logger.setLevel(logging.WARNING)  # an earlier CLI test may have set "archiver" quieter
+    logger.disabled = False
     try:
         outcome = execute_sync(settings(server, org, db_url, token=MEMBER))
     finally:
         logger.removeHandler(records)
+        logger.setLevel(level)
+        logger.disabled = disabled
     assert outcome.exit_code == ExitCode.OK, outcome.report.failures
     assert archived(db_url) == truth_of(org, "backend", "payments-service")
     assert truth_of(org, "frontend")  # something was left out

@@ -140,14 +140,14 @@ def test_issue_search_is_clipped_to_90_days_but_event_lists_are_not(org: Simulat
         assert events
         assert all(seconds(e["dateCreated"]) < now - 90 * DAY for e in events)
     searchable = org.truth(searchable_days=90)
-    assert searchable < org.truth()
+    assert searchable < org.truth(searchable_days=None)
     assert not {(old[0].project.id, e["eventID"]) for e in events} & searchable
 
 
 def test_issue_search_honours_an_old_start_when_not_clipped(org: SimulatedOrg) -> None:
     now = int(org.now())
     window = {"start": iso(org.retention_cutoff()), "end": iso(now + 1)}
-    with client_for(org) as client:
+    with client_for(org, search_max_days=None) as client:
         listed = listed_issue_ids(client, org, **window)
     assert listed == {i.id for i in org.live_issues() if org.count(i.segments, -(2**40), 2**40)}
 

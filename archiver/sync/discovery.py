@@ -57,27 +57,57 @@ class Discovery:
         """The organization's projects (only the chosen ones when some are named)."""
         self.client.use_region(self.org)  # sentry.io only: talk to the org's region directly
         rows: list[dict[str, Any]] = []
+        denied: list[dict[str, Any]] = []  # listed, but the token's user is not a member
         pages = Paginator()
         while not pages.finished:
             page = self.client.list_projects_page(self.org, cursor=pages.cursor)
             self.clock.observe(page.headers)
-            rows.extend(normalize_project(p, self.org) for p in page.items if isinstance(p, dict))
+            for p in page.items:
+                if isinstance(p, dict):
+                    row = normalize_project(p, self.org)
+                    (denied if p.get("hasAccess") is False else rows).append(row)
             try:
                 pages.advance(page.next_cursor, page.has_next, len(page.items))
             except PaginationError as exc:
                 raise ApiError(f"the project list of {self.org!r}: {exc}") from exc
-        wanted = self.settings.projects
-        if wanted:
-            by_key = {str(r["slug"]): r for r in rows} | {str(r["id"]): r for r in rows}
-            missing = [w for w in wanted if w not in by_key]
-            if missing:
-                known = ", ".join(sorted(str(r["slug"]) for r in rows)) or "none"
-                raise ConfigError(
-                    f"project(s) not found in organization {self.org!r}: {', '.join(missing)} "
-                    f"(projects this token can see: {known})"
-                )
-            rows = list({by_key[w]["id"]: by_key[w] for w in wanted}.values())
+        if self.settings.projects:
+            return self._chosen(rows, denied)
+        if denied:
+            log.warning(
+                "skipping project(s) this token cannot read (its user is not a member): %s",
+                ", ".join(sorted(str(r["slug"]) for r in denied)),
+            )
         return rows
+
+    def _chosen(
+        self, rows: list[dict[str, Any]], denied: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The projects named by ``--project``: each must exist and be readable.
+
+        A named project the token cannot read is a usage error (exit 2), like a name that
+        does not exist: the token works, the request names the wrong project (or the token's
+        user must join it), and nothing has been written yet.
+        """
+        wanted = self.settings.projects
+
+        def keyed(found: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+            return {str(r["slug"]): r for r in found} | {str(r["id"]): r for r in found}
+
+        by_key, no_access = keyed(rows), keyed(denied)
+        refused = [w for w in wanted if w not in by_key and w in no_access]
+        if refused:
+            raise ConfigError(
+                f"project(s) of organization {self.org!r} this token cannot read (its user is "
+                f"not a member; hasAccess is false): {', '.join(refused)}"
+            )
+        missing = [w for w in wanted if w not in by_key]
+        if missing:
+            known = ", ".join(sorted(str(r["slug"]) for r in rows)) or "none"
+            raise ConfigError(
+                f"project(s) not found in organization {self.org!r}: {', '.join(missing)} "
+                f"(projects this token can see: {known})"
+            )
+        return list({by_key[w]["id"]: by_key[w] for w in wanted}.values())
 
     def save_projects(self, rows: list[dict[str, Any]]) -> None:
         with self.store.transaction() as conn:

@@ -31,11 +31,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from archiver.config import Settings
-from archiver.errors import ConfigError, DatabaseError, InterruptedRun
+from archiver.errors import AuthError, ConfigError, DatabaseError, InterruptedRun
 from archiver.normalize import make_scrubber
 from archiver.sentry.client import SentryClient
 from archiver.storage.store import Store
@@ -116,10 +117,8 @@ class Syncer:
         outcome, message = "failed", None
         try:
             self.report.projects = len(projects)
-            for project in projects:
-                self._check_stop()
-                self.discovery.discover_issues(project, self._check_stop)
-            walks = self.discovery.walks_to_do([p["id"] for p in projects])
+            readable = self._discover(projects)
+            walks = self.discovery.walks_to_do([p["id"] for p in readable])
             self.progress.issues_total = len(walks)
             self.walk_issues(walks)
             if self.shutdown.fatal is not None:
@@ -143,6 +142,33 @@ class Syncer:
             raise
         finally:
             self._record_end(run_id, outcome, message)
+
+    def _discover(self, projects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Discover each project's issues; the projects whose issues could be listed.
+
+        A 403 on one project's issues (a user token whose user is not a member of it) fails
+        that project, reported in the run's failures, and the others go on; a 403 on every
+        project is the token's own problem (a missing scope) and ends the run as auth does.
+        """
+        readable: list[dict[str, Any]] = []
+        refused: AuthError | None = None
+        for project in projects:
+            self._check_stop()
+            try:
+                self.discovery.discover_issues(project, self._check_stop)
+            except AuthError as exc:
+                if exc.status != 403:
+                    raise
+                refused = exc
+                log.error("project %s: %s", project.get("slug"), exc)
+                self.report.failures.append(
+                    {"issue_id": None, "project": project.get("slug"), "error": str(exc)}
+                )
+                continue
+            readable.append(project)
+        if refused is not None and not readable:
+            raise refused
+        return readable
 
     def _record_end(self, run_id: int, outcome: str, message: str | None) -> None:
         """Record the run's end; when the database fails here too, the run's own error (if

@@ -155,7 +155,9 @@ def summary_lines(outcome: SyncOutcome) -> list[str]:
     if r.merged:
         lines.append("issues merged: " + ", ".join(f"{a}->{b}" for a, b in r.merged.items()))
     for failure in r.failures:
-        lines.append(f"FAILED issue {failure['issue_id']}: {failure['error']}")
+        issue = failure.get("issue_id")
+        where = f"issue {issue}" if issue is not None else f"project {failure.get('project')}"
+        lines.append(f"FAILED {where}: {failure['error']}")
     if r.interrupted:
         lines.append("interrupted: progress is saved; run the same command again to resume")
     return lines

@@ -75,6 +75,7 @@ class Writer:
                 rows = files.enter_context(open(work.files.rows, "rb")) if spooled else None
                 for batch in opened(work.events, rows):
                     result += self.store.write_events(conn, batch)
+            self.store.clear_issues_gone(conn, [work.walk.issue_id])  # it answered
             if work.merged_into is not None:
                 self.store.mark_issue_merged(conn, work.walk.issue_id, work.merged_into)
             self.store.save_issue_walk(conn, work.walk.row())

@@ -113,6 +113,21 @@ def test_backfill_equals_truth_and_second_run_is_cheap(db_url, org, server):
     assert archived(db_url) == org.truth()
 
 
+def test_every_request_of_a_sync_is_organization_scoped(tmp_path, org, server):
+    """The org-less /api/0/issues/ and /api/0/groups/ URLs are deprecated (410 in brownouts) and
+    reach only the US region (404 elsewhere): a sync must never ask them."""
+    server.log.reset()
+    result = execute_sync(settings(server, org, f"sqlite:///{tmp_path / 'a.db'}"))
+    assert result.exit_code == ExitCode.OK
+    paths = [entry.path for entry in server.log.entries()]
+    assert any("/issues/" in p and p.endswith("/events/") for p in paths)
+    orgless = [p for p in paths if p.startswith(("/api/0/issues/", "/api/0/groups/"))]
+    assert orgless == []
+    issue_paths = [p for p in paths if "/issues/" in p]
+    prefix = f"/api/0/organizations/{org.slug}/issues/"
+    assert [p for p in issue_paths if not p.startswith(prefix)] == []
+
+
 @pytest.mark.slow
 def test_biggest_issues_are_walked_first(tmp_path, org, server):
     """Longest first: a big issue started last would be walked alone at the end of the run."""

@@ -1,4 +1,4 @@
-"""The sync engine: discovery, pinned cursor walks, one writer.
+"""The sync engine: discovery, pinned keyset walks, one writer.
 
 How a run goes:
 
@@ -10,12 +10,11 @@ How a run goes:
    together. An issue whose ``lastSeen`` reached its walk bookmark is marked *pending*.
 3. **Event walks** of every pending issue, ``concurrency`` at a time, with ``full=true`` so a
    page carries 100 complete events. Each walk pins its window ``[start, end)`` with ``end`` a
-   whole second of the *server's* clock (from its ``Date`` header). Why that makes offsets safe:
-   the list is newest first; an event arriving later is dated at or after ``end`` and falls
-   outside the pinned window, so it cannot shift offsets; an event expiring is the oldest and
-   leaves the *end* of the list, never a page before the cursor. A late arrival dated inside
-   a finished window is picked up by the next walk, which starts ``overlap`` before the
-   previous ``end``.
+   whole second of the *server's* clock (from its ``Date`` header), then walks it by keyset
+   (:mod:`archiver.sync.keyset`): every request asks offset 0 and moves ``end`` down to the
+   oldest second read, so same-second events in any order are neither skipped nor repeated and
+   no request pays for a deep offset. A late arrival dated inside a finished window is picked
+   up by the next walk, which starts ``overlap`` before the previous ``end``.
 4. **One writer** (the calling thread) commits each page's rows together with the walk's
    checkpoint. A run killed at any instant resumes every walk at its last committed cursor in
    the same window; a page fetched but not committed is simply fetched again (upserts are

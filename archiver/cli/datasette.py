@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from archiver.cli.options import config_option, db_option
+from archiver.cli.options import ShownDefault, config_option, db_option
 from archiver.config import settings_from_options
 from archiver.errors import ConfigError
 from archiver.operations.datasette import build_metadata, database_name
@@ -32,14 +32,21 @@ def _write(output: str, body: str) -> None:
     "--output", "-o", default="-", show_default=True, help="File to write ('-': standard output)."
 )
 @click.option(
-    "--database-name", "db_name", help="Database name in Datasette (default: the file's stem)."
+    "--database-name",
+    "db_name",
+    help="Database name in Datasette.",
+    show_default="the file's stem",
+    cls=ShownDefault,
 )
 def datasette_metadata_command(
     db: str | None, config_file: str | None, output: str, db_name: str | None
 ) -> None:
     """Write Datasette metadata (table, view and column descriptions) for the archive.
 
-    Open the archive with: datasette sentry-archive.db --metadata metadata.json
+    \b
+    Examples:
+      sentry-archiver datasette-metadata -o metadata.json
+      sentry-archiver datasette-metadata --db sqlite:///archive.db --database-name sentry -o meta.json
     """
     url = settings_from_options({"db": db, "config_file": config_file}).db
     engine = open_archive(url)

@@ -27,7 +27,13 @@ def _db_url(db: str | None, config_file: str | None) -> str:
 
 @click.group("db")
 def db_group() -> None:
-    """Create and inspect the archive's schema."""
+    """Create and inspect the archive's schema.
+
+    \b
+    Examples:
+      sentry-archiver db upgrade
+      sentry-archiver db current --db postgresql://archiver@db.internal/sentry
+    """
 
 
 @db_group.command("upgrade")
@@ -35,7 +41,13 @@ def db_group() -> None:
 @config_option
 @click.option("--revision", default="head", show_default=True, help="Target revision.")
 def db_upgrade(db: str | None, config_file: str | None, revision: str) -> None:
-    """Create the archive or bring its schema up to date."""
+    """Create the archive or bring its schema up to date.
+
+    \b
+    Examples:
+      sentry-archiver db upgrade
+      sentry-archiver db upgrade --db postgresql://archiver@db.internal/sentry
+    """
     url = _db_url(db, config_file)
     engine = make_engine(url)
     before = current_revision(engine)
@@ -52,7 +64,13 @@ def db_upgrade(db: str | None, config_file: str | None, revision: str) -> None:
 @config_option
 @click.argument("revision")
 def db_downgrade(db: str | None, config_file: str | None, revision: str) -> None:
-    """Step the schema back to REVISION ('base' drops every table: the archive is lost)."""
+    """Step the schema back to REVISION ('base' drops every table: the archive is lost).
+
+    \b
+    Examples:
+      sentry-archiver db current
+      sentry-archiver db downgrade -1    # one revision back
+    """
     url = _db_url(db, config_file)
     engine = make_engine(url)
     downgrade(engine, revision)
@@ -63,7 +81,12 @@ def db_downgrade(db: str | None, config_file: str | None, revision: str) -> None
 @db_option
 @config_option
 def db_current(db: str | None, config_file: str | None) -> None:
-    """Print the database's schema revision and the newest this version knows."""
+    """Print the database's schema revision and the newest this version knows.
+
+    \b
+    Examples:
+      sentry-archiver db current
+    """
     engine = make_engine(_db_url(db, config_file))
     current = current_revision(engine)
     head = head_revision()
@@ -75,7 +98,12 @@ def db_current(db: str | None, config_file: str | None) -> None:
 @db_option
 @config_option
 def db_check(db: str | None, config_file: str | None) -> None:
-    """Fail (exit 7) unless the database matches the models exactly."""
+    """Fail (exit 7) unless the database matches the models exactly.
+
+    \b
+    Examples:
+      sentry-archiver db check
+    """
     engine = make_engine(_db_url(db, config_file))
     current = current_revision(engine)
     head = head_revision()

@@ -1,4 +1,4 @@
-"""``sentry-archiver demo``: archive the built-in simulator's organisation, then query it.
+"""``sentry-archiver demo``: archive the built-in simulator's organization, then query it.
 
 Its ``--db`` is deliberately not the shared one (:func:`archiver.cli.options.db_option`): the
 demo must never write simulated events into the archive that ``$SENTRY_ARCHIVER_DB`` or the
@@ -27,7 +27,13 @@ from archiver.storage.db import safe_url
 @click.option("--seed", default=DEMO_SEED, show_default=True, help="Simulator data seed.")
 @click.option("--events", default=DEMO_EVENTS, show_default=True, help="Events to simulate.")
 def demo_command(db_url: str, seed: int, events: int) -> None:
-    """Archive the built-in simulator's organisation and show what you can ask of it."""
+    """Archive the built-in simulator's organization and show what you can ask of it.
+
+    \b
+    Examples:
+      sentry-archiver demo
+      sentry-archiver demo --db sqlite:///demo.db --events 20000 --seed 7
+    """
     started = dt.datetime.now(dt.timezone.utc)
     click.echo(f"Starting the built-in Sentry simulator (seed {seed}, {events} events)...")
     result = build_demo_archive(db_url, seed=seed, events=events)

@@ -38,6 +38,11 @@ def schedule_command(
 
     Takes every option of `sync`. The schedule can also come from the config file's [schedule]
     section. A run still going when the next is due is not started twice.
+
+    \b
+    Examples:
+      sentry-archiver schedule --cron '0 3 * * *'
+      sentry-archiver schedule --every 6h --now --log-format json
     """
     settings = schedule_settings(dict(options))
     settings.require_remote()

@@ -117,6 +117,12 @@ class ProgressLine:
             self._width = 0
 
 
+def plural(count: int, noun: str, plural_form: str | None = None) -> str:
+    """``1 issue``, ``2 issues``, ``1,234 events``: a count with its noun in agreement."""
+    word = noun if count == 1 else (plural_form or noun + "s")
+    return f"{count:,} {word}"
+
+
 def format_rate(count: int, seconds: float) -> str:
     return f"{count / seconds:,.0f}/s" if seconds > 0 else "-"
 

@@ -269,7 +269,7 @@ def test_purge_command(db_url, tmp_path):
         ],
     )
     assert done.exit_code == 0, done.output
-    assert "deleted 1 events (web: 1)" in done.output and "purge #1" in done.output
+    assert "deleted 1 event (web: 1)" in done.output and "purge #1" in done.output
     engine = db.make_engine(db_url)
     with engine.connect() as conn:
         left = set(conn.execute(text("SELECT event_id FROM events")).scalars())

@@ -29,7 +29,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from archiver.config import Settings, format_duration, parse_duration, settings_from_options
 from archiver.errors import ArchiverError, ConfigError, ExitCode, InterruptedRun, LockHeldError
-from archiver.output import setup_logging
+from archiver.output import plural, setup_logging
 from archiver.sync.runner import RUN_OUTCOMES, SyncOutcome, execute_sync, stop_on_signals
 
 log = logging.getLogger("archiver.schedule")
@@ -147,7 +147,9 @@ class SyncScheduler:
             log.warning("stopping: the run in progress saves its last page first")
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
-        log.info("scheduler stopped after %d run(s), %d skipped", len(self.history), self.skipped)
+        log.info(
+            "scheduler stopped after %s, %d skipped", plural(len(self.history), "run"), self.skipped
+        )
 
     def run_forever(self) -> None:
         with stop_on_signals(self.stop):
@@ -244,7 +246,7 @@ def _record_from(number: int, result: object) -> RunRecord:
         f"{r.issues_walked}, requests {result.requests}"
     )
     if r.failures:
-        message += f", {len(r.failures)} issue(s) failed"
+        message += f", {plural(len(r.failures), 'issue')} failed"
     return RunRecord(number, outcome, int(code), 0.0, message)
 
 

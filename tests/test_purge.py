@@ -289,7 +289,7 @@ def test_purge_command(db_url, tmp_path):
     )
     assert done.exit_code == 0, done.output
     deleted, recorded = done.output.splitlines()
-    assert deleted.startswith("deleted 1 events (web: 1) and 24 child rows dated before ")
+    assert deleted.startswith("deleted 1 event (web: 1) and 24 child rows dated before ")
     assert recorded == "recorded as purge #1 in the purges table"
     engine = db.make_engine(db_url)
     with engine.connect() as conn:

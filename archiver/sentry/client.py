@@ -329,7 +329,9 @@ class SentryClient:
         return self._backoff(tally.failures)
 
     def _retry(self, path: str, reason: str, wait: float) -> None:
-        log.warning("GET %s: %s; retrying in %.1fs", path, reason, wait)
+        # info, not warning: a retry that recovers is counted (display, summary), not shouted;
+        # -v shows each one, and one that does not recover ends as an error
+        log.info("GET %s: %s; retrying in %.1fs", path, reason, wait)
         self.stats.add(retries=1)
         self._pause(wait)
 

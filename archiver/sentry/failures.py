@@ -27,6 +27,7 @@ from archiver.errors import (
     ServerError,
     TransportError,
 )
+from archiver.output import plural
 from archiver.sentry.body import detail_of
 
 _E = TypeVar("_E", bound=BaseException)
@@ -61,7 +62,7 @@ class Problem:
     def give_up(self, path: str, url: str, attempts: int) -> ApiError:
         """The error once ``attempts`` attempts all failed (``url`` is ``path`` in full)."""
         return self.kind(
-            f"GET {url}: {self.summary}; gave up after {attempts} attempts",
+            f"GET {url}: {self.summary}; gave up after {plural(attempts, 'attempt')}",
             path=path,
             status=self.status,
             detail=self.detail,

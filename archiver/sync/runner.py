@@ -22,8 +22,7 @@ from archiver.config import Settings
 from archiver.errors import ArchiverError, ExitCode, InterruptedRun
 from archiver.output import (
     SUMMARY_LOGGER,
-    ProgressLine,
-    format_eta,
+    TerminalDisplay,
     format_rate,
     setup_logging,
 )
@@ -95,14 +94,20 @@ def execute_sync(
     *,
     stop: threading.Event | None = None,
     on_progress: Callable[[SyncReport, Progress], None] | None = None,
+    on_client: Callable[[SentryClient], None] | None = None,
 ) -> SyncOutcome:
-    """Run one sync; raises ArchiverError subclasses for failures that end the run."""
+    """Run one sync; raises ArchiverError subclasses for failures that end the run.
+
+    ``on_client`` is given the run's client once made (the display reads its retry count).
+    """
     settings.require_remote()
     stop = stop or threading.Event()
     started = time.monotonic()
     engine = db.make_engine(settings.db)
     try:
         with make_client(settings, stop) as client, ExitStack() as held:
+            if on_client is not None:
+                on_client(client)
             store = Store(engine)
             syncer = Syncer(client, store, settings, stop=stop, on_progress=on_progress)
 
@@ -168,32 +173,36 @@ def run_sync(
 ) -> SyncOutcome:
     """The ``sync`` command: logging, progress line, signals, summary."""
     tune_allocator()
+    display = TerminalDisplay(enabled=None if not quiet and log_format == "text" else False)
     setup_logging(
         log_format=log_format,
         verbosity=verbosity,
         quiet=quiet,
         secrets=[settings.token, settings.scrub_key],
+        console=display.console,
     )
-    progress_line = ProgressLine(enabled=None if not quiet and log_format == "text" else False)
     stop = threading.Event()
+    clients: list[SentryClient] = []
 
     def on_progress(report: SyncReport, progress: Progress) -> None:
-        elapsed = time.monotonic() - progress.started
-        progress_line.update(
-            f"projects {report.projects} | issues {progress.issues_done}/{progress.issues_total}"
-            f" | events {progress.events:,} | {format_rate(progress.events, elapsed)}"
-            f" | ETA {format_eta(progress.issues_done, progress.issues_total, elapsed)}"
+        display.update(
+            projects=report.projects,
+            issues_done=progress.issues_done,
+            issues_total=progress.issues_total,
+            events=progress.events,
+            seconds=time.monotonic() - progress.started,
+            retries=clients[0].stats.retries if clients else 0,
         )
 
     try:
-        with stop_on_signals(stop):
-            outcome = execute_sync(settings, stop=stop, on_progress=on_progress)
+        with stop_on_signals(stop), display:
+            outcome = execute_sync(
+                settings, stop=stop, on_progress=on_progress, on_client=clients.append
+            )
     except InterruptedRun as exc:
-        progress_line.close()
         click_echo_err(f"interrupted: {exc}")
         raise
     except ArchiverError as exc:
-        progress_line.close()
         if log_format == "json":
             # a log shipper reads JSON lines only: the fatal error must be one as well
             summary_log.error(
@@ -202,7 +211,6 @@ def run_sync(
             )
             exc.logged = True
         raise
-    progress_line.close()
     lines = summary_lines(outcome)
     if log_format == "json":
         # info, not warning: alert rules fire on warning, and a clean run must not page anyone

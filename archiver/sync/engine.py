@@ -130,7 +130,7 @@ class Syncer:
             else:
                 outcome = "partial" if self.report.failures else "success"
             return self.report
-        except InterruptedRun:
+        except (InterruptedRun, KeyboardInterrupt):  # a signal, or a second Ctrl-C
             self.report.interrupted = True
             outcome = "interrupted"
             raise

@@ -58,13 +58,21 @@ class SyncOutcome:
 
 @contextmanager
 def stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGINT/SIGTERM ask the run to stop at the next page boundary (a second SIGINT kills)."""
+    """SIGINT/SIGTERM ask the run to stop at the next page boundary.
+
+    A second SIGINT (Ctrl-C pressed again) stops at once: the pages fetched but not yet
+    committed are dropped (the next run fetches them again). It is raised as
+    KeyboardInterrupt so that no ``except Exception`` on the way can swallow it; the engine
+    records the run as interrupted and :func:`run_sync` turns it into
+    :class:`InterruptedRun` (exit 130), the same end as a single signal.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def _handler(signum: int, _frame: FrameType | None) -> None:
         if stop.is_set() and signum == signal.SIGINT:
+            log.warning("signal SIGINT again: stopping now, pages not committed are dropped")
             raise KeyboardInterrupt
         log.warning("signal %s: stopping after the current page", signal.Signals(signum).name)
         stop.set()
@@ -176,7 +184,13 @@ def run_sync(
 
     try:
         with stop_on_signals(stop):
-            outcome = execute_sync(settings, stop=stop, on_progress=on_progress)
+            try:
+                outcome = execute_sync(settings, stop=stop, on_progress=on_progress)
+            except KeyboardInterrupt:  # a second Ctrl-C: the run is recorded as interrupted
+                raise InterruptedRun(
+                    "stopped at once on a second Ctrl-C; progress up to the last committed "
+                    "page is saved"
+                ) from None
     except InterruptedRun as exc:
         progress_line.close()
         click_echo_err(f"interrupted: {exc}")

@@ -74,8 +74,8 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
         if stop.is_set() and signum == signal.SIGINT:
             log.warning("signal SIGINT again: stopping now, pages not committed are dropped")
             raise KeyboardInterrupt
+        stop.set()  # before the log line: a second signal may arrive while it is written
         log.warning("signal %s: stopping after the current page", signal.Signals(signum).name)
-        stop.set()
 
     previous = {sig: signal.signal(sig, _handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -122,3 +122,31 @@ def test_a_repeated_burst_cursor_is_an_error():
 def test_transaction_second_from_end_timestamp():
     assert keyset.event_key({"id": "a", "endTimestamp": 12.7}).second == 12
     assert keyset.event_key({"id": "a", "dateCreated": "1970-01-01T00:00:05.9Z"}).second == 5
+
+
+def follow_burst(state: keyset.WalkState, links: dict[str | None, str], pages: int = 50) -> int:
+    """Walk a burst whose server links cursor -> next cursor; the page at which the walk
+    refused to go on (AssertionError when it followed ``pages`` pages)."""
+    keys = [keyset.Key(f"{i:032x}", 5) for i in range(100)]
+    for page in range(1, pages + 1):
+        assert state.burst == 5
+        try:
+            state, _ = keyset.advance(state, keys, True, links[state.cursor])
+        except WalkBroken:
+            return page
+    raise AssertionError(f"a cursor cycle was followed for {pages} pages")
+
+
+def test_a_burst_cursor_cycle_of_two_steps_is_refused():
+    # The page that found the burst, then the burst's pages: None -> A -> B -> A -> ...
+    found = [keyset.Key(f"{i:032x}", 5) for i in range(100)]
+    state, _ = keyset.advance(keyset.begin(0, 10), found, True, "0:100:0")
+    links: dict[str | None, str] = {None: "A", "A": "B", "B": "A"}
+    assert follow_burst(state, links) == 3  # the page at B links back to A, already followed
+
+
+def test_a_burst_cursor_cycle_is_refused_at_its_first_repeat_after_a_resume():
+    # A run stopped with the burst at cursor A; the resumed walk must know A already.
+    state = keyset.decode(0, 10, keyset.encode(keyset.WalkState(0, 6, burst=5, cursor="A")))
+    assert state is not None
+    assert follow_burst(state, {"A": "B", "B": "A"}) == 2

@@ -49,7 +49,7 @@ from archiver.errors import (
     TransportError,
 )
 from archiver.sentry.body import AnswerTooSlow, receive, size_of
-from archiver.sentry.failures import Problem, classify, connection_problem
+from archiver.sentry.failures import Problem, classify, connection_problem, redact
 from archiver.sentry.pagination import next_cursor
 from archiver.sentry.ratelimit import (
     RateLimiter,
@@ -58,7 +58,7 @@ from archiver.sentry.ratelimit import (
     reset_of,
     too_long,
 )
-from archiver.sentry.urls import check_base_url, segment, window_params
+from archiver.sentry.urls import check_base_url, no_cookies, segment, window_params
 
 log = logging.getLogger("archiver.sentry.client")
 
@@ -179,6 +179,7 @@ class SentryClient:
             ),
             transport=transport,
             follow_redirects=False,
+            cookies=no_cookies(),
         )
 
     def __repr__(self) -> str:
@@ -205,10 +206,7 @@ class SentryClient:
             return self.rng.uniform(0, min(self.backoff_max, self.backoff_base * 2**attempt))
 
     def _redact(self, text: str) -> str:
-        """Server text may echo what it was sent (a proxy's error page, a debug body)."""
-        if self._token and self._token in text:
-            return text.replace(self._token, "********")
-        return text
+        return redact(text, self._token)
 
     def _auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._token}"} if self._token else {}

@@ -34,6 +34,18 @@ _E = TypeVar("_E", bound=BaseException)
 
 TRANSIENT_400 = re.compile(r"timeout|timed out|rate limit|too many", re.IGNORECASE)
 
+# Shorter secrets are not redacted: replacing a one-letter token would turn every word holding
+# that letter into asterisks (the same rule as archiver.output.RedactingFilter).
+MIN_REDACTED = 4
+
+
+def redact(text: str, secret: str | None) -> str:
+    """``text`` with ``secret`` replaced: server text may echo what it was sent (a proxy's
+    error page, a debug body)."""
+    if secret and len(secret) >= MIN_REDACTED and secret in text:
+        return text.replace(secret, "********")
+    return text
+
 
 @dataclass(frozen=True)
 class Problem:

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
 from archiver.config import Settings
@@ -41,6 +42,7 @@ from archiver.sentry.client import SentryClient
 from archiver.storage.store import Store
 from archiver.sync.clock import ServerClock
 from archiver.sync.discovery import Discovery
+from archiver.sync.diskfull import database_full, is_disk_full
 from archiver.sync.handoff import IN_FLIGHT_BYTES, Inbox, InFlight, Shutdown
 from archiver.sync.report import Progress, SyncReport
 from archiver.sync.spool import Spool, remove_stale
@@ -54,13 +56,15 @@ __all__ = ["Progress", "SyncReport", "Syncer"]
 log = logging.getLogger("archiver.sync.engine")
 
 
-def database_error(exc: SQLAlchemyError) -> DatabaseError:
+def database_error(exc: SQLAlchemyError, url: URL | None = None) -> DatabaseError:
     """A database failure as the one-line error the command line reports (exit 7).
 
-    The driver's own message says what happened (a full disk, a terminated connection, a
-    lock timeout); SQLAlchemy's wrapper adds the statement and a link, which say nothing to
-    an operator.
+    The driver's own message says what happened (a terminated connection, a lock timeout);
+    SQLAlchemy's wrapper adds the statement and a link, which say nothing to an operator. A
+    full disk is named (which disk, how much is free: :mod:`archiver.sync.diskfull`).
     """
+    if url is not None and is_disk_full(exc):
+        return database_full(url)
     orig = getattr(exc, "orig", None) or exc
     text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
     return DatabaseError(f"the archive's database failed during the sync: {text}")
@@ -128,12 +132,15 @@ class Syncer:
             else:
                 outcome = "partial" if self.report.failures else "success"
             return self.report
-        except InterruptedRun:
+        except (InterruptedRun, KeyboardInterrupt):  # a signal, or a second Ctrl-C
             self.report.interrupted = True
             outcome = "interrupted"
             raise
         except SQLAlchemyError as exc:
-            error = database_error(exc)
+            # An error that already ended the run (a full spool) is its cause, not this one.
+            fatal = self.shutdown.fatal
+            error = fatal if isinstance(fatal, DatabaseError) else None
+            error = error or database_error(exc, self.store.engine.url)
             message = str(error)
             raise error from exc
         except BaseException as exc:

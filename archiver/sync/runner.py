@@ -57,16 +57,24 @@ class SyncOutcome:
 
 @contextmanager
 def stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGINT/SIGTERM ask the run to stop at the next page boundary (a second SIGINT kills)."""
+    """SIGINT/SIGTERM ask the run to stop at the next page boundary.
+
+    A second SIGINT (Ctrl-C pressed again) stops at once: the pages fetched but not yet
+    committed are dropped (the next run fetches them again). It is raised as
+    KeyboardInterrupt so that no ``except Exception`` on the way can swallow it; the engine
+    records the run as interrupted and :func:`run_sync` turns it into
+    :class:`InterruptedRun` (exit 130), the same end as a single signal.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def _handler(signum: int, _frame: FrameType | None) -> None:
         if stop.is_set() and signum == signal.SIGINT:
+            log.warning("signal SIGINT again: stopping now, pages not committed are dropped")
             raise KeyboardInterrupt
+        stop.set()  # before the log line: a second signal may arrive while it is written
         log.warning("signal %s: stopping after the current page", signal.Signals(signum).name)
-        stop.set()
 
     previous = {sig: signal.signal(sig, _handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -196,9 +204,15 @@ def run_sync(
 
     try:
         with stop_on_signals(stop), display:
-            outcome = execute_sync(
-                settings, stop=stop, on_progress=on_progress, on_client=clients.append
-            )
+            try:
+                outcome = execute_sync(
+                    settings, stop=stop, on_progress=on_progress, on_client=clients.append
+                )
+            except KeyboardInterrupt:  # a second Ctrl-C: the run is recorded as interrupted
+                raise InterruptedRun(
+                    "stopped at once on a second Ctrl-C; progress up to the last committed "
+                    "page is saved"
+                ) from None
     except InterruptedRun as exc:
         click_echo_err(f"interrupted: {exc}")
         raise

@@ -24,6 +24,7 @@ from archiver.sentry.client import Page, SentryClient
 from archiver.storage.encode import EncodedEvent, encode_event
 from archiver.sync import keyset
 from archiver.sync.clock import FLOOR, ServerClock, epoch, floor_second, from_epoch
+from archiver.sync.diskfull import is_disk_full, spool_full
 from archiver.sync.handoff import (
     FIRST_PAGE_ESTIMATE,
     MIN_PAGE_ESTIMATE,
@@ -122,6 +123,9 @@ class Walker:
             log.error("issue %s: %s", walk.issue_id, exc)
             self.inbox.put(WalkEnded(latest[0], WalkStatus.FAILED, str(exc)))
         except Exception as exc:  # a bug must not take the other walks down with it
+            if is_disk_full(exc):  # the spool's disk: every walk would fail alike
+                self.shutdown.fail(spool_full(self.pipeline.spool.path))
+                return
             log.exception("issue %s: unexpected error", walk.issue_id)
             self.inbox.put(WalkEnded(latest[0], WalkStatus.FAILED, f"{type(exc).__name__}: {exc}"))
 

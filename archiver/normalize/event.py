@@ -131,18 +131,35 @@ def _owners(
 def _ids(ev: Mapping[str, Any], raw: str, p: Problems) -> tuple[str, str | None]:
     """(event id, legacy id): the 32-hex id, and the payload's ``id`` when it differs.
 
-    An event without a usable id still gets a stable one, a hash of its raw JSON, so the same
-    payload archived twice is one event.
+    An event without a 32-hex id still gets a stable one. When it has an id of another shape,
+    that id is hashed: the same id is the same row whatever else a later copy changes. Only
+    an event with no id at all is keyed by a hash of its raw JSON (the same payload archived
+    twice is one event).
     """
     event_id = normalize_event_id(ev.get("eventID")) or normalize_event_id(ev.get("id"))
     if event_id is None:
-        event_id = hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-        p.add("eventID", "missing_event_id", "no 32-hex event id; a hash of the raw JSON is used")
+        event_id = _fallback_id(ev, raw, p)
     legacy = ev.get("id")
     legacy_id = None
     if legacy is not None and normalize_event_id(legacy) != event_id:
         legacy_id = p.text(legacy, "id")
     return event_id, legacy_id
+
+
+def _fallback_id(ev: Mapping[str, Any], raw: str, p: Problems) -> str:
+    """The stable key of an event without a 32-hex id: a hash of its own id, else of its JSON."""
+    for path in ("eventID", "id"):
+        value = ev.get(path)
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
+            text = str(value).strip()
+            p.add(path, "malformed", "not a 32-hex event id; a hash of the id is used")
+            return _hash32(f"id:{text}")
+    p.add("eventID", "missing_event_id", "no 32-hex event id; a hash of the raw JSON is used")
+    return _hash32(raw)
+
+
+def _hash32(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _release(release: Any, tagged: str | None) -> tuple[str | None, dict[str, Any] | None]:

@@ -24,7 +24,9 @@ from archiver.errors import ExitCode
 from archiver.simulator import SimulatedOrg, SimulatorServer
 from archiver.simulator.model import Issue
 from archiver.storage import db
+from archiver.storage.encode import EncodedEvent
 from archiver.sync.runner import execute_sync
+from archiver.sync.workers import PageJob, normalize_page
 
 TOKEN = "sim-test-token"
 DEEP = 10_000
@@ -150,6 +152,30 @@ def _insert_before(target: str, member: bytes) -> Rewrite:
     return rewrite
 
 
+@pytest.mark.parametrize("workers", [0, 1])
+def test_an_event_nested_too_deep_is_archived_with_its_raw_text(
+    db_url: str, org: SimulatedOrg, server: SimulatorServer, workers: int
+) -> None:
+    ids = _new_events(org)
+    deep = b'"deep":' + b"[" * DEEP + b"]" * DEEP
+    with RewritingProxy(server.url, _insert_before(ids[1], deep)) as proxy:
+        _sync(proxy, org, db_url, workers)
+    assert proxy.served, "the proxy never served the deep event"
+    assert _archived(db_url) == org.truth()  # the deep event and the rest of its issue
+    raw = _raw(db_url, ids[1])
+    assert raw.startswith('{"deep":' + "[" * DEEP + "]" * DEEP + ',"id":"' + ids[1])
+    assert raw.encode() in proxy.served[-1]  # exactly as received
+    problems = _problems(db_url, ids[1])
+    assert ("deep", "too_deep") in [(path, problem) for path, problem, _ in problems]
+    # What the shallow members say is still normalized: the event's date and message.
+    ((date, title),) = _rows(
+        db_url, "SELECT date_created, title FROM events WHERE event_id = :eid", eid=ids[1]
+    )
+    assert date is not None
+    assert title
+    assert _problems(db_url, ids[0]) == []
+
+
 def test_an_event_whose_id_is_not_hex_stays_one_row_as_it_changes(
     db_url: str, org: SimulatedOrg, server: SimulatorServer
 ) -> None:
@@ -177,3 +203,57 @@ def test_an_event_whose_id_is_not_hex_stays_one_row_as_it_changes(
     assert json.loads(raw)["run"] == 2  # the latest copy
     pid = issue.project.id
     assert _archived(db_url) == (org.truth() - {(pid, ids[1])}) | {(pid, event_id)}
+
+
+# ---------------------------------------------------------------- one page, no server
+
+EVENT_ID = "a" * 32
+
+
+def _page(*items: bytes) -> bytes:
+    return b"[" + b",".join(items) + b"]"
+
+
+def _event(extra: bytes = b"", event_id: str = EVENT_ID) -> bytes:
+    head = b'{"eventID":"' + event_id.encode() + b'","dateCreated":"2024-06-01T12:00:00Z"'
+    return head + (b"," + extra if extra else b"") + b',"entries":[]}'
+
+
+def _normalized(body: bytes, **job: Any) -> list[EncodedEvent]:
+    out = normalize_page(body, PageJob(project_id=1, issue_id=2, dialect="sqlite", **job))
+    assert isinstance(out, list)
+    assert all(isinstance(ev, EncodedEvent) for ev in out)
+    return out
+
+
+def _problem_names(ev: EncodedEvent) -> list[str]:
+    return [row[2] for row in ev.children.get("event_problems", [])]
+
+
+def test_an_event_that_parses_but_is_too_deep_to_scrub_is_archived_from_its_members() -> None:
+    # Deep enough for copy.deepcopy (scrubbing) to exceed the recursion limit, not for json.
+    nested = b'"context":{"k":' + b"[" * 600 + b"]" * 600 + b"}"
+    body = _page(_event(nested), _event(event_id="b" * 32))
+    first, second = _normalized(body, scrub=("extra",), scrub_key="k")
+    assert first.event_id == EVENT_ID
+    assert first.event_row()["date_created"] is not None
+    assert _problem_names(first) == ["too_deep"]
+    assert second.event_id == "b" * 32
+    assert _problem_names(second) == []
+
+
+def test_a_deep_item_that_is_not_an_object_is_kept_whole() -> None:
+    deep = b"[" * DEEP + b"]" * DEEP
+    first, second = _normalized(_page(deep, _event()))
+    assert first.event_row()["raw_json"] == deep.decode()
+    assert _problem_names(first)[:1] == ["too_deep"]
+    assert second.event_id == EVENT_ID
+
+
+def test_encoded_lone_surrogates_are_escaped_without_an_invalid_utf8_problem() -> None:
+    # json.loads accepts a lone surrogate encoded in UTF-8: it is valid JSON as sent.
+    (ev,) = _normalized(_page(_event(b'"message":"x\xed\xa0\x80"')))
+    raw = ev.event_row()["raw_json"]
+    assert '"message":"x\\ud800"' in raw
+    assert "invalid_utf8" not in _problem_names(ev)
+    assert ev.event_row()["message"] == "x\ufffd"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from archiver.normalize.entries import (
     tag_rows,
 )
 from archiver.normalize.facts import event_facts
+from archiver.normalize.lenient import DecodeProblem
 from archiver.normalize.resources import normalize_release
 
 # The child tables an event's rows go to, by name, in the order the schema lists them
@@ -62,12 +63,14 @@ def normalize_event(
     issue_id: int | None = None,
     has_detail: bool = False,
     raw: str | None = None,
+    decoded: Sequence[DecodeProblem] = (),
 ) -> NormalizedEvent:
     """One API event payload to rows. Raises ValueError only when no project id is known.
 
     ``raw`` is the payload's JSON text as the server sent it, when the caller has it (a slice
     of a list page): stored as is, it is the most faithful copy and saves re-encoding the
-    payload. Without it the payload is dumped (:func:`dump_raw`).
+    payload. Without it the payload is dumped (:func:`dump_raw`). ``decoded``: what reading
+    the text found wrong (:mod:`archiver.normalize.lenient`), recorded first.
 
     The order in which values are read is the order of the ``event_problems`` rows, so it is
     kept: ids, tags, entries, user and sdk, contexts, errors, then the event's own columns.
@@ -75,6 +78,8 @@ def normalize_event(
     if raw is None:
         raw = dump_raw(payload)
     p = Problems(raw)
+    for path, problem, detail in decoded:
+        p.add(path, problem, detail)
     ev: dict[str, Any] = payload if isinstance(payload, dict) else {}
     if not isinstance(payload, dict):
         p.add("$", "malformed", f"the event is a {type(payload).__name__}, not an object")

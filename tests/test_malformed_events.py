@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import text
 
 from archiver.config import Settings
-from archiver.errors import ExitCode
+from archiver.errors import ExitCode, InvalidBody
 from archiver.simulator import SimulatedOrg, SimulatorServer
 from archiver.simulator.model import Issue
 from archiver.storage import db
@@ -176,6 +176,37 @@ def test_an_event_nested_too_deep_is_archived_with_its_raw_text(
     assert _problems(db_url, ids[0]) == []
 
 
+def test_an_event_holding_bytes_that_are_not_utf8_is_archived_recoverably(
+    db_url: str, org: SimulatedOrg, server: SimulatorServer
+) -> None:
+    ids = _new_events(org)
+    with RewritingProxy(server.url, _insert_before(ids[1], b'"odd":"a\xffb\xfe"')) as proxy:
+        _sync(proxy, org, db_url)
+    assert proxy.served, "the proxy never served the odd event"
+    assert _archived(db_url) == org.truth()
+    raw = _raw(db_url, ids[1])
+    assert raw.startswith('{"odd":"a\\udcffb\\udcfe","id":"' + ids[1])
+    assert json.loads(raw)["odd"].encode("utf-8", "surrogateescape") == b"a\xffb\xfe"
+    problems = _problems(db_url, ids[1])
+    (detail,) = [d for path, problem, d in problems if problem == "invalid_utf8"]
+    assert detail is not None
+    # The detail names where the escapes stand, so the exact bytes come back from raw_json.
+    assert _original_bytes(raw, detail) in proxy.served[-1]
+
+
+def _original_bytes(raw: str, detail: str) -> bytes:
+    """The bytes as received: each escape the detail lists (``\\udcXX``) back to byte XX."""
+    offsets = [int(n) for n in detail.rsplit(": ", 1)[1].split(", ")]
+    out = bytearray()
+    last = 0
+    for at in offsets:
+        assert raw[at : at + 4] == "\\udc"
+        out += raw[last:at].encode()
+        out.append(int(raw[at + 4 : at + 6], 16))
+        last = at + 6
+    return bytes(out + raw[last:].encode())
+
+
 def test_an_event_whose_id_is_not_hex_stays_one_row_as_it_changes(
     db_url: str, org: SimulatedOrg, server: SimulatorServer
 ) -> None:
@@ -257,3 +288,8 @@ def test_encoded_lone_surrogates_are_escaped_without_an_invalid_utf8_problem() -
     assert '"message":"x\\ud800"' in raw
     assert "invalid_utf8" not in _problem_names(ev)
     assert ev.event_row()["message"] == "x\ufffd"
+
+
+def test_a_byte_outside_any_string_is_still_an_invalid_body() -> None:
+    with pytest.raises(InvalidBody):
+        normalize_page(_page(_event(), b"\xff"), PageJob(1, 2, "sqlite"))

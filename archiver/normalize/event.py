@@ -79,7 +79,7 @@ def normalize_event(
         raw = dump_raw(payload)
     p = Problems(raw)
     for path, problem, detail in decoded:
-        p.add(path, problem, detail)
+        p.add(path, problem, detail, cut=False)
     ev: dict[str, Any] = payload if isinstance(payload, dict) else {}
     if not isinstance(payload, dict):
         p.add("$", "malformed", f"the event is a {type(payload).__name__}, not an object")

@@ -1,13 +1,18 @@
 """What can be read of an event whose JSON text cannot be parsed or stored as it is (pure).
 
-An event nested deeper than Python's recursion limit (``json`` and every recursive walk of the
-value raise ``RecursionError``) used to fail its whole page, and so the rest of its issue, on
-every run. It is not lost: it keeps its exact text as ``raw_json``, and its top-level members
-are read one at a time; a member nested more than :data:`MAX_DEPTH` levels is left out of the
-normalized tables with a ``too_deep`` problem, so the event still has its id, date and message.
+Two kinds of event used to fail their whole page, and so the rest of their issue, on every
+run: one nested deeper than Python's recursion limit (``json`` and every recursive walk of the
+value raise ``RecursionError``), and one holding bytes that are not UTF-8. Neither is lost:
 
-Lone surrogates the server encoded in its UTF-8 (which ``json.loads`` accepts) are written into
-``raw_json`` as ``\\uXXXX`` escapes, so that it is storable text and still valid JSON.
+* A too deep event keeps its exact text as ``raw_json``. Its top-level members are read one
+  at a time; a member nested more than :data:`MAX_DEPTH` levels is left out of the normalized
+  tables with a ``too_deep`` problem, so the event still has its id, date and message.
+* Bytes that are not UTF-8 are read as Python's ``surrogateescape`` does (byte ``XX`` becomes
+  U+DCXX) and written into ``raw_json`` as the JSON escape ``\\udcXX``, so ``raw_json`` stays
+  valid, storable text. An ``invalid_utf8`` problem lists the character offsets of those
+  escapes in ``raw_json``: turning each back into its byte gives the exact bytes received.
+  Lone surrogates the server encoded in its UTF-8 (which ``json.loads`` accepts) are written
+  as ``\\uXXXX`` escapes too, without that problem: they were valid JSON as sent.
 
 The scans here never recurse, whatever the depth.
 """
@@ -31,6 +36,7 @@ _SPACE = re.compile(r"[ \t\n\r]*")
 # A JSON string (escapes included) or a bracket: all a depth count needs to see.
 _TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
 
 def _skip_space(text: str, idx: int) -> int:
@@ -118,6 +124,33 @@ def read_shallow(text: str) -> tuple[dict[str, Any], list[DecodeProblem]]:
     return payload, problems
 
 
-def storable_raw(raw: str) -> str:
-    """``raw`` with every lone surrogate written as its JSON escape (valid, storable text)."""
-    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", raw)
+def storable_raw(raw: str, escaped_bytes: bool) -> tuple[str, list[DecodeProblem]]:
+    """``raw`` with every lone surrogate written as its JSON escape (valid, storable text).
+
+    ``escaped_bytes``: the text was decoded with ``surrogateescape``, so its surrogates are
+    bytes that are not UTF-8; an ``invalid_utf8`` problem then lists where their escapes are.
+    """
+    if not _SURROGATE.search(raw):
+        return raw, []
+    parts: list[str] = []
+    offsets: list[int] = []
+    length = last = 0
+    for match in _SURROGATE.finditer(raw):
+        before = raw[last : match.start()]
+        parts.append(before)
+        length += len(before)
+        char = match.group()
+        if escaped_bytes and _ESCAPED_BYTE.match(char):
+            offsets.append(length)
+        escape = f"\\u{ord(char):04x}"
+        parts.append(escape)
+        length += len(escape)
+        last = match.end()
+    parts.append(raw[last:])
+    if not offsets:
+        return "".join(parts), []
+    detail = (
+        f"{len(offsets)} bytes that are not UTF-8 are kept in raw_json as \\udcXX escapes "
+        f"(byte XX), at characters: {', '.join(map(str, offsets))}"
+    )
+    return "".join(parts), [("$", "invalid_utf8", detail)]

@@ -228,7 +228,8 @@ COLUMNS: dict[str, dict[str, str]] = {
     "event_problems": {
         "path": "Where in the payload.",
         "problem": (
-            "malformed, nul_replaced, invalid_unicode, truncated, missing_event_id or too_deep."
+            "malformed, nul_replaced, invalid_unicode, truncated, missing_event_id, too_deep "
+            "or invalid_utf8."
         ),
         "detail": "Details.",
     },

@@ -200,10 +200,12 @@ def _decode_body(body: bytes) -> tuple[str, str]:
     """The page's text, and the error handler that decoded it.
 
     ``strict`` for clean UTF-8. ``surrogatepass`` as json.loads reads bytes: lone surrogates
-    encoded in UTF-8 are read as such.
+    encoded in UTF-8 are read as such. ``surrogateescape`` when bytes are not UTF-8 at all:
+    each is kept as a surrogate escape instead of failing the page, and the event holding
+    it is archived with an ``invalid_utf8`` problem (:mod:`archiver.normalize.lenient`).
     """
     encoding = json.detect_encoding(body)
-    for errors in ("strict", "surrogatepass"):
+    for errors in ("strict", "surrogatepass", "surrogateescape"):
         try:
             return body.decode(encoding, errors), errors
         except UnicodeDecodeError as exc:
@@ -272,16 +274,18 @@ def _normalize_items(
         if item is not _TOO_DEEP and needs_detail(item, job.detail_always):
             out.append(item)
             continue
-        raw = text if errors == "strict" else storable_raw(text)
+        raw, decoded = (
+            (text, []) if errors == "strict" else storable_raw(text, errors == "surrogateescape")
+        )
         event = None
         if item is not _TOO_DEEP:
             try:
-                event = _normalized(scrubber, item, raw, [], job, emit)
+                event = _normalized(scrubber, item, raw, decoded, job, emit)
             except RecursionError:
                 pass
         if event is None:
             shallow, why = read_shallow(raw)
-            event = _normalized(scrubber, shallow, raw, why, job, emit)
+            event = _normalized(scrubber, shallow, raw, [*decoded, *why], job, emit)
         out.append(event)
     return out
 

@@ -152,13 +152,13 @@ def test_each_event_keeps_the_servers_own_json_text(page_body: bytes) -> None:
     assert [_without_raw(ev) for ev in compact] == expected
 
 
-def test_bodies_that_are_not_strict_utf8_take_the_whole_page_path() -> None:
+def test_encoded_lone_surrogates_are_kept_as_json_escapes() -> None:
     # A lone surrogate encoded as UTF-8 bytes: json.loads accepts it, strict UTF-8 does not.
     body = b'[{"eventID": "' + b"a" * 32 + b'", "entries": [], "message": "x\xed\xa0\x80"}]'
     out = as_list(normalize_page(body, job()))
     assert isinstance(out[0], EncodedEvent)
     raw = out[0].event_row()["raw_json"]
-    raw.encode("utf-8")  # storable: the surrogate is escaped by dump_raw
+    raw.encode("utf-8")  # storable: the surrogate is written as its JSON escape
     assert json.loads(raw)["message"] == "x\ud800"
 
 

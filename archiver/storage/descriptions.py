@@ -227,7 +227,10 @@ COLUMNS: dict[str, dict[str, str]] = {
     "event_entries": {"type": "Entry type (exception, message, request...)."},
     "event_problems": {
         "path": "Where in the payload.",
-        "problem": "malformed, nul_replaced, invalid_unicode, truncated or missing_event_id.",
+        "problem": (
+            "malformed, nul_replaced, invalid_unicode, truncated, missing_event_id, too_deep "
+            "or invalid_utf8."
+        ),
         "detail": "Details.",
     },
     "sync_projects": {

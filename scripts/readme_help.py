@@ -3,7 +3,7 @@
 Everything between ``<!-- help:start -->`` and ``<!-- help:end -->`` is replaced by the
 ``--help`` of the program and of every command and subcommand, each in a fenced block under
 the command line that prints it. ``python scripts/readme_help.py README.md`` rewrites the
-README in place; ``tests/test_docs.py`` fails when the README is stale.
+README in place; ``tests/cli/test_docs.py`` fails when the README is stale.
 """
 
 from __future__ import annotations

@@ -405,6 +405,10 @@ class SentryClient:
         path = f"api/0/organizations/{segment(org)}/"
         return self._object(path)
 
+    def list_organizations_page(self, cursor: str | None = None) -> Page:
+        """The organisations the token can see (``GET /api/0/organizations/``)."""
+        return self.get_page("api/0/organizations/", [("cursor", cursor)] if cursor else [])
+
     def list_projects_page(self, org: str, cursor: str | None = None) -> Page:
         params: list[tuple[str, str]] = []
         if cursor:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 FAMILIES = (
+    "organization_index",
     "organization_details",
     "organization_projects",
     "organization_issues",
@@ -29,6 +30,7 @@ FAMILIES = (
 
 LIST_FAMILIES = frozenset(
     {
+        "organization_index",
         "organization_projects",
         "organization_issues",
         "project_issues",
@@ -43,6 +45,7 @@ _ORG = frozenset({"org:read", "org:write", "org:admin"})
 _PROJECT = frozenset({"project:read", "project:write", "project:admin"})
 _EVENT = frozenset({"event:read", "event:write", "event:admin"})
 FAMILY_SCOPES: dict[str, frozenset[str]] = {
+    "organization_index": _ORG,
     "organization_details": _ORG,
     "organization_projects": _ORG,
     "organization_issues": _EVENT,

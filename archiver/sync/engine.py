@@ -39,6 +39,7 @@ from archiver.config import Settings
 from archiver.errors import AuthError, ConfigError, DatabaseError, InterruptedRun
 from archiver.normalize import make_scrubber
 from archiver.sentry.client import SentryClient
+from archiver.storage.lock import HeldLock
 from archiver.storage.store import Store
 from archiver.sync.clock import ServerClock
 from archiver.sync.discovery import Discovery
@@ -93,6 +94,9 @@ class Syncer:
         self.stop = stop or threading.Event()
         self.shutdown = Shutdown(self.stop)
         self.on_progress = on_progress
+        # The run lock once taken (the runner's ``prepare`` sets it): every page's transaction
+        # checks that it is still this run's, and a run that lost it is recorded failed.
+        self.run_lock: HeldLock | None = None
         self.server_clock = ServerClock(local_clock)
         self.report = SyncReport()
         self.progress = Progress()
@@ -126,6 +130,8 @@ class Syncer:
             self.walk_issues(walks)
             if self.shutdown.fatal is not None:
                 raise self.shutdown.fatal
+            if self.run_lock is not None and self.run_lock.lost:  # the heartbeat saw it lost
+                raise self.run_lock.lost_error()
             if self.stop.is_set():
                 self.report.interrupted = True
                 outcome = "interrupted"
@@ -133,6 +139,10 @@ class Syncer:
                 outcome = "partial" if self.report.failures else "success"
             return self.report
         except (InterruptedRun, KeyboardInterrupt):  # a signal, or a second Ctrl-C
+            if self.run_lock is not None and self.run_lock.lost:  # no: the lost lock stopped it
+                lost = self.run_lock.lost_error()
+                message = f"{type(lost).__name__}: {lost}"
+                raise lost from None
             self.report.interrupted = True
             outcome = "interrupted"
             raise
@@ -210,7 +220,13 @@ class Syncer:
         inbox = Inbox(self.shutdown)
         releases = Releases(self.store.release_versions())
         writer = Writer(
-            self.store, inbox, self.in_flight, self.report, self.progress, self.on_progress
+            self.store,
+            inbox,
+            self.in_flight,
+            self.report,
+            self.progress,
+            self.on_progress,
+            guard=self.run_lock.verify if self.run_lock is not None else None,
         )
         futures: list[Future[None]] = []
         # Worker processes start before the fetch threads (and never share their state).

@@ -125,6 +125,7 @@ def execute_sync(
                 db.upgrade(engine)  # creates the archive on first use; no-op when current
                 # one writer at a time (archiver.storage.lock); held until the run has been recorded
                 locks.append(held.enter_context(run_lock.acquire(engine, "sync", on_lost=stop.set)))
+                syncer.run_lock = locks[0]  # each page's transaction checks it is still ours
 
             try:
                 report = syncer.run(prepare=prepare)

@@ -207,5 +207,11 @@ def test_postgresql_a_run_whose_lock_session_is_terminated_stops(pg_url, monkeyp
         assert result.exit_code == ExitCode.LOCKED
         assert "lost the run lock" in str(result)
         assert lock.current_holder(engine) is None
+        with engine.connect() as conn:  # recorded as failed, with why: not interrupted
+            recorded, message = conn.execute(
+                text("SELECT outcome, error_message FROM runs ORDER BY id DESC LIMIT 1")
+            ).one()
+        assert recorded == "failed"
+        assert "lost the run lock" in str(message)
     finally:
         engine.dispose()

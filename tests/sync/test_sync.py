@@ -8,15 +8,13 @@ the child-row consistency check mean nothing was stored twice.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -35,44 +33,15 @@ from archiver.simulator import (
 from archiver.storage import db
 from archiver.sync import spool
 from archiver.sync.runner import execute_sync
+from tests.helpers import archived, archiver_process, simulated, sync_settings
 
 TOKEN = "sim-test-token"
-ROOT = Path(__file__).resolve().parents[2]
+
+org, server = simulated(TOKEN, seed=7, events=1500)
 
 
-@pytest.fixture
-def org() -> SimulatedOrg:
-    return SimulatedOrg(seed=7, events=1500)
-
-
-@pytest.fixture
-def server(org: SimulatedOrg) -> Iterator[SimulatorServer]:
-    with SimulatorServer(org, token=TOKEN) as srv:
-        yield srv
-
-
-def settings(server: SimulatorServer, org: SimulatedOrg, db_url: str, **kw: object) -> Settings:
-    values: dict[str, object] = {
-        "url": server.url,
-        "token": TOKEN,
-        "org": org.slug,
-        "db": db_url,
-        "concurrency": 4,
-    }
-    values.update(kw)
-    return Settings(**values)  # type: ignore[arg-type]
-
-
-def archived(db_url: str) -> set[tuple[int, str]]:
-    engine = db.make_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(text("SELECT project_id, event_id FROM events")).all()
-    finally:
-        engine.dispose()
-    keys = [(int(p), str(e)) for p, e in rows]
-    assert len(keys) == len(set(keys)), "an event is stored twice"
-    return set(keys)
+def settings(server: SimulatorServer, org: SimulatedOrg, db_url: str, **kw: Any) -> Settings:
+    return sync_settings(server.url, TOKEN, org, db_url, **{"concurrency": 4, **kw})
 
 
 def assert_children_consistent(db_url: str) -> None:
@@ -355,22 +324,10 @@ def test_sync_needs_no_options_when_the_environment_has_them(tmp_path, org, serv
 
 def _sync_subprocess(
     server: SimulatorServer, org: SimulatedOrg, db_url: str, tmpdir: Path | None = None
-) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "SENTRY_URL": server.url,
-        "SENTRY_AUTH_TOKEN": TOKEN,
-        "SENTRY_ORG": org.slug,
-        "SENTRY_ARCHIVER_DB": db_url,
-        "PYTHONPATH": str(ROOT),
-    }
-    if tmpdir is not None:  # where the run spools its pages (archiver.sync.spool)
-        env["TMPDIR"] = str(tmpdir)
-    return subprocess.Popen(
-        [sys.executable, "-m", "archiver", "sync", "--quiet", "--concurrency", "3"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+) -> subprocess.Popen[str]:
+    args = ("sync", "--quiet", "--concurrency", "3")
+    return archiver_process(
+        server.url, TOKEN, org, db_url, *args, tmpdir=tmpdir, stdout=subprocess.DEVNULL
     )
 
 
@@ -392,7 +349,7 @@ def test_killed_at_random_points_and_resumed_ends_equal_to_truth(db_url, tmp_pat
         assert killed, "no run was killed: the test proved nothing"
         final = _sync_subprocess(srv, org, db_url, spools)
         _, err = final.communicate(timeout=300)
-        assert final.returncode == 0, err.decode()
+        assert final.returncode == 0, err
     assert archived(db_url) == org.truth()
     assert_children_consistent(db_url)
     # The killed runs' spools (page files in flight) were removed by the next run, and the
@@ -400,7 +357,7 @@ def test_killed_at_random_points_and_resumed_ends_equal_to_truth(db_url, tmp_pat
     assert [p for p in spools.iterdir() if p.name.startswith(spool.PREFIX)] == []
 
 
-def _wait_until_walking(url: str, proc: subprocess.Popen[bytes], limit: float = 120) -> None:
+def _wait_until_walking(url: str, proc: subprocess.Popen[str], limit: float = 120) -> None:
     """Wait (on a loaded machine start-up alone can take seconds) until events are landing."""
     path = url.removeprefix("sqlite:///")
     deadline = time.monotonic() + limit
@@ -427,9 +384,9 @@ def test_sigterm_stops_at_a_page_boundary_and_resume_completes(tmp_path):
         _wait_until_walking(url, proc)  # signal handlers are in place once a run is recorded
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
-        assert proc.returncode == ExitCode.INTERRUPTED, err.decode()
+        assert proc.returncode == ExitCode.INTERRUPTED, err
         assert 0 < len(archived(url)) < len(org.truth())  # it stopped part way
         final = _sync_subprocess(srv, org, url)
         _, err = final.communicate(timeout=300)
-        assert final.returncode == 0, err.decode()
+        assert final.returncode == 0, err
     assert archived(url) == org.truth()

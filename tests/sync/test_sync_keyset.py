@@ -12,7 +12,8 @@ import pytest
 from archiver.errors import ExitCode
 from archiver.simulator import SimulatedOrg, SimulatorConfig, SimulatorServer
 from archiver.sync.runner import execute_sync
-from tests.sync.test_sync import TOKEN, _sync_subprocess, archived, settings
+from tests.helpers import archived
+from tests.sync.test_sync import TOKEN, _sync_subprocess, settings
 
 
 def _bursty_org() -> SimulatedOrg:
@@ -69,7 +70,7 @@ def test_killed_during_a_burst_walk_and_resumed_equals_truth(tmp_path):
         assert killed, "no run was killed: the test proved nothing"
         final = _sync_subprocess(srv, org, url)
         _, err = final.communicate(timeout=300)
-        assert final.returncode == 0, err.decode()
+        assert final.returncode == 0, err
     assert archived(url) == org.truth()
 
 

@@ -33,6 +33,7 @@ from archiver.simulator import SimulatedOrg, SimulatorServer
 from archiver.storage import db
 from archiver.storage.store import Store
 from archiver.sync.runner import execute_sync
+from tests.helpers import source_args
 
 FIXTURES = Path(__file__).resolve().parents[2] / "archiver" / "simulator" / "fixtures"
 KEY = "test-scrub-key-0123456789"
@@ -417,14 +418,7 @@ def test_sync_refuses_scrub_rules_without_a_key(tmp_path, sim, monkeypatch):
         cli,
         [
             "sync",
-            "--url",
-            srv.url,
-            "--auth-token",
-            TOKEN,
-            "--org",
-            org.slug,
-            "--db",
-            f"sqlite:///{target}",
+            *source_args(srv.url, TOKEN, org, f"sqlite:///{target}"),
             "--config",
             str(config),
         ],

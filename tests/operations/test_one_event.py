@@ -15,6 +15,7 @@ from archiver.normalize.scrub import PREFIX
 from archiver.sentry.client import SentryClient
 from archiver.simulator import SimulatedOrg, SimulatorServer
 from archiver.storage import db
+from tests.helpers import source_args
 
 TOKEN = "one-event-token"
 
@@ -33,14 +34,7 @@ def run(sim: tuple[SimulatedOrg, SimulatorServer], db_url: str, *args: str) -> R
         [
             "archive-event",
             *args,
-            "--url",
-            srv.url,
-            "--auth-token",
-            TOKEN,
-            "--org",
-            org.slug,
-            "--db",
-            db_url,
+            *source_args(srv.url, TOKEN, org, db_url),
         ],
     )
 

@@ -33,7 +33,7 @@ from archiver.simulator import (
 from archiver.storage import db
 from archiver.sync import spool
 from archiver.sync.runner import execute_sync
-from tests.helpers import archived, archiver_process, simulated, sync_settings
+from tests.helpers import archived, archiver_process, simulated, source_args, sync_settings
 
 TOKEN = "sim-test-token"
 
@@ -288,14 +288,7 @@ def test_bad_token_stops_at_once_and_writes_nothing(tmp_path, org, server):
         cli,
         [
             "sync",
-            "--url",
-            server.url,
-            "--auth-token",
-            "wrong-token-value",
-            "--org",
-            org.slug,
-            "--db",
-            f"sqlite:///{path}",
+            *source_args(server.url, "wrong-token-value", org, f"sqlite:///{path}"),
         ],
     )
     assert result.exit_code == ExitCode.AUTH, result.output

@@ -25,6 +25,7 @@ from archiver.simulator.server import Outcome
 from archiver.simulator.wire import ApiResponse
 from archiver.storage import db
 from archiver.sync.runner import execute_sync, summary_lines
+from tests.helpers import archived, sync_settings
 
 pytestmark = pytest.mark.slow  # end-to-end: real syncs against the simulator
 
@@ -32,15 +33,7 @@ TOKEN = "sim-test-token"
 
 
 def settings(server: SimulatorServer, org: SimulatedOrg, db_url: str, **kw: Any) -> Settings:
-    values: dict[str, Any] = {
-        "url": server.url,
-        "token": TOKEN,
-        "org": org.slug,
-        "db": db_url,
-        "concurrency": 2,
-    }
-    values.update(kw)
-    return Settings(**values)
+    return sync_settings(server.url, TOKEN, org, db_url, **{"concurrency": 2, **kw})
 
 
 def query(db_url: str, sql: str, **params: Any) -> list[Any]:
@@ -50,13 +43,6 @@ def query(db_url: str, sql: str, **params: Any) -> list[Any]:
             return list(conn.execute(text(sql), params).all())
     finally:
         engine.dispose()
-
-
-def archived(db_url: str) -> set[tuple[int, str]]:
-    rows = query(db_url, "SELECT project_id, event_id FROM events")
-    keys = [(int(p), str(e)) for p, e in rows]
-    assert len(keys) == len(set(keys)), "an event is stored twice"
-    return set(keys)
 
 
 # ---------------------------------------------------------------------- hollow events

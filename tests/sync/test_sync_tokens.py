@@ -51,8 +51,10 @@ org, server = simulated(
 )
 
 
-def settings(server: SimulatorServer, org: SimulatedOrg, db_url: str, **kw: Any) -> Settings:
-    return sync_settings(server.url, TOKEN, org, db_url, **{"concurrency": 2, **kw})
+def settings(
+    server: SimulatorServer, org: SimulatedOrg, db_url: str, token: str = TOKEN, **kw: Any
+) -> Settings:
+    return sync_settings(server.url, token, org, db_url, **{"concurrency": 2, **kw})
 
 
 def truth_of(org: SimulatedOrg, *slugs: str) -> set[tuple[int, str]]:

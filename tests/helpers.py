@@ -209,3 +209,13 @@ def archived(db_url: str) -> set[tuple[int, str]]:
     keys = [(int(p), str(e)) for p, e in rows]
     assert len(keys) == len(set(keys)), "an event is stored twice"
     return set(keys)
+
+
+def query_rows(db_url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+    """The rows ``sql`` selects from the archive at ``db_url``, read on an engine of its own."""
+    engine = db.make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql), params)]
+    finally:
+        engine.dispose()

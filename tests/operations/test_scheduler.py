@@ -23,7 +23,7 @@ from archiver.operations.scheduler import SyncScheduler, make_trigger, schedule_
 from archiver.simulator import SimulatedOrg, SimulatorServer
 from archiver.storage import db
 from archiver.sync.runner import execute_sync
-from tests.helpers import StderrWatcher, archiver_process, gate_issue_events
+from tests.helpers import StderrWatcher, archiver_process, gate_issue_events, query_rows
 
 TOKEN = "sched-test-token"
 
@@ -216,11 +216,8 @@ def test_schedule_fires_skips_overlaps_and_stops_on_sigterm(db_url):
     assert "next run at" in err
     assert "run 1 success" in err
     assert TOKEN not in err
-    engine = db.make_engine(db_url)
-    with engine.connect() as conn:
-        archived = conn.execute(text("SELECT count(*) FROM events")).scalar_one()
-        locks = conn.execute(text("SELECT count(*) FROM run_lock")).scalar_one()
-    engine.dispose()
+    ((archived,),) = query_rows(db_url, "SELECT count(*) FROM events")
+    ((locks,),) = query_rows(db_url, "SELECT count(*) FROM run_lock")
     assert archived == len(org.truth())
     assert locks == 0
 

@@ -17,16 +17,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
 
 from archiver.errors import ExitCode, InvalidBody
 from archiver.simulator import SimulatedOrg, SimulatorServer
 from archiver.simulator.model import Issue
-from archiver.storage import db
 from archiver.storage.encode import EncodedEvent
 from archiver.sync.runner import execute_sync
 from archiver.sync.workers import PageJob, normalize_page
-from tests.helpers import archived, simulated, sync_settings
+from tests.helpers import archived, query_rows, simulated, sync_settings
 
 pytestmark = pytest.mark.slow  # end-to-end: real syncs against the simulator
 
@@ -104,19 +102,10 @@ def _sync(proxy: RewritingProxy, org: SimulatedOrg, db_url: str, workers: int = 
     assert outcome.exit_code == ExitCode.OK
 
 
-def _rows(db_url: str, sql: str, **params: object) -> list[tuple[Any, ...]]:
-    engine = db.make_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(text(sql), params)]
-    finally:
-        engine.dispose()
-
-
 def _problems(db_url: str, event_id: str) -> list[tuple[str, str, str | None]]:
     return [
         (str(path), str(problem), detail)
-        for path, problem, detail in _rows(
+        for path, problem, detail in query_rows(
             db_url,
             "SELECT p.path, p.problem, p.detail FROM event_problems p "
             "JOIN events e ON e.id = p.event_pk WHERE e.event_id = :eid ORDER BY p.position",
@@ -126,7 +115,9 @@ def _problems(db_url: str, event_id: str) -> list[tuple[str, str, str | None]]:
 
 
 def _raw(db_url: str, event_id: str) -> str:
-    ((raw,),) = _rows(db_url, "SELECT raw_json FROM events WHERE event_id = :eid", eid=event_id)
+    ((raw,),) = query_rows(
+        db_url, "SELECT raw_json FROM events WHERE event_id = :eid", eid=event_id
+    )
     return str(raw)
 
 
@@ -156,7 +147,7 @@ def test_an_event_nested_too_deep_is_archived_with_its_raw_text(
     problems = _problems(db_url, ids[1])
     assert ("deep", "too_deep") in [(path, problem) for path, problem, _ in problems]
     # What the shallow members say is still normalized: the event's date and message.
-    ((date, title),) = _rows(
+    ((date, title),) = query_rows(
         db_url, "SELECT date_created, title FROM events WHERE event_id = :eid", eid=ids[1]
     )
     assert date is not None
@@ -216,7 +207,9 @@ def test_an_event_whose_id_is_not_hex_stays_one_row_as_it_changes(
             runs[0] = run
             _sync(proxy, org, db_url)
     assert len(proxy.served) >= 3
-    rows = _rows(db_url, "SELECT event_id, raw_json FROM events WHERE legacy_id = 'not-a-hex-id'")
+    rows = query_rows(
+        db_url, "SELECT event_id, raw_json FROM events WHERE legacy_id = 'not-a-hex-id'"
+    )
     (event_id, raw) = rows[0]
     assert len(rows) == 1  # one row, not one per changed copy
     assert json.loads(raw)["run"] == 2  # the latest copy

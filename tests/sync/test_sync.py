@@ -33,7 +33,14 @@ from archiver.simulator import (
 from archiver.storage import db
 from archiver.sync import spool
 from archiver.sync.runner import execute_sync
-from tests.helpers import archived, archiver_process, simulated, source_args, sync_settings
+from tests.helpers import (
+    archived,
+    archiver_process,
+    query_rows,
+    simulated,
+    source_args,
+    sync_settings,
+)
 
 TOKEN = "sim-test-token"
 
@@ -124,11 +131,8 @@ def test_backfill_uses_full_lists_not_per_event_detail(tmp_path, org, server):
     url = f"sqlite:///{tmp_path}/a.db"
     outcome = execute_sync(settings(server, org, url))
     assert outcome.report.details_fetched == 0
-    engine = db.make_engine(url)
-    with engine.connect() as conn:
-        full = conn.execute(text("SELECT count(*) FROM events WHERE is_full")).scalar_one()
-        runs = conn.execute(text("SELECT outcome, events_new, requests FROM runs")).all()
-    engine.dispose()
+    ((full,),) = query_rows(url, "SELECT count(*) FROM events WHERE is_full")
+    runs = query_rows(url, "SELECT outcome, events_new, requests FROM runs")
     assert full == len(org.truth())
     assert runs == [("success", len(org.truth()), outcome.requests)]
 
@@ -243,15 +247,11 @@ def test_issue_deleted_during_walk_keeps_archive_and_goes_on(tmp_path, org):
 
 def _archived_issue_pair(url: str) -> tuple[int, int]:
     """Two archived issues of one project, each with events."""
-    engine = db.make_engine(url)
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT issue_id, project_id FROM events GROUP BY issue_id, project_id "
-                "ORDER BY count(*) DESC"
-            )
-        ).all()
-    engine.dispose()
+    rows = query_rows(
+        url,
+        "SELECT issue_id, project_id FROM events GROUP BY issue_id, project_id "
+        "ORDER BY count(*) DESC",
+    )
     for source, project in rows:
         for target, other in rows:
             if other == project and target != source:

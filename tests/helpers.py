@@ -11,12 +11,16 @@ conftest, whose module pytest loads under its own name.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
+import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +84,18 @@ def drop_pg_database(url: str, admin: Engine) -> None:
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@contextlib.contextmanager
+def pg_database(template: str | None = None) -> Iterator[str]:
+    """A PostgreSQL database of its own (empty, or a copy of ``template``) for the ``with``
+    block, dropped after it; skips the test (fails in CI) where PostgreSQL does not answer."""
+    require_postgres()
+    url, admin = new_pg_database(template)
+    try:
+        yield url
+    finally:
+        drop_pg_database(url, admin)
 
 
 def gate_issue_events(srv: SimulatorServer, until: threading.Event) -> None:
@@ -219,3 +235,22 @@ def query_rows(db_url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
             return [tuple(row) for row in conn.execute(text(sql), params)]
     finally:
         engine.dispose()
+
+
+def kill_at_random(
+    start: Callable[[], subprocess.Popen[str]],
+    rng: random.Random,
+    times: int,
+    pause: tuple[float, float],
+) -> int:
+    """Start a process ``times`` times, one after the other, and SIGKILL each after a pause
+    drawn from ``pause`` (seconds) unless it ended first; returns how many were killed."""
+    killed = 0
+    for _ in range(times):
+        proc = start()
+        time.sleep(rng.uniform(*pause))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            killed += 1
+        proc.wait(timeout=60)
+    return killed

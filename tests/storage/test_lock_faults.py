@@ -19,10 +19,8 @@ from archiver.storage.base import utcnow
 from archiver.sync import runner
 from tests.helpers import (
     archiver_process,
-    drop_pg_database,
     gate_issue_events,
-    new_pg_database,
-    require_postgres,
+    pg_database,
     sync_settings,
 )
 
@@ -147,12 +145,8 @@ def _advisory_lock_pid(engine: Engine) -> int | None:
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """An empty PostgreSQL database (the advisory lock's session is PostgreSQL's alone)."""
-    require_postgres()
-    url, admin = new_pg_database()
-    try:
+    with pg_database() as url:
         yield url
-    finally:
-        drop_pg_database(url, admin)
 
 
 def test_postgresql_a_run_whose_lock_session_is_terminated_stops(pg_url, monkeypatch):

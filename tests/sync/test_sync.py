@@ -7,6 +7,7 @@ the child-row consistency check mean nothing was stored twice.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import signal
@@ -36,6 +37,7 @@ from archiver.sync.runner import execute_sync
 from tests.helpers import (
     archived,
     archiver_process,
+    kill_at_random,
     query_rows,
     simulated,
     source_args,
@@ -285,11 +287,7 @@ def test_merged_issue_events_move_to_the_target(tmp_path, org, server):
 def test_bad_token_stops_at_once_and_writes_nothing(tmp_path, org, server):
     path = tmp_path / "never.db"
     result = CliRunner().invoke(
-        cli,
-        [
-            "sync",
-            *source_args(server.url, "wrong-token-value", org, f"sqlite:///{path}"),
-        ],
+        cli, ["sync", *source_args(server.url, "wrong-token-value", org, f"sqlite:///{path}")]
     )
     assert result.exit_code == ExitCode.AUTH, result.output
     assert result.stderr == (
@@ -330,15 +328,9 @@ def test_killed_at_random_points_and_resumed_ends_equal_to_truth(db_url, tmp_pat
     rng = random.Random(1234)
     spools = tmp_path / "tmp"
     spools.mkdir()
-    killed = 0
     with SimulatorServer(org, token=TOKEN, config=SimulatorConfig(latency_ms=2)) as srv:
-        for _ in range(6):
-            proc = _sync_subprocess(srv, org, db_url, spools)
-            time.sleep(rng.uniform(0.3, 2.5))
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                killed += 1
-            proc.wait(timeout=60)
+        start = functools.partial(_sync_subprocess, srv, org, db_url, spools)
+        killed = kill_at_random(start, rng, times=6, pause=(0.3, 2.5))
         assert killed, "no run was killed: the test proved nothing"
         final = _sync_subprocess(srv, org, db_url, spools)
         _, err = final.communicate(timeout=300)

@@ -177,11 +177,7 @@ def _assert_org_token_message(text_: str) -> None:
 def test_an_org_auth_token_exits_as_for_auth_saying_which_token_to_create(tmp_path, org, server):
     path = tmp_path / "never.db"
     result = CliRunner().invoke(
-        cli,
-        [
-            "sync",
-            *source_args(server.url, ORG_TOKEN, org, f"sqlite:///{path}"),
-        ],
+        cli, ["sync", *source_args(server.url, ORG_TOKEN, org, f"sqlite:///{path}")]
     )
     assert result.exit_code == ExitCode.AUTH, result.output
     _assert_org_token_message(result.output)

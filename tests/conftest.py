@@ -17,13 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from archiver.storage import db
-from tests.helpers import (
-    drop_pg_database,
-    new_pg_database,
-    pg_admin_url,
-    pg_available,
-    require_postgres,
-)
+from tests.helpers import pg_admin_url, pg_available, pg_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -32,12 +26,8 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[s
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/archive.db"
         return
-    require_postgres()
-    url, admin = new_pg_database()
-    try:
+    with pg_database() as url:
         yield url
-    finally:
-        drop_pg_database(url, admin)
 
 
 @pytest.fixture(scope="session")
@@ -55,17 +45,13 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[str]:
     """A PostgreSQL database built by the migrations, once per run; ``db_url`` clones it."""
-    require_postgres()
-    url, admin = new_pg_database()
-    try:
+    with pg_database() as url:
         engine = db.make_engine(url)
         db.upgrade(engine)
         engine.dispose()  # CREATE DATABASE ... TEMPLATE needs the template without sessions
         name = make_url(url).database
         assert name is not None
         yield name
-    finally:
-        drop_pg_database(url, admin)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -81,12 +67,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         yield f"sqlite:///{path}"
         return
-    require_postgres()
-    url, admin = new_pg_database(template=request.getfixturevalue("pg_template"))
-    try:
+    with pg_database(template=request.getfixturevalue("pg_template")) as url:
         yield url
-    finally:
-        drop_pg_database(url, admin)
 
 
 @pytest.fixture

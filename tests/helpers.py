@@ -2,26 +2,39 @@
 
 Fixtures live in ``conftest.py``; what lives here is called with arguments of the caller's own
 at a moment the caller chooses: a PostgreSQL database made for a module-scoped fixture, a gate
-put on a server the test built. A fixture would only hand these functions over. Import them as
-``from tests.helpers import ...`` (pytest runs with ``pythonpath = ["."]``); nothing imports
+put on a server the test built, a sync's settings or process with the module's own token. A
+fixture would only hand these functions over. The one exception, :func:`simulated`, builds a
+module's ``org`` and ``server`` fixtures from the seed and token that module chose. Import them
+as ``from tests.helpers import ...`` (pytest runs with ``pythonpath = ["."]``); nothing imports
 conftest, whose module pytest loads under its own name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
+import signal
+import subprocess
+import sys
 import threading
+import time
 import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from archiver.simulator import SimulatorServer
+from archiver.config import Settings
+from archiver.simulator import SimulatedOrg, SimulatorConfig, SimulatorServer
 from archiver.simulator.server import Outcome
 from archiver.storage import db
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def pg_admin_url() -> str:
@@ -73,6 +86,18 @@ def drop_pg_database(url: str, admin: Engine) -> None:
     admin.dispose()
 
 
+@contextlib.contextmanager
+def pg_database(template: str | None = None) -> Iterator[str]:
+    """A PostgreSQL database of its own (empty, or a copy of ``template``) for the ``with``
+    block, dropped after it; skips the test (fails in CI) where PostgreSQL does not answer."""
+    require_postgres()
+    url, admin = new_pg_database(template)
+    try:
+        yield url
+    finally:
+        drop_pg_database(url, admin)
+
+
 def gate_issue_events(srv: SimulatorServer, until: threading.Event) -> None:
     """Hold every event-list request of a SimulatorServer until ``until`` is set (at most 60 s).
 
@@ -86,3 +111,146 @@ def gate_issue_events(srv: SimulatorServer, until: threading.Event) -> None:
         return dispatch(method, target, headers, base_url)
 
     srv.dispatch = gated  # type: ignore[method-assign]
+
+
+def simulated(
+    token: str, *, seed: int, events: int, config: SimulatorConfig | None = None
+) -> tuple[Any, Any]:
+    """A module's ``org`` and ``server`` fixtures: ``org, server = simulated(TOKEN, ...)``.
+
+    Each test gets a fresh org of ``seed`` and ``events`` (tests advance and change it) and the
+    simulator serving it to ``token`` (and to the extra tokens ``config`` names). Modules keep
+    their own seeds and tokens; only the two fixtures' bodies are shared.
+    """
+
+    @pytest.fixture
+    def org() -> SimulatedOrg:
+        return SimulatedOrg(seed=seed, events=events)
+
+    @pytest.fixture
+    def server(org: SimulatedOrg) -> Iterator[SimulatorServer]:
+        with SimulatorServer(org, token=token, config=config) as srv:
+            yield srv
+
+    return org, server
+
+
+def sync_settings(
+    url: str, token: str, org: SimulatedOrg, db_url: str, **overrides: Any
+) -> Settings:
+    """Settings for a sync of ``org`` served at ``url`` into ``db_url``; ``overrides`` set any
+    other field (concurrency, workers, overlap, ...)."""
+    return Settings(url=url, token=token, org=org.slug, db=db_url, **overrides)
+
+
+def source_args(url: str, token: str, org: SimulatedOrg, db_url: str) -> list[str]:
+    """The command-line options naming the server, token, org and archive of a CLI run."""
+    return ["--url", url, "--auth-token", token, "--org", org.slug, "--db", db_url]
+
+
+def archiver_process(
+    url: str,
+    token: str,
+    org: SimulatedOrg,
+    db_url: str,
+    *args: str,
+    tmpdir: Path | None = None,
+    stdout: int = subprocess.PIPE,
+    stderr: int = subprocess.PIPE,
+) -> subprocess.Popen[str]:
+    """``python -m archiver ARGS`` in a process of its own, told where to sync by the environment
+    (as cron or systemd would), with no config file of the developer's in the way.
+
+    ``tmpdir`` is where the run spools its pages (``archiver.sync.spool``).
+    """
+    env = {
+        **os.environ,
+        "SENTRY_URL": url,
+        "SENTRY_AUTH_TOKEN": token,
+        "SENTRY_ORG": org.slug,
+        "SENTRY_ARCHIVER_DB": db_url,
+        "PYTHONPATH": str(ROOT),
+    }
+    env.pop("SENTRY_ARCHIVER_CONFIG", None)
+    if tmpdir is not None:
+        env["TMPDIR"] = str(tmpdir)
+    return subprocess.Popen(
+        [sys.executable, "-m", "archiver", *args],
+        env=env,
+        stdout=stdout,
+        stderr=stderr,
+        text=True,
+    )
+
+
+class StderrWatcher:
+    """Collects a process's stderr lines as they come, so a test can wait for one."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+
+    def wait_for(self, needle: str, seconds: float = 60.0) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: needle in self.text, timeout=seconds)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def finish(self, timeout: float) -> str:
+        self.proc.wait(timeout=timeout)
+        self._thread.join(timeout=10)
+        return self.text
+
+
+def archived(db_url: str) -> set[tuple[int, str]]:
+    """The ``(project_id, event_id)`` of every archived event; fails if one is stored twice."""
+    engine = db.make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT project_id, event_id FROM events")).all()
+    finally:
+        engine.dispose()
+    keys = [(int(p), str(e)) for p, e in rows]
+    assert len(keys) == len(set(keys)), "an event is stored twice"
+    return set(keys)
+
+
+def query_rows(db_url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+    """The rows ``sql`` selects from the archive at ``db_url``, read on an engine of its own."""
+    engine = db.make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql), params)]
+    finally:
+        engine.dispose()
+
+
+def kill_at_random(
+    start: Callable[[], subprocess.Popen[str]],
+    rng: random.Random,
+    times: int,
+    pause: tuple[float, float],
+) -> int:
+    """Start a process ``times`` times, one after the other, and SIGKILL each after a pause
+    drawn from ``pause`` (seconds) unless it ended first; returns how many were killed."""
+    killed = 0
+    for _ in range(times):
+        proc = start()
+        time.sleep(rng.uniform(*pause))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            killed += 1
+        proc.wait(timeout=60)
+    return killed

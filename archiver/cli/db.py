@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
+from sqlalchemy import Engine
 
 from archiver.cli.options import config_option, db_option
 from archiver.config import settings_from_options
@@ -24,6 +25,13 @@ from archiver.storage.db import (
 def _db_url(db: str | None, config_file: str | None) -> str:
     """The archive's URL as every command resolves it (``--db``, env, config file, default)."""
     return settings_from_options({"db": db, "config_file": config_file}).db
+
+
+def _revisions(db: str | None, config_file: str | None) -> tuple[Engine, str | None, str | None]:
+    """The existing archive, its schema revision and the newest this version knows (what
+    ``current`` prints and ``check`` compares)."""
+    engine = open_existing(_db_url(db, config_file))
+    return engine, current_revision(engine), head_revision()
 
 
 @click.group("db")
@@ -94,9 +102,7 @@ def db_current(db: str | None, config_file: str | None) -> None:
     Examples:
       sentry-archiver db current
     """
-    engine = open_existing(_db_url(db, config_file))
-    current = current_revision(engine)
-    head = head_revision()
+    _, current, head = _revisions(db, config_file)
     state = "up to date" if current == head else "needs: sentry-archiver db upgrade"
     click.echo(f"current: {current or 'none'}\nhead:    {head}\n{state}")
 
@@ -111,9 +117,7 @@ def db_check(db: str | None, config_file: str | None) -> None:
     Examples:
       sentry-archiver db check
     """
-    engine = open_existing(_db_url(db, config_file))
-    current = current_revision(engine)
-    head = head_revision()
+    engine, current, head = _revisions(db, config_file)
     problems: list[str] = []
     if current != head:
         problems.append(f"schema revision is {current or 'none'}, expected {head}")

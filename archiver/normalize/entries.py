@@ -141,19 +141,7 @@ def _exceptions(data: dict[str, Any], path: str, children: Children, p: Problems
                 "is_last": j == len(values) - 1,
             }
         )
-        for key, raw in (("stacktrace", False), ("rawStacktrace", True)):
-            trace = exc.get(key)
-            if trace is not None:
-                _frames(
-                    p.dict_(trace, f"{epath}.{key}"),
-                    f"{epath}.{key}",
-                    "exception",
-                    position,
-                    raw,
-                    None,
-                    children,
-                    p,
-                )
+        _traces(exc, epath, "exception", position, None, children, p)
 
 
 def _threads(data: dict[str, Any], path: str, children: Children, p: Problems) -> None:
@@ -174,19 +162,25 @@ def _threads(data: dict[str, Any], path: str, children: Children, p: Problems) -
                 "state": p.text(thread.get("state"), f"{tpath}.state"),
             }
         )
-        for key, raw in (("stacktrace", False), ("rawStacktrace", True)):
-            trace = thread.get(key)
-            if trace is not None:
-                _frames(
-                    p.dict_(trace, f"{tpath}.{key}"),
-                    f"{tpath}.{key}",
-                    "thread",
-                    position,
-                    raw,
-                    thread_id,
-                    children,
-                    p,
-                )
+        _traces(thread, tpath, "thread", position, thread_id, children, p)
+
+
+def _traces(
+    owner: dict[str, Any],
+    path: str,
+    kind: str,
+    index: int,
+    thread_id: str | None,
+    children: Children,
+    p: Problems,
+) -> None:
+    """The frames of an exception's or a thread's stack trace and of its raw (unsymbolicated)
+    one, when it has them; both go to ``frames``, told apart by ``is_raw``."""
+    for key, raw in (("stacktrace", False), ("rawStacktrace", True)):
+        trace = owner.get(key)
+        if trace is not None:
+            tpath = f"{path}.{key}"
+            _frames(p.dict_(trace, tpath), tpath, kind, index, raw, thread_id, children, p)
 
 
 def _frames(

@@ -31,6 +31,13 @@ from archiver.sync.state import IssueWalk, WalkStatus
 log = logging.getLogger("archiver.sync.discovery")
 
 
+def required_org(settings: Settings) -> str:
+    """The organization every request names; refused before any request when it is not set."""
+    if not settings.org:
+        raise ConfigError("missing the organization (--org or SENTRY_ORG)")
+    return settings.org
+
+
 class Discovery:
     """Lists projects and issues, and schedules the walks of issues with new events."""
 
@@ -42,12 +49,10 @@ class Discovery:
         clock: ServerClock,
         report: SyncReport,
     ) -> None:
-        if not settings.org:
-            raise ConfigError("missing the organization (--org or SENTRY_ORG)")
         self.client = client
         self.store = store
         self.settings = settings
-        self.org: str = settings.org
+        self.org = required_org(settings)
         self.clock = clock
         self.report = report
 

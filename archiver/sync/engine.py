@@ -36,13 +36,13 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
 from archiver.config import Settings
-from archiver.errors import AuthError, ConfigError, DatabaseError, InterruptedRun
+from archiver.errors import AuthError, DatabaseError, InterruptedRun
 from archiver.normalize import make_scrubber
 from archiver.sentry.client import SentryClient
 from archiver.storage.lock import HeldLock
 from archiver.storage.store import Store
 from archiver.sync.clock import ServerClock
-from archiver.sync.discovery import Discovery
+from archiver.sync.discovery import Discovery, required_org
 from archiver.sync.diskfull import database_full, is_disk_full
 from archiver.sync.handoff import IN_FLIGHT_BYTES, Inbox, InFlight, Shutdown
 from archiver.sync.report import Progress, SyncReport
@@ -84,12 +84,10 @@ class Syncer:
         on_progress: Callable[[SyncReport, Progress], None] | None = None,
         local_clock: Callable[[], float] = time.time,
     ) -> None:
-        if not settings.org:
-            raise ConfigError("missing the organization (--org or SENTRY_ORG)")
+        self.org = required_org(settings)
         self.client = client
         self.store = store
         self.settings = settings
-        self.org: str = settings.org
         self.scrubber = make_scrubber(settings.scrub, settings.scrub_key)  # before any request
         self.stop = stop or threading.Event()
         self.shutdown = Shutdown(self.stop)

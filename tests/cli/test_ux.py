@@ -3,29 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from click.testing import CliRunner
 
 from archiver.cli import cli
 from archiver.errors import ExitCode
 from archiver.simulator import SimulatedOrg, SimulatorServer
+from tests.helpers import simulated, source_args
 
 TOKEN = "sim-ux-token"
 
 
-@pytest.fixture
-def org() -> SimulatedOrg:
-    return SimulatedOrg(seed=3, events=200)
-
-
-@pytest.fixture
-def server(org: SimulatedOrg) -> Iterator[SimulatorServer]:
-    with SimulatorServer(org, token=TOKEN) as srv:
-        yield srv
+org, server = simulated(TOKEN, seed=3, events=200)
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
@@ -38,14 +29,7 @@ def sync_json(server: SimulatorServer, org: SimulatedOrg, db: Path, token: str) 
         cli,
         [
             "sync",
-            "--url",
-            server.url,
-            "--auth-token",
-            token,
-            "--org",
-            org.slug,
-            "--db",
-            f"sqlite:///{db}",
+            *source_args(server.url, token, org, f"sqlite:///{db}"),
             "--log-format",
             "json",
         ],

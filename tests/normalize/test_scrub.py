@@ -33,6 +33,7 @@ from archiver.simulator import SimulatedOrg, SimulatorServer
 from archiver.storage import db
 from archiver.storage.store import Store
 from archiver.sync.runner import execute_sync
+from tests.helpers import query_rows, source_args
 
 FIXTURES = Path(__file__).resolve().parents[2] / "archiver" / "simulator" / "fixtures"
 KEY = "test-scrub-key-0123456789"
@@ -348,16 +349,12 @@ def originals(sim, tmp_path_factory) -> list[str]:
     org, srv = sim
     url = f"sqlite:///{tmp_path_factory.mktemp('plain')}/plain.db"
     execute_sync(Settings(url=srv.url, token=TOKEN, org=org.slug, db=url))
-    engine = db.make_engine(url)
-    with engine.connect() as conn:
-        values = conn.execute(
-            text(
-                "SELECT user_email FROM events WHERE user_email IS NOT NULL UNION "
-                "SELECT user_ip_address FROM events WHERE user_ip_address IS NOT NULL"
-            )
-        ).scalars()
-        found = sorted(set(values))
-    engine.dispose()
+    values = query_rows(
+        url,
+        "SELECT user_email FROM events WHERE user_email IS NOT NULL UNION "
+        "SELECT user_ip_address FROM events WHERE user_ip_address IS NOT NULL",
+    )
+    found = sorted({v for (v,) in values})
     haystack = database_text(url)
     assert len(found) > 50
     assert all(v.encode() in haystack for v in found)
@@ -417,14 +414,7 @@ def test_sync_refuses_scrub_rules_without_a_key(tmp_path, sim, monkeypatch):
         cli,
         [
             "sync",
-            "--url",
-            srv.url,
-            "--auth-token",
-            TOKEN,
-            "--org",
-            org.slug,
-            "--db",
-            f"sqlite:///{target}",
+            *source_args(srv.url, TOKEN, org, f"sqlite:///{target}"),
             "--config",
             str(config),
         ],

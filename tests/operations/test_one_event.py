@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import text
 
 from archiver.cli import cli
 from archiver.errors import ExitCode
 from archiver.normalize.scrub import PREFIX
 from archiver.sentry.client import SentryClient
 from archiver.simulator import SimulatedOrg, SimulatorServer
-from archiver.storage import db
+from tests.helpers import query_rows, source_args
 
 TOKEN = "one-event-token"
 
@@ -33,25 +31,9 @@ def run(sim: tuple[SimulatedOrg, SimulatorServer], db_url: str, *args: str) -> R
         [
             "archive-event",
             *args,
-            "--url",
-            srv.url,
-            "--auth-token",
-            TOKEN,
-            "--org",
-            org.slug,
-            "--db",
-            db_url,
+            *source_args(srv.url, TOKEN, org, db_url),
         ],
     )
-
-
-def rows(db_url: str, sql: str) -> list[tuple[Any, ...]]:
-    engine = db.make_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(text(sql))]
-    finally:
-        engine.dispose()
 
 
 def test_archive_event_by_id_with_full_detail_and_idempotent(sim, empty_db_url):
@@ -65,7 +47,7 @@ def test_archive_event_by_id_with_full_detail_and_idempotent(sim, empty_db_url):
     assert second.exit_code == 0, second.output
     assert second.output == first.output.replace(": new\n", ": unchanged\n")
 
-    (event,) = rows(
+    (event,) = query_rows(
         empty_db_url,
         "SELECT project_id, event_id, issue_id, has_detail, is_full, release FROM events",
     )
@@ -73,19 +55,19 @@ def test_archive_event_by_id_with_full_detail_and_idempotent(sim, empty_db_url):
     assert event[3]
     assert event[4]
     issue_id, release = event[2], event[5]
-    assert rows(empty_db_url, "SELECT count(*) FROM event_tags")[0][0] > 0
-    (project,) = rows(empty_db_url, "SELECT id, slug, name FROM projects")
+    assert query_rows(empty_db_url, "SELECT count(*) FROM event_tags")[0][0] > 0
+    (project,) = query_rows(empty_db_url, "SELECT id, slug, name FROM projects")
     sim_project = org.project_by_id(project_id)
     assert sim_project is not None
     assert project == (project_id, sim_project.slug, sim_project.name)
-    (issue,) = rows(empty_db_url, "SELECT id, project_id, title, short_id FROM issues")
+    (issue,) = query_rows(empty_db_url, "SELECT id, project_id, title, short_id FROM issues")
     assert issue[0] == issue_id
     assert issue[1] == project_id
     assert issue[2]
     assert issue[3]
     if release is not None:
-        assert rows(empty_db_url, "SELECT version FROM releases") == [(release,)]
-    runs = rows(empty_db_url, "SELECT command, outcome, events_new FROM runs ORDER BY id")
+        assert query_rows(empty_db_url, "SELECT version FROM releases") == [(release,)]
+    runs = query_rows(empty_db_url, "SELECT command, outcome, events_new FROM runs ORDER BY id")
     assert runs == [("archive-event", "success", 1), ("archive-event", "success", 0)]
 
 
@@ -103,7 +85,7 @@ def test_archive_event_with_project_and_issue_latest(sim, empty_db_url):
     assert result.exit_code == 0, result.output
     assert f"event {latest}" in result.output
     assert f"issue {issue.id}" in result.output
-    stored = set(rows(empty_db_url, "SELECT event_id, issue_id FROM events WHERE has_detail"))
+    stored = set(query_rows(empty_db_url, "SELECT event_id, issue_id FROM events WHERE has_detail"))
     assert (latest, issue.id) in stored
     assert len(stored) == 2 - (latest == event_id)
 
@@ -142,10 +124,10 @@ def test_archive_event_applies_the_scrub_rules(sim, tmp_path, monkeypatch):
     for _, event_id in sorted(org.truth())[:12]:
         result = run(sim, url, event_id, "--config", str(config))
         assert result.exit_code == 0, result.output
-    emails = [e for (e,) in rows(url, "SELECT user_email FROM events") if e is not None]
+    emails = [e for (e,) in query_rows(url, "SELECT user_email FROM events") if e is not None]
     assert emails
     assert all(str(e).startswith(PREFIX) for e in emails)
-    assert rows(url, "SELECT count(*) FROM events WHERE scrubbed IS NULL") == [(0,)]
+    assert query_rows(url, "SELECT count(*) FROM events WHERE scrubbed IS NULL") == [(0,)]
     monkeypatch.delenv("SENTRY_ARCHIVER_SCRUB_KEY")
     refused = run(sim, url, sorted(org.truth())[0][1], "--config", str(config))
     assert refused.exit_code == ExitCode.USAGE

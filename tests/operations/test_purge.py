@@ -16,7 +16,7 @@ from sqlalchemy import Engine, inspect, text
 
 from archiver.cli import cli
 from archiver.errors import ConfigError, ExitCode
-from archiver.normalize import normalize_event
+from archiver.normalize import CHILD_NAMES, normalize_event
 from archiver.operations.purge import compute_cutoff, purge
 from archiver.storage import db
 from archiver.storage.store import Store
@@ -24,18 +24,7 @@ from archiver.storage.store import Store
 FIXTURES = Path(__file__).resolve().parents[2] / "archiver" / "simulator" / "fixtures"
 NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
 DAY = dt.timedelta(days=1)
-CHILDREN = [
-    "event_tags",
-    "exceptions",
-    "frames",
-    "breadcrumbs",
-    "requests",
-    "contexts",
-    "event_errors",
-    "event_entries",
-    "event_problems",
-    "threads",
-]
+CHILDREN = list(CHILD_NAMES)
 # (project, age in days or None for an event without a date)
 LAYOUT = [(11, 500), (11, 401), (11, 399), (11, 10), (12, 450), (12, 100), (11, None), (12, 400.5)]
 OLD = {0, 1, 4, 7}  # the indexes older than 400 days

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from apscheduler.triggers.cron import CronTrigger
@@ -26,10 +23,9 @@ from archiver.operations.scheduler import SyncScheduler, make_trigger, schedule_
 from archiver.simulator import SimulatedOrg, SimulatorServer
 from archiver.storage import db
 from archiver.sync.runner import execute_sync
-from tests.helpers import gate_issue_events
+from tests.helpers import StderrWatcher, archiver_process, gate_issue_events, query_rows
 
 TOKEN = "sched-test-token"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def wait_for(predicate: Callable[[], object], what: str, seconds: float = 60.0) -> None:
@@ -168,22 +164,7 @@ def test_shutdown_stops_the_run_in_progress_and_waits_for_it():
 def _schedule_process(
     url: str, org: SimulatedOrg, db_url: str, *args: str
 ) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "SENTRY_URL": url,
-        "SENTRY_AUTH_TOKEN": TOKEN,
-        "SENTRY_ORG": org.slug,
-        "SENTRY_ARCHIVER_DB": db_url,
-        "PYTHONPATH": str(ROOT),
-    }
-    env.pop("SENTRY_ARCHIVER_CONFIG", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "archiver", "schedule", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return archiver_process(url, TOKEN, org, db_url, "schedule", *args)
 
 
 def _runs(db_url: str) -> list[tuple[str, dt.datetime, dt.datetime | None]]:
@@ -198,37 +179,6 @@ def _runs(db_url: str) -> list[tuple[str, dt.datetime, dt.datetime | None]]:
             return [(r.outcome, r.started_at, r.finished_at) for r in rows]
     finally:
         engine.dispose()
-
-
-class StderrWatcher:
-    """Collects a process's stderr lines as they come, so a test can wait for one."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.proc = proc
-        self.lines: list[str] = []
-        self._changed = threading.Condition()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            with self._changed:
-                self.lines.append(line)
-                self._changed.notify_all()
-
-    def wait_for(self, needle: str, seconds: float = 60.0) -> bool:
-        with self._changed:
-            return self._changed.wait_for(lambda: needle in self.text, timeout=seconds)
-
-    @property
-    def text(self) -> str:
-        return "".join(self.lines)
-
-    def finish(self, timeout: float) -> str:
-        self.proc.wait(timeout=timeout)
-        self._thread.join(timeout=10)
-        return self.text
 
 
 @pytest.mark.slow
@@ -266,11 +216,8 @@ def test_schedule_fires_skips_overlaps_and_stops_on_sigterm(db_url):
     assert "next run at" in err
     assert "run 1 success" in err
     assert TOKEN not in err
-    engine = db.make_engine(db_url)
-    with engine.connect() as conn:
-        archived = conn.execute(text("SELECT count(*) FROM events")).scalar_one()
-        locks = conn.execute(text("SELECT count(*) FROM run_lock")).scalar_one()
-    engine.dispose()
+    ((archived,),) = query_rows(db_url, "SELECT count(*) FROM events")
+    ((locks,),) = query_rows(db_url, "SELECT count(*) FROM run_lock")
     assert archived == len(org.truth())
     assert locks == 0
 

@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -21,10 +20,9 @@ from archiver.cli import cli
 from archiver.errors import ExitCode, LockHeldError
 from archiver.simulator import SimulatedOrg, SimulatorServer
 from archiver.storage import db, lock
-from tests.helpers import gate_issue_events
+from tests.helpers import ROOT, archiver_process, gate_issue_events, source_args
 
 TOKEN = "lock-test-token"
-ROOT = Path(__file__).resolve().parents[2]
 
 HOLDER_SCRIPT = """
 import sys
@@ -233,19 +231,7 @@ def test_concurrent_sync_is_refused_with_exit_5_and_writes_nothing(db_url, holde
     org = SimulatedOrg(seed=3, events=200)
     with SimulatorServer(org, token=TOKEN) as srv:
         result = CliRunner().invoke(
-            cli,
-            [
-                "sync",
-                "--url",
-                srv.url,
-                "--auth-token",
-                TOKEN,
-                "--org",
-                org.slug,
-                "--db",
-                db_url,
-                "--quiet",
-            ],
+            cli, ["sync", *source_args(srv.url, TOKEN, org, db_url), "--quiet"]
         )
     assert result.exit_code == ExitCode.LOCKED, result.output
     assert "another sync holds the archive" in result.output
@@ -261,21 +247,7 @@ def test_concurrent_sync_is_refused_with_exit_5_and_writes_nothing(db_url, holde
 
 
 def _sync_process(url: str, org: SimulatedOrg, db_url: str) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "SENTRY_URL": url,
-        "SENTRY_AUTH_TOKEN": TOKEN,
-        "SENTRY_ORG": org.slug,
-        "SENTRY_ARCHIVER_DB": db_url,
-        "PYTHONPATH": str(ROOT),
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "archiver", "sync", "--quiet", "--concurrency", "2"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return archiver_process(url, TOKEN, org, db_url, "sync", "--quiet", "--concurrency", "2")
 
 
 @pytest.mark.slow

@@ -2,49 +2,35 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 
-from archiver.config import Settings
 from archiver.errors import ExitCode, LockLostError
 from archiver.simulator import SimulatedOrg, SimulatorServer
 from archiver.storage import db, lock
 from archiver.storage.base import utcnow
 from archiver.sync import runner
-from tests.helpers import drop_pg_database, gate_issue_events, new_pg_database, require_postgres
+from tests.helpers import (
+    archiver_process,
+    gate_issue_events,
+    pg_database,
+    sync_settings,
+)
 
 pytestmark = pytest.mark.slow  # end-to-end: real syncs against the simulator
 
 TOKEN = "lock-fault-token"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def sync_process(url: str, org: SimulatedOrg, db_url: str) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "SENTRY_URL": url,
-        "SENTRY_AUTH_TOKEN": TOKEN,
-        "SENTRY_ORG": org.slug,
-        "SENTRY_ARCHIVER_DB": db_url,
-        "PYTHONPATH": str(ROOT),
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "archiver", "sync", "--quiet", "--concurrency", "2"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return archiver_process(url, TOKEN, org, db_url, "sync", "--quiet", "--concurrency", "2")
 
 
 def runs(engine: Engine) -> list[tuple[str, int]]:
@@ -159,12 +145,8 @@ def _advisory_lock_pid(engine: Engine) -> int | None:
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """An empty PostgreSQL database (the advisory lock's session is PostgreSQL's alone)."""
-    require_postgres()
-    url, admin = new_pg_database()
-    try:
+    with pg_database() as url:
         yield url
-    finally:
-        drop_pg_database(url, admin)
 
 
 def test_postgresql_a_run_whose_lock_session_is_terminated_stops(pg_url, monkeypatch):
@@ -176,9 +158,7 @@ def test_postgresql_a_run_whose_lock_session_is_terminated_stops(pg_url, monkeyp
         with SimulatorServer(org, token=TOKEN) as srv:
             gate = threading.Event()
             gate_issue_events(srv, gate)
-            settings = Settings(
-                url=srv.url, token=TOKEN, org=org.slug, db=pg_url, concurrency=2, workers=0
-            )
+            settings = sync_settings(srv.url, TOKEN, org, pg_url, concurrency=2, workers=0)
             stop = threading.Event()
             outcome: list[BaseException | runner.SyncOutcome] = []
 

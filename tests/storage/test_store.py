@@ -8,22 +8,11 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from archiver.normalize import normalize_event
+from archiver.normalize import CHILD_NAMES, normalize_event
 from archiver.storage.store import IssueWalkRow, Store
 
 FIXTURES = Path(__file__).resolve().parents[2] / "archiver" / "simulator" / "fixtures"
-CHILDREN = [
-    "event_tags",
-    "exceptions",
-    "frames",
-    "breadcrumbs",
-    "requests",
-    "contexts",
-    "event_errors",
-    "event_entries",
-    "event_problems",
-    "threads",
-]
+CHILDREN = list(CHILD_NAMES)
 
 
 def seed_events():

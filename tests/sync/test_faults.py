@@ -9,7 +9,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -30,66 +29,18 @@ from archiver.storage import db
 from archiver.storage.store import RUNS, Store
 from archiver.sync.runner import execute_sync
 from archiver.sync.workers import PageNormalizer
-from tests.helpers import gate_issue_events
+from tests.helpers import StderrWatcher, archived, archiver_process, gate_issue_events
 
 pytestmark = pytest.mark.slow  # end-to-end: real syncs against the simulator
 
 TOKEN = "faults-test-token"
-ROOT = Path(__file__).resolve().parents[2]
-
-
-class StderrWatcher:
-    """Collects a process's stderr as it comes, so a test can wait for a line."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.proc = proc
-        self.lines: list[str] = []
-        self._changed = threading.Condition()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            with self._changed:
-                self.lines.append(line)
-                self._changed.notify_all()
-
-    def wait_for(self, needle: str, seconds: float = 60.0) -> bool:
-        with self._changed:
-            return self._changed.wait_for(lambda: needle in self.text, timeout=seconds)
-
-    @property
-    def text(self) -> str:
-        return "".join(self.lines)
-
-    def finish(self, timeout: float) -> str:
-        self.proc.wait(timeout=timeout)
-        self._thread.join(timeout=10)
-        return self.text
 
 
 def sync_process(
     srv: SimulatorServer, org: SimulatedOrg, db_url: str, tmpdir: Path | None = None
 ) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "SENTRY_URL": srv.url,
-        "SENTRY_AUTH_TOKEN": TOKEN,
-        "SENTRY_ORG": org.slug,
-        "SENTRY_ARCHIVER_DB": db_url,
-        "PYTHONPATH": str(ROOT),
-    }
-    env.pop("SENTRY_ARCHIVER_CONFIG", None)
-    if tmpdir is not None:
-        env["TMPDIR"] = str(tmpdir)
-    return subprocess.Popen(
-        [sys.executable, "-m", "archiver", "sync", "--concurrency", "2", "-v"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    args = ("sync", "--concurrency", "2", "-v")
+    return archiver_process(srv.url, TOKEN, org, db_url, *args, tmpdir=tmpdir)
 
 
 def run_outcomes(db_url: str) -> list[str]:
@@ -158,16 +109,6 @@ def test_ctrl_c_twice_exits_130_with_the_run_recorded_interrupted(db_url):
 
 
 # ------------------------------------------------------------------------------ full disks
-
-
-def archived(db_url: str) -> set[tuple[int, str]]:
-    engine = db.make_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(text("SELECT project_id, event_id FROM events")).all()
-    finally:
-        engine.dispose()
-    return {(int(p), str(e)) for p, e in rows}
 
 
 def integrity(db_url: str) -> str:

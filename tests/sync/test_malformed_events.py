@@ -11,22 +11,20 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
 
-from archiver.config import Settings
 from archiver.errors import ExitCode, InvalidBody
 from archiver.simulator import SimulatedOrg, SimulatorServer
 from archiver.simulator.model import Issue
-from archiver.storage import db
 from archiver.storage.encode import EncodedEvent
 from archiver.sync.runner import execute_sync
 from archiver.sync.workers import PageJob, normalize_page
+from tests.helpers import archived, query_rows, simulated, sync_settings
 
 pytestmark = pytest.mark.slow  # end-to-end: real syncs against the simulator
 
@@ -87,15 +85,7 @@ class RewritingProxy:
         self._http.close()
 
 
-@pytest.fixture
-def org() -> SimulatedOrg:
-    return SimulatedOrg(seed=7, events=400)
-
-
-@pytest.fixture
-def server(org: SimulatedOrg) -> Iterator[SimulatorServer]:
-    with SimulatorServer(org, token=TOKEN) as srv:
-        yield srv
+org, server = simulated(TOKEN, seed=7, events=400)
 
 
 def _new_events(org: SimulatedOrg, n: int = 3, issue: Issue | None = None) -> list[str]:
@@ -106,31 +96,16 @@ def _new_events(org: SimulatedOrg, n: int = 3, issue: Issue | None = None) -> li
 
 
 def _sync(proxy: RewritingProxy, org: SimulatedOrg, db_url: str, workers: int = 1) -> None:
-    settings = Settings(
-        url=proxy.url, token=TOKEN, org=org.slug, db=db_url, concurrency=2, workers=workers
-    )
+    settings = sync_settings(proxy.url, TOKEN, org, db_url, concurrency=2, workers=workers)
     outcome = execute_sync(settings)
     assert outcome.report.failures == []
     assert outcome.exit_code == ExitCode.OK
 
 
-def _rows(db_url: str, sql: str, **params: object) -> list[tuple[Any, ...]]:
-    engine = db.make_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(text(sql), params)]
-    finally:
-        engine.dispose()
-
-
-def _archived(db_url: str) -> set[tuple[int, str]]:
-    return {(int(p), str(e)) for p, e in _rows(db_url, "SELECT project_id, event_id FROM events")}
-
-
 def _problems(db_url: str, event_id: str) -> list[tuple[str, str, str | None]]:
     return [
         (str(path), str(problem), detail)
-        for path, problem, detail in _rows(
+        for path, problem, detail in query_rows(
             db_url,
             "SELECT p.path, p.problem, p.detail FROM event_problems p "
             "JOIN events e ON e.id = p.event_pk WHERE e.event_id = :eid ORDER BY p.position",
@@ -140,7 +115,9 @@ def _problems(db_url: str, event_id: str) -> list[tuple[str, str, str | None]]:
 
 
 def _raw(db_url: str, event_id: str) -> str:
-    ((raw,),) = _rows(db_url, "SELECT raw_json FROM events WHERE event_id = :eid", eid=event_id)
+    ((raw,),) = query_rows(
+        db_url, "SELECT raw_json FROM events WHERE event_id = :eid", eid=event_id
+    )
     return str(raw)
 
 
@@ -163,14 +140,14 @@ def test_an_event_nested_too_deep_is_archived_with_its_raw_text(
     with RewritingProxy(server.url, _insert_before(ids[1], deep)) as proxy:
         _sync(proxy, org, db_url, workers)
     assert proxy.served, "the proxy never served the deep event"
-    assert _archived(db_url) == org.truth()  # the deep event and the rest of its issue
+    assert archived(db_url) == org.truth()  # the deep event and the rest of its issue
     raw = _raw(db_url, ids[1])
     assert raw.startswith('{"deep":' + "[" * DEEP + "]" * DEEP + ',"id":"' + ids[1])
     assert raw.encode() in proxy.served[-1]  # exactly as received
     problems = _problems(db_url, ids[1])
     assert ("deep", "too_deep") in [(path, problem) for path, problem, _ in problems]
     # What the shallow members say is still normalized: the event's date and message.
-    ((date, title),) = _rows(
+    ((date, title),) = query_rows(
         db_url, "SELECT date_created, title FROM events WHERE event_id = :eid", eid=ids[1]
     )
     assert date is not None
@@ -185,7 +162,7 @@ def test_an_event_holding_bytes_that_are_not_utf8_is_archived_recoverably(
     with RewritingProxy(server.url, _insert_before(ids[1], b'"odd":"a\xffb\xfe"')) as proxy:
         _sync(proxy, org, db_url)
     assert proxy.served, "the proxy never served the odd event"
-    assert _archived(db_url) == org.truth()
+    assert archived(db_url) == org.truth()
     raw = _raw(db_url, ids[1])
     assert raw.startswith('{"odd":"a\\udcffb\\udcfe","id":"' + ids[1])
     assert json.loads(raw)["odd"].encode("utf-8", "surrogateescape") == b"a\xffb\xfe"
@@ -230,12 +207,14 @@ def test_an_event_whose_id_is_not_hex_stays_one_row_as_it_changes(
             runs[0] = run
             _sync(proxy, org, db_url)
     assert len(proxy.served) >= 3
-    rows = _rows(db_url, "SELECT event_id, raw_json FROM events WHERE legacy_id = 'not-a-hex-id'")
+    rows = query_rows(
+        db_url, "SELECT event_id, raw_json FROM events WHERE legacy_id = 'not-a-hex-id'"
+    )
     (event_id, raw) = rows[0]
     assert len(rows) == 1  # one row, not one per changed copy
     assert json.loads(raw)["run"] == 2  # the latest copy
     pid = issue.project.id
-    assert _archived(db_url) == (org.truth() - {(pid, ids[1])}) | {(pid, event_id)}
+    assert archived(db_url) == (org.truth() - {(pid, ids[1])}) | {(pid, event_id)}
 
 
 # ---------------------------------------------------------------- one page, no server

@@ -7,16 +7,15 @@ the child-row consistency check mean nothing was stored twice.
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -35,44 +34,23 @@ from archiver.simulator import (
 from archiver.storage import db
 from archiver.sync import spool
 from archiver.sync.runner import execute_sync
+from tests.helpers import (
+    archived,
+    archiver_process,
+    kill_at_random,
+    query_rows,
+    simulated,
+    source_args,
+    sync_settings,
+)
 
 TOKEN = "sim-test-token"
-ROOT = Path(__file__).resolve().parents[2]
+
+org, server = simulated(TOKEN, seed=7, events=1500)
 
 
-@pytest.fixture
-def org() -> SimulatedOrg:
-    return SimulatedOrg(seed=7, events=1500)
-
-
-@pytest.fixture
-def server(org: SimulatedOrg) -> Iterator[SimulatorServer]:
-    with SimulatorServer(org, token=TOKEN) as srv:
-        yield srv
-
-
-def settings(server: SimulatorServer, org: SimulatedOrg, db_url: str, **kw: object) -> Settings:
-    values: dict[str, object] = {
-        "url": server.url,
-        "token": TOKEN,
-        "org": org.slug,
-        "db": db_url,
-        "concurrency": 4,
-    }
-    values.update(kw)
-    return Settings(**values)  # type: ignore[arg-type]
-
-
-def archived(db_url: str) -> set[tuple[int, str]]:
-    engine = db.make_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(text("SELECT project_id, event_id FROM events")).all()
-    finally:
-        engine.dispose()
-    keys = [(int(p), str(e)) for p, e in rows]
-    assert len(keys) == len(set(keys)), "an event is stored twice"
-    return set(keys)
+def settings(server: SimulatorServer, org: SimulatedOrg, db_url: str, **kw: Any) -> Settings:
+    return sync_settings(server.url, TOKEN, org, db_url, **{"concurrency": 4, **kw})
 
 
 def assert_children_consistent(db_url: str) -> None:
@@ -155,11 +133,8 @@ def test_backfill_uses_full_lists_not_per_event_detail(tmp_path, org, server):
     url = f"sqlite:///{tmp_path}/a.db"
     outcome = execute_sync(settings(server, org, url))
     assert outcome.report.details_fetched == 0
-    engine = db.make_engine(url)
-    with engine.connect() as conn:
-        full = conn.execute(text("SELECT count(*) FROM events WHERE is_full")).scalar_one()
-        runs = conn.execute(text("SELECT outcome, events_new, requests FROM runs")).all()
-    engine.dispose()
+    ((full,),) = query_rows(url, "SELECT count(*) FROM events WHERE is_full")
+    runs = query_rows(url, "SELECT outcome, events_new, requests FROM runs")
     assert full == len(org.truth())
     assert runs == [("success", len(org.truth()), outcome.requests)]
 
@@ -274,15 +249,11 @@ def test_issue_deleted_during_walk_keeps_archive_and_goes_on(tmp_path, org):
 
 def _archived_issue_pair(url: str) -> tuple[int, int]:
     """Two archived issues of one project, each with events."""
-    engine = db.make_engine(url)
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT issue_id, project_id FROM events GROUP BY issue_id, project_id "
-                "ORDER BY count(*) DESC"
-            )
-        ).all()
-    engine.dispose()
+    rows = query_rows(
+        url,
+        "SELECT issue_id, project_id FROM events GROUP BY issue_id, project_id "
+        "ORDER BY count(*) DESC",
+    )
     for source, project in rows:
         for target, other in rows:
             if other == project and target != source:
@@ -316,18 +287,7 @@ def test_merged_issue_events_move_to_the_target(tmp_path, org, server):
 def test_bad_token_stops_at_once_and_writes_nothing(tmp_path, org, server):
     path = tmp_path / "never.db"
     result = CliRunner().invoke(
-        cli,
-        [
-            "sync",
-            "--url",
-            server.url,
-            "--auth-token",
-            "wrong-token-value",
-            "--org",
-            org.slug,
-            "--db",
-            f"sqlite:///{path}",
-        ],
+        cli, ["sync", *source_args(server.url, "wrong-token-value", org, f"sqlite:///{path}")]
     )
     assert result.exit_code == ExitCode.AUTH, result.output
     assert result.stderr == (
@@ -355,22 +315,10 @@ def test_sync_needs_no_options_when_the_environment_has_them(tmp_path, org, serv
 
 def _sync_subprocess(
     server: SimulatorServer, org: SimulatedOrg, db_url: str, tmpdir: Path | None = None
-) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "SENTRY_URL": server.url,
-        "SENTRY_AUTH_TOKEN": TOKEN,
-        "SENTRY_ORG": org.slug,
-        "SENTRY_ARCHIVER_DB": db_url,
-        "PYTHONPATH": str(ROOT),
-    }
-    if tmpdir is not None:  # where the run spools its pages (archiver.sync.spool)
-        env["TMPDIR"] = str(tmpdir)
-    return subprocess.Popen(
-        [sys.executable, "-m", "archiver", "sync", "--quiet", "--concurrency", "3"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+) -> subprocess.Popen[str]:
+    args = ("sync", "--quiet", "--concurrency", "3")
+    return archiver_process(
+        server.url, TOKEN, org, db_url, *args, tmpdir=tmpdir, stdout=subprocess.DEVNULL
     )
 
 
@@ -380,19 +328,13 @@ def test_killed_at_random_points_and_resumed_ends_equal_to_truth(db_url, tmp_pat
     rng = random.Random(1234)
     spools = tmp_path / "tmp"
     spools.mkdir()
-    killed = 0
     with SimulatorServer(org, token=TOKEN, config=SimulatorConfig(latency_ms=2)) as srv:
-        for _ in range(6):
-            proc = _sync_subprocess(srv, org, db_url, spools)
-            time.sleep(rng.uniform(0.3, 2.5))
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                killed += 1
-            proc.wait(timeout=60)
+        start = functools.partial(_sync_subprocess, srv, org, db_url, spools)
+        killed = kill_at_random(start, rng, times=6, pause=(0.3, 2.5))
         assert killed, "no run was killed: the test proved nothing"
         final = _sync_subprocess(srv, org, db_url, spools)
         _, err = final.communicate(timeout=300)
-        assert final.returncode == 0, err.decode()
+        assert final.returncode == 0, err
     assert archived(db_url) == org.truth()
     assert_children_consistent(db_url)
     # The killed runs' spools (page files in flight) were removed by the next run, and the
@@ -400,7 +342,7 @@ def test_killed_at_random_points_and_resumed_ends_equal_to_truth(db_url, tmp_pat
     assert [p for p in spools.iterdir() if p.name.startswith(spool.PREFIX)] == []
 
 
-def _wait_until_walking(url: str, proc: subprocess.Popen[bytes], limit: float = 120) -> None:
+def _wait_until_walking(url: str, proc: subprocess.Popen[str], limit: float = 120) -> None:
     """Wait (on a loaded machine start-up alone can take seconds) until events are landing."""
     path = url.removeprefix("sqlite:///")
     deadline = time.monotonic() + limit
@@ -427,9 +369,9 @@ def test_sigterm_stops_at_a_page_boundary_and_resume_completes(tmp_path):
         _wait_until_walking(url, proc)  # signal handlers are in place once a run is recorded
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
-        assert proc.returncode == ExitCode.INTERRUPTED, err.decode()
+        assert proc.returncode == ExitCode.INTERRUPTED, err
         assert 0 < len(archived(url)) < len(org.truth())  # it stopped part way
         final = _sync_subprocess(srv, org, url)
         _, err = final.communicate(timeout=300)
-        assert final.returncode == 0, err.decode()
+        assert final.returncode == 0, err
     assert archived(url) == org.truth()

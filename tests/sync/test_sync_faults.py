@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -26,33 +26,17 @@ from archiver.storage import db
 from archiver.storage.store import Store
 from archiver.sync import spool
 from archiver.sync.runner import SyncOutcome, execute_sync
+from tests.helpers import archived, simulated, sync_settings
 
 TOKEN = "sim-fault-token"
 DEADLINE = 30.0
 
 
-@pytest.fixture
-def org() -> SimulatedOrg:
-    return SimulatedOrg(seed=11, events=600)
-
-
-@pytest.fixture
-def server(org: SimulatedOrg) -> Iterator[SimulatorServer]:
-    with SimulatorServer(org, token=TOKEN) as srv:
-        yield srv
+org, server = simulated(TOKEN, seed=11, events=600)
 
 
 def settings(server: SimulatorServer, org: SimulatedOrg, db_url: str, **kw: Any) -> Settings:
-    values: dict[str, Any] = {
-        "url": server.url,
-        "token": TOKEN,
-        "org": org.slug,
-        "db": db_url,
-        "concurrency": 4,
-        "workers": 0,
-    }
-    values.update(kw)
-    return Settings(**values)
+    return sync_settings(server.url, TOKEN, org, db_url, **{"concurrency": 4, "workers": 0, **kw})
 
 
 def sync_within(deadline: float, run: Callable[[], SyncOutcome]) -> SyncOutcome | BaseException:
@@ -98,16 +82,6 @@ def test_an_issue_list_cursor_cycle_fails_discovery_instead_of_looping(tmp_path,
     assert isinstance(got, ApiError), got
     assert got.exit_code == ExitCode.API
     assert "repeated the cursor '0:100:0'" in str(got)
-
-
-def archived(db_url: str) -> set[tuple[int, str]]:
-    engine = db.make_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(text("SELECT project_id, event_id FROM events")).all()
-    finally:
-        engine.dispose()
-    return {(int(p), str(e)) for p, e in rows}
 
 
 def last_run(db_url: str) -> tuple[str, str | None]:

@@ -8,7 +8,7 @@ again later loses its ``gone_at``. Everything archived stays in every case.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,25 +22,18 @@ from archiver.simulator.server import Outcome
 from archiver.simulator.wire import ApiResponse
 from archiver.storage import db
 from archiver.sync.runner import execute_sync
+from tests.helpers import archived, simulated, sync_settings
 
 pytestmark = pytest.mark.slow  # end-to-end: real syncs against the simulator
 
 TOKEN = "sim-test-token"
 
 
-@pytest.fixture
-def org() -> SimulatedOrg:
-    return SimulatedOrg(seed=11, events=600)
-
-
-@pytest.fixture
-def server(org: SimulatedOrg) -> Iterator[SimulatorServer]:
-    with SimulatorServer(org, token=TOKEN) as srv:
-        yield srv
+org, server = simulated(TOKEN, seed=11, events=600)
 
 
 def settings(server: SimulatorServer, org: SimulatedOrg, db_url: str) -> Settings:
-    return Settings(url=server.url, token=TOKEN, org=org.slug, db=db_url, concurrency=2)
+    return sync_settings(server.url, TOKEN, org, db_url, concurrency=2)
 
 
 def answer(
@@ -60,16 +53,6 @@ def answer(
 
 def issue_path(org: SimulatedOrg, issue_id: int, tail: str = "") -> str:
     return f"/api/0/organizations/{org.slug}/issues/{issue_id}/{tail}"
-
-
-def archived(db_url: str) -> set[tuple[int, str]]:
-    engine = db.make_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(text("SELECT project_id, event_id FROM events")).all()
-    finally:
-        engine.dispose()
-    return {(int(p), str(e)) for p, e in rows}
 
 
 def issue_state(db_url: str, issue_id: int) -> tuple[Any, str, int]:

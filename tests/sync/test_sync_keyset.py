@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import random
-import signal
-import time
 
 import pytest
 
 from archiver.errors import ExitCode
 from archiver.simulator import SimulatedOrg, SimulatorConfig, SimulatorServer
 from archiver.sync.runner import execute_sync
-from tests.sync.test_sync import TOKEN, _sync_subprocess, archived, settings
+from tests.helpers import archived, kill_at_random
+from tests.sync.test_sync import TOKEN, _sync_subprocess, settings
 
 
 def _bursty_org() -> SimulatedOrg:
@@ -57,19 +57,13 @@ def test_killed_during_a_burst_walk_and_resumed_equals_truth(tmp_path):
         org.add_events(big.id, 450, at=now - 100 - 10 * k)
     url = f"sqlite:///{tmp_path}/a.db"
     rng = random.Random(99)
-    killed = 0
     with SimulatorServer(org, token=TOKEN, config=SimulatorConfig(latency_ms=20)) as srv:
-        for _ in range(4):
-            proc = _sync_subprocess(srv, org, url)
-            time.sleep(rng.uniform(1.0, 3.0))
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                killed += 1
-            proc.wait(timeout=60)
+        start = functools.partial(_sync_subprocess, srv, org, url)
+        killed = kill_at_random(start, rng, times=4, pause=(1.0, 3.0))
         assert killed, "no run was killed: the test proved nothing"
         final = _sync_subprocess(srv, org, url)
         _, err = final.communicate(timeout=300)
-        assert final.returncode == 0, err.decode()
+        assert final.returncode == 0, err
     assert archived(url) == org.truth()
 
 

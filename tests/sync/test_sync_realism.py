@@ -16,15 +16,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import text
 
 from archiver.config import Settings
 from archiver.errors import ExitCode, InterruptedRun
 from archiver.simulator import SimulatedOrg, SimulatorConfig, SimulatorServer
 from archiver.simulator.server import Outcome
 from archiver.simulator.wire import ApiResponse
-from archiver.storage import db
 from archiver.sync.runner import execute_sync, summary_lines
+from tests.helpers import archived, query_rows, sync_settings
 
 pytestmark = pytest.mark.slow  # end-to-end: real syncs against the simulator
 
@@ -32,31 +31,7 @@ TOKEN = "sim-test-token"
 
 
 def settings(server: SimulatorServer, org: SimulatedOrg, db_url: str, **kw: Any) -> Settings:
-    values: dict[str, Any] = {
-        "url": server.url,
-        "token": TOKEN,
-        "org": org.slug,
-        "db": db_url,
-        "concurrency": 2,
-    }
-    values.update(kw)
-    return Settings(**values)
-
-
-def query(db_url: str, sql: str, **params: Any) -> list[Any]:
-    engine = db.make_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(sql), params).all())
-    finally:
-        engine.dispose()
-
-
-def archived(db_url: str) -> set[tuple[int, str]]:
-    rows = query(db_url, "SELECT project_id, event_id FROM events")
-    keys = [(int(p), str(e)) for p, e in rows]
-    assert len(keys) == len(set(keys)), "an event is stored twice"
-    return set(keys)
+    return sync_settings(server.url, TOKEN, org, db_url, **{"concurrency": 2, **kw})
 
 
 # ---------------------------------------------------------------------- hollow events
@@ -72,7 +47,9 @@ def _hollow_ids(org: SimulatedOrg) -> tuple[int, frozenset[str]]:
 def _rows_of(db_url: str, ids: frozenset[str]) -> dict[str, tuple[bool, int]]:
     """Per event id: ``is_full`` and how many entries its raw JSON holds."""
     out: dict[str, tuple[bool, int]] = {}
-    for event_id, is_full, raw in query(db_url, "SELECT event_id, is_full, raw_json FROM events"):
+    for event_id, is_full, raw in query_rows(
+        db_url, "SELECT event_id, is_full, raw_json FROM events"
+    ):
         if event_id in ids:
             out[event_id] = (bool(is_full), len(json.loads(raw).get("entries") or []))
     return out
@@ -135,7 +112,7 @@ def test_a_sync_with_a_hollow_rate_archives_every_event(db_url):
         outcome = execute_sync(settings(srv, org, db_url))
     assert outcome.exit_code == ExitCode.OK, outcome.report.failures
     assert archived(db_url) == org.truth()
-    hollow = query(db_url, "SELECT count(*) FROM events WHERE NOT is_full")[0][0]
+    hollow = query_rows(db_url, "SELECT count(*) FROM events WHERE NOT is_full")[0][0]
     assert 0 < hollow < len(org.truth()) // 4
 
 
@@ -148,8 +125,8 @@ def test_transactions_of_performance_issues_are_archived_dated_typed_with_spans(
         outcome = execute_sync(settings(srv, org, db_url))
     assert outcome.exit_code == ExitCode.OK, outcome.report.failures
     assert archived(db_url) == org.truth()
-    assert query(db_url, "SELECT count(*) FROM events WHERE date_created IS NULL")[0][0] == 0
-    transactions = query(
+    assert query_rows(db_url, "SELECT count(*) FROM events WHERE date_created IS NULL")[0][0] == 0
+    transactions = query_rows(
         db_url, "SELECT id, raw_json, date_created FROM events WHERE type = 'transaction'"
     )
     assert transactions, "the organisation has performance issues"
@@ -164,7 +141,7 @@ def test_transactions_of_performance_issues_are_archived_dated_typed_with_spans(
         )
         stored = stored if stored.tzinfo else stored.replace(tzinfo=dt.timezone.utc)
         assert abs((stored - end).total_seconds()) < 1
-    spans = query(
+    spans = query_rows(
         db_url,
         "SELECT count(DISTINCT x.event_pk) FROM event_entries x JOIN events e ON e.id = x.event_pk "
         "WHERE e.type = 'transaction' AND x.type = 'spans'",
@@ -209,7 +186,7 @@ def test_without_rate_limit_headers_requests_stay_within_the_concurrency(tmp_pat
     by_family = Counter(e.family for e in srv.log.entries())
     assert by_family["issue_events"] == outcome.report.pages  # one request per page
     # the project list, one search page per project, the pages, each release once: no storm
-    releases = query(url, "SELECT count(DISTINCT release) FROM events")[0][0]
+    releases = query_rows(url, "SELECT count(DISTINCT release) FROM events")[0][0]
     assert outcome.requests <= 1 + len(org.projects) + outcome.report.pages + releases + 2
 
 
@@ -250,7 +227,7 @@ def test_a_stop_during_a_long_rate_limit_wait_ends_promptly_and_a_rerun_complete
             timer.cancel()
         assert time.monotonic() - started < 30
     assert code == ExitCode.INTERRUPTED
-    [(outcome_word,)] = query(db_url, "SELECT outcome FROM runs")
+    [(outcome_word,)] = query_rows(db_url, "SELECT outcome FROM runs")
     assert outcome_word == "interrupted"
 
     with SimulatorServer(org, token=TOKEN) as srv:

@@ -11,14 +11,13 @@ events at all: the run ends as for auth, saying which token to create instead.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import text
 
 from archiver.cli import cli
 from archiver.config import Settings
@@ -31,6 +30,7 @@ from archiver.storage import db
 from archiver.storage.store import Store
 from archiver.sync.engine import Syncer
 from archiver.sync.runner import execute_sync
+from tests.helpers import archived, simulated, source_args, sync_settings
 
 pytestmark = pytest.mark.slow  # end-to-end: real syncs against the simulator
 
@@ -40,40 +40,21 @@ ORG_TOKEN = "sntrys_" + "eyJpYXQiOjE3MDAwMDAwMDB9_" + "b2" * 16
 FORBIDDEN = {"detail": "You do not have permission to perform this action."}
 
 
-@pytest.fixture
-def org() -> SimulatedOrg:
-    return SimulatedOrg(seed=11, events=600)  # projects backend, frontend, payments-service
-
-
-@pytest.fixture
-def server(org: SimulatedOrg) -> Iterator[SimulatorServer]:
-    config = SimulatorConfig(
+# projects backend, frontend, payments-service
+org, server = simulated(
+    TOKEN,
+    seed=11,
+    events=600,
+    config=SimulatorConfig(
         user_tokens={MEMBER: frozenset({"frontend"})}, org_auth_tokens=frozenset({ORG_TOKEN})
-    )
-    with SimulatorServer(org, token=TOKEN, config=config) as srv:
-        yield srv
+    ),
+)
 
 
-def settings(server: SimulatorServer, org: SimulatedOrg, db_url: str, **kw: Any) -> Settings:
-    values: dict[str, Any] = {
-        "url": server.url,
-        "token": TOKEN,
-        "org": org.slug,
-        "db": db_url,
-        "concurrency": 2,
-    }
-    values.update(kw)
-    return Settings(**values)
-
-
-def archived(db_url: str) -> set[tuple[int, str]]:
-    engine = db.make_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(text("SELECT project_id, event_id FROM events")).all()
-    finally:
-        engine.dispose()
-    return {(int(p), str(e)) for p, e in rows}
+def settings(
+    server: SimulatorServer, org: SimulatedOrg, db_url: str, token: str = TOKEN, **kw: Any
+) -> Settings:
+    return sync_settings(server.url, token, org, db_url, **{"concurrency": 2, **kw})
 
 
 def truth_of(org: SimulatedOrg, *slugs: str) -> set[tuple[int, str]]:
@@ -135,18 +116,11 @@ def test_a_named_project_the_token_cannot_read_is_an_error_naming_it(tmp_path, o
         cli,
         [
             "sync",
-            "--url",
-            server.url,
-            "--auth-token",
-            MEMBER,
-            "--org",
-            org.slug,
+            *source_args(server.url, MEMBER, org, f"sqlite:///{path}"),
             "--project",
             "backend",
             "--project",
             "frontend",
-            "--db",
-            f"sqlite:///{path}",
         ],
     )
     assert result.exit_code == ExitCode.USAGE, result.output
@@ -203,18 +177,7 @@ def _assert_org_token_message(text_: str) -> None:
 def test_an_org_auth_token_exits_as_for_auth_saying_which_token_to_create(tmp_path, org, server):
     path = tmp_path / "never.db"
     result = CliRunner().invoke(
-        cli,
-        [
-            "sync",
-            "--url",
-            server.url,
-            "--auth-token",
-            ORG_TOKEN,
-            "--org",
-            org.slug,
-            "--db",
-            f"sqlite:///{path}",
-        ],
+        cli, ["sync", *source_args(server.url, ORG_TOKEN, org, f"sqlite:///{path}")]
     )
     assert result.exit_code == ExitCode.AUTH, result.output
     _assert_org_token_message(result.output)

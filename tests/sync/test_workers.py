@@ -14,7 +14,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -44,9 +43,9 @@ from archiver.sync.workers import (
     SpooledEvent,
     normalize_page,
 )
+from tests.helpers import archiver_process
 
 TOKEN = "worker-test-token"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def job(dialect: str = "sqlite", **kw: object) -> PageJob:
@@ -244,19 +243,9 @@ def test_killed_sync_leaves_no_worker_processes(tmp_path: Path) -> None:
     org = SimulatedOrg(seed=21, events=3000)
     url = f"sqlite:///{tmp_path}/a.db"
     with SimulatorServer(org, token=TOKEN, config=SimulatorConfig(latency_ms=5)) as srv:
-        env = {
-            **os.environ,
-            "SENTRY_URL": srv.url,
-            "SENTRY_AUTH_TOKEN": TOKEN,
-            "SENTRY_ORG": org.slug,
-            "SENTRY_ARCHIVER_DB": url,
-            "PYTHONPATH": str(ROOT),
-        }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "archiver", "sync", "--quiet", "--workers", "2"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        args = ("sync", "--quiet", "--workers", "2")
+        proc = archiver_process(
+            srv.url, TOKEN, org, url, *args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         deadline = time.monotonic() + 60
         helpers: set[int] = set()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -165,7 +167,7 @@ def _configure_sqlite(engine: Engine, path: Path | None, uri: str | None) -> Non
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys = ON")
         if uri is None:
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _use_wal(cursor)
             cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 
@@ -173,6 +175,27 @@ def _configure_sqlite(engine: Engine, path: Path | None, uri: str | None) -> Non
     def _on_begin(connection: Connection) -> None:
         immediate = connection.get_execution_options().get("sqlite_immediate", False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _use_wal(cursor: Any) -> None:
+    """Put the archive in WAL mode, waiting for another process that holds it meanwhile.
+
+    An archive already in WAL mode needs no lock for this (only a read of the mode). Switching
+    a new one takes an exclusive lock, and SQLite answers "database is locked" at once, without
+    its busy handler, while another process creates the same new archive: two syncs started
+    together on a new archive. Waiting as long as the busy timeout lets the second one go on.
+    """
+    if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 # --------------------------------------------------------------------------- migrations

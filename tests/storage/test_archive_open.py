@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import stat
 import subprocess
 from collections.abc import Iterator
@@ -237,3 +238,27 @@ def test_an_existing_archive_keeps_its_mode(tmp_path):
     os.chmod(tmp_path / "shared.db", 0o640)
     assert sync(url).exit_code == 0
     assert stat.S_IMODE((tmp_path / "shared.db").stat().st_mode) == 0o640
+
+
+class _LockedThenFree:
+    """A cursor whose switch to WAL answers "database is locked" twice, as SQLite does at once
+    (without its busy handler) while another process converts the same new archive."""
+
+    def __init__(self) -> None:
+        self.tries = 0
+
+    def execute(self, sql: str) -> _LockedThenFree:
+        if sql == "PRAGMA journal_mode = WAL":
+            self.tries += 1
+            if self.tries <= 2:
+                raise sqlite3.OperationalError("database is locked")
+        return self
+
+    def fetchone(self) -> tuple[str]:
+        return ("delete",)
+
+
+def test_two_processes_switching_a_new_archive_to_wal_wait_for_each_other():
+    cursor = _LockedThenFree()
+    db._use_wal(cursor)
+    assert cursor.tries == 3

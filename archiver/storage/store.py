@@ -60,6 +60,7 @@ from archiver.storage.models import PROJECT_SYNC as PROJECT_SYNC
 from archiver.storage.models import PROJECTS as PROJECTS
 from archiver.storage.models import RELEASES as RELEASES
 from archiver.storage.models import RUNS as RUNS
+from archiver.storage.pgcopy import write_copied
 
 
 @dataclass(frozen=True)
@@ -275,8 +276,11 @@ class Store:
         if plan.changed_pks:
             for table in CHILD_TABLES.values():
                 conn.execute(delete(table).where(table.c.event_pk.in_(plan.changed_pks)))
-        if plan.written:
-            self._write_events(conn, batch, plan.written)
+        copied = {k: rows for k in plan.written if (rows := batch[k].copy) is not None}
+        if copied:  # PostgreSQL, rows encoded for COPY
+            write_copied(conn, copied, utcnow())
+        if len(copied) < len(plan.written):
+            self._write_events(conn, batch, [k for k in plan.written if k not in copied])
         return plan.result
 
     def _write_events(

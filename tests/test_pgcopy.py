@@ -206,3 +206,27 @@ def test_a_rolled_back_write_leaves_the_next_one_working(pg_engine: Engine) -> N
         assert store.write_events(conn, [normalized(odd_payload(), 12)]).inserted == 1
     with pg_engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM events")).scalar_one() == 2
+
+
+def test_a_batch_of_new_and_changed_events(pg_engine: Engine) -> None:
+    """New events are copied straight into ``events``, changed ones through the staging
+    table; both get their own child rows in the same batch."""
+    store = Store(pg_engine)
+    first = payload()
+    with store.transaction() as conn:
+        store.write_events(conn, [normalized(first, 11)])
+    changed = copy.deepcopy(first)
+    changed["tags"] = [{"key": "changed", "value": "yes"}]
+    other = copy.deepcopy(first)
+    other.update(id="c" * 32, eventID="c" * 32, tags=[{"key": "new", "value": "yes"}])
+    with store.transaction() as conn:
+        result = store.write_events(conn, [normalized(changed, 11), normalized(other, 11)])
+    assert (result.inserted, result.updated) == (1, 1)
+    with pg_engine.connect() as conn:
+        tags = conn.execute(
+            text("SELECT e.event_id, t.key FROM event_tags t JOIN events e ON e.id = t.event_pk")
+        ).all()
+    assert sorted(tuple(t) for t in tags) == [
+        (first["eventID"], "changed"),
+        ("c" * 32, "new"),
+    ]

@@ -4,10 +4,13 @@ Binding each value of a multi-row INSERT cost the writer most of its CPU on Post
 takes the rows as text the workers already made (:class:`~archiver.storage.encode.CopyRows`),
 so the writer only joins bytes. The guarantees stay the store's:
 
-* ``events`` rows go through a staging table, then one ``INSERT ... SELECT ... ON CONFLICT
-  (project_id, event_id) DO UPDATE``: the natural key still decides (the same event twice is
-  one row), ``archived_at`` of a stored event is kept, and ``RETURNING`` gives the primary
-  keys of the rows written.
+* ``events`` rows of events the archive does not hold are copied straight into ``events``,
+  with ids drawn from its sequence first (COPY returns nothing). The store read which events
+  are stored in this same transaction and the run's lock keeps other writers out; were one
+  to slip in, the natural key's unique index fails the page instead of storing a second copy.
+* ``events`` rows that replace stored ones go through a staging table, then one
+  ``INSERT ... SELECT ... ON CONFLICT (project_id, event_id) DO UPDATE``: ``archived_at`` of
+  the stored row is kept, and ``RETURNING`` gives the primary keys.
 * Child rows are copied straight into their tables: the store writes children only for events
   that are new or whose old child rows it has just deleted, so every one of them is new.
 * The store decides which events are written (unchanged ones and poorer copies are left out,
@@ -23,7 +26,7 @@ stays right when a rolled-back transaction took the table away with it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
@@ -50,24 +53,33 @@ def create_stage(conn: Connection) -> None:
 
 
 def write_copied(
-    conn: Connection, events: Mapping[tuple[int, str], CopyRows], stamp: dt.datetime
+    conn: Connection,
+    events: Mapping[tuple[int, str], CopyRows],
+    stamp: dt.datetime,
+    new: Collection[tuple[int, str]] = (),
 ) -> None:
-    """Upsert the ``events`` rows of ``events`` and insert all of their child rows.
+    """Write the ``events`` rows of ``events`` and insert all of their child rows.
 
-    ``stamp`` is the ``archived_at`` of new rows and the ``updated_at`` of every row written.
+    ``new`` are the events the archive does not hold (the store read that in this
+    transaction, and the run's lock keeps other writers out): their rows are copied straight
+    into ``events`` with ids drawn from its sequence. The others replace stored rows through
+    the staging table. ``stamp`` is the ``archived_at`` of new rows and the ``updated_at`` of
+    every row written.
     """
     if not events:
         return
-    create_stage(conn)
-    preparer = conn.dialect.identifier_preparer
     stamps = f"\t{copy_field(stamp)}\t{copy_field(stamp)}\n".encode()
     driver: Any = conn.connection.driver_connection  # psycopg.Connection
     cursor = driver.cursor()
     try:
-        with cursor.copy(f"COPY {STAGE} ({_quoted(conn, _STAGE_COLUMNS)}) FROM STDIN") as copy:
-            copy.write(b"".join([rows.event + stamps for rows in events.values()]))
-        cursor.execute(_upsert_sql(conn))
-        pks = {(int(p), str(e)): b"%d" % i for i, p, e in cursor.fetchall()}
+        pks = _copy_new(conn, cursor, [(k, events[k]) for k in events if k in new], stamps)
+        changed = [rows for k, rows in events.items() if k not in new]
+        if changed:
+            create_stage(conn)
+            with cursor.copy(f"COPY {STAGE} ({_quoted(conn, _STAGE_COLUMNS)}) FROM STDIN") as out:
+                out.write(b"".join([rows.event + stamps for rows in changed]))
+            cursor.execute(_upsert_sql(conn))
+            pks.update({(int(p), str(e)): b"%d" % i for i, p, e in cursor.fetchall()})
         for name, table in CHILD_TABLES.items():
             blocks = [
                 pk + block[:-1].replace(b"\n", b"\n" + pk) + b"\n"
@@ -77,11 +89,30 @@ def write_copied(
             if blocks:
                 columns = _quoted(conn, ("event_pk", *CHILD_COLUMNS[name]))
                 with cursor.copy(
-                    f"COPY {preparer.format_table(table)} ({columns}) FROM STDIN"
-                ) as copy:
-                    copy.write(b"".join(blocks))
+                    f"COPY {conn.dialect.identifier_preparer.format_table(table)} ({columns}) "
+                    "FROM STDIN"
+                ) as out:
+                    out.write(b"".join(blocks))
     finally:
         cursor.close()
+
+
+def _copy_new(
+    conn: Connection, cursor: Any, new: Sequence[tuple[tuple[int, str], CopyRows]], stamps: bytes
+) -> dict[tuple[int, str], bytes]:
+    """COPY the rows of events not yet archived into ``events``; their ids (as text)."""
+    if not new:
+        return {}
+    table = conn.dialect.identifier_preparer.format_table(EVENTS)
+    cursor.execute(
+        "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+        (table, len(new)),
+    )
+    pks = {key: b"%d" % pk for (key, _), (pk,) in zip(new, cursor.fetchall(), strict=True)}
+    columns = _quoted(conn, ("id", *_STAGE_COLUMNS))
+    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as out:
+        out.write(b"".join([pks[key] + b"\t" + rows.event + stamps for key, rows in new]))
+    return pks
 
 
 def _upsert_sql(conn: Connection) -> str:

@@ -272,13 +272,14 @@ class Store:
         )
         self.ensure_projects(conn, {ev.project_id for ev in batch.values()})
 
-        plan = _plan(batch, self._existing(conn, batch.keys()))
+        existing = self._existing(conn, batch.keys())
+        plan = _plan(batch, existing)
         if plan.changed_pks:
             for table in CHILD_TABLES.values():
                 conn.execute(delete(table).where(table.c.event_pk.in_(plan.changed_pks)))
         copied = {k: rows for k in plan.written if (rows := batch[k].copy) is not None}
         if copied:  # PostgreSQL, rows encoded for COPY
-            write_copied(conn, copied, utcnow())
+            write_copied(conn, copied, utcnow(), new=copied.keys() - existing.keys())
         if len(copied) < len(plan.written):
             self._write_events(conn, batch, [k for k in plan.written if k not in copied])
         return plan.result

@@ -230,3 +230,24 @@ def test_a_batch_of_new_and_changed_events(pg_engine: Engine) -> None:
         (first["eventID"], "changed"),
         ("c" * 32, "new"),
     ]
+
+
+def test_the_raw_json_is_compressed_with_lz4(pg_engine: Engine) -> None:
+    with pg_engine.connect() as conn:
+        values = conn.execute(
+            text("SELECT enumvals FROM pg_settings WHERE name = 'default_toast_compression'")
+        ).scalar()
+    if not values or "lz4" not in values:
+        pytest.skip("this PostgreSQL has no LZ4")
+    store = Store(pg_engine)
+    with store.transaction() as conn:
+        store.write_events(conn, [normalized(payload(), 11)])
+    raw = payload()
+    raw["message"] = "long " * 10_000  # long enough to be compressed
+    with store.transaction() as conn:
+        store.write_events(conn, [normalized(raw, 12)])
+    with pg_engine.connect() as conn:
+        found = conn.execute(
+            text("SELECT pg_column_compression(raw_json) FROM events WHERE project_id = 12")
+        ).scalar_one()
+    assert found == "lz4"

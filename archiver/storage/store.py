@@ -60,7 +60,7 @@ from archiver.storage.models import PROJECT_SYNC as PROJECT_SYNC
 from archiver.storage.models import PROJECTS as PROJECTS
 from archiver.storage.models import RELEASES as RELEASES
 from archiver.storage.models import RUNS as RUNS
-from archiver.storage.pgcopy import write_copied
+from archiver.storage.pgcopy import prepare_session, write_copied
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,8 @@ class Store:
         """A write transaction; on SQLite it takes the write lock at BEGIN (IMMEDIATE)."""
         with self.engine.connect() as conn:
             conn = conn.execution_options(sqlite_immediate=True)
+            if conn.dialect.name == "postgresql":
+                prepare_session(conn)
             with conn.begin():
                 yield conn
 

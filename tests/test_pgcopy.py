@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from archiver.normalize import NormalizedEvent, normalize_event
-from archiver.storage import db
+from archiver.storage import db, pgcopy
 from archiver.storage.encode import EncodedEvent, copy_field, copy_fields, encode_event
 from archiver.storage.models import CHILD_TABLES
 from archiver.storage.store import Store
@@ -251,3 +251,15 @@ def test_the_raw_json_is_compressed_with_lz4(pg_engine: Engine) -> None:
             text("SELECT pg_column_compression(raw_json) FROM events WHERE project_id = 12")
         ).scalar_one()
     assert found == "lz4"
+
+
+def test_a_session_setting_the_server_refuses_leaves_writes_working(
+    pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on a server where the role may not run PL/pgSQL: the defaults stay, writes go on."""
+    monkeypatch.setattr(pgcopy, "_SESSION_SQL", "SELECT no_such_function()")
+    store = Store(pg_engine)
+    with store.transaction() as conn:
+        assert store.write_events(conn, [normalized(payload(), 11)]).inserted == 1
+    with pg_engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM events")).scalar_one() == 1

@@ -30,6 +30,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 from archiver.storage.encode import CHILD_COLUMNS, EVENT_COLUMNS, CopyRows, copy_field
 from archiver.storage.models import CHILD_TABLES, EVENTS
@@ -59,8 +60,11 @@ def prepare_session(conn: Connection) -> None:
     info = conn.connection.info
     if info.get(_SESSION_READY):
         return
-    conn.exec_driver_sql(_SESSION_SQL)
-    conn.commit()
+    try:
+        conn.exec_driver_sql(_SESSION_SQL)
+        conn.commit()
+    except DBAPIError:  # no PL/pgSQL for this role: the server's defaults stay
+        conn.rollback()
     info[_SESSION_READY] = True
 
 

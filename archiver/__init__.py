@@ -1,3 +1,3 @@
-"""sentry-archiver: a permanent, queryable copy of a Sentry organisation's events."""
+"""sentry-archiver: a permanent, queryable copy of a Sentry organization's events."""
 
 __version__ = "0.1.0"

@@ -1,7 +1,11 @@
-"""What the user sees: logging (text or JSON lines), the progress line, secret redaction.
+"""What the user sees: logging (text or JSON lines), the terminal display, secret redaction.
 
 A top-level module, not part of :mod:`archiver.cli`: the sync runner and the scheduler set up
-logging and draw the progress line themselves, and they must not import the CLI.
+logging and draw the display themselves, and they must not import the CLI.
+
+The terminal display is rich's live progress (:class:`TerminalDisplay`): log lines printed
+while it runs go through the same console, which prints them above the display and redraws it
+below, so a warning never runs into the progress text. Off a terminal there is no display.
 """
 
 from __future__ import annotations
@@ -11,7 +15,13 @@ import logging
 import sys
 import time
 from collections.abc import Iterable
-from typing import IO, Any
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # rich is imported only when a terminal display is drawn
+    from rich.console import Console
+    from rich.progress import Progress as RichProgress
+    from rich.progress import TaskID
 
 # The logger of a run's final summary: shown at info whenever anything but errors is shown.
 SUMMARY_LOGGER = "archiver.summary"
@@ -53,6 +63,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str)
 
 
+class ConsoleHandler(logging.Handler):
+    """Log lines printed through the terminal display's console: above the display, whole."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__()
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.console.print(
+                self.format(record), markup=False, highlight=False, emoji=False, soft_wrap=True
+            )
+        except Exception:
+            self.handleError(record)
+
+
 def setup_logging(
     *,
     log_format: str = "text",
@@ -60,8 +86,13 @@ def setup_logging(
     quiet: bool = False,
     secrets: Iterable[str | None] = (),
     stream: IO[str] | None = None,
+    console: Console | None = None,
 ) -> logging.Handler:
-    """Errors only with --quiet or off a terminal; more with -v. Returns the handler."""
+    """Errors only with --quiet or off a terminal; more with -v. Returns the handler.
+
+    With ``console`` (a :class:`TerminalDisplay`'s), text log lines go through it, so they are
+    printed above the live display instead of into it.
+    """
     stream = stream or sys.stderr
     interactive = stream.isatty()
     if quiet:
@@ -72,7 +103,11 @@ def setup_logging(
         level = logging.INFO
     else:
         level = logging.WARNING if interactive or log_format == "json" else logging.ERROR
-    handler = logging.StreamHandler(stream)
+    handler: logging.Handler = (
+        ConsoleHandler(console)
+        if console is not None and log_format == "text"
+        else logging.StreamHandler(stream)
+    )
     handler.addFilter(RedactingFilter(secrets))
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
@@ -115,6 +150,81 @@ class ProgressLine:
             self.stream.write("\r" + " " * self._width + "\r")
             self.stream.flush()
             self._width = 0
+
+
+class TerminalDisplay:
+    """A sync's live display on a terminal: projects, issues, events, rate, ETA and retries.
+
+    Drawn with rich's progress display (transient: it leaves nothing behind when the run ends,
+    and the summary follows). Disabled off a terminal, with ``--quiet`` and with JSON logs: then
+    it draws nothing and :attr:`console` is None. Use it as a context manager around the run.
+    """
+
+    def __init__(self, stream: IO[str] | None = None, *, enabled: bool | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.console: Console | None = None
+        self._progress: RichProgress | None = None
+        self._task: TaskID | None = None
+        if self.enabled:
+            from rich.console import Console
+
+            self.console = Console(file=self.stream)
+
+    def __enter__(self) -> TerminalDisplay:
+        if self.console is not None:
+            from rich.progress import BarColumn, Progress, TextColumn
+
+            self._progress = Progress(
+                TextColumn("[bold]archiving[/bold]"),
+                BarColumn(bar_width=24),
+                TextColumn("{task.description}", markup=False),
+                console=self.console,
+                transient=True,
+                refresh_per_second=4,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("starting", total=None)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def update(
+        self,
+        *,
+        projects: int,
+        issues_done: int,
+        issues_total: int,
+        events: int,
+        seconds: float,
+        retries: int,
+    ) -> None:
+        """Show the run's counters (cheap: rich redraws a few times a second, not per call)."""
+        if self._progress is None or self._task is None:
+            return
+        text = (
+            f"projects {projects} | issues {issues_done:,}/{issues_total:,} | events {events:,}"
+            f" | {format_rate(events, seconds)}"
+            f" | ETA {format_eta(issues_done, issues_total, seconds)}"
+            f" | {plural(retries, 'retry', 'retries')}"
+        )
+        self._progress.update(
+            self._task, description=text, completed=issues_done, total=issues_total or None
+        )
+
+
+def plural(count: int, noun: str, plural_form: str | None = None) -> str:
+    """``1 issue``, ``2 issues``, ``1,234 events``: a count with its noun in agreement."""
+    word = noun if count == 1 else (plural_form or noun + "s")
+    return f"{count:,} {word}"
 
 
 def format_rate(count: int, seconds: float) -> str:

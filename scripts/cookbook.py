@@ -2,8 +2,9 @@
 
 Each recipe is a fenced ```sql block between the ``<!-- cookbook:start -->`` and
 ``<!-- cookbook:end -->`` markers, followed by a Markdown table: the answer on the demo
-archive (``sentry-archiver demo``: seed 42, 2000 events). ``tests/test_cookbook.py`` runs every
-recipe on SQLite and PostgreSQL and compares with the printed table, so the docs cannot rot.
+archive (``sentry-archiver demo``: seed 42, 2000 events). ``tests/operations/test_cookbook.py``
+runs every recipe on SQLite and PostgreSQL and compares with the printed table, so the docs
+cannot rot.
 
 The answers are never typed by hand: ``python -m scripts.cookbook README.md`` builds a demo
 archive, runs each recipe and rewrites the answer tables in place.

@@ -233,3 +233,32 @@ def test_import_archiver_cli_works():
     from archiver.cli import cli
 
     assert "sync" in cli.commands
+
+
+def test_no_module_over_500_lines_but_the_simulators_data_tables():
+    """One concept a module: a module past 500 lines holds two (data tables excepted)."""
+    data_tables = {"archiver/simulator/templates.py"}
+    long = sorted(
+        f"{p.relative_to(ROOT.parent)}: {n} lines"
+        for p in ROOT.rglob("*.py")
+        if "_migrations" not in p.parts
+        and str(p.relative_to(ROOT.parent)) not in data_tables
+        and (n := len(p.read_text().splitlines())) > 500
+    )
+    assert long == []
+
+
+def test_tests_share_fixtures_through_conftest_not_imports():
+    """pytest loads conftest.py itself; importing it loads a second copy under another name."""
+    tests = Path(__file__).resolve().parent
+    bad = sorted(
+        str(p.relative_to(tests))
+        for p in tests.rglob("*.py")
+        if any(
+            line.startswith(
+                ("from conftest import", "from tests.conftest import", "import conftest")
+            )
+            for line in p.read_text().splitlines()
+        )
+    )
+    assert bad == []

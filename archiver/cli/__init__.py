@@ -51,7 +51,40 @@ class ArchiverGroup(click.Group):
 @click.group(cls=ArchiverGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sentry-archiver")
 def cli() -> None:
-    """Keep a permanent, queryable copy of a Sentry organisation's events."""
+    """Keep a permanent, queryable copy of a Sentry organization's events.
+
+    Every option naming the server or the archive can also come from the environment
+    (names as sentry-cli's) or from a TOML config file; options win over the environment,
+    the environment over the file.
+
+    \b
+    Environment:
+      SENTRY_URL                  Sentry server (default https://sentry.io/)
+      SENTRY_AUTH_TOKEN           auth token (never stored, never logged)
+      SENTRY_ORG                  organization slug
+      SENTRY_PROJECT              project slugs or ids, space or comma separated
+      SENTRY_ARCHIVER_DB          database URL (default sqlite:///sentry-archive.db)
+      SENTRY_ARCHIVER_CONFIG      config file (default ./sentry-archiver.toml if present)
+      SENTRY_ARCHIVER_SCRUB_KEY   key of the hashes of scrubbed personal data
+
+    \b
+    Exit codes:
+      0    success (schedule: stopped by SIGTERM/SIGINT)
+      1    an unexpected error (a bug: please report it)
+      2    bad options or configuration
+      3    partial: some issues could not be archived (retried next run)
+      4    the token was refused (401/403) or lacks a scope
+      5    another run holds the archive's lock
+      6    the server kept failing beyond the retry budget
+      7    the database cannot be opened or its schema is not up to date
+      130  interrupted by SIGINT/SIGTERM after committing its last page
+
+    \b
+    Examples:
+      sentry-archiver demo
+      SENTRY_ORG=my-org SENTRY_AUTH_TOKEN=sntrys_... sentry-archiver sync
+      sentry-archiver sync --help
+    """
 
 
 # In the order `--help` lists them (alphabetically, as click sorts them anyway).

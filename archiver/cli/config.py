@@ -67,7 +67,12 @@ def to_json(settings: Settings) -> str:
 
 @click.group("config")
 def config_group() -> None:
-    """Inspect the configuration."""
+    """Inspect the configuration.
+
+    \b
+    Examples:
+      sentry-archiver config show
+    """
 
 
 @config_group.command("show")
@@ -78,6 +83,11 @@ def config_show(as_json: bool, **options: object) -> None:
     """Print the effective configuration (token and scrub key redacted).
 
     Takes the same options, environment variables and --config file as `sync`.
+
+    \b
+    Examples:
+      sentry-archiver config show
+      sentry-archiver config show --config /etc/sentry-archiver.toml --json
     """
     settings = settings_from_options(options)
     click.echo(to_json(settings) if as_json else to_toml(settings), nl=False)

@@ -28,7 +28,13 @@ def _db_url(db: str | None, config_file: str | None) -> str:
 
 @click.group("db")
 def db_group() -> None:
-    """Create and inspect the archive's schema."""
+    """Create and inspect the archive's schema.
+
+    \b
+    Examples:
+      sentry-archiver db upgrade
+      sentry-archiver db current --db postgresql://archiver@db.internal/sentry
+    """
 
 
 @db_group.command("upgrade")
@@ -41,7 +47,14 @@ def db_group() -> None:
     help="Add the archive's tables to a database that already holds other tables.",
 )
 def db_upgrade(db: str | None, config_file: str | None, revision: str, adopt: bool) -> None:
-    """Create the archive or bring its schema up to date."""
+    """Create the archive or bring its schema up to date.
+
+    \b
+    Examples:
+      sentry-archiver db upgrade
+      sentry-archiver db upgrade --db postgresql://archiver@db.internal/sentry
+      sentry-archiver db upgrade --db other-app.db --adopt
+    """
     url = _db_url(db, config_file)
     engine = make_engine(url)
     before = current_revision(engine)
@@ -58,7 +71,13 @@ def db_upgrade(db: str | None, config_file: str | None, revision: str, adopt: bo
 @config_option
 @click.argument("revision")
 def db_downgrade(db: str | None, config_file: str | None, revision: str) -> None:
-    """Step the schema back to REVISION ('base' drops every table: the archive is lost)."""
+    """Step the schema back to REVISION ('base' drops every table: the archive is lost).
+
+    \b
+    Examples:
+      sentry-archiver db current
+      sentry-archiver db downgrade -1    # one revision back
+    """
     url = _db_url(db, config_file)
     engine = make_engine(url)
     downgrade(engine, revision)
@@ -69,7 +88,12 @@ def db_downgrade(db: str | None, config_file: str | None, revision: str) -> None
 @db_option
 @config_option
 def db_current(db: str | None, config_file: str | None) -> None:
-    """Print the database's schema revision and the newest this version knows."""
+    """Print the database's schema revision and the newest this version knows.
+
+    \b
+    Examples:
+      sentry-archiver db current
+    """
     engine = open_existing(_db_url(db, config_file))
     current = current_revision(engine)
     head = head_revision()
@@ -81,7 +105,12 @@ def db_current(db: str | None, config_file: str | None) -> None:
 @db_option
 @config_option
 def db_check(db: str | None, config_file: str | None) -> None:
-    """Fail (exit 7) unless the database matches the models exactly."""
+    """Fail (exit 7) unless the database matches the models exactly.
+
+    \b
+    Examples:
+      sentry-archiver db check
+    """
     engine = open_existing(_db_url(db, config_file))
     current = current_revision(engine)
     head = head_revision()

@@ -64,7 +64,13 @@ def export_command(
     output: str,
     escape_formulas: bool,
 ) -> None:
-    """Stream archived events (oldest archived first) for an auditor or another system."""
+    """Stream archived events (oldest archived first) for an auditor or another system.
+
+    \b
+    Examples:
+      sentry-archiver export --format jsonl --since 2024-05-01 --until 2024-06-01 -o may.jsonl
+      sentry-archiver export --format csv --project web | gzip > web.csv.gz
+    """
     flt = ExportFilter(
         projects=projects,
         since=parse_when(since, "--since") if since else None,

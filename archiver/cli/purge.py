@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import click
 from sqlalchemy import Engine
 
-from archiver.cli.options import config_option, db_option
+from archiver.cli.options import ShownDefault, config_option, db_option
 from archiver.config import Settings, parse_retention, settings_from_options
 from archiver.errors import ConfigError
 from archiver.operations.purge import (
@@ -86,7 +86,9 @@ def _confirmed(
     "--project",
     "projects",
     multiple=True,
-    help="Only this project (slug or id, as archived); repeatable. Default: all.",
+    help="Only this project (slug or id, as archived); repeatable.",
+    show_default="all",
+    cls=ShownDefault,
 )
 @click.option("--dry-run", is_flag=True, help="Only count what would be deleted; change nothing.")
 @click.option(
@@ -120,6 +122,11 @@ def purge_command(
     """Delete archived events older than a cutoff, with their child rows; audited in `purges`.
 
     The config file's [retention] minimum is enforced.
+
+    \b
+    Examples:
+      sentry-archiver purge --older-than 400d --dry-run
+      sentry-archiver purge --older-than 1y --project web --yes --vacuum
     """
     settings = settings_from_options({"db": db, "config_file": config_file})
     age = parse_retention(older_than)

@@ -34,10 +34,15 @@ from archiver.operations.scheduler import (
 def schedule_command(
     run_now: bool, quiet: bool, verbose: int, log_format: str, **options: object
 ) -> None:
-    """Run the sync on a schedule until SIGTERM/SIGINT (exit 0).
+    """Run the sync on a schedule until SIGTERM/SIGINT (exit 0) or a refused token (exit 4).
 
     Takes every option of `sync`. The schedule can also come from the config file's [schedule]
     section. A run still going when the next is due is not started twice.
+
+    \b
+    Examples:
+      sentry-archiver schedule --cron '0 3 * * *'
+      sentry-archiver schedule --every 6h --now --log-format json
     """
     settings = schedule_settings(dict(options))
     settings.require_remote()

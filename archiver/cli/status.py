@@ -18,7 +18,14 @@ from archiver.storage.db import open_archive
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
 def status_command(db: str | None, config_file: str | None, as_json: bool) -> None:
-    """Show what the archive holds per project and how its syncs are going."""
+    """Show what the archive holds per project and how its syncs are going.
+
+    \b
+    Examples:
+      sentry-archiver status
+      sentry-archiver status --db postgresql://archiver@db.internal/sentry
+      sentry-archiver status --json | jq .last_success
+    """
     settings = settings_from_options({"db": db, "config_file": config_file})
     engine = open_archive(settings.db, readonly=True)
     try:

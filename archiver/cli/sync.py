@@ -20,7 +20,17 @@ from archiver.sync.runner import run_sync
 @sync_options
 @output_options
 def sync_command(quiet: bool, verbose: int, log_format: str, **options: object) -> None:
-    """Archive the organization's events (incremental and resumable)."""
+    """Archive the organization's events (incremental and resumable).
+
+    The first run archives everything the server still holds; later runs fetch only what is
+    new. Stopped at any moment, the next run resumes where it was.
+
+    \b
+    Examples:
+      sentry-archiver sync --org my-org --db postgresql://archiver@db.internal/sentry
+      sentry-archiver sync --project backend --project frontend --earliest 2024-01-01
+      sentry-archiver sync -q --log-format json    # under cron: JSON lines, errors only
+    """
     settings = settings_from_options(options)
     report = run_sync(settings, quiet=quiet, verbosity=verbose, log_format=log_format)
     sys.exit(int(report.exit_code))

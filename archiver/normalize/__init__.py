@@ -9,6 +9,8 @@ Modules, by concept:
   breadcrumbs, request, contexts, other entries, processing errors).
 * :mod:`~archiver.normalize.facts`: the derived per-event facts the query views read.
 * :mod:`~archiver.normalize.resources`: projects, issues and releases.
+* :mod:`~archiver.normalize.lenient`: what can be read of an event too deep to parse, or
+  holding bytes that are not UTF-8.
 * :mod:`~archiver.normalize.scrub`: personal data hashed out of a payload before it is
   normalized.
 
@@ -30,6 +32,7 @@ from archiver.normalize.event import (
     normalize_event,
 )
 from archiver.normalize.facts import event_facts
+from archiver.normalize.lenient import DecodeProblem, read_shallow, storable_raw, value_end
 from archiver.normalize.resources import normalize_issue, normalize_project, normalize_release
 from archiver.normalize.scrub import Scrubber, make_scrubber, normalize_scrubbed
 
@@ -37,6 +40,7 @@ __all__ = [
     "CHILD_NAMES",
     "INDEXED_MAX",
     "NUL_SUBSTITUTE",
+    "DecodeProblem",
     "NormalizedEvent",
     "Scrubber",
     "dump_raw",
@@ -51,4 +55,7 @@ __all__ = [
     "normalize_release",
     "normalize_scrubbed",
     "parse_timestamp",
+    "read_shallow",
+    "storable_raw",
+    "value_end",
 ]

@@ -62,17 +62,23 @@ class Problems:
         # look at the raw JSON text proves it, and then no string or JSON value needs a copy.
         self.pristine = raw is not None and not any(s in raw for s in _RAW_SUSPECTS)
 
-    def add(self, path: str, problem: str, detail: str | None = None) -> None:
-        """Record a problem; a second one of the same kind at the same path adds nothing."""
+    def add(self, path: str, problem: str, detail: str | None = None, *, cut: bool = True) -> None:
+        """Record a problem; a second one of the same kind at the same path adds nothing.
+
+        ``cut=False`` keeps a long detail whole (it is not indexed): one that says where in
+        ``raw_json`` to look must not lose its end.
+        """
         if (path, problem) in self._seen:
             return
         self._seen.add((path, problem))
+        if detail is not None:
+            detail = clean_plain(detail)[:INDEXED_MAX] if cut else clean_plain(detail)
         self.rows.append(
             {
                 "position": len(self.rows),
                 "path": clean_plain(path)[:INDEXED_MAX],
                 "problem": problem,
-                "detail": None if detail is None else clean_plain(detail)[:INDEXED_MAX],
+                "detail": detail,
             }
         )
 

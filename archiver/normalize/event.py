@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from archiver.normalize.entries import (
     tag_rows,
 )
 from archiver.normalize.facts import event_facts
+from archiver.normalize.lenient import DecodeProblem
 from archiver.normalize.resources import normalize_release
 
 # The child tables an event's rows go to, by name, in the order the schema lists them
@@ -62,12 +63,14 @@ def normalize_event(
     issue_id: int | None = None,
     has_detail: bool = False,
     raw: str | None = None,
+    decoded: Sequence[DecodeProblem] = (),
 ) -> NormalizedEvent:
     """One API event payload to rows. Raises ValueError only when no project id is known.
 
     ``raw`` is the payload's JSON text as the server sent it, when the caller has it (a slice
     of a list page): stored as is, it is the most faithful copy and saves re-encoding the
-    payload. Without it the payload is dumped (:func:`dump_raw`).
+    payload. Without it the payload is dumped (:func:`dump_raw`). ``decoded``: what reading
+    the text found wrong (:mod:`archiver.normalize.lenient`), recorded first.
 
     The order in which values are read is the order of the ``event_problems`` rows, so it is
     kept: ids, tags, entries, user and sdk, contexts, errors, then the event's own columns.
@@ -75,6 +78,8 @@ def normalize_event(
     if raw is None:
         raw = dump_raw(payload)
     p = Problems(raw)
+    for path, problem, detail in decoded:
+        p.add(path, problem, detail, cut=False)
     ev: dict[str, Any] = payload if isinstance(payload, dict) else {}
     if not isinstance(payload, dict):
         p.add("$", "malformed", f"the event is a {type(payload).__name__}, not an object")
@@ -131,18 +136,35 @@ def _owners(
 def _ids(ev: Mapping[str, Any], raw: str, p: Problems) -> tuple[str, str | None]:
     """(event id, legacy id): the 32-hex id, and the payload's ``id`` when it differs.
 
-    An event without a usable id still gets a stable one, a hash of its raw JSON, so the same
-    payload archived twice is one event.
+    An event without a 32-hex id still gets a stable one. When it has an id of another shape,
+    that id is hashed: the same id is the same row whatever else a later copy changes. Only
+    an event with no id at all is keyed by a hash of its raw JSON (the same payload archived
+    twice is one event).
     """
     event_id = normalize_event_id(ev.get("eventID")) or normalize_event_id(ev.get("id"))
     if event_id is None:
-        event_id = hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-        p.add("eventID", "missing_event_id", "no 32-hex event id; a hash of the raw JSON is used")
+        event_id = _fallback_id(ev, raw, p)
     legacy = ev.get("id")
     legacy_id = None
     if legacy is not None and normalize_event_id(legacy) != event_id:
         legacy_id = p.text(legacy, "id")
     return event_id, legacy_id
+
+
+def _fallback_id(ev: Mapping[str, Any], raw: str, p: Problems) -> str:
+    """The stable key of an event without a 32-hex id: a hash of its own id, else of its JSON."""
+    for path in ("eventID", "id"):
+        value = ev.get(path)
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
+            text = str(value).strip()
+            p.add(path, "malformed", "not a 32-hex event id; a hash of the id is used")
+            return _hash32(f"id:{text}")
+    p.add("eventID", "missing_event_id", "no 32-hex event id; a hash of the raw JSON is used")
+    return _hash32(raw)
+
+
+def _hash32(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _release(release: Any, tagged: str | None) -> tuple[str | None, dict[str, Any] | None]:

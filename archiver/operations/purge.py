@@ -38,6 +38,7 @@ from sqlalchemy.engine import make_url
 
 from archiver.config import format_duration
 from archiver.errors import ConfigError
+from archiver.output import plural
 from archiver.storage import db
 from archiver.storage.models import Purge
 from archiver.storage.store import CHILD_TABLES, EVENTS, PROJECTS, Store, utcnow
@@ -90,7 +91,8 @@ def resolve_projects(conn: Connection, names: Sequence[str]) -> list[int] | None
     missing = [n for n in names if n not in by_key]
     if missing:
         known = ", ".join(sorted(str(s) for _, s in rows if s)) or "none"
-        raise ConfigError(f"project(s) not in the archive: {', '.join(missing)} (known: {known})")
+        noun = "project" if len(missing) == 1 else "projects"
+        raise ConfigError(f"{noun} not in the archive: {', '.join(missing)} (known: {known})")
     return sorted({by_key[n] for n in names})
 
 
@@ -265,7 +267,7 @@ def describe(result: PurgeResult, slugs: dict[int, str]) -> str:
     per = ", ".join(f"{slugs.get(p, p)}: {n}" for p, n in sorted(result.by_project.items()))
     children = sum(result.children.values())
     verb = "would delete" if result.dry_run else "deleted"
-    text = f"{verb} {result.events} events"
+    text = f"{verb} {plural(result.events, 'event')}"
     if per:
         text += f" ({per})"
-    return text + f" and {children} child rows dated before {result.cutoff.isoformat()}"
+    return text + f" and {plural(children, 'child row')} dated before {result.cutoff.isoformat()}"

@@ -5,7 +5,10 @@ still going when the next is due is not started twice (the due time is logged as
 fire times missed while the machine slept are made up by a single run. Every run is the same
 code as ``sentry-archiver sync`` (:func:`archiver.sync.runner.execute_sync`, including the run
 lock), and is logged with its outcome and the next fire time. A failed run is logged and the
-scheduler goes on; the next run resumes where it stopped.
+scheduler goes on; the next run resumes where it stopped. Except a refused token (401/403,
+:class:`~archiver.errors.AuthError`): no later run can succeed until a person replaces it, so
+the scheduler stops and the process exits 4, for the service manager to report (retrying every
+tick would only log the same error forever, with the unit looking healthy).
 
 SIGTERM or SIGINT: the run in progress stops at its next page boundary (checkpoint committed),
 the scheduler shuts down, the process exits 0.
@@ -28,8 +31,15 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from archiver.config import Settings, format_duration, parse_duration, settings_from_options
-from archiver.errors import ArchiverError, ConfigError, ExitCode, InterruptedRun, LockHeldError
-from archiver.output import setup_logging
+from archiver.errors import (
+    ArchiverError,
+    AuthError,
+    ConfigError,
+    ExitCode,
+    InterruptedRun,
+    LockHeldError,
+)
+from archiver.output import plural, setup_logging
 from archiver.sync.runner import RUN_OUTCOMES, SyncOutcome, execute_sync, stop_on_signals
 
 log = logging.getLogger("archiver.schedule")
@@ -101,6 +111,8 @@ class SyncScheduler:
         self.description = description or str(trigger)
         self.on_skip = on_skip
         self.history: list[RunRecord] = []
+        # set by a run whose token was refused: the scheduler stops and raises it
+        self.fatal: AuthError | None = None
         self.skipped = 0
         self.running = 0
         self.max_running = 0
@@ -147,15 +159,28 @@ class SyncScheduler:
             log.warning("stopping: the run in progress saves its last page first")
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
-        log.info("scheduler stopped after %d run(s), %d skipped", len(self.history), self.skipped)
+        log.info(
+            "scheduler stopped after %s, %d skipped", plural(len(self.history), "run"), self.skipped
+        )
 
     def run_forever(self) -> None:
+        """Run until a signal (then return), or until a run's token is refused (then raise it:
+        the :class:`~archiver.errors.AuthError`, exit 4, already logged)."""
         with stop_on_signals(self.stop):
             self.start()
             try:
                 self.wait()
             finally:
                 self.shutdown()
+        if self.fatal is not None:
+            log.error(
+                "the token was refused: stopping the scheduler (exit %d); "
+                "replace the token and start it again",
+                int(self.fatal.exit_code),
+                extra={"outcome": "failed", "counts": {"exit_code": int(self.fatal.exit_code)}},
+            )
+            self.fatal.logged = True
+            raise self.fatal
 
     def next_run_time(self) -> dt.datetime | None:
         try:
@@ -221,6 +246,10 @@ class SyncScheduler:
             result = self.run(self.stop)
         except LockHeldError as exc:
             return RunRecord(number, "locked", int(exc.exit_code), 0.0, str(exc))
+        except AuthError as exc:
+            self.fatal = exc
+            self.stop.set()  # no next run: the same token would be refused again
+            return RunRecord(number, "failed", int(exc.exit_code), 0.0, str(exc))
         except InterruptedRun as exc:
             return RunRecord(number, "interrupted", int(exc.exit_code), 0.0, str(exc))
         except ArchiverError as exc:
@@ -244,7 +273,7 @@ def _record_from(number: int, result: object) -> RunRecord:
         f"{r.issues_walked}, requests {result.requests}"
     )
     if r.failures:
-        message += f", {len(r.failures)} issue(s) failed"
+        message += f", {plural(len(r.failures), 'issue')} failed"
     return RunRecord(number, outcome, int(code), 0.0, message)
 
 

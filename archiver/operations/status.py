@@ -15,6 +15,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, case, func, select
 
+from archiver.output import plural
+from archiver.sentry.body import html_title
 from archiver.storage import db
 from archiver.storage.lock import current_holder
 from archiver.storage.store import EVENTS, ISSUE_SYNC, ISSUES, PROJECT_SYNC, PROJECTS, RUNS
@@ -45,16 +47,32 @@ def _run_dict(row: Mapping[str, Any]) -> dict[str, Any]:
         "requests": int(row["requests"] or 0),
         "retries": int(row["retries"] or 0),
         "failed_issues": len(errors) if isinstance(errors, list) else 0,
-        "error_message": row["error_message"],
+        "error_message": row["error_message"] and _clean(str(row["error_message"])),
     }
 
 
-def _run_error(run: Mapping[str, Any]) -> str:
+def _clean(message: str) -> str:
+    """An error text as status shows it: an HTML page (a proxy's 502, recorded by an older
+    version) by its title, never pasted whole; anything else on one line."""
+    return html_title(message) or " ".join(message.split())
+
+
+def _run_error(run: Mapping[str, Any], failed_issues: int | None = None) -> str:
+    """A failed run's message, or (partial) how many issues, of one project if given, failed."""
     if run.get("error_message"):
-        return str(run["error_message"])
-    if run.get("failed_issues"):
-        return f"{run['failed_issues']} issue(s) could not be archived"
+        return _clean(str(run["error_message"]))
+    count = run.get("failed_issues") if failed_issues is None else failed_issues
+    if count:
+        return f"{plural(int(count), 'issue')} could not be archived"
     return str(run.get("outcome"))
+
+
+def _failed_issues(run: Mapping[str, Any]) -> list[int]:
+    """The issue ids a partial run recorded in ``runs.errors``."""
+    errors = run.get("errors")
+    if not isinstance(errors, list):
+        return []
+    return [int(e["issue_id"]) for e in errors if isinstance(e, Mapping) and "issue_id" in e]
 
 
 def _covers(run: Mapping[str, Any], project: Mapping[str, Any]) -> bool:
@@ -111,6 +129,9 @@ def collect_status(engine: Engine) -> dict[str, Any]:
                 func.sum(case((ISSUE_SYNC.c.status == "failed", 1), else_=0)).label("failed"),
             ).group_by(ISSUE_SYNC.c.project_id),
         )
+        issue_projects = {
+            int(i): int(p) for i, p in conn.execute(select(ISSUES.c.id, ISSUES.c.project_id))
+        }
         failed_walks: dict[int, dict[str, Any]] = {}
         for r in conn.execute(
             select(
@@ -127,7 +148,7 @@ def collect_status(engine: Engine) -> dict[str, Any]:
                 {
                     "at": r.updated_at,
                     "issue_id": int(r.issue_id),
-                    "message": r.last_error or "failed",
+                    "message": _clean(r.last_error or "failed"),
                 },
             )
         runs = [
@@ -157,7 +178,7 @@ def collect_status(engine: Engine) -> dict[str, Any]:
         )
         covering = [(d, r) for d, r in run_dicts if _covers(r, p)]
         success = next((d for d, _ in covering if d["outcome"] == "success"), None)
-        error = _project_error(covering, success, failed_walks.get(pid))
+        error = _project_error(covering, success, failed_walks.get(pid), pid, issue_projects)
         discovered = disc is not None and disc.get("issues_synced_until") is not None
         backfill = not discovered or int(wk.get("never_walked") or 0) > 0
         out_projects.append(
@@ -208,8 +229,15 @@ def _project_error(
     covering: list[tuple[dict[str, Any], dict[str, Any]]],
     success: dict[str, Any] | None,
     failed_walk: dict[str, Any] | None,
+    project_id: int,
+    issue_projects: Mapping[int, int],
 ) -> dict[str, Any] | None:
-    """The newest problem: a failed issue walk, or a covering run that failed or was partial."""
+    """The newest problem: a failed issue walk, or a covering run that failed or was partial.
+
+    A partial run counts for a project only if one of its failed issues is the project's
+    (``issue_projects``: issue id -> project id), with that project's count: its other
+    projects were archived completely.
+    """
     candidates: list[dict[str, Any]] = []
     if failed_walk is not None:
         candidates.append(
@@ -222,12 +250,16 @@ def _project_error(
         )
     for d, r in covering:
         if d["outcome"] in ("failed", "partial"):
+            failed = _failed_issues(r)
+            mine = [i for i in failed if issue_projects.get(i) == project_id]
+            if failed and not mine and not d["error_message"]:
+                continue  # a partial run whose failures were all in other projects
             candidates.append(
                 {
                     "at": r["finished_at"] or r["started_at"],
                     "issue_id": None,
                     "run_id": d["id"],
-                    "message": _run_error(d),
+                    "message": _run_error(d, len(mine) if failed else None),
                 }
             )
             break
@@ -313,7 +345,7 @@ def format_status(status: Mapping[str, Any]) -> str:
             error_text = f"{_short(error['at'])} {where}: {error['message']}"
         backfill = "in progress" if p["backfill_in_progress"] else "done"
         if p["issues_pending"]:
-            backfill += f" ({p['issues_pending']} issues to walk)"
+            backfill += f" ({plural(p['issues_pending'], 'issue')} to walk)"
         rows.append(
             [
                 p["slug"] or str(p["id"]),

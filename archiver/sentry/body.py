@@ -10,7 +10,9 @@ error bodies are always read into memory, for their message.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -72,12 +74,37 @@ def size_of(body: bytes | BodyFile) -> int:
     return body.size if isinstance(body, BodyFile) else len(body)
 
 
+_HTML_START = re.compile(r"\s*(<!--.*?-->\s*)*<(!doctype\s+html|html)[\s>]", re.I | re.S)
+_HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.I | re.S)
+_HTML_HEADING = re.compile(r"<h1[^>]*>(.*?)</h1\s*>", re.I | re.S)
+_HTML_TAG = re.compile(r"<[^>]*>")
+
+
+def html_title(text: str) -> str | None:
+    """If ``text`` is an HTML page, what to say of it: its ``<title>`` (or ``<h1>``); else None.
+
+    A proxy in front of Sentry (nginx, a load balancer, Cloudflare) answers 502/503 with an
+    HTML page of a few KB: pasted whole into a log line, ``runs.errors`` or ``status`` it buries
+    the one useful fact (the status, which the message already carries) under markup.
+    """
+    if not _HTML_START.match(text[:1000]):
+        return None
+    found = _HTML_TITLE.search(text[:20000]) or _HTML_HEADING.search(text[:20000])
+    title = " ".join(_HTML_TAG.sub(" ", found.group(1)).split())[:120] if found else ""
+    return f'HTML page "{html.unescape(title)}"' if title else "HTML page without a title"
+
+
 def detail_of(response: httpx.Response) -> str:
-    """Sentry's error text: ``{"detail": ...}``, a bare JSON string, or the body's start."""
+    """Sentry's error text: ``{"detail": ...}``, a bare JSON string, or the body's start.
+
+    An HTML page (a proxy's 502) is reduced to its title (:func:`html_title`); other text to
+    its first 200 characters on one line.
+    """
     try:
         body = response.json()
     except ValueError:
-        return response.text[:200].strip()
+        text = response.text
+        return html_title(text) or " ".join(text[:200].split())
     if isinstance(body, dict):
         detail = body.get("detail")
         return detail if isinstance(detail, str) else json.dumps(body)[:200]

@@ -49,7 +49,7 @@ from archiver.errors import (
     TransportError,
 )
 from archiver.sentry.body import AnswerTooSlow, receive, size_of
-from archiver.sentry.failures import Problem, classify, connection_problem
+from archiver.sentry.failures import Problem, classify, connection_problem, redact
 from archiver.sentry.pagination import next_cursor
 from archiver.sentry.ratelimit import (
     RateLimiter,
@@ -58,7 +58,7 @@ from archiver.sentry.ratelimit import (
     reset_of,
     too_long,
 )
-from archiver.sentry.urls import check_base_url, segment, window_params
+from archiver.sentry.urls import check_base_url, no_cookies, segment, window_params
 
 log = logging.getLogger("archiver.sentry.client")
 
@@ -179,6 +179,7 @@ class SentryClient:
             ),
             transport=transport,
             follow_redirects=False,
+            cookies=no_cookies(),
         )
 
     def __repr__(self) -> str:
@@ -205,10 +206,7 @@ class SentryClient:
             return self.rng.uniform(0, min(self.backoff_max, self.backoff_base * 2**attempt))
 
     def _redact(self, text: str) -> str:
-        """Server text may echo what it was sent (a proxy's error page, a debug body)."""
-        if self._token and self._token in text:
-            return text.replace(self._token, "********")
-        return text
+        return redact(text, self._token)
 
     def _auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._token}"} if self._token else {}
@@ -329,7 +327,9 @@ class SentryClient:
         return self._backoff(tally.failures)
 
     def _retry(self, path: str, reason: str, wait: float) -> None:
-        log.warning("GET %s: %s; retrying in %.1fs", path, reason, wait)
+        # info, not warning: a retry that recovers is counted (display, summary), not shouted;
+        # -v shows each one, and one that does not recover ends as an error
+        log.info("GET %s: %s; retrying in %.1fs", path, reason, wait)
         self.stats.add(retries=1)
         self._pause(wait)
 
@@ -404,6 +404,10 @@ class SentryClient:
     def get_organization(self, org: str) -> dict[str, Any]:
         path = f"api/0/organizations/{segment(org)}/"
         return self._object(path)
+
+    def list_organizations_page(self, cursor: str | None = None) -> Page:
+        """The organisations the token can see (``GET /api/0/organizations/``)."""
+        return self.get_page("api/0/organizations/", [("cursor", cursor)] if cursor else [])
 
     def list_projects_page(self, org: str, cursor: str | None = None) -> Page:
         params: list[tuple[str, str]] = []

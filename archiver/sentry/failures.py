@@ -27,11 +27,24 @@ from archiver.errors import (
     ServerError,
     TransportError,
 )
+from archiver.output import plural
 from archiver.sentry.body import detail_of
 
 _E = TypeVar("_E", bound=BaseException)
 
 TRANSIENT_400 = re.compile(r"timeout|timed out|rate limit|too many", re.IGNORECASE)
+
+# Shorter secrets are not redacted: replacing a one-letter token would turn every word holding
+# that letter into asterisks (the same rule as archiver.output.RedactingFilter).
+MIN_REDACTED = 4
+
+
+def redact(text: str, secret: str | None) -> str:
+    """``text`` with ``secret`` replaced: server text may echo what it was sent (a proxy's
+    error page, a debug body)."""
+    if secret and len(secret) >= MIN_REDACTED and secret in text:
+        return text.replace(secret, "********")
+    return text
 
 
 @dataclass(frozen=True)
@@ -61,7 +74,7 @@ class Problem:
     def give_up(self, path: str, url: str, attempts: int) -> ApiError:
         """The error once ``attempts`` attempts all failed (``url`` is ``path`` in full)."""
         return self.kind(
-            f"GET {url}: {self.summary}; gave up after {attempts} attempts",
+            f"GET {url}: {self.summary}; gave up after {plural(attempts, 'attempt')}",
             path=path,
             status=self.status,
             detail=self.detail,

@@ -8,19 +8,32 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import socket
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from urllib.parse import quote, urlsplit
 
 from archiver.errors import InsecureTransportError
 
 
 def is_loopback(host: str) -> bool:
+    """True when every address ``host`` stands for is a loopback address.
+
+    A name is resolved, not trusted by its spelling: ``x.localhost`` is loopback on a
+    resolver that follows RFC 6761, but another may send it to DNS and get a remote
+    address, where the token would travel in clear. A name that does not resolve is not
+    known to be loopback.
+    """
     host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
         return False
+    addresses = {str(info[4][0]).split("%", 1)[0] for info in infos}
+    return bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses)
 
 
 def check_base_url(base_url: str, token: str | None) -> None:
@@ -33,6 +46,16 @@ def check_base_url(base_url: str, token: str | None) -> None:
             f"refusing to send the auth token over plain http to {parts.hostname}; "
             "use https:// (plain http is allowed only to a loopback host)"
         )
+
+
+def no_cookies() -> CookieJar:
+    """A cookie jar that keeps nothing a server sets.
+
+    httpx keeps cookies by default and sends them back; Sentry's API needs none (the token
+    authenticates every request), and a cookie set by a proxy or a hostile server in front of
+    it would otherwise travel with every later request of the run.
+    """
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 
 def format_time(value: dt.datetime) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 FAMILIES = (
+    "organization_index",
     "organization_details",
     "organization_projects",
     "organization_issues",
@@ -29,6 +30,7 @@ FAMILIES = (
 
 LIST_FAMILIES = frozenset(
     {
+        "organization_index",
         "organization_projects",
         "organization_issues",
         "project_issues",
@@ -43,6 +45,7 @@ _ORG = frozenset({"org:read", "org:write", "org:admin"})
 _PROJECT = frozenset({"project:read", "project:write", "project:admin"})
 _EVENT = frozenset({"event:read", "event:write", "event:admin"})
 FAMILY_SCOPES: dict[str, frozenset[str]] = {
+    "organization_index": _ORG,
     "organization_details": _ORG,
     "organization_projects": _ORG,
     "organization_issues": _EVENT,
@@ -64,6 +67,10 @@ ORG_AUTH_TOKEN_SCOPES = frozenset({"org:ci"})
 """Organisation auth tokens (``sntrys_...``) only ever have ``org:ci`` (Correction 7)."""
 
 ORGLESS_MODES = ("404", "410", "serve")
+
+SEARCH_MAX_DAYS = 90
+"""sentry.io's issue search never looks back further (Correction 4): the default clip, and
+the default of ``SimulatedOrg.truth(searchable_days=...)`` so the two agree."""
 
 
 @dataclass(frozen=True)
@@ -200,12 +207,13 @@ class SimulatorConfig:
     region, where they never route), ``410`` (a deprecation brownout, or after removal:
     ``{"message": "This API no longer exists."}``) or ``serve`` (the US region between
     brownouts: answered like the organisation-scoped URLs)."""
-    search_max_days: int | None = None
+    search_max_days: int | None = SEARCH_MAX_DAYS
     """Issue search never looks back further than this many days, whatever ``start`` says
-    (Correction 4: Sentry clips to ``max(start, now - 90 days)``: set 90 to behave so). None
-    (default, kept so that ``SimulatedOrg.truth()`` stays what a sync can reach): an explicit
-    ``start`` is honoured. Event lists are never clipped (they reach back to the retention);
-    ``SimulatedOrg.truth(searchable_days=90)`` is the truth a sync can reach when clipped."""
+    (Correction 4: Sentry clips to ``max(start, now - 90 days)``, the default). None: an
+    explicit ``start`` is honoured (older Sentry, self-hosted builds without the clip). Event
+    lists are never clipped (they reach back to the retention). ``SimulatedOrg.truth()`` is
+    what a sync can reach from a server with the default; ``truth(searchable_days=None)``
+    from an unclipped one."""
     hollow_rate: float = 0.0
     """Share of events (chosen by a stable hash of the event id) whose body nodestore lost
     (Correction 6): listed and served by ``latest``/``oldest``/``recommended`` hollow (real id,

@@ -27,6 +27,7 @@ from pathlib import Path
 from . import fixtures as fixture_mod
 from . import templates, timeline
 from .clock import Clock, FrozenClock
+from .config import SEARCH_MAX_DAYS
 from .generate import OrgBuilder, fixture_release_version
 from .ids import EventIdCodec, hash64, normalize_event_id
 from .model import DAY, EventRef, Issue, Project, Release
@@ -307,15 +308,16 @@ class SimulatedOrg:
                 yield owner, segment
 
     def truth(
-        self, *, include_deleted: bool = False, searchable_days: int | None = None
+        self, *, include_deleted: bool = False, searchable_days: int | None = SEARCH_MAX_DAYS
     ) -> set[tuple[int, str]]:
         """Every ``(project_id, event_id)`` a complete archive must hold right now.
 
         That is every event the API can show: not expired, and (unless ``include_deleted``)
-        not in a deleted issue. With ``searchable_days`` (a server with
-        ``SimulatorConfig.search_max_days``), only events of issues the issue search can list:
-        those with an event in the last ``searchable_days`` days (all their visible events,
-        older ones too). Materialises the set: meant for tests on small orgs.
+        not in a deleted issue, and in an issue the issue search can list: one with an event
+        in the last ``searchable_days`` days (default: sentry.io's 90, as
+        ``SimulatorConfig.search_max_days``; all its visible events, older ones too). With
+        ``searchable_days=None`` (a server without the clip) every issue counts. Materialises
+        the set: meant for tests on small orgs.
         """
         out: set[tuple[int, str]] = set()
         with self._lock:
@@ -326,13 +328,15 @@ class SimulatedOrg:
                     out.add((pid, self.event_id(segment, k)))
         return out
 
-    def truth_count(self, *, include_deleted: bool = False) -> int:
-        """``len(truth())`` without materialising anything."""
+    def truth_count(
+        self, *, include_deleted: bool = False, searchable_days: int | None = SEARCH_MAX_DAYS
+    ) -> int:
+        """``len(truth(...))`` without materialising anything."""
         with self._lock:
             cutoff = self.retention_cutoff()
             return sum(
                 segment.n - segment.count_before(cutoff)
-                for _, segment in self._truth_segments(include_deleted)
+                for _, segment in self._truth_segments(include_deleted, searchable_days)
             )
 
     # --- mutations -----------------------------------------------------------------------------

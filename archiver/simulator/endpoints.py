@@ -38,6 +38,7 @@ class SentryApi(EndpointBase):
         issues = IssueEndpoints(org, config)
         events = EventEndpoints(org, config, renderer)
         self._handlers: dict[str, Callable[[ApiRequest], ApiResponse]] = {
+            "organization_index": self.organization_index,
             "organization_details": self.organization_details,
             "organization_projects": self.organization_projects,
             "organization_issues": issues.organization_issues,
@@ -66,26 +67,33 @@ class SentryApi(EndpointBase):
 
     # --- organization and projects -------------------------------------------------------------
 
+    def organization_index(self, request: ApiRequest) -> ApiResponse:
+        """The organisations the token can see: the one org served, paged as Sentry does."""
+        result = offset_page(
+            [self._org_json(request)], self._per_page(request), self._cursor(request)
+        )
+        return ApiResponse.json(200, result.results, [self._link(request, result)])
+
     def organization_details(self, request: ApiRequest) -> ApiResponse:
         self._check_org(request)
-        return ApiResponse.json(
-            200,
-            {
-                "id": str(self.org.org_id),
-                "slug": self.org.slug,
-                "name": self.org.name,
-                "dateCreated": "2019-03-01T10:00:00.000000Z",
-                "isEarlyAdopter": False,
-                "require2FA": False,
-                "status": {"id": "active", "name": "active"},
-                "features": ["discover-basic", "performance-view"],
-                "avatar": {"avatarType": "letter_avatar", "avatarUuid": None},
-                "links": {
-                    "organizationUrl": f"{self._base_url(request)}organizations/{self.org.slug}/",
-                    "regionUrl": self._base_url(request).rstrip("/"),
-                },
+        return ApiResponse.json(200, self._org_json(request))
+
+    def _org_json(self, request: ApiRequest) -> dict[str, object]:
+        return {
+            "id": str(self.org.org_id),
+            "slug": self.org.slug,
+            "name": self.org.name,
+            "dateCreated": "2019-03-01T10:00:00.000000Z",
+            "isEarlyAdopter": False,
+            "require2FA": False,
+            "status": {"id": "active", "name": "active"},
+            "features": ["discover-basic", "performance-view"],
+            "avatar": {"avatarType": "letter_avatar", "avatarUuid": None},
+            "links": {
+                "organizationUrl": f"{self._base_url(request)}organizations/{self.org.slug}/",
+                "regionUrl": self._base_url(request).rstrip("/"),
             },
-        )
+        }
 
     def organization_projects(self, request: ApiRequest) -> ApiResponse:
         self._check_org(request)

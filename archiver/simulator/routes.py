@@ -15,6 +15,7 @@ ORG_ISSUE = r"^/api/0/organizations/(?P<org>[^/]+)/issues/(?P<issue>[^/]+)/"
 ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (name, re.compile(pattern))
     for name, pattern in (
+        ("organization_index", r"^/api/0/organizations/$"),
         ("organization_details", r"^/api/0/organizations/(?P<org>[^/]+)/$"),
         ("organization_projects", r"^/api/0/organizations/(?P<org>[^/]+)/projects/$"),
         ("organization_issues", r"^/api/0/organizations/(?P<org>[^/]+)/issues/$"),

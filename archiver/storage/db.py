@@ -201,7 +201,7 @@ def known_revisions() -> tuple[set[str], str | None]:
     """Every revision the scripts define, and the head: read from their text (no Alembic import).
 
     Our history is one straight line: the head is the revision nobody names as its
-    ``down_revision``. tests/test_migrations.py checks that Alembic agrees.
+    ``down_revision``. tests/storage/test_migrations.py checks that Alembic agrees.
     """
     revisions: set[str] = set()
     parents: set[str] = set()

@@ -1,8 +1,9 @@
 """What every table, view and column of the archive means, for Datasette and other browsers.
 
 Kept here rather than as SQL comments: a comment is schema (a migration per wording change),
-and SQLite has no comments at all. ``archiver.operations.datasette`` turns this into Datasette's
-``metadata.json``; ``tests/test_datasette.py`` fails when a table, view or column has none.
+and SQLite has no comments at all. ``archiver.operations.datasette`` turns this into
+Datasette's ``metadata.json``; ``tests/operations/test_datasette.py`` fails when a table, view
+or column has none.
 """
 
 from __future__ import annotations
@@ -227,7 +228,10 @@ COLUMNS: dict[str, dict[str, str]] = {
     "event_entries": {"type": "Entry type (exception, message, request...)."},
     "event_problems": {
         "path": "Where in the payload.",
-        "problem": "malformed, nul_replaced, invalid_unicode, truncated or missing_event_id.",
+        "problem": (
+            "malformed, nul_replaced, invalid_unicode, truncated, missing_event_id, too_deep "
+            "or invalid_utf8."
+        ),
         "detail": "Details.",
     },
     "sync_projects": {

@@ -32,6 +32,12 @@ def check_sqlite_file(path: Path) -> None:
     page_size = int.from_bytes(header[16:18], "big")
     page_size = 65_536 if page_size == 1 else page_size
     pages = int.from_bytes(header[28:32], "big")
+    # A WAL still holding pages makes a short file no proof of loss: a checkpoint cut off by a
+    # full disk writes page 1 (with the new page count) before the pages that extend the
+    # file, and SQLite completes it from the WAL on the next open.
+    wal = Path(f"{path}-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        return
     # the page count is valid only when written by the same change as the change counter
     if header[24:28] == header[92:96] and size < pages * page_size:
         raise DatabaseError(

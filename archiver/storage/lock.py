@@ -176,6 +176,7 @@ class HeldLock:
         self.lost_reason = ""
         # PostgreSQL: the session holding the advisory lock (set by _acquire_postgresql)
         self.lock_conn: Connection | None = None
+        self.lock_backend: int | None = None  # that session's backend pid
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -232,6 +233,45 @@ class HeldLock:
             self._lose("its PostgreSQL session no longer holds the advisory lock")
             return False
         return True
+
+    def verify(self, conn: Connection) -> None:
+        """Raise :class:`LockLostError` unless the lock is still this run's, seen from ``conn``.
+
+        Called inside each page's write transaction, before its commit: the error rolls the
+        page back, so no page commits once the lock is lost. The cost is small and fixed per
+        page: the ``run_lock`` row read by primary key, and on PostgreSQL one more query, into
+        ``pg_locks``, for the lock session's advisory lock (the row is read ``FOR SHARE`` there,
+        so a new holder's takeover of the row waits for this page's commit). On SQLite the page's
+        ``BEGIN IMMEDIATE`` already keeps any other writer, a taker included, out until the
+        commit.
+        """
+        if self.lost:
+            raise self.lost_error()
+        mine = (
+            select(RUN_LOCK.c.id)
+            .where(
+                RUN_LOCK.c.id == LOCK_ROW_ID,
+                RUN_LOCK.c.host == self.host,
+                RUN_LOCK.c.pid == self.pid,
+                RUN_LOCK.c.acquired_at == self.acquired_at,
+            )
+            .with_for_update(read=True)
+        )
+        if conn.execute(mine).first() is None:
+            self._lose("the run_lock row no longer names this run")
+            raise self.lost_error()
+        if (
+            self.lock_backend is not None
+            and not conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND pid = :backend AND ((classid::bigint << 32) | objid::bigint) = :key"
+                ),
+                {"backend": self.lock_backend, "key": ADVISORY_KEY},
+            ).scalar_one()
+        ):
+            self._lose("its PostgreSQL session no longer holds the advisory lock")
+            raise self.lost_error()
 
     def _lose(self, reason: str) -> None:
         if self.lost:
@@ -329,6 +369,7 @@ def _acquire_postgresql(engine: Engine, held: HeldLock, url_key: str) -> Iterato
             holder = read_holder(lock_conn)
             raise _locked_error(holder, url_key, postgresql=True)
         held.lock_conn = lock_conn
+        held.lock_backend = int(lock_conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
         try:
             with engine.begin() as conn:
                 old = read_holder(conn)

@@ -417,6 +417,15 @@ class Store:
             update(ISSUES).where(ISSUES.c.id == issue_id).values(gone_at=now, updated_at=now)
         )
 
+    def clear_issues_gone(self, conn: Connection, issue_ids: Sequence[int]) -> None:
+        """These issues answered again (listed, or walked): a 404 was not their end."""
+        for chunk in _chunks(issue_ids):
+            conn.execute(
+                update(ISSUES)
+                .where(ISSUES.c.id.in_(chunk), ISSUES.c.gone_at.is_not(None))
+                .values(gone_at=None, updated_at=utcnow())
+            )
+
     def release_versions(self) -> set[str]:
         """Every archived release version (a sync fetches each release once per archive)."""
         with self.engine.connect() as conn:

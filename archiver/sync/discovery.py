@@ -19,9 +19,9 @@ from typing import Any
 from sqlalchemy import Connection
 
 from archiver.config import Settings
-from archiver.errors import ApiError, ConfigError, PaginationError
+from archiver.errors import ApiError, ConfigError, NotFoundError, PaginationError
 from archiver.normalize import normalize_issue, normalize_project
-from archiver.sentry.client import SentryClient
+from archiver.sentry.client import Page, SentryClient
 from archiver.sentry.pagination import Paginator
 from archiver.storage.store import Store
 from archiver.sync.clock import FLOOR, ServerClock, floor_second
@@ -55,29 +55,94 @@ class Discovery:
 
     def fetch_projects(self) -> list[dict[str, Any]]:
         """The organization's projects (only the chosen ones when some are named)."""
-        self.client.use_region(self.org)  # sentry.io only: talk to the org's region directly
+        try:
+            self.client.use_region(self.org)  # sentry.io only: talk to the org's region directly
+            page = self.client.list_projects_page(self.org)
+        except NotFoundError as exc:  # the first requests under the org: its slug is wrong
+            raise self._org_not_found() from exc
         rows: list[dict[str, Any]] = []
+        denied: list[dict[str, Any]] = []  # listed, but the token's user is not a member
         pages = Paginator()
-        while not pages.finished:
-            page = self.client.list_projects_page(self.org, cursor=pages.cursor)
+        while True:
             self.clock.observe(page.headers)
-            rows.extend(normalize_project(p, self.org) for p in page.items if isinstance(p, dict))
+            for p in page.items:
+                if isinstance(p, dict):
+                    row = normalize_project(p, self.org)
+                    (denied if p.get("hasAccess") is False else rows).append(row)
             try:
                 pages.advance(page.next_cursor, page.has_next, len(page.items))
             except PaginationError as exc:
                 raise ApiError(f"the project list of {self.org!r}: {exc}") from exc
-        wanted = self.settings.projects
-        if wanted:
-            by_key = {str(r["slug"]): r for r in rows} | {str(r["id"]): r for r in rows}
-            missing = [w for w in wanted if w not in by_key]
-            if missing:
-                known = ", ".join(sorted(str(r["slug"]) for r in rows)) or "none"
-                raise ConfigError(
-                    f"project(s) not found in organization {self.org!r}: {', '.join(missing)} "
-                    f"(projects this token can see: {known})"
-                )
-            rows = list({by_key[w]["id"]: by_key[w] for w in wanted}.values())
+            if pages.finished:
+                break
+            page = self.client.list_projects_page(self.org, cursor=pages.cursor)
+        if self.settings.projects:
+            return self._chosen(rows, denied)
+        if denied:
+            log.warning(
+                "skipping project(s) this token cannot read (its user is not a member): %s",
+                ", ".join(sorted(str(r["slug"]) for r in denied)),
+            )
         return rows
+
+    def _org_not_found(self) -> ConfigError:
+        """A usage error naming the organisations the token can see (a misspelled ``--org``).
+
+        Sentry answers an unknown slug with 404 on everything under it, which is no server
+        failure: the request names the wrong organisation. The base URL names the server
+        (never the token: it travels in a header only).
+        """
+        known = self._visible_orgs()
+        listed = "could not be listed" if known is None else ", ".join(known) or "none"
+        return ConfigError(
+            f"organization {self.org!r} not found at {self.client.base_url} "
+            f"(organizations this token can see: {listed})"
+        )
+
+    def _visible_orgs(self, max_pages: int = 10) -> list[str] | None:
+        """The slugs ``GET /api/0/organizations/`` lists, or None when it cannot be read."""
+        slugs: list[str] = []
+        pages = Paginator()
+        try:
+            while not pages.finished and max_pages > 0:
+                page = self.client.list_organizations_page(pages.cursor)
+                slugs.extend(str(o["slug"]) for o in page.items if isinstance(o, dict))
+                pages.advance(page.next_cursor, page.has_next, len(page.items))
+                max_pages -= 1
+        except (ApiError, PaginationError) as exc:
+            log.info("could not list the organizations this token can see: %s", exc)
+            return None
+        return sorted(set(slugs))
+
+    def _chosen(
+        self, rows: list[dict[str, Any]], denied: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The projects named by ``--project``: each must exist and be readable.
+
+        A named project the token cannot read is a usage error (exit 2), like a name that
+        does not exist: the token works, the request names the wrong project (or the token's
+        user must join it), and nothing has been written yet.
+        """
+        wanted = self.settings.projects
+
+        def keyed(found: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+            return {str(r["slug"]): r for r in found} | {str(r["id"]): r for r in found}
+
+        by_key, no_access = keyed(rows), keyed(denied)
+        refused = [w for w in wanted if w not in by_key and w in no_access]
+        if refused:
+            raise ConfigError(
+                f"project(s) of organization {self.org!r} this token cannot read (its user is "
+                f"not a member; hasAccess is false): {', '.join(refused)}"
+            )
+        missing = [w for w in wanted if w not in by_key]
+        if missing:
+            known = ", ".join(sorted(str(r["slug"]) for r in rows)) or "none"
+            raise ConfigError(
+                f"project(s) not found in organization {self.org!r}: {', '.join(missing)} "
+                f"(projects this token can see: {known})"
+            )
+        return list({by_key[w]["id"]: by_key[w] for w in wanted}.values())
 
     def save_projects(self, rows: list[dict[str, Any]]) -> None:
         with self.store.transaction() as conn:
@@ -107,16 +172,7 @@ class Discovery:
             end = floor_second(self.clock.now()) + dt.timedelta(seconds=1)
         while not pages.finished:
             check_stop()
-            page = self.client.list_issues_page(
-                self.org,
-                project_id=pid,
-                query=self.settings.query,
-                sort="new",
-                start=start,
-                end=end,
-                environments=self.settings.environments,
-                cursor=pages.cursor,
-            )
+            page = self._issues_page(pid, start, end, pages.cursor)
             self.clock.observe(page.headers)
             try:
                 pages.advance(page.next_cursor, page.has_next, len(page.items))
@@ -139,6 +195,47 @@ class Discovery:
                         conn, pid, discovery_end=end, discovery_cursor=pages.cursor
                     )
             self.report.issues_discovered += len(issues)
+
+    def _issues_page(
+        self, pid: int, start: dt.datetime, end: dt.datetime, cursor: str | None
+    ) -> Page:
+        """One page of the project's issue search; an unknown environment is a usage error."""
+        try:
+            return self.client.list_issues_page(
+                self.org,
+                project_id=pid,
+                query=self.settings.query,
+                sort="new",
+                start=start,
+                end=end,
+                environments=self.settings.environments,
+                cursor=cursor,
+            )
+        except NotFoundError:
+            # Sentry's issue search answers 404 when an ``environment`` does not exist in the
+            # organization (its event lists answer an empty list instead): say which one,
+            # before any issue could be walked with it, let alone called gone.
+            if not self.settings.environments:
+                raise
+            missing = self._unknown_environments()
+            if not missing:
+                raise
+            names = ", ".join(repr(e) for e in missing)
+            what = "environment" if len(missing) == 1 else "environments"
+            verb = "does" if len(missing) == 1 else "do"
+            raise ConfigError(
+                f"{what} {names} {verb} not exist in organization {self.org!r}"
+            ) from None
+
+    def _unknown_environments(self) -> list[str]:
+        """The ``--environment`` names the issue search refuses, one small request each."""
+        missing: list[str] = []
+        for env in self.settings.environments:
+            try:
+                self.client.list_issues_page(self.org, environments=(env,), limit=1)
+            except NotFoundError:
+                missing.append(env)
+        return missing
 
     def _save_issues(
         self,

@@ -1,4 +1,4 @@
-"""The sync engine: discovery, pinned cursor walks, one writer.
+"""The sync engine: discovery, pinned keyset walks, one writer.
 
 How a run goes:
 
@@ -10,12 +10,11 @@ How a run goes:
    together. An issue whose ``lastSeen`` reached its walk bookmark is marked *pending*.
 3. **Event walks** of every pending issue, ``concurrency`` at a time, with ``full=true`` so a
    page carries 100 complete events. Each walk pins its window ``[start, end)`` with ``end`` a
-   whole second of the *server's* clock (from its ``Date`` header). Why that makes offsets safe:
-   the list is newest first; an event arriving later is dated at or after ``end`` and falls
-   outside the pinned window, so it cannot shift offsets; an event expiring is the oldest and
-   leaves the *end* of the list, never a page before the cursor. A late arrival dated inside
-   a finished window is picked up by the next walk, which starts ``overlap`` before the
-   previous ``end``.
+   whole second of the *server's* clock (from its ``Date`` header), then walks it by keyset
+   (:mod:`archiver.sync.keyset`): every request asks offset 0 and moves ``end`` down to the
+   oldest second read, so same-second events in any order are neither skipped nor repeated and
+   no request pays for a deep offset. A late arrival dated inside a finished window is picked
+   up by the next walk, which starts ``overlap`` before the previous ``end``.
 4. **One writer** (the calling thread) commits each page's rows together with the walk's
    checkpoint. A run killed at any instant resumes every walk at its last committed cursor in
    the same window; a page fetched but not committed is simply fetched again (upserts are
@@ -31,16 +30,20 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
 from archiver.config import Settings
-from archiver.errors import ConfigError, DatabaseError, InterruptedRun
+from archiver.errors import AuthError, ConfigError, DatabaseError, InterruptedRun
 from archiver.normalize import make_scrubber
 from archiver.sentry.client import SentryClient
+from archiver.storage.lock import HeldLock
 from archiver.storage.store import Store
 from archiver.sync.clock import ServerClock
 from archiver.sync.discovery import Discovery
+from archiver.sync.diskfull import database_full, is_disk_full
 from archiver.sync.handoff import IN_FLIGHT_BYTES, Inbox, InFlight, Shutdown
 from archiver.sync.report import Progress, SyncReport
 from archiver.sync.spool import Spool, remove_stale
@@ -54,13 +57,15 @@ __all__ = ["Progress", "SyncReport", "Syncer"]
 log = logging.getLogger("archiver.sync.engine")
 
 
-def database_error(exc: SQLAlchemyError) -> DatabaseError:
+def database_error(exc: SQLAlchemyError, url: URL | None = None) -> DatabaseError:
     """A database failure as the one-line error the command line reports (exit 7).
 
-    The driver's own message says what happened (a full disk, a terminated connection, a
-    lock timeout); SQLAlchemy's wrapper adds the statement and a link, which say nothing to
-    an operator.
+    The driver's own message says what happened (a terminated connection, a lock timeout);
+    SQLAlchemy's wrapper adds the statement and a link, which say nothing to an operator. A
+    full disk is named (which disk, how much is free: :mod:`archiver.sync.diskfull`).
     """
+    if url is not None and is_disk_full(exc):
+        return database_full(url)
     orig = getattr(exc, "orig", None) or exc
     text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
     return DatabaseError(f"the archive's database failed during the sync: {text}")
@@ -89,6 +94,9 @@ class Syncer:
         self.stop = stop or threading.Event()
         self.shutdown = Shutdown(self.stop)
         self.on_progress = on_progress
+        # The run lock once taken (the runner's ``prepare`` sets it): every page's transaction
+        # checks that it is still this run's, and a run that lost it is recorded failed.
+        self.run_lock: HeldLock | None = None
         self.server_clock = ServerClock(local_clock)
         self.report = SyncReport()
         self.progress = Progress()
@@ -116,26 +124,33 @@ class Syncer:
         outcome, message = "failed", None
         try:
             self.report.projects = len(projects)
-            for project in projects:
-                self._check_stop()
-                self.discovery.discover_issues(project, self._check_stop)
-            walks = self.discovery.walks_to_do([p["id"] for p in projects])
+            readable = self._discover(projects)
+            walks = self.discovery.walks_to_do([p["id"] for p in readable])
             self.progress.issues_total = len(walks)
             self.walk_issues(walks)
             if self.shutdown.fatal is not None:
                 raise self.shutdown.fatal
+            if self.run_lock is not None and self.run_lock.lost:  # the heartbeat saw it lost
+                raise self.run_lock.lost_error()
             if self.stop.is_set():
                 self.report.interrupted = True
                 outcome = "interrupted"
             else:
                 outcome = "partial" if self.report.failures else "success"
             return self.report
-        except InterruptedRun:
+        except (InterruptedRun, KeyboardInterrupt):  # a signal, or a second Ctrl-C
+            if self.run_lock is not None and self.run_lock.lost:  # no: the lost lock stopped it
+                lost = self.run_lock.lost_error()
+                message = f"{type(lost).__name__}: {lost}"
+                raise lost from None
             self.report.interrupted = True
             outcome = "interrupted"
             raise
         except SQLAlchemyError as exc:
-            error = database_error(exc)
+            # An error that already ended the run (a full spool) is its cause, not this one.
+            fatal = self.shutdown.fatal
+            error = fatal if isinstance(fatal, DatabaseError) else None
+            error = error or database_error(exc, self.store.engine.url)
             message = str(error)
             raise error from exc
         except BaseException as exc:
@@ -143,6 +158,33 @@ class Syncer:
             raise
         finally:
             self._record_end(run_id, outcome, message)
+
+    def _discover(self, projects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Discover each project's issues; the projects whose issues could be listed.
+
+        A 403 on one project's issues (a user token whose user is not a member of it) fails
+        that project, reported in the run's failures, and the others go on; a 403 on every
+        project is the token's own problem (a missing scope) and ends the run as auth does.
+        """
+        readable: list[dict[str, Any]] = []
+        refused: AuthError | None = None
+        for project in projects:
+            self._check_stop()
+            try:
+                self.discovery.discover_issues(project, self._check_stop)
+            except AuthError as exc:
+                if exc.status != 403:
+                    raise
+                refused = exc
+                log.error("project %s: %s", project.get("slug"), exc)
+                self.report.failures.append(
+                    {"issue_id": None, "project": project.get("slug"), "error": str(exc)}
+                )
+                continue
+            readable.append(project)
+        if refused is not None and not readable:
+            raise refused
+        return readable
 
     def _record_end(self, run_id: int, outcome: str, message: str | None) -> None:
         """Record the run's end; when the database fails here too, the run's own error (if
@@ -178,7 +220,13 @@ class Syncer:
         inbox = Inbox(self.shutdown)
         releases = Releases(self.store.release_versions())
         writer = Writer(
-            self.store, inbox, self.in_flight, self.report, self.progress, self.on_progress
+            self.store,
+            inbox,
+            self.in_flight,
+            self.report,
+            self.progress,
+            self.on_progress,
+            guard=self.run_lock.verify if self.run_lock is not None else None,
         )
         futures: list[Future[None]] = []
         # Worker processes start before the fetch threads (and never share their state).

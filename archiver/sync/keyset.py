@@ -120,11 +120,15 @@ def advance(
         # never overlap (a stable order), so the checkpoint stays small whatever the burst.
         if not has_next:
             return _finish_window(state), keep
-        if not next_cursor or next_cursor in state.cursors or next_cursor == state.cursor:
+        # Every cursor of the burst is remembered, the one just read included (after a
+        # resume it is the only one known), so a cycle of any length is refused at its first
+        # repeat instead of being walked for ever.
+        followed = state.cursors | ({state.cursor} if state.cursor else frozenset())
+        if not next_cursor or next_cursor in followed:
             raise WalkBroken(
                 f"the burst walk of second {state.burst} repeated cursor {next_cursor!r}"
             )
-        return replace(state, cursor=next_cursor, cursors=state.cursors | {next_cursor}), keep
+        return replace(state, cursor=next_cursor, cursors=followed | {next_cursor}), keep
     if not has_next:
         return replace(state, done=True, seen=frozenset()), keep
     seconds = [k.second for k in keys if k.second is not None]

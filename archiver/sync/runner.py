@@ -22,8 +22,7 @@ from archiver.config import Settings
 from archiver.errors import ArchiverError, ExitCode, InterruptedRun
 from archiver.output import (
     SUMMARY_LOGGER,
-    ProgressLine,
-    format_eta,
+    TerminalDisplay,
     format_rate,
     setup_logging,
 )
@@ -58,16 +57,24 @@ class SyncOutcome:
 
 @contextmanager
 def stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGINT/SIGTERM ask the run to stop at the next page boundary (a second SIGINT kills)."""
+    """SIGINT/SIGTERM ask the run to stop at the next page boundary.
+
+    A second SIGINT (Ctrl-C pressed again) stops at once: the pages fetched but not yet
+    committed are dropped (the next run fetches them again). It is raised as
+    KeyboardInterrupt so that no ``except Exception`` on the way can swallow it; the engine
+    records the run as interrupted and :func:`run_sync` turns it into
+    :class:`InterruptedRun` (exit 130), the same end as a single signal.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def _handler(signum: int, _frame: FrameType | None) -> None:
         if stop.is_set() and signum == signal.SIGINT:
+            log.warning("signal SIGINT again: stopping now, pages not committed are dropped")
             raise KeyboardInterrupt
+        stop.set()  # before the log line: a second signal may arrive while it is written
         log.warning("signal %s: stopping after the current page", signal.Signals(signum).name)
-        stop.set()
 
     previous = {sig: signal.signal(sig, _handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -95,14 +102,20 @@ def execute_sync(
     *,
     stop: threading.Event | None = None,
     on_progress: Callable[[SyncReport, Progress], None] | None = None,
+    on_client: Callable[[SentryClient], None] | None = None,
 ) -> SyncOutcome:
-    """Run one sync; raises ArchiverError subclasses for failures that end the run."""
+    """Run one sync; raises ArchiverError subclasses for failures that end the run.
+
+    ``on_client`` is given the run's client once made (the display reads its retry count).
+    """
     settings.require_remote()
     stop = stop or threading.Event()
     started = time.monotonic()
     engine = db.make_engine(settings.db)
     try:
         with make_client(settings, stop) as client, ExitStack() as held:
+            if on_client is not None:
+                on_client(client)
             store = Store(engine)
             syncer = Syncer(client, store, settings, stop=stop, on_progress=on_progress)
 
@@ -112,6 +125,7 @@ def execute_sync(
                 db.upgrade(engine)  # creates the archive on first use; no-op when current
                 # one writer at a time (archiver.storage.lock); held until the run has been recorded
                 locks.append(held.enter_context(run_lock.acquire(engine, "sync", on_lost=stop.set)))
+                syncer.run_lock = locks[0]  # each page's transaction checks it is still ours
 
             try:
                 report = syncer.run(prepare=prepare)
@@ -155,7 +169,9 @@ def summary_lines(outcome: SyncOutcome) -> list[str]:
     if r.merged:
         lines.append("issues merged: " + ", ".join(f"{a}->{b}" for a, b in r.merged.items()))
     for failure in r.failures:
-        lines.append(f"FAILED issue {failure['issue_id']}: {failure['error']}")
+        issue = failure.get("issue_id")
+        where = f"issue {issue}" if issue is not None else f"project {failure.get('project')}"
+        lines.append(f"FAILED {where}: {failure['error']}")
     if r.interrupted:
         lines.append("interrupted: progress is saved; run the same command again to resume")
     return lines
@@ -166,32 +182,42 @@ def run_sync(
 ) -> SyncOutcome:
     """The ``sync`` command: logging, progress line, signals, summary."""
     tune_allocator()
+    display = TerminalDisplay(enabled=None if not quiet and log_format == "text" else False)
     setup_logging(
         log_format=log_format,
         verbosity=verbosity,
         quiet=quiet,
         secrets=[settings.token, settings.scrub_key],
+        console=display.console,
     )
-    progress_line = ProgressLine(enabled=None if not quiet and log_format == "text" else False)
     stop = threading.Event()
+    clients: list[SentryClient] = []
 
     def on_progress(report: SyncReport, progress: Progress) -> None:
-        elapsed = time.monotonic() - progress.started
-        progress_line.update(
-            f"projects {report.projects} | issues {progress.issues_done}/{progress.issues_total}"
-            f" | events {progress.events:,} | {format_rate(progress.events, elapsed)}"
-            f" | ETA {format_eta(progress.issues_done, progress.issues_total, elapsed)}"
+        display.update(
+            projects=report.projects,
+            issues_done=progress.issues_done,
+            issues_total=progress.issues_total,
+            events=progress.events,
+            seconds=time.monotonic() - progress.started,
+            retries=clients[0].stats.retries if clients else 0,
         )
 
     try:
-        with stop_on_signals(stop):
-            outcome = execute_sync(settings, stop=stop, on_progress=on_progress)
+        with stop_on_signals(stop), display:
+            try:
+                outcome = execute_sync(
+                    settings, stop=stop, on_progress=on_progress, on_client=clients.append
+                )
+            except KeyboardInterrupt:  # a second Ctrl-C: the run is recorded as interrupted
+                raise InterruptedRun(
+                    "stopped at once on a second Ctrl-C; progress up to the last committed "
+                    "page is saved"
+                ) from None
     except InterruptedRun as exc:
-        progress_line.close()
         click_echo_err(f"interrupted: {exc}")
         raise
     except ArchiverError as exc:
-        progress_line.close()
         if log_format == "json":
             # a log shipper reads JSON lines only: the fatal error must be one as well
             summary_log.error(
@@ -200,7 +226,6 @@ def run_sync(
             )
             exc.logged = True
         raise
-    progress_line.close()
     lines = summary_lines(outcome)
     if log_format == "json":
         # info, not warning: alert rules fire on warning, and a clean run must not page anyone

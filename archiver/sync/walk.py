@@ -24,6 +24,7 @@ from archiver.sentry.client import Page, SentryClient
 from archiver.storage.encode import EncodedEvent, encode_event
 from archiver.sync import keyset
 from archiver.sync.clock import FLOOR, ServerClock, epoch, floor_second, from_epoch
+from archiver.sync.diskfull import is_disk_full, spool_full
 from archiver.sync.handoff import (
     FIRST_PAGE_ESTIMATE,
     MIN_PAGE_ESTIMATE,
@@ -108,17 +109,59 @@ class Walker:
             self._walk(latest)
         except InterruptedRun:
             return  # a stop cut a wait short: the walk resumes from its last committed page
-        except NotFoundError:
-            log.warning("issue %s no longer exists (404); keeping what is archived", walk.issue_id)
-            self.inbox.put(WalkEnded(latest[0], WalkStatus.GONE, "404: the issue no longer exists"))
+        except NotFoundError as exc:
+            self._not_found(latest[0], exc)
         except AuthError as exc:
-            self.shutdown.fail(exc)
+            if exc.status != 403:
+                self.shutdown.fail(exc)  # the token itself is refused: nothing else can work
+                return
+            # No access to this issue's project (a user token that is not a member): the
+            # issue fails, the other projects' walks go on.
+            log.error("issue %s: %s", walk.issue_id, exc)
+            self.inbox.put(WalkEnded(latest[0], WalkStatus.FAILED, str(exc)))
         except ApiError as exc:
             log.error("issue %s: %s", walk.issue_id, exc)
             self.inbox.put(WalkEnded(latest[0], WalkStatus.FAILED, str(exc)))
         except Exception as exc:  # a bug must not take the other walks down with it
+            if is_disk_full(exc):  # the spool's disk: every walk would fail alike
+                self.shutdown.fail(spool_full(self.pipeline.spool.path))
+                return
             log.exception("issue %s: unexpected error", walk.issue_id)
             self.inbox.put(WalkEnded(latest[0], WalkStatus.FAILED, f"{type(exc).__name__}: {exc}"))
+
+    def _not_found(self, walk: IssueWalk, exc: NotFoundError) -> None:
+        """A 404 from the issue's event list: gone only if its details say 404 as well.
+
+        A 404 is not proof of deletion: a merge in progress answers 404 for a while, and an
+        issue reached the wrong way (another region) answers 404 although it exists. So the
+        organisation-scoped issue details confirm it; when they answer, the walk has failed
+        for now and the next run walks it again. A gone issue keeps everything archived.
+        """
+        try:
+            self.client.get_issue(self.org, walk.issue_id)
+        except InterruptedRun:
+            return
+        except AuthError as refused:
+            if refused.status != 403:
+                self.shutdown.fail(refused)
+                return
+            self.inbox.put(WalkEnded(walk, WalkStatus.FAILED, str(refused)))
+            return
+        except NotFoundError:
+            log.warning("issue %s no longer exists (404); keeping what is archived", walk.issue_id)
+            self.inbox.put(WalkEnded(walk, WalkStatus.GONE, "404: the issue no longer exists"))
+            return
+        except ApiError as confirm:
+            error = f"{exc}; confirming with the issue's details failed: {confirm}"
+            log.error("issue %s: %s", walk.issue_id, error)
+            self.inbox.put(WalkEnded(walk, WalkStatus.FAILED, error))
+            return
+        error = (
+            f"{exc}, but the issue's details answer: not gone (a merge in progress?); "
+            "it is walked again by the next run"
+        )
+        log.warning("issue %s: %s", walk.issue_id, error)
+        self.inbox.put(WalkEnded(walk, WalkStatus.FAILED, error))
 
     def _begin(self, walk: IssueWalk) -> tuple[IssueWalk, keyset.WalkState]:
         """The walk's state: resumed from its checkpoint, or a new window pinned now."""

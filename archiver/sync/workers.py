@@ -36,7 +36,15 @@ from types import TracebackType
 from typing import Any, BinaryIO
 
 from archiver.errors import InvalidBody
-from archiver.normalize import Scrubber, make_scrubber, normalize_scrubbed
+from archiver.normalize import (
+    DecodeProblem,
+    Scrubber,
+    make_scrubber,
+    normalize_scrubbed,
+    read_shallow,
+    storable_raw,
+    value_end,
+)
 from archiver.sentry.body import BodyFile
 from archiver.storage.encode import EncodedEvent, encode_event
 from archiver.sync.keyset import event_key
@@ -132,6 +140,13 @@ class _NotAnArray(Exception):
     pass
 
 
+class _TooDeep:
+    """Stands for a list item too deeply nested to parse: only its text is known."""
+
+
+_TOO_DEEP = _TooDeep()
+
+
 def _skip_space(text: str, idx: int) -> int:
     match = _SPACE.match(text, idx)
     return match.end() if match else idx
@@ -141,7 +156,8 @@ def _array_items(text: str) -> Iterator[tuple[Any, str]]:
     """The items of a JSON array, one at a time, each with its own JSON text (a slice).
 
     One item's objects exist at a time instead of the whole page's, and each event's raw
-    JSON is the server's own text rather than a re-encoding of the parsed value. Raises
+    JSON is the server's own text rather than a re-encoding of the parsed value. An item too
+    deeply nested to parse comes as ``_TOO_DEEP`` with its text. Raises
     :class:`InvalidBody` on invalid JSON (found at the latest at the closing bracket: a
     truncated page yields items and then fails) and ``_NotAnArray`` before the first item.
     """
@@ -153,10 +169,7 @@ def _array_items(text: str) -> Iterator[tuple[Any, str]]:
         idx += 1
     else:
         while True:
-            try:
-                item, stop = _DECODER.raw_decode(text, idx)
-            except ValueError as exc:
-                raise InvalidBody(f"invalid JSON: {exc}") from None
+            item, stop = _decode_item(text, idx)
             yield item, text[idx:stop]
             idx = _skip_space(text, stop)
             if text.startswith(",", idx):
@@ -170,6 +183,36 @@ def _array_items(text: str) -> Iterator[tuple[Any, str]]:
         raise InvalidBody(f"invalid JSON: extra data at character {idx}")
 
 
+def _decode_item(text: str, idx: int) -> tuple[Any, int]:
+    """The item at ``idx`` and where it ends; ``_TOO_DEEP`` for one nested past the limit."""
+    try:
+        return _DECODER.raw_decode(text, idx)
+    except RecursionError:
+        try:
+            return _TOO_DEEP, value_end(text, idx)
+        except ValueError as exc:
+            raise InvalidBody(f"invalid JSON: {exc} at character {idx}") from None
+    except ValueError as exc:
+        raise InvalidBody(f"invalid JSON: {exc}") from None
+
+
+def _decode_body(body: bytes) -> tuple[str, str]:
+    """The page's text, and the error handler that decoded it.
+
+    ``strict`` for clean UTF-8. ``surrogatepass`` as json.loads reads bytes: lone surrogates
+    encoded in UTF-8 are read as such. ``surrogateescape`` when bytes are not UTF-8 at all:
+    each is kept as a surrogate escape instead of failing the page, and the event holding
+    it is archived with an ``invalid_utf8`` problem (:mod:`archiver.normalize.lenient`).
+    """
+    encoding = json.detect_encoding(body)
+    for errors in ("strict", "surrogatepass", "surrogateescape"):
+        try:
+            return body.decode(encoding, errors), errors
+        except UnicodeDecodeError as exc:
+            failure = exc
+    raise InvalidBody(f"invalid text: {failure}")
+
+
 def _as_is(event: EncodedEvent) -> EncodedEvent:
     return event
 
@@ -180,25 +223,22 @@ def normalize_page(
     """A page body to events ready for the writer; items that need a detail request stay raw.
 
     Events are parsed and normalized one at a time, and each keeps its exact JSON text from
-    the page as ``raw_json`` (unless scrubbing rewrote it). ``emit`` turns each encoded event
-    into what is handed back: the :class:`EncodedEvent` itself by default, a
-    :class:`SpooledEvent` for a spooled page (:func:`normalize_spooled_page`).
+    the page as ``raw_json`` (unless scrubbing rewrote it; lone surrogates and bytes that are
+    not UTF-8 written as JSON escapes). An event too deep to parse or normalize is archived
+    from what can be read of it. ``emit`` turns each encoded event into what is handed back:
+    the :class:`EncodedEvent` itself by default, a :class:`SpooledEvent` for a spooled page
+    (:func:`normalize_spooled_page`).
     """
+    text, errors = _decode_body(body)
     try:
-        # As json.loads does, but strict UTF-8 (no encoded surrogates), so that every slice
-        # is storable text; anything else takes the whole-page path below. Both failures
-        # come before the first item, so nothing was emitted yet.
-        text = body.decode(json.detect_encoding(body))
-        return _normalize_items(_array_items(text), job, emit)
-    except (_NotAnArray, UnicodeDecodeError):
+        return _normalize_items(_array_items(text), job, emit, errors)
+    except _NotAnArray:  # raised before the first item: nothing was emitted yet
         pass
     try:
-        items = json.loads(body)
-    except ValueError as exc:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:
         raise InvalidBody(f"invalid JSON: {exc}") from None
-    if not isinstance(items, list):
-        return NotAList(type(items).__name__)
-    return _normalize_items(((item, None) for item in items), job, emit)
+    return NotAList(type(value).__name__)
 
 
 def normalize_spooled_page(
@@ -216,24 +256,58 @@ def normalize_spooled_page(
 
 
 def _normalize_items(
-    items: Iterable[tuple[Any, str | None]], job: PageJob, emit: Callable[[EncodedEvent], Any]
+    items: Iterable[tuple[Any, str]],
+    job: PageJob,
+    emit: Callable[[EncodedEvent], Any],
+    errors: str = "strict",
 ) -> list[Any]:
+    """Each item normalized and emitted (or left raw for a detail request).
+
+    ``errors``: how the page was decoded (:func:`_decode_body`); unless strictly, each item's
+    text is made storable first. An item too deep to parse, or to normalize (any recursive
+    walk of its value: normalization, scrubbing, encoding, pickling), is archived from its
+    shallow members instead (:func:`archiver.normalize.read_shallow`).
+    """
     scrubber = _scrubber(job.scrub, job.scrub_key)
     out: list[Any] = []
-    for item, raw in items:
-        if needs_detail(item, job.detail_always):
+    for item, text in items:
+        if item is not _TOO_DEEP and needs_detail(item, job.detail_always):
             out.append(item)
-        else:
-            ev = normalize_scrubbed(
-                scrubber,
-                item,
-                project_id=job.project_id,
-                issue_id=job.issue_id,
-                has_detail=False,
-                raw=raw,
-            )
-            out.append(_with_key(emit(encode_event(ev, job.dialect)), item))
+            continue
+        raw, decoded = (
+            (text, []) if errors == "strict" else storable_raw(text, errors == "surrogateescape")
+        )
+        event = None
+        if item is not _TOO_DEEP:
+            try:
+                event = _normalized(scrubber, item, raw, decoded, job, emit)
+            except RecursionError:
+                pass
+        if event is None:
+            shallow, why = read_shallow(raw)
+            event = _normalized(scrubber, shallow, raw, [*decoded, *why], job, emit)
+        out.append(event)
     return out
+
+
+def _normalized(
+    scrubber: Scrubber | None,
+    item: Any,
+    raw: str,
+    decoded: list[DecodeProblem],
+    job: PageJob,
+    emit: Callable[[EncodedEvent], Any],
+) -> Any:
+    ev = normalize_scrubbed(
+        scrubber,
+        item,
+        project_id=job.project_id,
+        issue_id=job.issue_id,
+        has_detail=False,
+        raw=raw,
+        decoded=decoded,
+    )
+    return _with_key(emit(encode_event(ev, job.dialect)), item)
 
 
 def _with_key(ref: Any, item: Any) -> Any:

@@ -14,6 +14,8 @@ from concurrent.futures import Future
 from dataclasses import replace
 from typing import BinaryIO
 
+from sqlalchemy import Connection
+
 from archiver.storage.encode import EncodedEvent
 from archiver.storage.store import Store, WriteResult
 from archiver.sync.handoff import Inbox, InFlight, PageWork, WalkEnded
@@ -38,7 +40,11 @@ class Writer:
         report: SyncReport,
         progress: Progress,
         on_progress: Callable[[SyncReport, Progress], None] | None = None,
+        guard: Callable[[Connection], None] | None = None,
     ) -> None:
+        """``guard(conn)`` runs last in each transaction, before its commit: it raises (and
+        the page rolls back) when the run must not write any more (its run lock is lost)."""
+        self.guard = guard
         self.store = store
         self.inbox = inbox
         self.in_flight = in_flight
@@ -75,9 +81,12 @@ class Writer:
                 rows = files.enter_context(open(work.files.rows, "rb")) if spooled else None
                 for batch in opened(work.events, rows):
                     result += self.store.write_events(conn, batch)
+            self.store.clear_issues_gone(conn, [work.walk.issue_id])  # it answered
             if work.merged_into is not None:
                 self.store.mark_issue_merged(conn, work.walk.issue_id, work.merged_into)
             self.store.save_issue_walk(conn, work.walk.row())
+            if self.guard is not None:
+                self.guard(conn)
         self.report.add(result)
         self.report.pages += 1
         self.report.releases += len(work.releases)
@@ -94,6 +103,8 @@ class Writer:
             self.store.save_issue_walk(conn, walk.row(), error=end.error)
             if end.status == WalkStatus.GONE:
                 self.store.mark_issue_gone(conn, end.walk.issue_id)
+            if self.guard is not None:
+                self.guard(conn)
         self.progress.issues_done += 1
         if end.status == WalkStatus.GONE:
             self.report.gone.append(end.walk.issue_id)

@@ -14,7 +14,7 @@ so the writer only joins bytes. The guarantees stay the store's:
 * Child rows are copied straight into their tables: the store writes children only for events
   that are new or whose old child rows it has just deleted, so every one of them is new.
 * The store decides which events are written (unchanged ones and poorer copies are left out,
-  see ``store._plan``) before anything reaches this module.
+  see :mod:`archiver.storage.plan`) before anything reaches this module.
 * Everything runs on the caller's connection, in its transaction: a page and its checkpoint
   still commit together.
 

@@ -24,7 +24,7 @@ from archiver.storage.models import CHILD_TABLES
 from archiver.storage.store import Store
 from tests.helpers import drop_pg_database, new_pg_database, require_postgres
 
-FIXTURES = Path(__file__).resolve().parent.parent / "archiver" / "simulator" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "archiver" / "simulator" / "fixtures"
 CHILDREN = sorted(CHILD_TABLES)
 # Text COPY's format must escape, or that a careless encoder would break.
 ODD = [

@@ -59,7 +59,8 @@ def main(url: str, token: str, org: str, db_path: str) -> None:
                     params = {"full": "true", **window}
                     if cursor:
                         params["cursor"] = cursor
-                    r = c.get(f"/api/0/issues/{issue['id']}/events/", params=params)
+                    path = f"/api/0/organizations/{org}/issues/{issue['id']}/events/"
+                    r = c.get(path, params=params)  # the org-scoped route, as the sync's
                     r.raise_for_status()
                     con.executemany(
                         "INSERT OR REPLACE INTO raw VALUES (?, ?)",

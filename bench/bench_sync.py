@@ -2,6 +2,8 @@
 
     python bench/bench_sync.py   # 10k and 100k backfills, baseline, no-change, latency
     python bench/bench_sync.py --events 20000 --skip-latency
+    python bench/bench_sync.py --events 20000 --skip-latency --repeat 3 \
+        --pg postgresql://postgres@127.0.0.1:5432/bench   # SQLite and PostgreSQL, alternating
 
 Each archiver run is a separate process (the real CLI), and the simulator runs in its own
 process too, so peak memory (max RSS from wait4) is the archiver's alone. Reported:
@@ -11,6 +13,9 @@ process too, so peak memory (max RSS from wait4) is the archiver's alone. Report
 * requests made against the minimum the walk allows (one per 100 events of each issue, at
   least one per issue, plus the discovery pages);
 * peak memory for each size; time and requests of a no-change run;
+* CPU seconds of the sync process itself and of its page workers;
+* with ``--pg``, every backfill again on PostgreSQL (its database emptied first), SQLite and
+  PostgreSQL alternating ``--repeat`` times, each with a baseline of its own in the same run;
 * with 100 ms added latency and Sentry-like rate limits, the share of the rate budget used
   (and the baseline script's share under the same conditions).
 """
@@ -20,7 +25,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -28,6 +32,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-token"
@@ -145,43 +151,61 @@ def run_measured(args: list[str], env: dict[str, str]) -> tuple[float, int, int]
     return seconds, usage.ru_maxrss // 1024, code
 
 
-def sync(url: str, db_path: Path, *extra: str) -> tuple[float, int, int]:
+def _db_url(db: Path | str) -> str:
+    """A database URL: a path is a SQLite file."""
+    return db if isinstance(db, str) else f"sqlite:///{db}"
+
+
+def _rows(db: Path | str, sql: str) -> list[tuple[int, ...]]:
+    """The rows of a query on an archive (SQLite file or PostgreSQL URL)."""
+    engine = create_engine(_db_url(db))
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(sql))]
+    finally:
+        engine.dispose()
+
+
+def empty_pg(url: str) -> None:
+    """Drop everything in the PostgreSQL database's public schema: each backfill starts empty."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    finally:
+        engine.dispose()
+
+
+def sync(url: str, db_path: Path | str, *extra: str) -> tuple[float, int, int]:
     env = {
         "SENTRY_URL": url,
         "SENTRY_AUTH_TOKEN": TOKEN,
         "SENTRY_ORG": "acme",
-        "SENTRY_ARCHIVER_DB": f"sqlite:///{db_path}",
+        "SENTRY_ARCHIVER_DB": _db_url(db_path),
         "PYTHONPATH": str(ROOT),
     }
     return run_measured([sys.executable, "-m", "archiver", "sync", "--quiet", *extra], env)
 
 
-def last_run(db_path: Path) -> tuple[int, int, int]:
+def last_run(db_path: Path | str) -> tuple[int, int, int]:
     """(requests, events_new, retries) of the latest run."""
-    con = sqlite3.connect(db_path)
-    try:
-        row = con.execute(
-            "SELECT requests, events_new, retries FROM runs ORDER BY id DESC LIMIT 1"
-        ).fetchone()
-        return int(row[0]), int(row[1]), int(row[2])
-    finally:
-        con.close()
+    (row,) = _rows(
+        db_path, "SELECT requests, events_new, retries FROM runs ORDER BY id DESC LIMIT 1"
+    )
+    return int(row[0]), int(row[1]), int(row[2])
 
 
-def minimum_requests(db_path: Path) -> int:
-    con = sqlite3.connect(db_path)
-    try:
-        per_issue = [
-            n
-            for (n,) in con.execute(
-                "SELECT count(e.id) FROM issues i LEFT JOIN events e ON e.issue_id = i.id "
-                "GROUP BY i.id"
-            )
-        ]
-        per_project = [n for (n,) in con.execute("SELECT count(*) FROM issues GROUP BY project_id")]
-        projects = con.execute("SELECT count(*) FROM projects").fetchone()[0]
-    finally:
-        con.close()
+def minimum_requests(db_path: Path | str) -> int:
+    per_issue = [
+        n
+        for (n,) in _rows(
+            db_path,
+            "SELECT count(e.id) FROM issues i LEFT JOIN events e ON e.issue_id = i.id "
+            "GROUP BY i.id",
+        )
+    ]
+    per_project = [n for (n,) in _rows(db_path, "SELECT count(*) FROM issues GROUP BY project_id")]
+    projects = _rows(db_path, "SELECT count(*) FROM projects")[0][0]
     walk = sum(max(1, math.ceil(n / 100)) for n in per_issue)
     discovery = max(1, math.ceil(projects / 100)) + sum(
         max(1, math.ceil(n / 100)) for n in per_project
@@ -189,17 +213,23 @@ def minimum_requests(db_path: Path) -> int:
     return walk + discovery
 
 
-def count_events(db_path: Path, table: str = "events") -> int:
-    con = sqlite3.connect(db_path)
-    try:
-        return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
-    finally:
-        con.close()
+def count_events(db_path: Path | str, table: str = "events") -> int:
+    return int(_rows(db_path, f"SELECT count(*) FROM {table}")[0][0])
 
 
-def backfill(events: int, workdir: Path, concurrency: int, extra: list[str]) -> dict[str, float]:
-    db_path = workdir / f"archive-{events}.db"
+def backfill(
+    events: int, workdir: Path, concurrency: int, extra: list[str], pg: str | None = None
+) -> dict[str, float]:
+    """One backfill into a new archive (SQLite, or the emptied PostgreSQL database ``pg``)."""
+    db_path: Path | str = workdir / f"archive-{events}.db"
+    if pg is not None:
+        empty_pg(pg)
+        db_path = pg
+    else:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db_path}{suffix}").unlink(missing_ok=True)
     base_path = workdir / f"baseline-{events}.db"
+    base_path.unlink(missing_ok=True)
     with simulator(events) as url:
         seconds, rss, code = sync(url, db_path, "--concurrency", str(concurrency), *extra)
         if code != 0:
@@ -230,6 +260,7 @@ def backfill(events: int, workdir: Path, concurrency: int, extra: list[str]) -> 
         "events": count_events(db_path),
         "seconds": seconds,
         "rate": new / seconds,
+        "cpu_main_s": cpu["main"],
         "cpu_main_ms": cpu["main"] / max(new, 1) * 1000,
         "cpu_workers_ms": cpu["workers"] / max(new, 1) * 1000,
         "worker_rss": cpu["worker_rss"],
@@ -291,11 +322,18 @@ def main() -> None:
     parser.add_argument("--latency-concurrency", type=int, default=8)
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--workers", type=int, help="the sync's --workers (default: its own)")
+    parser.add_argument(
+        "--pg", help="also run each backfill on this PostgreSQL database (emptied before each)"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="backfills of each size (and database), alternating"
+    )
     args = parser.parse_args()
     extra = [] if args.workers is None else ["--workers", str(args.workers)]
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         columns = [
+            "database",
             "events",
             "sync s",
             "sync events/s",
@@ -310,21 +348,25 @@ def main() -> None:
             "no-change s",
             "no-change requests",
             "CPU ms/event main + workers",
+            "sync process CPU s",
         ]
         print("| " + " | ".join(columns) + " |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-        for n in args.events:
-            r = backfill(n, workdir, args.concurrency, extra)
+        print("|" + "---|" * len(columns))
+        databases: list[str | None] = [None] if args.pg is None else [None, args.pg]
+        runs = [(n, pg) for n in args.events for _ in range(args.repeat) for pg in databases]
+        for n, pg in runs:
+            r = backfill(n, workdir, args.concurrency, extra, pg)
             walk = r["requests"] - r["releases"]  # each release version is fetched once
             over = (walk - r["minimum"]) / r["minimum"] * 100
             print(
-                f"| {int(r['events']):,} | {r['seconds']:.1f} | {r['rate']:,.0f} | "
+                f"| {'sqlite' if pg is None else 'postgresql'} | "
+                f"{int(r['events']):,} | {r['seconds']:.1f} | {r['rate']:,.0f} | "
                 f"{r['baseline_rate']:,.0f} | {r['rate'] / r['baseline_rate']:.2f} | "
                 f"{int(r['requests']):,} | {int(r['releases']):,} | {int(walk):,} | "
                 f"{int(r['minimum']):,} | {over:+.2f}% | "
                 f"{int(r['rss'])} / {int(r['worker_rss'])} | "
                 f"{r['nochange_seconds']:.2f} | {int(r['nochange_requests'])} | "
-                f"{r['cpu_main_ms']:.2f} + {r['cpu_workers_ms']:.2f} |",
+                f"{r['cpu_main_ms']:.2f} + {r['cpu_workers_ms']:.2f} | {r['cpu_main_s']:.1f} |",
                 flush=True,
             )
         if not args.skip_latency:

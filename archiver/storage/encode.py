@@ -5,6 +5,10 @@ SQLAlchemy's per-row parameter processing, so the values must already be what SQ
 bind: datetimes as SQLite text or aware UTC, dates as text on SQLite, JSON as its text. This
 conversion is pure and runs in the sync's worker processes, which is why it lives apart from
 the store: workers import this module, not the writer.
+
+On PostgreSQL the rows go one step further, to the text of ``COPY ... FROM STDIN``
+(:class:`CopyRows`): adapting each value in the driver was most of the writer's CPU there,
+and the workers can do that work in parallel instead.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import functools
 import hashlib
 import json
 import operator
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +59,21 @@ _pick_event = _picker(EVENT_COLUMNS[:-1])  # raw_sha256 is computed, not normali
 
 
 @dataclass(frozen=True)
+class CopyRows:
+    """An event's rows as PostgreSQL's ``COPY`` text format, UTF-8 encoded.
+
+    ``event`` is the ``events`` row in :data:`EVENT_COLUMNS` order, without a line end (the
+    writer appends ``archived_at`` and ``updated_at``). Each child table's rows are one block
+    of lines, each line starting with a tab: the writer puts the event's primary key (known
+    only once the event row is written) in front of every line. Values never hold a raw tab or
+    line end (escaped), so every ``\\n`` in a block ends a row.
+    """
+
+    event: bytes
+    children: dict[str, bytes]
+
+
+@dataclass(frozen=True)
 class EncodedEvent:
     """A normalized event as the writer stores it, values already converted for one database.
 
@@ -72,15 +92,27 @@ class EncodedEvent:
     release: dict[str, Any] | None
     sha256: str  # of the raw JSON: an unchanged event is not written again
     rank: int  # how rich the payload is (see :func:`rank`)
+    # PostgreSQL: the rows as COPY text; ``event`` is then empty and ``children`` too
+    copy: CopyRows | None = None
 
     def event_row(self) -> dict[str, Any]:
-        """The ``events`` row as a dict (converted values), for tests and debugging."""
+        """The ``events`` row as a dict (converted values; COPY's text values when the event
+        is in :attr:`copy` form), for tests and debugging."""
+        if self.copy is not None:
+            return dict(zip(EVENT_COLUMNS, copy_fields(self.copy.event), strict=True))
         return dict(zip(EVENT_COLUMNS, self.event, strict=True))
 
 
-def encode_event(ev: NormalizedEvent | EncodedEvent, dialect: str) -> EncodedEvent:
+# Whether PostgreSQL events are encoded for COPY by default (the writer's fast path there).
+COPY_BY_DEFAULT = True
+
+
+def encode_event(
+    ev: NormalizedEvent | EncodedEvent, dialect: str, *, copy: bool | None = None
+) -> EncodedEvent:
     """Rows to tuples of values converted for ``dialect``, and the raw JSON's SHA-256.
 
+    On PostgreSQL the rows become COPY text (:class:`CopyRows`) unless ``copy`` is false.
     Pure, so it runs in any process.
     """
     if isinstance(ev, EncodedEvent):
@@ -93,6 +125,10 @@ def encode_event(ev: NormalizedEvent | EncodedEvent, dialect: str) -> EncodedEve
         if rows:
             pick, convert = _pickers[name], _converters(name, dialect)
             children[name] = [_convert(pick(r), convert) for r in rows]
+    copied = None
+    if dialect == "postgresql" and (COPY_BY_DEFAULT if copy is None else copy):
+        copied = _copy_rows(values, children)
+        values, children = (), {}
     return EncodedEvent(
         ev.project_id,
         ev.event_id,
@@ -103,7 +139,56 @@ def encode_event(ev: NormalizedEvent | EncodedEvent, dialect: str) -> EncodedEve
         ev.release,
         sha,
         rank(bool(row.get("has_detail")), bool(row.get("is_full"))),
+        copied,
     )
+
+
+def _copy_rows(event: tuple[Any, ...], children: Mapping[str, list[tuple[Any, ...]]]) -> CopyRows:
+    """Converted rows as COPY text (see :class:`CopyRows`)."""
+    blocks = {
+        name: "".join(["\t" + "\t".join(map(copy_field, r)) + "\n" for r in rows]).encode()
+        for name, rows in children.items()
+    }
+    return CopyRows("\t".join(map(copy_field, event)).encode(), blocks)
+
+
+def copy_field(value: Any) -> str:
+    """A converted value as a field of COPY's text format (NULL is ``\\N``).
+
+    Backslashes, tabs and line ends are escaped; other text goes as it is. Aware datetimes
+    keep their offset, so PostgreSQL stores the same instant as from a bound parameter.
+    """
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        if "\\" in value:
+            value = value.replace("\\", "\\\\")
+        if "\n" in value:
+            value = value.replace("\n", "\\n")
+        if "\r" in value:
+            value = value.replace("\r", "\\r")
+        if "\t" in value:
+            value = value.replace("\t", "\\t")
+        return str(value)
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return str(value)
+
+
+_UNESCAPE = {"\\\\": "\\", "\\n": "\n", "\\r": "\r", "\\t": "\t"}
+
+
+def copy_fields(line: bytes) -> list[str | None]:
+    """The fields of one COPY text line, unescaped (tests and debugging)."""
+    out: list[str | None] = []
+    for field in line.decode().split("\t"):
+        if field == "\\N":
+            out.append(None)
+        else:
+            out.append(re.sub(r"\\[\\nrt]", lambda m: _UNESCAPE[m.group()], field))
+    return out
 
 
 def rank(has_detail: bool, is_full: bool) -> int:

@@ -23,7 +23,6 @@ import os
 import socket
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from sqlalchemy import (
@@ -60,26 +59,9 @@ from archiver.storage.models import PROJECT_SYNC as PROJECT_SYNC
 from archiver.storage.models import PROJECTS as PROJECTS
 from archiver.storage.models import RELEASES as RELEASES
 from archiver.storage.models import RUNS as RUNS
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    """What one ``write_events`` call did."""
-
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    # hollow copies (whose body Sentry lost) left unwritten over a complete archived event;
-    # counted, not stored, so the archived rows stay byte for byte
-    hollow_ignored: int = 0
-
-    def __add__(self, other: WriteResult) -> WriteResult:
-        return WriteResult(
-            self.inserted + other.inserted,
-            self.updated + other.updated,
-            self.unchanged + other.unchanged,
-            self.hollow_ignored + other.hollow_ignored,
-        )
+from archiver.storage.pgcopy import prepare_session, write_copied
+from archiver.storage.plan import WriteResult as WriteResult
+from archiver.storage.plan import plan_writes
 
 
 class IssueWalkRow(TypedDict):
@@ -122,6 +104,8 @@ class Store:
         """A write transaction; on SQLite it takes the write lock at BEGIN (IMMEDIATE)."""
         with self.engine.connect() as conn:
             conn = conn.execution_options(sqlite_immediate=True)
+            if conn.dialect.name == "postgresql":
+                prepare_session(conn)
             with conn.begin():
                 yield conn
 
@@ -271,12 +255,16 @@ class Store:
         )
         self.ensure_projects(conn, {ev.project_id for ev in batch.values()})
 
-        plan = _plan(batch, self._existing(conn, batch.keys()))
+        existing = self._existing(conn, batch.keys())
+        plan = plan_writes(batch, existing)
         if plan.changed_pks:
             for table in CHILD_TABLES.values():
                 conn.execute(delete(table).where(table.c.event_pk.in_(plan.changed_pks)))
-        if plan.written:
-            self._write_events(conn, batch, plan.written)
+        copied = {k: rows for k in plan.written if (rows := batch[k].copy) is not None}
+        if copied:  # PostgreSQL, rows encoded for COPY
+            write_copied(conn, copied, utcnow(), new=copied.keys() - existing.keys())
+        if len(copied) < len(plan.written):
+            self._write_events(conn, batch, [k for k in plan.written if k not in copied])
         return plan.result
 
     def _write_events(
@@ -456,43 +444,3 @@ def _max_params(conn: Connection) -> int:
 
         return 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
     return 65535  # PostgreSQL's protocol limit
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """What ``write_events`` does with a batch: the events it writes, in batch order, the
-    primary keys of stored events whose child rows it replaces, and the counts it reports."""
-
-    written: list[tuple[int, str]]
-    changed_pks: list[int]
-    result: WriteResult
-
-
-def _plan(
-    batch: Mapping[tuple[int, str], EncodedEvent],
-    existing: Mapping[tuple[int, str], tuple[int, str | None, int]],
-) -> _Plan:
-    """Decide per event: new, changed (replaced whole) or left as stored.
-
-    An event is left as stored when its raw JSON is unchanged, or when the stored copy is
-    richer (see :func:`~archiver.storage.encode.rank`): a slim or hollow copy never replaces
-    a complete one.
-    """
-    written: list[tuple[int, str]] = []
-    changed_pks: list[int] = []
-    inserted = updated = unchanged = hollow = 0
-    for key, ev in batch.items():
-        old = existing.get(key)
-        if old is None:
-            inserted += 1
-        else:
-            pk, old_sha, old_rank = old
-            if old_sha == ev.sha256 or ev.rank < old_rank:
-                unchanged += 1
-                if old_sha != ev.sha256 and ev.rank == 0 and old_rank > 0:
-                    hollow += 1  # (a slim list item ranks 0 too; it is counted alike)
-                continue
-            changed_pks.append(pk)
-            updated += 1
-        written.append(key)
-    return _Plan(written, changed_pks, WriteResult(inserted, updated, unchanged, hollow))

@@ -211,7 +211,7 @@ def write_0003(engine: Engine, events: list[NormalizedEvent]) -> None:
         pks = store._existing(conn, [(ev.project_id, ev.event_id) for ev in events])
         for ev in events:
             pk = pks[(ev.project_id, ev.event_id)][0]
-            for name, children in encode_event(ev, conn.dialect.name).children.items():
+            for name, children in encode_event(ev, conn.dialect.name, copy=False).children.items():
                 store._insert_many(conn, CHILD_TABLES[name], [(pk, *r) for r in children])
 
 

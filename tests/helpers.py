@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
@@ -254,3 +255,20 @@ def kill_at_random(
             killed += 1
         proc.wait(timeout=60)
     return killed
+
+
+class ToSimulator(httpx.BaseTransport):
+    """Sends what the client addresses to https://sentry.io/ to the simulator instead."""
+
+    def __init__(self, url: str) -> None:
+        self.target = httpx.URL(url)
+        self.inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.url = request.url.copy_with(
+            scheme=self.target.scheme, host=self.target.host, port=self.target.port
+        )
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()

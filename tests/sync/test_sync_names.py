@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import text
@@ -25,6 +24,7 @@ from archiver.simulator import SimulatedOrg, SimulatorServer
 from archiver.storage import db
 from archiver.storage.store import Store
 from archiver.sync.engine import Syncer
+from tests.helpers import ToSimulator
 
 pytestmark = pytest.mark.slow  # end-to-end: real syncs against the simulator
 
@@ -40,23 +40,6 @@ def org() -> SimulatedOrg:
 def server(org: SimulatedOrg) -> Iterator[SimulatorServer]:
     with SimulatorServer(org, token=TOKEN) as srv:
         yield srv
-
-
-class _ToSimulator(httpx.BaseTransport):
-    """Sends what the client addresses to https://sentry.io/ to the simulator instead."""
-
-    def __init__(self, url: str) -> None:
-        self.target = httpx.URL(url)
-        self.inner = httpx.HTTPTransport()
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        request.url = request.url.copy_with(
-            scheme=self.target.scheme, host=self.target.host, port=self.target.port
-        )
-        return self.inner.handle_request(request)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def sync(server: SimulatorServer, db_url: str, org: str, *extra: str) -> Result:
@@ -81,7 +64,7 @@ def test_a_misspelled_org_on_sentry_io_fails_at_the_region_lookup(
 ) -> None:
     url = f"sqlite:///{tmp_path}/never.db"
     server.log.reset()
-    client = SentryClient("https://sentry.io/", TOKEN, transport=_ToSimulator(server.url))
+    client = SentryClient("https://sentry.io/", TOKEN, transport=ToSimulator(server.url))
     engine = db.make_engine(url)
     settings = Settings(url="https://sentry.io/", token=TOKEN, org="acme-typo", db=url)
     try:

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -30,7 +29,7 @@ from archiver.storage import db
 from archiver.storage.store import Store
 from archiver.sync.engine import Syncer
 from archiver.sync.runner import execute_sync
-from tests.helpers import archived, simulated, source_args, sync_settings
+from tests.helpers import ToSimulator, archived, simulated, source_args, sync_settings
 
 pytestmark = pytest.mark.slow  # end-to-end: real syncs against the simulator
 
@@ -184,28 +183,11 @@ def test_an_org_auth_token_exits_as_for_auth_saying_which_token_to_create(tmp_pa
     assert not path.exists()
 
 
-class _ToSimulator(httpx.BaseTransport):
-    """Sends what the client addresses to https://sentry.io/ to the simulator instead."""
-
-    def __init__(self, url: str) -> None:
-        self.target = httpx.URL(url)
-        self.inner = httpx.HTTPTransport()
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        request.url = request.url.copy_with(
-            scheme=self.target.scheme, host=self.target.host, port=self.target.port
-        )
-        return self.inner.handle_request(request)
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 def test_an_org_auth_token_on_sentry_io_fails_at_the_region_lookup(tmp_path, org, server):
     """On sentry.io the first request is the organisation's details (its region): a 403."""
     url = f"sqlite:///{tmp_path}/never.db"
     server.log.reset()
-    client = SentryClient("https://sentry.io/", ORG_TOKEN, transport=_ToSimulator(server.url))
+    client = SentryClient("https://sentry.io/", ORG_TOKEN, transport=ToSimulator(server.url))
     engine = db.make_engine(url)
     try:
         with client, pytest.raises(AuthError) as caught:

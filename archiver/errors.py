@@ -22,6 +22,9 @@ The whole tree (``exit`` is the process exit code the command line returns)::
         ├── ServerError                   5xx beyond the retry budget
         └── TransportError                connection, timeout, truncated or unparsable body
 
+    httpx.ReadTimeout (the client retries it as any timeout)
+    └── AnswerTooSlow                     a whole answer outlived its deadline
+
     ValueError (parsing: the client retries a request whose body raises one)
     ├── InvalidBody                       a page body that is not valid JSON
     └── PaginationError                   a Link header or cursor that cannot be followed
@@ -33,6 +36,8 @@ Messages never contain the auth token: HTTP errors are built from the URL path a
 from __future__ import annotations
 
 from enum import IntEnum
+
+import httpx
 
 
 class ExitCode(IntEnum):
@@ -174,3 +179,7 @@ class InvalidBody(ValueError):
 
 class PaginationError(ValueError):
     """The server's pagination cannot be followed (a loop, or a malformed cursor)."""
+
+
+class AnswerTooSlow(httpx.ReadTimeout):
+    """The whole answer took longer than its deadline (each read was within the timeout)."""

@@ -111,7 +111,3 @@ def detail_of(response: httpx.Response) -> str:
     if isinstance(body, str):
         return body
     return json.dumps(body)[:200]
-
-
-class AnswerTooSlow(httpx.ReadTimeout):
-    """The whole answer took longer than its deadline (each read was within the timeout)."""

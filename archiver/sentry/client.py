@@ -43,12 +43,13 @@ import httpx
 
 from archiver import __version__
 from archiver.errors import (
+    AnswerTooSlow,
     InsecureTransportError,
     InterruptedRun,
     RateLimitedError,
     TransportError,
 )
-from archiver.sentry.body import AnswerTooSlow, receive, size_of
+from archiver.sentry.body import receive, size_of
 from archiver.sentry.failures import Problem, classify, connection_problem, redact
 from archiver.sentry.pagination import next_cursor
 from archiver.sentry.ratelimit import (

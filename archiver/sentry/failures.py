@@ -108,6 +108,12 @@ def classify(
     return Problem(str(error), str(error), type(error), status, detail, fatal=error)
 
 
+def sentence(detail: str) -> str:
+    """``detail`` ending as a sentence does, so a hint can follow it ("Invalid token. Check...")."""
+    detail = detail.rstrip()
+    return detail if not detail or detail[-1] in ".!?" else f"{detail}."
+
+
 def error_for(
     path: str, url: str, response: httpx.Response, detail: str, org_token: bool
 ) -> ApiError:
@@ -118,8 +124,8 @@ def error_for(
     status = response.status_code
     if status == 401:
         return AuthError(
-            f"HTTP 401 from {url}: {detail} Check the auth token (SENTRY_AUTH_TOKEN): it is "
-            "missing, invalid or expired.",
+            f"HTTP 401 from {url}: {sentence(detail)} Check the auth token (SENTRY_AUTH_TOKEN): "
+            "it is missing, invalid or expired.",
             path=path,
             status=status,
             detail=detail,
@@ -139,7 +145,10 @@ def error_for(
                 "for releases."
             )
         return AuthError(
-            f"HTTP 403 from {url}: {detail} {hint}", path=path, status=status, detail=detail
+            f"HTTP 403 from {url}: {sentence(detail)} {hint}",
+            path=path,
+            status=status,
+            detail=detail,
         )
     if status == 404:
         return NotFoundError(

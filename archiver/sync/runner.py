@@ -216,6 +216,7 @@ def run_sync(
                 ) from None
     except InterruptedRun as exc:
         click_echo_err(f"interrupted: {exc}")
+        exc.logged = True  # said once: the CLI must not repeat it as an "error:" line
         raise
     except ArchiverError as exc:
         if log_format == "json":

@@ -58,3 +58,20 @@ def test_json_fatal_error_is_a_json_line(tmp_path, org, server):
     assert lines[-1]["level"] == "error"
     assert lines[-1]["outcome"] == "failed"
     assert "wrong-token-value" not in result.output
+
+
+def test_an_interrupted_sync_says_so_once(tmp_path, org, server, monkeypatch):
+    """The CLI prints the interruption once, not again as an ``error:`` line."""
+    import archiver.sync.runner as runner
+    from archiver.errors import InterruptedRun
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise InterruptedRun("stopped on request; progress up to the last committed page is saved")
+
+    monkeypatch.setattr(runner, "execute_sync", interrupted)
+    db_url = f"sqlite:///{tmp_path / 'a.db'}"
+    result = CliRunner().invoke(cli, ["sync", *source_args(server.url, "t", org, db_url)])
+    assert result.exit_code == ExitCode.INTERRUPTED, result.output
+    assert result.stderr == (
+        "interrupted: stopped on request; progress up to the last committed page is saved\n"
+    )

@@ -291,8 +291,9 @@ def test_bad_token_stops_at_once_and_writes_nothing(tmp_path, org, server):
     )
     assert result.exit_code == ExitCode.AUTH, result.output
     assert result.stderr == (
-        f"error: HTTP 401 from {server.url}api/0/organizations/{org.slug}/projects/: Invalid token "
-        "Check the auth token (SENTRY_AUTH_TOKEN): it is missing, invalid or expired.\n"
+        f"error: HTTP 401 from {server.url}api/0/organizations/{org.slug}/projects/: "
+        "Invalid token. Check the auth token (SENTRY_AUTH_TOKEN): it is missing, invalid or "
+        "expired.\n"
     )
     assert result.stdout == ""
     assert "wrong-token-value" not in result.output

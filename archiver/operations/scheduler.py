@@ -272,8 +272,12 @@ def _record_from(number: int, result: object) -> RunRecord:
         f"events new {r.events_new}, updated {r.events_updated}, issues walked "
         f"{r.issues_walked}, requests {result.requests}"
     )
-    if r.failures:
-        message += f", {plural(len(r.failures), 'issue')} failed"
+    projects = sum(1 for f in r.failures if f.get("issue_id") is None)
+    parts = [plural(projects, "project")] if projects else []
+    if len(r.failures) > projects:
+        parts.append(plural(len(r.failures) - projects, "issue"))
+    if parts:
+        message += f", {' and '.join(parts)} failed"
     return RunRecord(number, outcome, int(code), 0.0, message)
 
 

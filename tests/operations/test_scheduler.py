@@ -265,3 +265,16 @@ def test_sigterm_during_a_run_exits_0_with_the_checkpoint_committed(tmp_path):
         archived = conn.execute(text("SELECT count(*) FROM events")).scalar_one()
     engine.dispose()
     assert archived == len(org.truth())
+
+
+def test_a_runs_message_counts_failed_projects_and_issues_apart():
+    from archiver.operations.scheduler import _record_from
+    from archiver.sync.report import SyncReport
+    from archiver.sync.runner import SyncOutcome
+
+    report = SyncReport()
+    report.failures.append({"issue_id": None, "project": "web", "error": "HTTP 403"})
+    report.failures.extend({"issue_id": n, "error": "HTTP 500"} for n in (1, 2))
+    outcome = SyncOutcome(report, ExitCode.PARTIAL, requests=7, retries=0, seconds=1.0)
+    record = _record_from(1, outcome)
+    assert record.message.endswith(", 1 project and 2 issues failed")

@@ -1,23 +1,32 @@
 """Benchmark the sync engine against the simulator (run by hand; numbers go to the README).
 
-    python bench/bench_sync.py   # 10k and 100k backfills, baseline, no-change, latency
+    python bench/bench_sync.py --pg postgresql://postgres@127.0.0.1:5432/bench --json out.json
     python bench/bench_sync.py --events 20000 --skip-latency
     python bench/bench_sync.py --events 20000 --skip-latency --repeat 3 \
         --pg postgresql://postgres@127.0.0.1:5432/bench   # SQLite and PostgreSQL, alternating
 
 Each archiver run is a separate process (the real CLI), and the simulator runs in its own
-process too, so peak memory (max RSS from wait4) is the archiver's alone. Reported:
+process too, so peak memory (max RSS from wait4) is the archiver's alone. For each backfill
+(10k and 100k events by default; with ``--pg`` each again on PostgreSQL, its database emptied
+first, SQLite and PostgreSQL alternating ``--repeat`` times) it reports, in one markdown table
+per database and size (a column per run) and with ``--json`` in a file:
 
-* events/s of a backfill against the zero-latency simulator, and of a baseline that fetches
-  exactly the same pages sequentially and stores only raw JSON (``bench/baseline_fetch.py``);
+* events/s against the zero-latency simulator, and the raw-JSON floor in the same run: a
+  baseline that fetches exactly the same pages one after another and stores only raw JSON
+  (``bench/baseline_fetch.py``, against a fresh simulator of its own), and their ratio;
+* CPU per event of the sync process, of its page workers (all its descendants), of the
+  PostgreSQL server's processes for the archive's database (local server only), and of the
+  baseline script and the simulator;
+* peak RSS of the sync process and of its largest worker;
+* the archive's bytes on disk per event (SQLite: the file after a WAL checkpoint; PostgreSQL:
+  ``pg_total_relation_size`` of its tables, indexes and TOAST included) against the raw JSON's
+  bytes per event as served (counted by the baseline), and the largest tables;
 * requests made against the minimum the walk allows (one per 100 events of each issue, at
-  least one per issue, plus the discovery pages);
-* peak memory for each size; time and requests of a no-change run;
-* CPU seconds of the sync process itself and of its page workers;
-* with ``--pg``, every backfill again on PostgreSQL (its database emptied first), SQLite and
-  PostgreSQL alternating ``--repeat`` times, each with a baseline of its own in the same run;
+  least one per issue, plus the discovery pages); time and requests of a no-change run;
+* the machine's load average before and after (figures from a loaded machine are indicative);
 * with 100 ms added latency and Sentry-like rate limits, the share of the rate budget used
-  (and the baseline script's share under the same conditions).
+  (and the baseline script's share under the same conditions), and the latency/concurrency run
+  of ``bench/bench_concurrency.py`` (see ``concurrency_run``); ``--skip-latency`` skips both.
 """
 
 from __future__ import annotations
@@ -213,11 +222,11 @@ def latency_run(events: int, workdir: Path, concurrency: int, extra: list[str]) 
         "seconds": m.seconds,
         "requests": requests,
         "req_per_s": rate,
-        "budget_share": rate / ISSUE_EVENTS_LIMIT_PER_S,
+        "budget_share_pct": rate / ISSUE_EVENTS_LIMIT_PER_S * 100,
         "retries": retries,
         "rss_mb": m.rss_mb,
         "baseline_req_per_s": b_rate,
-        "baseline_share": b_rate / ISSUE_EVENTS_LIMIT_PER_S,
+        "baseline_share_pct": b_rate / ISSUE_EVENTS_LIMIT_PER_S * 100,
     }
 
 

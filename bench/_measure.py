@@ -113,10 +113,11 @@ class PgBackends:
         try:
             with engine.connect() as conn:
                 row = conn.execute(text("SELECT pg_backend_pid(), current_database()")).one()
+                # read while the backend lives: it exits with the connection
+                self.postmaster = _parent(int(row[0]))
         finally:
             engine.dispose()
         self.database = str(row[1])
-        self.postmaster = _parent(int(row[0]))
         self.available = self.postmaster is not None
         self._ours: dict[int, bool] = {}
         self._cpu: dict[int, float] = {}

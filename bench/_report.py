@@ -105,7 +105,14 @@ ROWS: list[tuple[str, Callable[[Backfill, dict[str, Any]], str]]] = [
         "CPU ms/event: page workers (all descendants)",
         lambda r, d: f"{_ms(d['cpu_workers_ms_per_event'])} ({r.processes} processes)",
     ),
-    ("CPU ms/event: PostgreSQL server", lambda r, d: _ms(d["cpu_server_ms_per_event"])),
+    (
+        "CPU ms/event: PostgreSQL server",
+        lambda r, d: (
+            "not measured (server not local)"
+            if r.database == "postgresql" and r.cpu_server_s is None
+            else _ms(d["cpu_server_ms_per_event"])
+        ),
+    ),
     (
         "CPU ms/event: baseline script / simulator",
         lambda r, d: (

@@ -4,6 +4,11 @@ Fetches the same pages as the archiver (projects, every issue with ``query=``, e
 events with ``full=true`` in one window) one after another with one httpx client, and stores
 only each event's raw JSON in SQLite, committing per page. No normalization, no concurrency.
 
+It also counts what it fetched, into a one-row table ``fetched``: pages, events and the bytes
+of the events' JSON as served (each page body less its brackets and commas: the simulator's
+arrays are compact), the "raw JSON bytes" an archive's size is compared with. Counting costs a
+``len`` per page, nothing per event, so the baseline's rate is not changed by it.
+
     python bench/baseline_fetch.py URL TOKEN ORG DB_PATH
 """
 
@@ -12,14 +17,15 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
+from typing import Any
 
 import httpx
 
 from archiver.sentry.pagination import parse_link_header
 
 
-def pages(client: httpx.Client, path: str, params: dict[str, str]) -> list[list[dict]]:
-    out = []
+def pages(client: httpx.Client, path: str, params: dict[str, str]) -> list[list[dict[str, Any]]]:
+    out: list[list[dict[str, Any]]] = []
     cursor = None
     while True:
         query = dict(params)
@@ -38,6 +44,7 @@ def main(url: str, token: str, org: str, db_path: str) -> None:
     con = sqlite3.connect(db_path)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("CREATE TABLE IF NOT EXISTS raw (event_id TEXT PRIMARY KEY, body TEXT)")
+    pages_seen = events_seen = json_bytes = 0
     window = {"start": "1970-01-01T00:00:00", "end": "2100-01-01T00:00:00"}
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
         projects = [
@@ -62,15 +69,22 @@ def main(url: str, token: str, org: str, db_path: str) -> None:
                     path = f"/api/0/organizations/{org}/issues/{issue['id']}/events/"
                     r = c.get(path, params=params)  # the org-scoped route, as the sync's
                     r.raise_for_status()
+                    events = r.json()
                     con.executemany(
                         "INSERT OR REPLACE INTO raw VALUES (?, ?)",
-                        [(e["eventID"], json.dumps(e)) for e in r.json()],
+                        [(e["eventID"], json.dumps(e)) for e in events],
                     )
+                    pages_seen += 1
+                    events_seen += len(events)
+                    json_bytes += len(r.content) - 2 - max(len(events) - 1, 0)  # [a,b,c]
                     con.commit()
                     nxt = parse_link_header(r.headers.get("link")).get("next")
                     if nxt is None or not nxt.results:
                         break
                     cursor = nxt.cursor
+    con.execute("CREATE TABLE fetched (pages INTEGER, events INTEGER, json_bytes INTEGER)")
+    con.execute("INSERT INTO fetched VALUES (?, ?, ?)", (pages_seen, events_seen, json_bytes))
+    con.commit()
     con.close()
 
 

@@ -1,23 +1,32 @@
 """Benchmark the sync engine against the simulator (run by hand; numbers go to the README).
 
-    python bench/bench_sync.py   # 10k and 100k backfills, baseline, no-change, latency
+    python bench/bench_sync.py --pg postgresql://postgres@127.0.0.1:5432/bench --json out.json
     python bench/bench_sync.py --events 20000 --skip-latency
     python bench/bench_sync.py --events 20000 --skip-latency --repeat 3 \
         --pg postgresql://postgres@127.0.0.1:5432/bench   # SQLite and PostgreSQL, alternating
 
 Each archiver run is a separate process (the real CLI), and the simulator runs in its own
-process too, so peak memory (max RSS from wait4) is the archiver's alone. Reported:
+process too, so peak memory (max RSS from wait4) is the archiver's alone. For each backfill
+(10k and 100k events by default; with ``--pg`` each again on PostgreSQL, its database emptied
+first, SQLite and PostgreSQL alternating ``--repeat`` times) it reports, in one markdown table
+per database and size (a column per run) and with ``--json`` in a file:
 
-* events/s of a backfill against the zero-latency simulator, and of a baseline that fetches
-  exactly the same pages sequentially and stores only raw JSON (``bench/baseline_fetch.py``);
+* events/s against the zero-latency simulator, and the raw-JSON floor in the same run: a
+  baseline that fetches exactly the same pages one after another and stores only raw JSON
+  (``bench/baseline_fetch.py``, against a fresh simulator of its own), and their ratio;
+* CPU per event of the sync process, of its page workers (all its descendants), of the
+  PostgreSQL server's processes for the archive's database (local server only), and of the
+  baseline script and the simulator;
+* peak RSS of the sync process and of its largest worker;
+* the archive's bytes on disk per event (SQLite: the file after a WAL checkpoint; PostgreSQL:
+  ``pg_total_relation_size`` of its tables, indexes and TOAST included) against the raw JSON's
+  bytes per event as served (counted by the baseline), and the largest tables;
 * requests made against the minimum the walk allows (one per 100 events of each issue, at
-  least one per issue, plus the discovery pages);
-* peak memory for each size; time and requests of a no-change run;
-* CPU seconds of the sync process itself and of its page workers;
-* with ``--pg``, every backfill again on PostgreSQL (its database emptied first), SQLite and
-  PostgreSQL alternating ``--repeat`` times, each with a baseline of its own in the same run;
+  least one per issue, plus the discovery pages); time and requests of a no-change run;
+* the machine's load average before and after (figures from a loaded machine are indicative);
 * with 100 ms added latency and Sentry-like rate limits, the share of the rate budget used
-  (and the baseline script's share under the same conditions).
+  (and the baseline script's share under the same conditions), and the latency/concurrency run
+  of ``bench/bench_concurrency.py`` (see ``concurrency_run``); ``--skip-latency`` skips both.
 """
 
 from __future__ import annotations
@@ -25,130 +34,26 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+from _measure import (
+    ROOT,
+    TOKEN,
+    Measured,
+    PgBackends,
+    pg_size,
+    raw_json_fetched,
+    run_measured,
+    simulator,
+    sqlite_size,
+)
+from _report import Backfill, backfill_tables, dict_table, meta, write_json
 from sqlalchemy import create_engine, text
 
-ROOT = Path(__file__).resolve().parent.parent
-TOKEN = "bench-token"
 ISSUE_EVENTS_LIMIT_PER_S = 40  # the simulator's "sentry" preset for the issue events family
-
-
-@contextmanager
-def simulator(
-    events: int, *, latency_ms: float = 0, rate_limits: str = "none", seed: int = 1
-) -> Iterator[str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "archiver.simulator",
-            "--port",
-            "0",
-            "--seed",
-            str(seed),
-            "--events",
-            str(events),
-            "--token",
-            TOKEN,
-            "--latency-ms",
-            str(latency_ms),
-            "--rate-limits",
-            rate_limits,
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().split()
-        if not line:
-            raise RuntimeError("the simulator did not start")
-        yield line[0]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-def _peak_rss_mb(pid: int) -> int:
-    """Peak resident memory of a live process so far (VmHWM; 0 when it is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) // 1024
-    except OSError:
-        pass
-    return 0
-
-
-def _cpu_seconds(pid: int) -> float:
-    """user + system CPU seconds of a live process (Linux /proc; 0 when it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _children(pid: int) -> list[int]:
-    """Children of every thread of the process (a pool may be started by any thread)."""
-    out: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            out.extend(int(c) for c in (task / "children").read_text().split())
-        except OSError:
-            continue
-    return out
-
-
-# Of the last measured run: CPU seconds of the main process and of its worker processes, and
-# the largest worker's peak RSS in MB.
-CPU: dict[str, float] = {}
-
-
-def run_measured(args: list[str], env: dict[str, str]) -> tuple[float, int, int]:
-    """(seconds, max RSS in MB, exit code) of one child process (its own peak, workers apart).
-
-    Also records in ``CPU`` the CPU seconds of the process itself and of its descendants
-    (the page workers), sampled every 0.2 s while it runs: on a shared machine CPU time says
-    more than wall time about where the work goes.
-    """
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        args, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    seen: dict[int, float] = {}
-    worker_rss = 0
-    while True:
-        done, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if done:
-            break
-        todo = _children(proc.pid)
-        while todo:
-            child = todo.pop()
-            seen[child] = max(seen.get(child, 0.0), _cpu_seconds(child))
-            worker_rss = max(worker_rss, _peak_rss_mb(child))
-            todo.extend(_children(child))
-        time.sleep(0.2)
-    seconds = time.perf_counter() - started
-    CPU.clear()
-    # wait4's usage is the process's own (plus the few helper processes it reaped itself);
-    # the workers are children of the forkserver, sampled above.
-    CPU["main"] = usage.ru_utime + usage.ru_stime
-    CPU["workers"] = sum(seen.values())
-    CPU["worker_rss"] = worker_rss
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0 and proc.stderr is not None:
-        sys.stderr.write(proc.stderr.read().decode(errors="replace"))
-    return seconds, usage.ru_maxrss // 1024, code
 
 
 def _db_url(db: Path | str) -> str:
@@ -176,7 +81,8 @@ def empty_pg(url: str) -> None:
         engine.dispose()
 
 
-def sync(url: str, db_path: Path | str, *extra: str) -> tuple[float, int, int]:
+def sync(url: str, db_path: Path | str, *extra: str, server: PgBackends | None = None) -> Measured:
+    """One run of the real CLI, in a process of its own."""
     env = {
         "SENTRY_URL": url,
         "SENTRY_AUTH_TOKEN": TOKEN,
@@ -184,7 +90,20 @@ def sync(url: str, db_path: Path | str, *extra: str) -> tuple[float, int, int]:
         "SENTRY_ARCHIVER_DB": _db_url(db_path),
         "PYTHONPATH": str(ROOT),
     }
-    return run_measured([sys.executable, "-m", "archiver", "sync", "--quiet", *extra], env)
+    args = [sys.executable, "-m", "archiver", "sync", "--quiet", *extra]
+    return run_measured(args, env, server)
+
+
+def baseline(url: str, db_path: Path) -> Measured:
+    """The hand-written script (bench/baseline_fetch.py) into a new SQLite file."""
+    db_path.unlink(missing_ok=True)
+    script = str(ROOT / "bench" / "baseline_fetch.py")
+    m = run_measured(
+        [sys.executable, script, url, TOKEN, "acme", str(db_path)], {"PYTHONPATH": str(ROOT)}
+    )
+    if m.code != 0:
+        raise SystemExit("baseline failed")
+    return m
 
 
 def last_run(db_path: Path | str) -> tuple[int, int, int]:
@@ -219,108 +138,121 @@ def count_events(db_path: Path | str, table: str = "events") -> int:
 
 def backfill(
     events: int, workdir: Path, concurrency: int, extra: list[str], pg: str | None = None
-) -> dict[str, float]:
-    """One backfill into a new archive (SQLite, or the emptied PostgreSQL database ``pg``)."""
+) -> Backfill:
+    """One backfill into a new archive (SQLite, or the emptied PostgreSQL database ``pg``),
+    its size, a no-change run, and the baseline script against a simulator of its own."""
+    load_before = os.getloadavg()[0]
     db_path: Path | str = workdir / f"archive-{events}.db"
+    server = None
     if pg is not None:
         empty_pg(pg)
         db_path = pg
+        server = PgBackends(pg)
     else:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db_path}{suffix}").unlink(missing_ok=True)
-    base_path = workdir / f"baseline-{events}.db"
-    base_path.unlink(missing_ok=True)
-    with simulator(events) as url:
-        seconds, rss, code = sync(url, db_path, "--concurrency", str(concurrency), *extra)
-        if code != 0:
-            raise SystemExit(f"sync failed with exit code {code}")
-        cpu = dict(CPU)
-        requests, new, _ = last_run(db_path)
+    with simulator(events) as sim:
+        sim_cpu = sim.cpu()
+        m = sync(sim.url, db_path, "--concurrency", str(concurrency), *extra, server=server)
+        if m.code != 0:
+            raise SystemExit(f"sync failed with exit code {m.code}")
+        sim_cpu = sim.cpu() - sim_cpu
+        requests, _new, _ = last_run(db_path)
         minimum = minimum_requests(db_path)
-        again_seconds, _again_rss, _ = sync(url, db_path)
+        archived = count_events(db_path)
+        releases = count_events(db_path, "releases")
+        size, tables = pg_size(db_path) if isinstance(db_path, str) else sqlite_size(db_path)
+        again = sync(sim.url, db_path)
         again_requests, again_new, _ = last_run(db_path)
     # The baseline gets a simulator of its own, as cold as the sync's: the simulator keeps
     # the last 64 MB of events it rendered, so a second client of the same one is served
     # partly from that cache and would be measured against less work on the server's side.
-    with simulator(events) as url:
-        b_seconds, b_rss, b_code = run_measured(
-            [
-                sys.executable,
-                str(ROOT / "bench" / "baseline_fetch.py"),
-                url,
-                TOKEN,
-                "acme",
-                str(base_path),
-            ],
-            {"PYTHONPATH": str(ROOT)},
-        )
-        if b_code != 0:
-            raise SystemExit("baseline failed")
-    return {
-        "events": count_events(db_path),
-        "seconds": seconds,
-        "rate": new / seconds,
-        "cpu_main_s": cpu["main"],
-        "cpu_main_ms": cpu["main"] / max(new, 1) * 1000,
-        "cpu_workers_ms": cpu["workers"] / max(new, 1) * 1000,
-        "worker_rss": cpu["worker_rss"],
-        "rss": rss,
-        "requests": requests,
-        "minimum": minimum,
-        "releases": count_events(db_path, "releases"),
-        "baseline_seconds": b_seconds,
-        "baseline_rate": count_events(base_path, "raw") / b_seconds,
-        "baseline_rss": b_rss,
-        "nochange_seconds": again_seconds,
-        "nochange_requests": again_requests,
-        "nochange_new": again_new,
-    }
+    base_path = workdir / f"baseline-{events}.db"
+    with simulator(events) as sim:
+        b = baseline(sim.url, base_path)
+    raw_events, raw_bytes = raw_json_fetched(base_path)
+    return Backfill(
+        database="sqlite" if pg is None else "postgresql",
+        requested=events,
+        load_before=load_before,
+        load_after=os.getloadavg()[0],
+        events=archived,
+        seconds=m.seconds,
+        requests=requests,
+        release_requests=releases,
+        minimum_requests=minimum,
+        cpu_main_s=m.cpu_main,
+        cpu_workers_s=m.cpu_children,
+        processes=m.children,
+        cpu_server_s=m.cpu_server,
+        cpu_simulator_s=sim_cpu,
+        rss_main_mb=m.rss_mb,
+        rss_worker_mb=m.worker_rss_mb,
+        archive_bytes=size,
+        archive_tables=tables,
+        baseline_seconds=b.seconds,
+        baseline_events=count_events(base_path, "raw"),
+        baseline_cpu_s=b.cpu_main,
+        baseline_rss_mb=b.rss_mb,
+        raw_json_events=raw_events,
+        raw_json_bytes=raw_bytes,
+        nochange_seconds=again.seconds,
+        nochange_requests=again_requests,
+        nochange_new=again_new,
+    )
 
 
-def latency_run(events: int, workdir: Path, concurrency: int, extra: list[str]) -> dict[str, float]:
+def latency_run(events: int, workdir: Path, concurrency: int, extra: list[str]) -> dict[str, Any]:
+    """A sync with 100 ms added to every response and Sentry-like rate limits, and the
+    baseline script under the same conditions: the share of the rate budget each uses."""
     db_path = workdir / "latency.db"
-    with simulator(events, latency_ms=100, rate_limits="sentry") as url:
-        seconds, rss, code = sync(url, db_path, "--concurrency", str(concurrency), *extra)
-        if code != 0:
-            raise SystemExit(f"latency sync failed with exit code {code}")
+    with simulator(events, latency_ms=100, rate_limits="sentry") as sim:
+        m = sync(sim.url, db_path, "--concurrency", str(concurrency), *extra)
+        if m.code != 0:
+            raise SystemExit(f"latency sync failed with exit code {m.code}")
         requests, new, retries = last_run(db_path)
         # The hand-written script under the same conditions: it makes exactly the walk's
         # minimum of requests (no release objects), one at a time.
-        b_seconds, _b_rss, b_code = run_measured(
-            [
-                sys.executable,
-                str(ROOT / "bench" / "baseline_fetch.py"),
-                url,
-                TOKEN,
-                "acme",
-                str(workdir / "latency-baseline.db"),
-            ],
-            {"PYTHONPATH": str(ROOT)},
-        )
-        if b_code != 0:
-            raise SystemExit("latency baseline failed")
-        b_rate = minimum_requests(db_path) / b_seconds
-    rate = requests / seconds
+        b = baseline(sim.url, workdir / "latency-baseline.db")
+        b_rate = minimum_requests(db_path) / b.seconds
+    rate = requests / m.seconds
     return {
+        "concurrency": concurrency,
         "events": new,
-        "seconds": seconds,
+        "seconds": m.seconds,
         "requests": requests,
         "req_per_s": rate,
-        "budget_share": rate / ISSUE_EVENTS_LIMIT_PER_S,
+        "budget_share_pct": rate / ISSUE_EVENTS_LIMIT_PER_S * 100,
         "retries": retries,
-        "rss": rss,
+        "rss_mb": m.rss_mb,
         "baseline_req_per_s": b_rate,
-        "baseline_share": b_rate / ISSUE_EVENTS_LIMIT_PER_S,
+        "baseline_share_pct": b_rate / ISSUE_EVENTS_LIMIT_PER_S * 100,
     }
 
 
-def main() -> None:
+# --- Latency and concurrency (issue 17): the hook for bench/bench_concurrency.py ------------
+# bench/bench_concurrency.py (written by the `concurrency` helper) measures a sync with 500 ms
+# per response and the server's concurrency limit enforced (X-Sentry-Rate-Limit-
+# ConcurrentLimit: 5): the share of what that limit allows, and concurrency 429s. To wire it
+# in, call its function here and return its figures as a flat dict (JSON-serialisable): they
+# are printed as a table (``dict_table``) and written to ``--json`` under "concurrency".
+# ``--skip-latency`` skips it, with the 100 ms latency run above.
+def concurrency_run(args: argparse.Namespace, workdir: Path) -> dict[str, Any] | None:
+    """Figures of bench/bench_concurrency.py's run (None until the lead wires it in)."""
+    return None
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, nargs="*", default=[10_000, 100_000])
+    parser.add_argument(
+        "--events", type=int, nargs="*", default=[10_000, 100_000], help="simulator sizes"
+    )
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--latency-events", type=int, default=20_000)
     parser.add_argument("--latency-concurrency", type=int, default=8)
-    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument(
+        "--skip-latency", action="store_true", help="no latency and concurrency runs"
+    )
     parser.add_argument("--workers", type=int, help="the sync's --workers (default: its own)")
     parser.add_argument(
         "--pg", help="also run each backfill on this PostgreSQL database (emptied before each)"
@@ -328,58 +260,52 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=1, help="backfills of each size (and database), alternating"
     )
-    args = parser.parse_args()
+    parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     extra = [] if args.workers is None else ["--workers", str(args.workers)]
+    info = meta()
+    results: list[Backfill] = []
+    latency: dict[str, Any] | None = None
+    concurrency: dict[str, Any] | None = None
+
+    def save() -> None:
+        if args.json is not None:
+            write_json(args.json, info, results, latency, concurrency)
+
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        columns = [
-            "database",
-            "events",
-            "sync s",
-            "sync events/s",
-            "baseline events/s",
-            "ratio",
-            "requests",
-            "of which release objects",
-            "walk + discovery",
-            "minimum",
-            "over min",
-            "peak RSS MB main / largest worker",
-            "no-change s",
-            "no-change requests",
-            "CPU ms/event main + workers",
-            "sync process CPU s",
-        ]
-        print("| " + " | ".join(columns) + " |")
-        print("|" + "---|" * len(columns))
         databases: list[str | None] = [None] if args.pg is None else [None, args.pg]
         runs = [(n, pg) for n in args.events for _ in range(args.repeat) for pg in databases]
-        for n, pg in runs:
+        for i, (n, pg) in enumerate(runs, 1):
             r = backfill(n, workdir, args.concurrency, extra, pg)
-            walk = r["requests"] - r["releases"]  # each release version is fetched once
-            over = (walk - r["minimum"]) / r["minimum"] * 100
+            results.append(r)
+            save()
+            d = r.derived()
             print(
-                f"| {'sqlite' if pg is None else 'postgresql'} | "
-                f"{int(r['events']):,} | {r['seconds']:.1f} | {r['rate']:,.0f} | "
-                f"{r['baseline_rate']:,.0f} | {r['rate'] / r['baseline_rate']:.2f} | "
-                f"{int(r['requests']):,} | {int(r['releases']):,} | {int(walk):,} | "
-                f"{int(r['minimum']):,} | {over:+.2f}% | "
-                f"{int(r['rss'])} / {int(r['worker_rss'])} | "
-                f"{r['nochange_seconds']:.2f} | {int(r['nochange_requests'])} | "
-                f"{r['cpu_main_ms']:.2f} + {r['cpu_workers_ms']:.2f} | {r['cpu_main_s']:.1f} |",
+                f"[{i}/{len(runs)}] {r.database} {r.events:,} events: "
+                f"{d['events_per_s']:,.0f} events/s, ratio {d['ratio_to_baseline']:.2f}, "
+                f"size {d['archive_to_raw_json']:.2f}x raw JSON, load {r.load_after:.1f}",
+                file=sys.stderr,
                 flush=True,
             )
         if not args.skip_latency:
-            r = latency_run(args.latency_events, workdir, args.latency_concurrency, extra)
-            print(
-                "\n100 ms latency, sentry-like limits "
-                f"({ISSUE_EVENTS_LIMIT_PER_S}/s issue events), "
-                f"concurrency {args.latency_concurrency}: {int(r['events']):,} events in "
-                f"{r['seconds']:.1f}s, {int(r['requests'])} requests = {r['req_per_s']:.1f} req/s, "
-                f"{r['budget_share'] * 100:.0f}% of the rate budget, {int(r['retries'])} retries, "
-                f"peak RSS {int(r['rss'])} MB; the baseline script: "
-                f"{r['baseline_req_per_s']:.1f} req/s, {r['baseline_share'] * 100:.0f}%"
-            )
+            latency = latency_run(args.latency_events, workdir, args.latency_concurrency, extra)
+            save()
+            concurrency = concurrency_run(args, workdir)
+            save()
+    print(backfill_tables(results))
+    if latency is not None:
+        title = (
+            "100 ms latency, Sentry-like limits "
+            f"({ISSUE_EVENTS_LIMIT_PER_S}/s issue events), {args.latency_events:,} events"
+        )
+        print("\n" + dict_table(title, latency))
+    if concurrency is not None:
+        print("\n" + dict_table("Latency and concurrency (bench_concurrency.py)", concurrency))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from archiver.normalize import normalize_event
 from archiver.storage import db
-from archiver.storage.encode import encode_event
+from archiver.storage.encode import EncodedEvent, encode_event
 from archiver.storage.store import Store
 from archiver.sync import writer as sync
 from archiver.sync.workers import _RowsFile
@@ -88,7 +88,7 @@ def main() -> None:
     )
 
 
-def write_all(args: argparse.Namespace, events: list) -> tuple[float, float]:
+def write_all(args: argparse.Namespace, events: list[EncodedEvent]) -> tuple[float, float]:
     """Spool the events a page at a time, then write them as the sync's writer does."""
     with tempfile.TemporaryDirectory() as tmp:
         url = args.db or f"sqlite:///{tmp}/writer.db"

@@ -90,7 +90,8 @@ class Settings:
     earliest: dt.datetime | None = None
     detail: str = "auto"  # auto | always
     releases: bool = True
-    concurrency: int = 4
+    # The most requests in flight (walk threads); the server's ConcurrentLimit can lower it.
+    concurrency: int = 8
     # Processes that parse and normalize pages beside the writer (0: all in one process).
     workers: int = field(default_factory=default_workers)
     overlap: dt.timedelta = dt.timedelta(minutes=15)

@@ -148,7 +148,13 @@ def sync_options(func: F) -> F:
                 help="Fetch each release object once.",
                 show_default="releases",
             ),
-            option("--concurrency", type=int, help="Issues walked at once.", show_default="4"),
+            option(
+                "--concurrency",
+                type=int,
+                help="Issues walked at once: the most requests in flight. Fewer of one "
+                "endpoint when the server's X-Sentry-Rate-Limit-ConcurrentLimit says so.",
+                show_default="8",
+            ),
             option(
                 "--workers",
                 type=int,

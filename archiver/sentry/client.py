@@ -52,13 +52,7 @@ from archiver.errors import (
 from archiver.sentry.body import receive, size_of
 from archiver.sentry.failures import Problem, classify, connection_problem, redact
 from archiver.sentry.pagination import next_cursor
-from archiver.sentry.ratelimit import (
-    RateLimiter,
-    family_of,
-    rate_limit_wait,
-    reset_of,
-    too_long,
-)
+from archiver.sentry.ratelimit import RateLimiter, family_of, too_long
 from archiver.sentry.urls import check_base_url, no_cookies, segment, window_params
 
 log = logging.getLogger("archiver.sentry.client")
@@ -144,11 +138,13 @@ class SentryClient:
         rate_limit_reserve: int = 1,
         max_wait: float = MAX_WAIT,
         stop: threading.Event | None = None,
+        concurrency: int = 4,
     ) -> None:
         """``stop``: the run's stop event (set on SIGINT/SIGTERM). Waits (retry backoff, rate
         limits) wait on it and raise :class:`~archiver.errors.InterruptedRun` once it is set,
         so a signal ends a wait at once. ``sleep`` replaces the waiting itself (tests); the
-        stop event is still checked before and after each wait.
+        stop event is still checked before and after each wait. ``concurrency``: the most
+        requests of one endpoint family in flight, whatever the server allows.
         """
         check_base_url(base_url, token)
         self.base_url = base_url.rstrip("/") + "/"
@@ -168,7 +164,11 @@ class SentryClient:
         self.stats = ClientStats()
         self.max_wait = max_wait
         self.limiter = RateLimiter(
-            reserve=rate_limit_reserve, clock=clock, pause=self._pause, max_wait=max_wait
+            reserve=rate_limit_reserve,
+            clock=clock,
+            pause=self._pause,
+            max_wait=max_wait,
+            concurrency=concurrency,
         )
         headers = {"User-Agent": user_agent, "Accept": "application/json"}
         self._http = httpx.Client(
@@ -254,11 +254,11 @@ class SentryClient:
         """One request, paced by the rate limiter: the parsed answer, or what went wrong."""
         slot = self.limiter.before(family, path, self.url_of(path))
         started = time.monotonic()
-        headers: httpx.Headers | None = None
+        answer: httpx.Response | None = None
         request = self._http.build_request("GET", path, params=query, headers=self._auth_headers())
         try:
             response, body = receive(self._http, request, body_path, self._deadline())
-            headers = response.headers
+            answer = response
         except httpx.TimeoutException as exc:
             why = str(exc) if isinstance(exc, AnswerTooSlow) else type(exc).__name__
             problem = f"timeout ({why})"
@@ -266,7 +266,7 @@ class SentryClient:
         except httpx.TransportError as exc:
             return connection_problem(path, request.url, exc, self._redact)
         finally:
-            self.limiter.after(family, headers, slot)
+            self.limiter.after(family, answer, slot)
             self.stats.add(requests=1)
         size = size_of(body)
         self.stats.add(bytes_received=size)
@@ -309,10 +309,9 @@ class SentryClient:
                     path=path,
                     status=429,
                 )
-            headers = problem.headers if problem.headers is not None else httpx.Headers()
-            reset = reset_of(headers, self.clock())
-            self.limiter.exhausted(family, reset)
-            wait = rate_limit_wait(headers, reset, self.clock(), lambda: self._backoff(tally.waits))
+            wait = self.limiter.refused(
+                family, problem.headers, problem.detail, lambda: self._backoff(tally.waits)
+            )
             if wait > self.max_wait:
                 raise too_long(
                     path, self.url_of(path), wait, self.max_wait, "the server asks to wait"

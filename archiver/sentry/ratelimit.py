@@ -5,7 +5,9 @@ fixed windows, and reports the window on every answer (``X-Sentry-Rate-Limit-Lim
 ``-Remaining``, ``-Reset`` as epoch seconds, ``-ConcurrentLimit``). The :class:`RateLimiter`
 paces requests *before* the window is spent, so a sync rarely sees a 429; when one comes,
 :func:`rate_limit_wait` says how long to wait (``Retry-After`` when a proxy adds it, else the
-window's reset).
+window's reset). How many requests of a family are in flight at once follows the server's
+``ConcurrentLimit`` (:mod:`archiver.sentry.concurrency`); a 429 for concurrency (the window
+still has budget) lowers that number instead of waiting for the window.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 import httpx
 
 from archiver.errors import RateLimitedError
+from archiver.sentry.concurrency import ConcurrencyGate
 
 log = logging.getLogger("archiver.sentry.client")
 
@@ -28,6 +31,9 @@ log = logging.getLogger("archiver.sentry.client")
 # sent as seconds. Such a reset is ignored (the client backs off as after any failure); a
 # plausible one beyond the client's longest wait fails the request instead.
 PLAUSIBLE_RESET = 31 * 86400.0
+
+Backoff = Callable[[], float]
+"""The client's next backoff (exponential, jittered), for a wait nothing else bounds."""
 
 
 def family_of(path: str) -> str:
@@ -98,6 +104,15 @@ def rate_limit_wait(
     return backoff()
 
 
+def concurrency_refusal(headers: httpx.Headers, detail: str | None) -> bool:
+    """Whether a 429 refused a concurrency slot, not the window: Sentry's text says so, or
+    the window still had budget (``Remaining`` above 0)."""
+    if detail and "concurrency" in detail.lower():
+        return True
+    remaining = header_int(headers.get("x-sentry-rate-limit-remaining"))
+    return remaining is not None and remaining > 0
+
+
 def too_long(path: str, url: str, wait: float, max_wait: float, why: str) -> RateLimitedError:
     """The error for a wait beyond the longest the client makes (the run goes on without it)."""
     return RateLimitedError(
@@ -114,7 +129,6 @@ class _FamilyState:
     remaining: int | None = None
     reset: float | None = None
     inflight: int = 0
-    semaphore: threading.BoundedSemaphore | None = None
 
 
 class RateLimiter:
@@ -123,6 +137,8 @@ class RateLimiter:
     ``pause`` waits (and counts the wait); ``reserve`` is how many requests of a window are
     left unspent, for other clients of the same token; a window that would take longer than
     ``max_wait`` to reset raises :class:`~archiver.errors.RateLimitedError` instead.
+    ``concurrency`` is the most requests of one family in flight at once, whatever the server
+    allows (:class:`~archiver.sentry.concurrency.ConcurrencyGate`).
     """
 
     def __init__(
@@ -132,35 +148,43 @@ class RateLimiter:
         clock: Callable[[], float],
         pause: Callable[[float], None],
         max_wait: float = math.inf,
+        concurrency: int = 4,
     ) -> None:
         self.reserve = reserve
         self.clock = clock
         self.pause = pause
         self.max_wait = max_wait
+        self.concurrency = concurrency
         self._states: dict[str, _FamilyState] = {}
+        self._gates: dict[str, ConcurrencyGate] = {}
         self._lock = threading.Lock()
 
     def _state(self, family: str) -> _FamilyState:
         with self._lock:
             return self._states.setdefault(family, _FamilyState())
 
-    def before(
-        self, family: str, path: str = "", url: str = ""
-    ) -> threading.BoundedSemaphore | None:
-        """Wait when the window's remaining budget (minus requests in flight) is spent.
+    def gate(self, family: str) -> ConcurrencyGate:
+        """The family's concurrency gate (made on first use)."""
+        with self._lock:
+            gate = self._gates.get(family)
+            if gate is None:
+                gate = self._gates[family] = ConcurrencyGate(self.concurrency)
+            return gate
 
-        Returns the concurrency slot taken (to hand back to :meth:`after`), if any. ``path``
-        and ``url`` (the request's) are named in the error when the wait would be too long.
+    def before(self, family: str, path: str = "", url: str = "") -> ConcurrencyGate:
+        """Wait for a concurrency slot, then while the window's budget (minus requests in
+        flight) is spent.
+
+        Returns the slot's gate, to hand back to :meth:`after`. ``path`` and ``url`` (the
+        request's) are named in the error when the wait would be too long.
         """
         state = self._state(family)
-        slot = state.semaphore
-        if slot is not None:
-            slot.acquire()
+        slot = self.gate(family)
+        slot.acquire()
         try:
             self._wait_for_budget(family, state, path, url)
         except BaseException:  # too long a wait, or a stop: the slot goes back
-            if slot is not None:
-                slot.release()
+            slot.release(None)
             raise
         return slot
 
@@ -192,27 +216,43 @@ class RateLimiter:
     def after(
         self,
         family: str,
-        headers: httpx.Headers | None,
-        slot: threading.BoundedSemaphore | None = None,
+        response: httpx.Response | None,
+        slot: ConcurrencyGate | None = None,
     ) -> None:
-        """One request of ``family`` is over: read its window, hand back its slot."""
+        """One request of ``family`` is over (``response``: its answer, if one came): read its
+        window and concurrency limit, hand back its slot."""
         state = self._state(family)
         with self._lock:
             state.inflight = max(0, state.inflight - 1)
-            if headers is not None:
+            if response is not None:
+                headers = response.headers
                 limit = header_int(headers.get("x-sentry-rate-limit-limit"))
                 remaining = header_int(headers.get("x-sentry-rate-limit-remaining"))
                 reset = reset_of(headers, self.clock())
-                concurrent = header_int(headers.get("x-sentry-rate-limit-concurrentlimit"))
                 if remaining is not None and reset is not None:
                     if state.reset is None or reset >= state.reset:
                         state.limit, state.remaining, state.reset = limit, remaining, reset
                     else:
                         state.remaining = min(state.remaining or remaining, remaining)
-                if concurrent is not None and concurrent > 0 and state.semaphore is None:
-                    state.semaphore = threading.BoundedSemaphore(concurrent)
         if slot is not None:
-            slot.release()
+            slot.release(response)
+
+    def refused(
+        self, family: str, headers: httpx.Headers | None, detail: str | None, backoff: Backoff
+    ) -> float:
+        """A 429 arrived: seconds to wait before trying again.
+
+        Refused for concurrency (another client of the token holds slots): the family's
+        concurrency target goes down and the retry waits a short ``backoff``, not the window.
+        Refused for the window: nothing is left until its reset (``Retry-After`` first).
+        """
+        headers = headers if headers is not None else httpx.Headers()
+        if concurrency_refusal(headers, detail):
+            self.gate(family).refused()
+            return rate_limit_wait(headers, None, self.clock(), backoff)
+        reset = reset_of(headers, self.clock())
+        self.exhausted(family, reset)
+        return rate_limit_wait(headers, reset, self.clock(), backoff)
 
     def exhausted(self, family: str, reset: float | None) -> None:
         """A 429 arrived: nothing is left until ``reset``."""

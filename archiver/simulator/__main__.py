@@ -27,7 +27,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--org", default="acme", help="organisation slug")
     parser.add_argument("--token", default="sim-token", help="bearer token ('' disables auth)")
     parser.add_argument("--rate-limits", choices=("none", "sentry"), default="none")
-    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument(
+        "--concurrent-limit",
+        type=int,
+        default=None,
+        help="every family's X-Sentry-Rate-Limit-ConcurrentLimit (enforced with 429s)",
+    )
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every answer")
     parser.add_argument(
         "--now",
         default=None,
@@ -47,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         clock=clock,
         retention_days=args.retention_days,
     )
-    config = SimulatorConfig.preset(args.rate_limits, latency_ms=args.latency_ms)
+    config = SimulatorConfig.preset(
+        args.rate_limits, args.concurrent_limit, latency_ms=args.latency_ms
+    )
     server = SimulatorServer(org, token=args.token or None, port=args.port, config=config).start()
     print(f"{server.url} org={org.slug} token={args.token or '-'}", flush=True)
     print(

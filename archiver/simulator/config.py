@@ -103,6 +103,22 @@ def rate_limit_preset(name: str) -> dict[str, RateLimit]:
     raise ValueError(f"unknown rate-limit preset {name!r} (none, sentry)")
 
 
+UNLIMITED_RATE = 1_000_000
+"""The per-second limit of a family limited by concurrency alone (``--concurrent-limit`` on
+the ``none`` preset): headers as Sentry sends them, a window never spent."""
+
+
+def with_concurrent_limit(limits: Mapping[str, RateLimit], concurrent: int) -> dict[str, RateLimit]:
+    """``limits`` with every family's ``ConcurrentLimit`` set to ``concurrent`` (families
+    without a limit get one of concurrency alone): how a benchmark or test makes the server's
+    concurrency the binding limit."""
+    out = dict(limits)
+    for family in FAMILIES:
+        base = out.get(family) or RateLimit(UNLIMITED_RATE, 1)
+        out[family] = RateLimit(base.limit, base.window, concurrent)
+    return out
+
+
 @dataclass(frozen=True)
 class ScheduledFault:
     """A fault that fires on the ``at``-th request (1-based), counted within ``family`` if set.
@@ -234,6 +250,12 @@ class SimulatorConfig:
             raise ValueError(f"orgless_urls must be one of {ORGLESS_MODES}")
 
     @classmethod
-    def preset(cls, rate_limits: str = "none", **kwargs: object) -> SimulatorConfig:
-        """A config with a named rate-limit preset (``none`` or ``sentry``)."""
-        return cls(rate_limits=rate_limit_preset(rate_limits), **kwargs)  # type: ignore[arg-type]
+    def preset(
+        cls, rate_limits: str = "none", concurrent_limit: int | None = None, **kwargs: object
+    ) -> SimulatorConfig:
+        """A config with a named rate-limit preset (``none`` or ``sentry``), every family's
+        ``ConcurrentLimit`` set to ``concurrent_limit`` when given."""
+        limits = rate_limit_preset(rate_limits)
+        if concurrent_limit is not None:
+            limits = with_concurrent_limit(limits, concurrent_limit)
+        return cls(rate_limits=limits, **kwargs)  # type: ignore[arg-type]

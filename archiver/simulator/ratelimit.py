@@ -4,11 +4,18 @@ Per (token, endpoint family): a counter per fixed window of ``window`` seconds o
 clock (Sentry's Redis limiter keys on ``int(now) // window``), and an in-flight counter. Every
 answer of a limited family carries the ``X-Sentry-Rate-Limit-*`` headers; a refused request
 gets a 429 and no ``Retry-After`` unless configured.
+
+For tests and benchmarks it also keeps what a client did to it: requests in flight per family
+(now and at the peak, limited families or not), refusals per reason (``rate``/``concurrent``:
+a client that follows ``ConcurrentLimit`` alone never gets a ``concurrent`` one) and an
+optional ``hold`` hook that an admitted request passes through (a test holds requests there
+to see how many a client keeps in flight at once).
 """
 
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -34,15 +41,49 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._windows: dict[tuple[str, str], tuple[int, int]] = {}
         self._in_flight: dict[tuple[str, str], int] = {}
+        self._active: Counter[str] = Counter()
+        self.peak: Counter[str] = Counter()
+        """The most requests of each family in flight at once (admitted, not yet answered)."""
+        self.refused: Counter[str] = Counter()
+        """429s per reason: ``rate`` (the window is spent) and ``concurrent``."""
+        self.hold: Callable[[str, int], None] | None = None
+        """Called with (family, requests of it now in flight) by each admitted request."""
 
     def limit_for(self, family: str) -> RateLimit | None:
         return self._limits.get(family)
+
+    def set_limit(self, family: str, limit: RateLimit | None) -> None:
+        """Change (or with None remove) a family's limit while serving: Sentry's options can."""
+        with self._lock:
+            if limit is None:
+                self._limits.pop(family, None)
+            else:
+                self._limits[family] = limit
+
+    def in_flight(self, family: str) -> int:
+        with self._lock:
+            return self._active[family]
+
+    def _admit(self, family: str, decision: Decision) -> Decision:
+        with self._lock:
+            self._active[family] += 1
+            active = self._active[family]
+            self.peak[family] = max(self.peak[family], active)
+        if self.hold is not None:
+            self.hold(family, active)
+        return decision
+
+    def _refuse(self, decision: Decision) -> Decision:
+        assert decision.reason is not None
+        with self._lock:
+            self.refused[decision.reason] += 1
+        return decision
 
     def acquire(self, family: str, key: str) -> Decision:
         """Count one request; the caller must :meth:`release` when an allowed one is done."""
         limit = self._limits.get(family)
         if limit is None:
-            return Decision(True, [])
+            return self._admit(family, Decision(True, []))
         now = self._clock()
         bucket = int(now) // limit.window
         reset = (bucket + 1) * limit.window
@@ -72,16 +113,19 @@ class RateLimiter:
             ]
         if count > limit.limit:
             if not over_concurrency:
-                self.release(family, key)
-            return Decision(False, headers, "rate", limit, reset)
+                self._release_slot(family, key)
+            return self._refuse(Decision(False, headers, "rate", limit, reset))
         if over_concurrency:
-            return Decision(False, headers, "concurrent", limit, reset)
-        return Decision(True, headers, None, limit, reset)
+            return self._refuse(Decision(False, headers, "concurrent", limit, reset))
+        return self._admit(family, Decision(True, headers, None, limit, reset))
 
     def release(self, family: str, key: str) -> None:
-        limit = self._limits.get(family)
-        if limit is None:
-            return
+        """An admitted request is answered: its concurrency slot goes back."""
+        with self._lock:
+            self._active[family] = max(0, self._active[family] - 1)
+        self._release_slot(family, key)
+
+    def _release_slot(self, family: str, key: str) -> None:
         slot = (key, family)
         with self._lock:
             remaining = self._in_flight.get(slot, 0) - 1

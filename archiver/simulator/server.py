@@ -150,6 +150,10 @@ class _Handler(BaseHTTPRequestHandler):
             delay = (simulator.config.latency_ms + outcome.delay_ms) / 1000.0
             if delay > 0:
                 time.sleep(delay)
+            # Sentry's middleware ends the request (its concurrency slot too) in
+            # process_response, before the body leaves: a client that waits for an answer
+            # before sending the next request never meets its own slot still taken.
+            outcome.release()
             self._write(method, outcome)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
@@ -351,7 +355,7 @@ class SimulatorServer:
                     decision.reset,
                 )
             )
-        release = self._releaser(family, key) if decision.limit else _no_release
+        release = self._releaser(family, key)
         try:
             plan = self.faults.plan(number, family, family_number)
             request = ApiRequest(
@@ -381,10 +385,12 @@ class SimulatorServer:
         )
 
     def _releaser(self, family: str, key: str) -> Callable[[], None]:
-        """Gives back the request's concurrency slot once its answer is written."""
+        """Gives back the request's concurrency slot once its answer is ready (once only)."""
+        once = threading.Lock()
 
         def release() -> None:
-            self.limiter.release(family, key)
+            if once.acquire(blocking=False):
+                self.limiter.release(family, key)
 
         return release
 
@@ -475,10 +481,6 @@ def _not_routed(path: str) -> ApiResponse:
             404, f"Route not found, did you forget a trailing slash? try: {path}/"
         )
     return ApiResponse.detail(404, "The requested resource does not exist")
-
-
-def _no_release() -> None:
-    """Nothing to give back: the request held no concurrency slot."""
 
 
 def request_family(request: ApiRequest) -> str:

@@ -9,12 +9,14 @@ How a run goes:
    ``[bookmark - overlap, server now)``. Each page's issues and the discovery cursor commit
    together. An issue whose ``lastSeen`` reached its walk bookmark is marked *pending*.
 3. **Event walks** of every pending issue, ``concurrency`` at a time, with ``full=true`` so a
-   page carries 100 complete events. Each walk pins its window ``[start, end)`` with ``end`` a
-   whole second of the *server's* clock (from its ``Date`` header), then walks it by keyset
-   (:mod:`archiver.sync.keyset`): every request asks offset 0 and moves ``end`` down to the
-   oldest second read, so same-second events in any order are neither skipped nor repeated and
-   no request pays for a deep offset. A late arrival dated inside a finished window is picked
-   up by the next walk, which starts ``overlap`` before the previous ``end``.
+   page carries 100 complete events. The requests of one endpoint in flight follow the
+   server's ``ConcurrentLimit`` (:mod:`archiver.sentry.concurrency`), up to ``concurrency``.
+   Each walk pins its window ``[start, end)`` with ``end`` a whole second of the *server's*
+   clock (from its ``Date`` header), then walks it by keyset (:mod:`archiver.sync.keyset`):
+   every request asks offset 0 and moves ``end`` down to the oldest second read, so
+   same-second events in any order are neither skipped nor repeated and no request pays for
+   a deep offset. A late arrival dated inside a finished window is picked up by the next
+   walk, which starts ``overlap`` before the previous ``end``.
 4. **One writer** (the calling thread) commits each page's rows together with the walk's
    checkpoint. A run killed at any instant resumes every walk at its last committed cursor in
    the same window; a page fetched but not committed is simply fetched again (upserts are

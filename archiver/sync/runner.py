@@ -94,6 +94,7 @@ def make_client(settings: Settings, stop: threading.Event | None = None) -> Sent
         user_agent=f"sentry-archiver/{__version__}",
         max_connections=max(4, settings.concurrency * 2),
         stop=stop,
+        concurrency=settings.concurrency,
     )
 
 

@@ -230,16 +230,17 @@ def latency_run(events: int, workdir: Path, concurrency: int, extra: list[str]) 
     }
 
 
-# --- Latency and concurrency (issue 17): the hook for bench/bench_concurrency.py ------------
-# bench/bench_concurrency.py (written by the `concurrency` helper) measures a sync with 500 ms
-# per response and the server's concurrency limit enforced (X-Sentry-Rate-Limit-
-# ConcurrentLimit: 5): the share of what that limit allows, and concurrency 429s. To wire it
-# in, call its function here and return its figures as a flat dict (JSON-serialisable): they
-# are printed as a table (``dict_table``) and written to ``--json`` under "concurrency".
+# --- Latency and concurrency (issue 17): bench/bench_concurrency.py's run ----------------
+# A sync with 500 ms per response and the server's concurrency limit enforced
+# (X-Sentry-Rate-Limit-ConcurrentLimit: 5): the share of what that limit allows, and
+# concurrency 429s; printed as a table and written to ``--json`` under "concurrency".
 # ``--skip-latency`` skips it, with the 100 ms latency run above.
 def concurrency_run(args: argparse.Namespace, workdir: Path) -> dict[str, Any] | None:
-    """Figures of bench/bench_concurrency.py's run (None until the lead wires it in)."""
-    return None
+    """Figures of bench/bench_concurrency.py's run: 500 ms per answer, ConcurrentLimit 5."""
+    from bench_concurrency import run_concurrency_bench
+
+    figures: dict[str, Any] = run_concurrency_bench(args.concurrency_events, workdir=workdir)
+    return figures
 
 
 def parse_args() -> argparse.Namespace:
@@ -250,6 +251,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--latency-events", type=int, default=20_000)
     parser.add_argument("--latency-concurrency", type=int, default=8)
+    parser.add_argument(
+        "--concurrency-events", type=int, default=5_000, help="events of the 500 ms run"
+    )
     parser.add_argument(
         "--skip-latency", action="store_true", help="no latency and concurrency runs"
     )

@@ -30,6 +30,8 @@ from sqlalchemy import Connection, Engine, text
 
 from archiver.errors import LockLostError
 from archiver.storage.db import safe_url
+from archiver.storage.liveness import live_sessions
+from archiver.storage.lock import ADVISORY_KEY
 
 log = logging.getLogger("archiver.storage.leases")
 
@@ -43,7 +45,8 @@ _CLAIM = text(
     "ON CONFLICT (project_id) DO UPDATE SET holder = excluded.holder, host = excluded.host, "
     "pid = excluded.pid, run_id = excluded.run_id, acquired_at = now(), renewed_at = now(), "
     "expires_at = excluded.expires_at "
-    "WHERE l.expires_at <= now() AND (l.finished_at IS NULL OR l.finished_at < :since) "
+    "WHERE (l.expires_at <= now() OR l.holder = ANY(:dead)) "
+    "AND (l.finished_at IS NULL OR l.finished_at < :since) "
     "RETURNING project_id"
 )
 
@@ -91,7 +94,7 @@ class Leases:
     def _states(self, conn: Connection, ids: list[int]) -> dict[int, Any]:
         rows = conn.execute(
             text(
-                "SELECT project_id, holder, expires_at <= now() AS free, "
+                "SELECT project_id, holder, host, pid, expires_at <= now() AS free, "
                 "coalesce(finished_at >= :since, false) AS done FROM project_leases "
                 "WHERE project_id = ANY(:ids)"
             ),
@@ -99,16 +102,32 @@ class Leases:
         ).all()
         return {int(r.project_id): r for r in rows}
 
+    def _dead_holders(self, conn: Connection, states: dict[int, Any]) -> set[str]:
+        """Holders of unexpired leases whose sync process is gone: its lock session ended
+        (a killed process's connection closes), so it can commit nothing more (each page
+        checks that session) and its projects need not wait for their leases to expire."""
+        held = [s for s in states.values() if not s.free and s.holder != self.holder]
+        if not held:
+            return set()
+        live = live_sessions(conn, ADVISORY_KEY)
+        return {
+            s.holder
+            for s in held
+            if not any(pid == s.pid and str(s.host).startswith(h) for _, h, pid in live)
+        }
+
     def claim(self, project_ids: Iterable[int]) -> int | None:
-        """Take the lease of one of these projects that is free and not finished since this
-        run started; None when none is (:meth:`pending` says whether to wait for one)."""
+        """Take the lease of one of these projects that is free (released, expired, or held
+        by a process that is gone) and not finished since this run started; None when none
+        is (:meth:`pending` says whether to wait for one)."""
         ids = sorted(set(project_ids))
         with self.engine.connect() as conn:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             states = self._states(conn, ids)
+            dead = self._dead_holders(conn, states)
             for pid in ids:
                 state = states.get(pid)
-                if state is not None and (state.done or not state.free):
+                if state is not None and (state.done or not (state.free or state.holder in dead)):
                     continue
                 got = conn.execute(
                     _CLAIM,
@@ -120,6 +139,7 @@ class Leases:
                         "run": self.run_id,
                         "secs": self.seconds,
                         "since": self.since,
+                        "dead": sorted(dead),
                     },
                 ).first()
                 if got is None:

@@ -30,6 +30,13 @@ def pg_engine(pg_template: str) -> Iterator[Engine]:
         engine.dispose()
 
 
+@pytest.fixture
+def live(pg_engine: Engine) -> Iterator[Engine]:
+    """This process holds the shared lock as a sync does: its leases' holder is alive."""
+    with lock.acquire(pg_engine, "sync", shared=True):
+        yield pg_engine
+
+
 def expire(engine: Engine, project_id: int) -> None:
     """What time does to a lease its holder stopped renewing."""
     with engine.begin() as conn:
@@ -42,7 +49,8 @@ def expire(engine: Engine, project_id: int) -> None:
         )
 
 
-def test_each_project_goes_to_one_holder(pg_engine):
+def test_each_project_goes_to_one_holder(live):
+    pg_engine = live
     a = Leases(pg_engine, run_id=1)
     b = Leases(pg_engine, run_id=2)
     b.holder = "other-host 1 run 2"  # two processes, one test
@@ -54,7 +62,8 @@ def test_each_project_goes_to_one_holder(pg_engine):
     assert set(held) == set(PROJECTS)
 
 
-def test_a_finished_project_is_not_walked_again_in_the_same_round(pg_engine):
+def test_a_finished_project_is_not_walked_again_in_the_same_round(live):
+    pg_engine = live
     a = Leases(pg_engine, run_id=1)
     b = Leases(pg_engine, run_id=2)
     b.holder = "other-host 1 run 2"
@@ -67,7 +76,8 @@ def test_a_finished_project_is_not_walked_again_in_the_same_round(pg_engine):
     assert later.claim([11]) == 11
 
 
-def test_a_released_unfinished_project_is_free_at_once(pg_engine):
+def test_a_released_unfinished_project_is_free_at_once(live):
+    pg_engine = live
     a = Leases(pg_engine, run_id=1)
     b = Leases(pg_engine, run_id=2)
     b.holder = "other-host 1 run 2"
@@ -76,7 +86,8 @@ def test_a_released_unfinished_project_is_free_at_once(pg_engine):
     assert b.claim([11]) == 11
 
 
-def test_an_expired_lease_is_taken_over_and_the_old_holder_writes_nothing(pg_engine):
+def test_an_expired_lease_is_taken_over_and_the_old_holder_writes_nothing(live):
+    pg_engine = live
     lost: list[bool] = []
     old = Leases(pg_engine, run_id=1, on_lost=lambda: lost.append(True))
     new = Leases(pg_engine, run_id=2)
@@ -95,7 +106,8 @@ def test_an_expired_lease_is_taken_over_and_the_old_holder_writes_nothing(pg_eng
         new.verify(conn, 11)
 
 
-def test_renewal_moves_the_expiry_forward(pg_engine):
+def test_renewal_moves_the_expiry_forward(live):
+    pg_engine = live
     a = Leases(pg_engine, run_id=1, seconds=60)
     assert a.claim([11]) == 11
     expire(pg_engine, 11)  # expired but not yet taken: renewing keeps it
@@ -145,3 +157,19 @@ def test_a_sharing_sync_does_not_mark_a_live_sync_interrupted(pg_engine):
         with pg_engine.connect() as conn:
             outcomes = conn.execute(text("SELECT host, outcome FROM runs ORDER BY id")).all()
     assert [o for _, o in outcomes] == ["running", "interrupted"]
+
+
+def test_a_lease_of_a_process_that_is_gone_is_free_before_it_expires(pg_engine):
+    """A killed sync's lock session ends with it: its projects are taken over at once."""
+    gone = Leases(pg_engine, run_id=1)
+    gone.host, gone.pid, gone.holder = "gone-host", 4242, "gone-host 4242 run 1"
+    assert gone.claim([11]) == 11
+    with lock.acquire(pg_engine, "sync", shared=True):
+        alive = Leases(pg_engine, run_id=2)
+        assert alive.claim([11, 12]) == 11  # no live session names gone-host 4242
+        assert alive.claim([11, 12]) == 12
+    with lock.acquire(pg_engine, "sync", shared=True):
+        other = Leases(pg_engine, run_id=3)
+        other.holder = "x"
+        # the leases of a live holder (this very process's session) wait for their expiry
+        assert other.claim([12]) is None

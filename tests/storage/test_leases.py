@@ -173,3 +173,18 @@ def test_a_lease_of_a_process_that_is_gone_is_free_before_it_expires(pg_engine):
         other.holder = "x"
         # the leases of a live holder (this very process's session) wait for their expiry
         assert other.claim([12]) is None
+
+
+def test_status_names_the_sharing_syncs_and_their_leases(live):
+    from archiver.operations.status import collect_status, format_status
+
+    leases = Leases(live, run_id=7)
+    assert leases.claim([11]) == 11
+    status = collect_status(live)
+    assert status["lock"] is None
+    assert [s["pid"] for s in status["syncs"]] == [os.getpid()]
+    assert [x["project_id"] for x in status["leases"]] == [11]
+    text_ = format_status(status)
+    assert f"shared by sync on host {socket.gethostname()}, pid {os.getpid()}" in text_
+    assert f"lease:    project 11 walked by host {socket.gethostname()}" in text_
+    assert "(run #7)" in text_

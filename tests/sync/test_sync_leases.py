@@ -14,9 +14,20 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import text
 
+from archiver.errors import ExitCode, LockLostError
 from archiver.simulator import SimulatedOrg, SimulatorConfig, SimulatorServer
-from tests.helpers import archived, archiver_process, pg_database, query_rows
+from archiver.storage import db
+from archiver.sync.report import Progress, SyncReport
+from archiver.sync.runner import execute_sync
+from tests.helpers import (
+    archived,
+    archiver_process,
+    pg_database,
+    query_rows,
+    sync_settings,
+)
 
 pytestmark = pytest.mark.slow  # end-to-end: real processes against the simulator
 
@@ -98,3 +109,37 @@ def test_a_killed_process_loses_nothing(pg_url, server, org, monkeypatch):
     outcomes = dict(query_rows(pg_url, "SELECT pid, outcome FROM runs"))
     assert outcomes[victim.pid] == "interrupted"
     assert [outcomes[p.pid] for p in others] == ["success", "success"]
+
+
+def test_no_page_commits_after_the_lease_is_taken_over(pg_url, server, org, monkeypatch):
+    """Between two renewals another process takes this one's project over: the next page's
+    transaction sees it and rolls back; the run ends with exit 5, committed pages kept."""
+    monkeypatch.setenv("SENTRY_ARCHIVER_LEASE_SECONDS", "3600")  # only the pages can notice
+    engine = db.make_engine(pg_url)
+    at_loss: dict[str, int] = {}
+
+    def on_progress(report: SyncReport, progress: Progress) -> None:
+        if report.pages == 3 and not at_loss:  # right after a commit
+            with engine.begin() as conn:
+                taken = conn.execute(
+                    text("UPDATE project_leases SET holder = 'thief' WHERE expires_at > now()")
+                ).rowcount
+                assert taken == 1
+                at_loss["events"] = conn.execute(text("SELECT count(*) FROM events")).scalar()
+
+    settings = sync_settings(server.url, TOKEN, org, pg_url, concurrency=2, workers=1)
+    try:
+        with pytest.raises(LockLostError, match="taken over") as caught:
+            execute_sync(settings, on_progress=on_progress)
+        assert caught.value.exit_code == ExitCode.LOCKED
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM events")).scalar() == at_loss["events"]
+            outcome, message = conn.execute(text("SELECT outcome, error_message FROM runs")).one()
+            left = conn.execute(
+                text("SELECT count(*) FROM project_leases WHERE expires_at > now()")
+            ).scalar()
+    finally:
+        engine.dispose()
+    assert outcome == "failed"
+    assert "lost a project lease" in str(message)
+    assert left == 1  # the thief's: the loser gave back nothing it no longer held

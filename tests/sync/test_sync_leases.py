@@ -125,7 +125,7 @@ def test_no_page_commits_after_the_lease_is_taken_over(pg_url, server, org, monk
                     text("UPDATE project_leases SET holder = 'thief' WHERE expires_at > now()")
                 ).rowcount
                 assert taken == 1
-                at_loss["events"] = conn.execute(text("SELECT count(*) FROM events")).scalar()
+                at_loss["events"] = conn.execute(text("SELECT count(*) FROM events")).scalar_one()
 
     settings = sync_settings(server.url, TOKEN, org, pg_url, concurrency=2, workers=1)
     try:

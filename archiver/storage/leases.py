@@ -94,7 +94,7 @@ class Leases:
     def _states(self, conn: Connection, ids: list[int]) -> dict[int, Any]:
         rows = conn.execute(
             text(
-                "SELECT project_id, holder, host, pid, expires_at <= now() AS free, "
+                "SELECT project_id, holder, host, pid, run_id, expires_at <= now() AS free, "
                 "coalesce(finished_at >= :since, false) AS done FROM project_leases "
                 "WHERE project_id = ANY(:ids)"
             ),
@@ -144,7 +144,10 @@ class Leases:
                 ).first()
                 if got is None:
                     continue  # another process was quicker
-                if state is not None and state.holder != self.holder:
+                if state is not None and state.holder in dead:
+                    log.warning("project %s: taking over the lease of %s, gone", pid, state.holder)
+                    _interrupted(conn, state.run_id)
+                elif state is not None and state.holder != self.holder:
                     log.info("project %s: lease taken (last holder %s)", pid, state.holder)
                 with self._guard:
                     self.held.add(pid)
@@ -258,6 +261,21 @@ class Leases:
                 self.release(project_id, finished=False)
             except Exception as exc:  # it expires by itself
                 log.warning("could not release project %s's lease: %s", project_id, exc)
+
+
+def _interrupted(conn: Connection, run_id: int | None) -> None:
+    """Record a gone holder's run as interrupted (its process cannot say so any more)."""
+    if run_id is None:
+        return
+    conn.execute(
+        text(
+            "UPDATE runs SET outcome = 'interrupted', finished_at = now(), error_message = "
+            "'the process ended without recording how (killed: SIGKILL, out of memory); "
+            "marked by the sync that took its project over' "
+            "WHERE id = :run AND outcome = 'running'"
+        ),
+        {"run": run_id},
+    )
 
 
 def leases_now(engine: Engine) -> list[dict[str, Any]]:

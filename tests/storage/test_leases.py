@@ -159,20 +159,29 @@ def test_a_sharing_sync_does_not_mark_a_live_sync_interrupted(pg_engine):
     assert [o for _, o in outcomes] == ["running", "interrupted"]
 
 
-def test_a_lease_of_a_process_that_is_gone_is_free_before_it_expires(pg_engine):
-    """A killed sync's lock session ends with it: its projects are taken over at once."""
-    gone = Leases(pg_engine, run_id=1)
-    gone.host, gone.pid, gone.holder = "gone-host", 4242, "gone-host 4242 run 1"
+def test_a_lease_of_a_process_that_is_gone_is_free_before_it_expires(live):
+    """A killed sync's lock session ends with it: its projects are taken over at once, and
+    its run (still ``running``: it could not record its end) is marked interrupted."""
+    with live.begin() as conn:
+        run = conn.execute(
+            text(
+                "INSERT INTO runs (command, started_at, outcome, host, pid, projects, issues, "
+                "events_new, events_updated, requests, retries) VALUES "
+                "('sync', now(), 'running', 'gone-host', 4242, 0, 0, 0, 0, 0, 0) RETURNING id"
+            )
+        ).scalar_one()
+    gone = Leases(live, run_id=run)
+    gone.host, gone.pid, gone.holder = "gone-host", 4242, f"gone-host 4242 run {run}"
     assert gone.claim([11]) == 11
-    with lock.acquire(pg_engine, "sync", shared=True):
-        alive = Leases(pg_engine, run_id=2)
-        assert alive.claim([11, 12]) == 11  # no live session names gone-host 4242
-        assert alive.claim([11, 12]) == 12
-    with lock.acquire(pg_engine, "sync", shared=True):
-        other = Leases(pg_engine, run_id=3)
-        other.holder = "x"
-        # the leases of a live holder (this very process's session) wait for their expiry
-        assert other.claim([12]) is None
+    alive = Leases(live, run_id=2)
+    assert alive.claim([11, 12]) == 11  # no live session names gone-host 4242
+    with live.connect() as conn:
+        assert conn.execute(text("SELECT outcome FROM runs")).scalar_one() == "interrupted"
+    assert alive.claim([11, 12]) == 12
+    other = Leases(live, run_id=3)
+    other.holder = "x"
+    # the leases of a live holder (this very process's session) wait for their expiry
+    assert other.claim([12]) is None
 
 
 def test_status_names_the_sharing_syncs_and_their_leases(live):

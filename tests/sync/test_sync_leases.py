@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 
@@ -24,6 +25,7 @@ from archiver.sync.runner import execute_sync
 from tests.helpers import (
     archived,
     archiver_process,
+    gate_issue_events,
     pg_database,
     query_rows,
     sync_settings,
@@ -32,6 +34,7 @@ from tests.helpers import (
 pytestmark = pytest.mark.slow  # end-to-end: real processes against the simulator
 
 TOKEN = "leases-test-token"
+HOLDERS = "SELECT count(DISTINCT pid) FROM project_leases WHERE expires_at > now()"
 
 
 @pytest.fixture
@@ -67,7 +70,17 @@ def finish(procs: list[subprocess.Popen[str]]) -> list[tuple[int, str]]:
 
 
 def test_three_processes_share_the_org_and_end_with_the_truth(pg_url, server, org):
+    gate = threading.Event()
+    gate_issue_events(server, gate)  # no walk ends before two processes hold a project each
     procs = [start(server, org, pg_url) for _ in range(3)]
+    try:
+        deadline = time.monotonic() + 120
+        while query_rows(pg_url, HOLDERS)[0][0] < 2:
+            assert all(p.poll() is None for p in procs), finish(procs)
+            assert time.monotonic() < deadline, "two processes never held a project at once"
+            time.sleep(0.05)
+    finally:
+        gate.set()
     ends = finish(procs)
     assert [code for code, _ in ends] == [0, 0, 0], ends
     assert archived(pg_url) == org.truth()  # archived() fails on an event stored twice
@@ -78,7 +91,7 @@ def test_three_processes_share_the_org_and_end_with_the_truth(pg_url, server, or
     assert {p.id for p in org.projects} == {int(p) for p, _, _ in leases}
     assert all(done is not None for _, _, done in leases)
     walked_by = {pid for _, pid, _ in leases}
-    assert len(walked_by) > 1, "one process walked every project"
+    assert len(walked_by) > 1, "one process walked every project"  # the gate made sure
 
 
 def test_a_killed_process_loses_nothing(pg_url, server, org, monkeypatch):

@@ -14,11 +14,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, case, func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from archiver.output import plural
 from archiver.sentry.body import html_title
 from archiver.storage import db
-from archiver.storage.lock import current_holder
+from archiver.storage.leases import leases_now
+from archiver.storage.lock import current_holder, shared_holders
 from archiver.storage.store import EVENTS, ISSUE_SYNC, ISSUES, PROJECT_SYNC, PROJECTS, RUNS
 
 # Walk states that still have work to do (see archiver.sync.engine).
@@ -161,6 +163,11 @@ def collect_status(engine: Engine) -> dict[str, Any]:
             )
         ]
     holder = current_holder(engine)
+    syncs = shared_holders(engine)  # PostgreSQL: the syncs sharing the archive
+    try:
+        leases = leases_now(engine)  # and which project each of them walks now
+    except SQLAlchemyError:  # an archive not upgraded yet has no project_leases table
+        leases = []
 
     run_dicts = [(_run_dict(r), r) for r in runs]
     last_run = run_dicts[0][0] if run_dicts else None
@@ -201,6 +208,8 @@ def collect_status(engine: Engine) -> dict[str, Any]:
         "database": db.safe_url(str(engine.url)),
         "schema_revision": db.current_revision(engine),
         "lock": holder.as_dict() if holder else None,
+        "syncs": [] if holder else syncs,
+        "leases": leases,
         "last_run": last_run,
         "last_success": last_success,
         "last_failure": last_failure,
@@ -317,6 +326,7 @@ def _run_line(label: str, run: Mapping[str, Any] | None) -> str:
 
 def format_status(status: Mapping[str, Any]) -> str:
     lock = status["lock"]
+    syncs = status.get("syncs", [])
     lines = [
         f"archive:  {status['database']} (schema {status['schema_revision'] or 'none'})",
         "lock:     "
@@ -324,7 +334,15 @@ def format_status(status: Mapping[str, Any]) -> str:
             f"held by host {lock['host']}, pid {lock['pid']}, command "
             f"{lock['command']}, since {_short(lock['acquired_at'])}"
             if lock
+            else "shared by "
+            + "; ".join(f"{s['command']} on host {s['host']}, pid {s['pid']}" for s in syncs)
+            if syncs
             else "free"
+        ),
+        *(
+            f"lease:    project {x['project'] or x['project_id']} walked by host {x['host']}, "
+            f"pid {x['pid']} (run #{x['run_id']}), until {_short(x['expires_at'])}"
+            for x in status.get("leases", [])
         ),
         "totals:   " + ", ".join(f"{k} {v:,}" for k, v in status["totals"].items()),
         _run_line("last run", status["last_run"]),

@@ -1,4 +1,4 @@
-"""The bookkeeping tables: sync progress, command runs, the run lock and the purge audit.
+"""The bookkeeping tables: sync progress, command runs, the run lock, project leases, purges.
 
 They say what the archiver did and where a sync stands, not what Sentry holds. They are
 declared on the same :class:`~archiver.storage.base.Base` as the archive's tables, and
@@ -97,6 +97,30 @@ class RunLock(Base):
     command: Mapped[str | None] = mapped_column(Text)
     acquired_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class ProjectLease(Base):
+    """Which sync process walks which project (PostgreSQL: several syncs share one archive).
+
+    A process claims a project whose lease is free (``expires_at`` passed: released, or its
+    holder stopped renewing it) and that no run finished since this one started; it renews
+    the lease while it walks, and each page's transaction checks that ``holder`` still names
+    it. All times are the database server's, so the machines' clocks never matter.
+    """
+
+    __tablename__ = "project_leases"
+
+    project_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # "host pid run N": unique per sync process and run
+    holder: Mapped[str] = mapped_column(Text)
+    host: Mapped[str] = mapped_column(Text)
+    pid: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[int | None] = mapped_column(BigInteger)
+    acquired_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    renewed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # when a run last completed this project's discovery and walks (None: never)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class Purge(Base):

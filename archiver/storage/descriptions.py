@@ -31,6 +31,7 @@ TABLES: dict[str, str] = {
     "sync_issues": "Sync bookmarks: where each issue's event walk stands.",
     "runs": "One row per command run (sync, purge...), for audits.",
     "run_lock": "Who holds the archive's run lock.",
+    "project_leases": "Which sync process walks which project (PostgreSQL, several syncs).",
     "purges": "Audit of retention purges.",
 }
 
@@ -268,6 +269,17 @@ COLUMNS: dict[str, dict[str, str]] = {
         "id": "Always 1.",
         "acquired_at": "When the lock was taken (UTC).",
         "heartbeat_at": "Last heartbeat of the holder (UTC).",
+    },
+    "project_leases": {
+        "project_id": "The leased project.",
+        "holder": "The holding process and run: host, pid, run id.",
+        "host": "Host of the holding process.",
+        "pid": "Process id of the holding process.",
+        "run_id": "The holder's run (runs.id).",
+        "acquired_at": "When the holder claimed the lease (UTC, database clock).",
+        "renewed_at": "Last renewal by the holder (UTC, database clock).",
+        "expires_at": "The lease is free after this (UTC, database clock); released: in the past.",
+        "finished_at": "When a run last completed this project's walks (UTC); NULL: never.",
     },
     "purges": {
         "cutoff": "Events created before this were purged (UTC).",

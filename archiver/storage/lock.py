@@ -24,6 +24,12 @@ How it works:
   same pid), or when its heartbeat is older than ``stale_after`` (10 minutes; a background
   thread refreshes it every 30 seconds while the lock is held). Otherwise the lock is held.
 
+* **PostgreSQL, shared** (``acquire(..., shared=True)``: ``sync``): several syncs hold the
+  advisory lock in shared mode at once (they split the work by project leases,
+  :mod:`archiver.storage.leases`), while any exclusive holder (``purge``) keeps them all out
+  and is kept out by them. Shared holders write no ``run_lock`` row: each names its lock
+  session ``sentry-archiver sync HOST PID``, which is how the others and ``status`` see it.
+
 Release deletes the row (and unlocks the advisory lock). The schema must exist: upgrade first.
 The new holder marks ``interrupted`` the ``runs`` a killed process left ``running``.
 """
@@ -46,7 +52,10 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from archiver.errors import DatabaseError, LockHeldError, LockLostError
 from archiver.storage.base import utcnow
 from archiver.storage.db import safe_url
-from archiver.storage.models import RUNS, RunLock
+from archiver.storage.liveness import application_name, close_dead_runs, live_sessions, pid_alive
+from archiver.storage.models import RunLock
+
+__all__ = ["HeldLock", "Holder", "acquire", "close_dead_runs", "current_holder", "pid_alive"]
 
 log = logging.getLogger("archiver.storage.lock")
 
@@ -56,9 +65,6 @@ LOCK_ROW_ID = 1
 ADVISORY_KEY = 0x5E47_A2C1_7E2D_0001
 STALE_AFTER = dt.timedelta(minutes=10)
 HEARTBEAT_EVERY = 30.0
-# Commands whose ``runs`` row is ``running`` only while they hold the lock: once another
-# process holds it, such a row was left by a process that died without recording its end.
-LOCKED_COMMANDS = ("sync",)
 
 # Locks this process holds, by database URL: a row naming this pid is ours only if listed here.
 _HELD: set[str] = set()
@@ -90,21 +96,6 @@ class Holder:
         }
 
 
-def pid_alive(pid: int) -> bool:
-    """Is there a process with this pid on this machine (one we may not signal counts)?"""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
-
-
 def _row_to_holder(row: Any) -> Holder:
     m = row._mapping
     return Holder(m["host"], int(m["pid"]), m["command"], m["acquired_at"], m["heartbeat_at"])
@@ -123,6 +114,9 @@ def current_holder(engine: Engine) -> Holder | None:
         if holder is None:
             return None
         if conn.dialect.name == "postgresql":
+            sessions = live_sessions(conn, ADVISORY_KEY)
+            if sessions:  # named sessions hold it: the row counts only if it is one of them
+                return holder if any(pid == holder.pid for _, _, pid in sessions) else None
             free = conn.execute(
                 text(
                     "SELECT NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
@@ -134,6 +128,16 @@ def current_holder(engine: Engine) -> Holder | None:
             ).scalar_one()
             return None if free else holder
     return None if is_stale(holder, str(engine.url)) else holder
+
+
+def shared_holders(engine: Engine) -> list[dict[str, Any]]:
+    """The processes sharing the lock now (PostgreSQL syncs), for ``status``; else empty."""
+    if engine.dialect.name != "postgresql":
+        return []
+    with engine.connect() as conn:
+        return [
+            {"command": c, "host": h, "pid": p} for c, h, p in live_sessions(conn, ADVISORY_KEY)
+        ]
 
 
 def is_stale(
@@ -164,8 +168,10 @@ class HeldLock:
         *,
         heartbeat_every: float,
         on_lost: Callable[[], None] | None,
+        shared: bool = False,
     ) -> None:
         self.engine = engine
+        self.shared = shared
         self.command = command
         self.host = socket.gethostname()
         self.pid = os.getpid()
@@ -192,6 +198,8 @@ class HeldLock:
         """
         if self.lock_conn is not None and not self._session_holds_lock():
             return False
+        if self.shared:
+            return True  # no row: the session's lock is all there is
         try:
             with self.engine.connect() as conn:
                 conn = conn.execution_options(sqlite_immediate=True)
@@ -247,6 +255,22 @@ class HeldLock:
         """
         if self.lost:
             raise self.lost_error()
+        if not self.shared:
+            self._verify_row(conn)
+        if (
+            self.lock_backend is not None
+            and not conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND pid = :backend AND ((classid::bigint << 32) | objid::bigint) = :key"
+                ),
+                {"backend": self.lock_backend, "key": ADVISORY_KEY},
+            ).scalar_one()
+        ):
+            self._lose("its PostgreSQL session no longer holds the advisory lock")
+            raise self.lost_error()
+
+    def _verify_row(self, conn: Connection) -> None:
         mine = (
             select(RUN_LOCK.c.id)
             .where(
@@ -259,18 +283,6 @@ class HeldLock:
         )
         if conn.execute(mine).first() is None:
             self._lose("the run_lock row no longer names this run")
-            raise self.lost_error()
-        if (
-            self.lock_backend is not None
-            and not conn.execute(
-                text(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                    "AND pid = :backend AND ((classid::bigint << 32) | objid::bigint) = :key"
-                ),
-                {"backend": self.lock_backend, "key": ADVISORY_KEY},
-            ).scalar_one()
-        ):
-            self._lose("its PostgreSQL session no longer holds the advisory lock")
             raise self.lost_error()
 
     def _lose(self, reason: str) -> None:
@@ -306,8 +318,10 @@ class HeldLock:
             self._thread.join(timeout=10)
 
 
-def _locked_error(holder: Holder | None, url: str, *, postgresql: bool = False) -> LockHeldError:
-    who = holder.describe() if holder else "holder unknown"
+def _locked_error(
+    holder: Holder | str | None, url: str, *, postgresql: bool = False
+) -> LockHeldError:
+    who = holder if isinstance(holder, str) else holder.describe() if holder else "holder unknown"
     if postgresql:
         gone = "PostgreSQL releases the lock as soon as that process's session ends"
     else:
@@ -356,30 +370,49 @@ def _acquire_sqlite(
             _write_row(conn, held, replace=old is not None)
 
 
+def _pg_holders(conn: Connection) -> str:
+    """Who holds the advisory lock: the ``run_lock`` row's exclusive holder, else the syncs
+    sharing it (named by their sessions: :mod:`archiver.storage.liveness`)."""
+    row = read_holder(conn)
+    sessions = live_sessions(conn, ADVISORY_KEY)
+    if row is not None and any(pid == row.pid for _, _, pid in sessions):
+        return row.describe()
+    if sessions:
+        return "; ".join(f"host {h}, pid {p}, command {c}" for c, h, p in sessions)
+    return row.describe() if row is not None else "holder unknown"
+
+
 @contextmanager
 def _acquire_postgresql(engine: Engine, held: HeldLock, url_key: str) -> Iterator[None]:
     lock_conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    mode = "_shared" if held.shared else ""
     try:
+        lock_conn.execute(
+            text("SELECT set_config('application_name', :name, false)"),
+            {"name": application_name(held.command)},
+        )
         got = bool(
             lock_conn.execute(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_KEY}
+                text(f"SELECT pg_try_advisory_lock{mode}(:key)"), {"key": ADVISORY_KEY}
             ).scalar_one()
         )
         if not got:
-            holder = read_holder(lock_conn)
-            raise _locked_error(holder, url_key, postgresql=True)
+            raise _locked_error(_pg_holders(lock_conn), url_key, postgresql=True)
         held.lock_conn = lock_conn
         held.lock_backend = int(lock_conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
         try:
-            with engine.begin() as conn:
-                old = read_holder(conn)
-                if old is not None:
-                    _warn_takeover(old)
-                _write_row(conn, held, replace=old is not None)
+            if not held.shared:
+                with engine.begin() as conn:
+                    old = read_holder(conn)
+                    if old is not None:
+                        _warn_takeover(old)
+                    _write_row(conn, held, replace=old is not None)
             yield
         finally:
             try:
-                lock_conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_KEY})
+                lock_conn.execute(
+                    text(f"SELECT pg_advisory_unlock{mode}(:key)"), {"key": ADVISORY_KEY}
+                )
             except Exception as exc:  # the session is gone: so is the lock
                 log.debug("advisory unlock failed: %s", exc)
     finally:
@@ -411,6 +444,7 @@ def acquire(
     stale_after: dt.timedelta = STALE_AFTER,
     heartbeat_every: float | None = None,
     on_lost: Callable[[], None] | None = None,
+    shared: bool = False,
 ) -> Iterator[HeldLock]:
     """Hold the archive's run lock for the ``with`` block, or raise LockHeldError at once.
 
@@ -418,11 +452,18 @@ def acquire(
     process took it over (SQLite: only when this one stopped heart-beating for
     ``stale_after``), or the PostgreSQL session holding it ended. ``HeldLock.lost`` then says
     so and ``HeldLock.lost_error()`` is the error to end the run with.
+
+    ``shared``: on PostgreSQL, other shared holders may hold it at the same time (syncs that
+    share the archive by project leases); exclusive holders may not. SQLite ignores it: one
+    writer, always.
     """
     url_key = str(engine.url)
     if heartbeat_every is None:
         heartbeat_every = HEARTBEAT_EVERY  # read now, so a test can make it beat faster
-    held = HeldLock(engine, command, heartbeat_every=heartbeat_every, on_lost=on_lost)
+    shared = shared and engine.dialect.name == "postgresql"
+    held = HeldLock(
+        engine, command, heartbeat_every=heartbeat_every, on_lost=on_lost, shared=shared
+    )
     with ExitStack() as stack:
         try:
             if engine.dialect.name == "postgresql":
@@ -443,56 +484,13 @@ def acquire(
 
         def _release() -> None:
             held.stop()
-            _release_row(engine, held)
+            if not shared:
+                _release_row(engine, held)
             with _HELD_GUARD:
                 _HELD.discard(url_key)
 
         stack.callback(_release)
-        close_dead_runs(engine)
+        close_dead_runs(engine, ADVISORY_KEY if shared else None)
         held.start()
         log.debug("run lock acquired (%s)", held.holder.describe())
         yield held
-
-
-def close_dead_runs(engine: Engine) -> int:
-    """Mark ``interrupted`` the runs that died without recording their end; how many.
-
-    A run killed by SIGKILL (or the OOM killer, or a lost machine) stays ``running`` in
-    ``runs`` for ever, and ``status`` would show it as running. Called by the lock's new
-    holder: a sync's row is dead once the lock is someone else's; any other command's only if
-    its process, on this host, is gone. Bookkeeping only: a failure is logged, not raised.
-    """
-    try:
-        with engine.connect() as conn:
-            conn = conn.execution_options(sqlite_immediate=True)
-            with conn.begin():
-                rows = conn.execute(
-                    select(RUNS.c.id, RUNS.c.command, RUNS.c.host, RUNS.c.pid).where(
-                        RUNS.c.outcome == "running"
-                    )
-                ).all()
-                here = socket.gethostname()
-                dead = [
-                    row.id
-                    for row in rows
-                    if row.command in LOCKED_COMMANDS
-                    or (row.host == here and row.pid is not None and not pid_alive(row.pid))
-                ]
-                if dead:
-                    conn.execute(
-                        update(RUNS)
-                        .where(RUNS.c.id.in_(dead), RUNS.c.outcome == "running")
-                        .values(
-                            outcome="interrupted",
-                            finished_at=utcnow(),
-                            error_message="the process ended without recording how (killed: "
-                            "SIGKILL, out of memory, or its machine lost); marked by the next "
-                            "run that took the run lock",
-                        )
-                    )
-    except Exception as exc:
-        log.warning("could not mark the runs of killed processes: %s", exc)
-        return 0
-    if dead:
-        log.warning("%d earlier run(s) had been killed; now recorded as interrupted", len(dead))
-    return len(dead)

@@ -44,6 +44,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from archiver.storage.base import Base as Base
 from archiver.storage.base import BigIntPK, JSONType, UTCDateTime, utcnow
 from archiver.storage.bookkeeping import IssueSync as IssueSync
+from archiver.storage.bookkeeping import ProjectLease as ProjectLease
 from archiver.storage.bookkeeping import ProjectSync as ProjectSync
 from archiver.storage.bookkeeping import Purge as Purge
 from archiver.storage.bookkeeping import Run as Run

@@ -150,8 +150,9 @@ class Discovery:
         return list({by_key[w]["id"]: by_key[w] for w in wanted}.values())
 
     def save_projects(self, rows: list[dict[str, Any]]) -> None:
+        # by id: syncs sharing a PostgreSQL archive upsert the same rows, in the same order
         with self.store.transaction() as conn:
-            self.store.upsert_projects(conn, rows)
+            self.store.upsert_projects(conn, sorted(rows, key=lambda r: int(r["id"])))
 
     # ------------------------------------------------------------------ issues
 

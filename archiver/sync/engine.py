@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -41,6 +42,7 @@ from archiver.config import Settings
 from archiver.errors import AuthError, DatabaseError, InterruptedRun
 from archiver.normalize import make_scrubber
 from archiver.sentry.client import SentryClient
+from archiver.storage.leases import Leases
 from archiver.storage.lock import HeldLock
 from archiver.storage.store import Store
 from archiver.sync.clock import ServerClock
@@ -97,6 +99,10 @@ class Syncer:
         # The run lock once taken (the runner's ``prepare`` sets it): every page's transaction
         # checks that it is still this run's, and a run that lost it is recorded failed.
         self.run_lock: HeldLock | None = None
+        # PostgreSQL, the lock shared with other syncs: the project leases, and the project
+        # whose lease this process walks now (each page checks it still holds it).
+        self.leases: Leases | None = None
+        self.project_id: int | None = None
         self.server_clock = ServerClock(local_clock)
         self.report = SyncReport()
         self.progress = Progress()
@@ -124,14 +130,16 @@ class Syncer:
         outcome, message = "failed", None
         try:
             self.report.projects = len(projects)
-            readable = self._discover(projects)
-            walks = self.discovery.walks_to_do([p["id"] for p in readable])
-            self.progress.issues_total = len(walks)
-            self.walk_issues(walks)
+            if self.run_lock is not None and self.run_lock.shared:
+                self._walk_by_leases(projects, run_id)
+            else:
+                readable = self._discover(projects)
+                walks = self.discovery.walks_to_do([p["id"] for p in readable])
+                self.progress.issues_total = len(walks)
+                self.walk_issues(walks)
             if self.shutdown.fatal is not None:
                 raise self.shutdown.fatal
-            if self.run_lock is not None and self.run_lock.lost:  # the heartbeat saw it lost
-                raise self.run_lock.lost_error()
+            self._raise_if_lost()
             if self.stop.is_set():
                 self.report.interrupted = True
                 outcome = "interrupted"
@@ -139,8 +147,8 @@ class Syncer:
                 outcome = "partial" if self.report.failures else "success"
             return self.report
         except (InterruptedRun, KeyboardInterrupt):  # a signal, or a second Ctrl-C
-            if self.run_lock is not None and self.run_lock.lost:  # no: the lost lock stopped it
-                lost = self.run_lock.lost_error()
+            lost = self._lost()
+            if lost is not None:  # no: the lost lock (or lease) stopped it
                 message = f"{type(lost).__name__}: {lost}"
                 raise lost from None
             self.report.interrupted = True
@@ -158,6 +166,75 @@ class Syncer:
             raise
         finally:
             self._record_end(run_id, outcome, message)
+
+    def _lost(self) -> BaseException | None:
+        """The error of a lost run lock or project lease (the heartbeat saw it), if any."""
+        if self.run_lock is not None and self.run_lock.lost:
+            return self.run_lock.lost_error()
+        if self.leases is not None and self.leases.lost:
+            return self.leases.lost_error()
+        return None
+
+    def _raise_if_lost(self) -> None:
+        lost = self._lost()
+        if lost is not None:
+            raise lost
+
+    def verify(self, conn: Connection) -> None:
+        """Each page's last step before its commit: the lock, and the project's lease, are
+        still this process's (else it raises and the page rolls back)."""
+        if self.run_lock is not None:
+            self.run_lock.verify(conn)
+        if self.leases is not None and self.project_id is not None:
+            self.leases.verify(conn, self.project_id)
+
+    def _walk_by_leases(self, projects: list[dict[str, Any]], run_id: int) -> None:
+        """Several syncs on one PostgreSQL archive: claim a project, discover and walk it,
+        mark it finished, and again, until every project is finished since this run started.
+
+        A project leased by another process is waited for: it either finishes, or its lease
+        expires (its holder died) and this process takes it over, resuming its walks at
+        their last committed pages. So when any sync of the round ends, the round is done.
+        """
+        by_id = {int(p["id"]): p for p in projects}
+        self.leases = leases = Leases(self.store.engine, run_id=run_id, on_lost=self.stop.set)
+        leases.start()
+        refused: list[AuthError] = []
+        try:
+            while True:
+                self._check_stop()
+                pid = leases.claim(by_id)
+                if pid is None:
+                    if not leases.pending(by_id):
+                        break
+                    self.stop.wait(min(1.0, leases.seconds / 3))  # another process's project
+                    continue
+                self.project_id = pid
+                refused.extend(self._discover_and_walk(by_id[pid]))
+                self._raise_if_lost()
+                leases.release(pid, finished=True)
+                self.project_id = None
+        finally:
+            leases.stop()
+        if refused and len(refused) == len(by_id):
+            raise refused[0]
+
+    def _discover_and_walk(self, project: dict[str, Any]) -> list[AuthError]:
+        """One leased project's discovery and walks; its 403, if the token may not read it."""
+        try:
+            readable = self._discover([project])
+        except AuthError as exc:
+            if exc.status != 403:
+                raise
+            return [exc]
+        if not readable:
+            return []
+        walks = self.discovery.walks_to_do([int(project["id"])])
+        self.progress.issues_total += len(walks)
+        self.walk_issues(walks)
+        if self.shutdown.fatal is not None:
+            raise self.shutdown.fatal
+        return []
 
     def _discover(self, projects: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Discover each project's issues; the projects whose issues could be listed.
@@ -226,7 +303,7 @@ class Syncer:
             self.report,
             self.progress,
             self.on_progress,
-            guard=self.run_lock.verify if self.run_lock is not None else None,
+            guard=self.verify,
         )
         futures: list[Future[None]] = []
         # Worker processes start before the fetch threads (and never share their state).

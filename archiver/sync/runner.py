@@ -125,7 +125,9 @@ def execute_sync(
             def prepare() -> None:
                 db.upgrade(engine)  # creates the archive on first use; no-op when current
                 # one writer at a time (archiver.storage.lock); held until the run has been recorded
-                locks.append(held.enter_context(run_lock.acquire(engine, "sync", on_lost=stop.set)))
+                # on PostgreSQL shared with other syncs, which split the work by project leases
+                lock = run_lock.acquire(engine, "sync", on_lost=stop.set, shared=True)
+                locks.append(held.enter_context(lock))
                 syncer.run_lock = locks[0]  # each page's transaction checks it is still ours
 
             try:

@@ -74,7 +74,10 @@ class Writer:
     def write_page(self, work: PageWork) -> None:
         with self.store.transaction() as conn:
             if work.releases:
-                self.store.upsert_releases(conn, work.releases)
+                # by version: syncs sharing a PostgreSQL archive upsert the same releases
+                # (one table for the organization) in one order, so they never deadlock
+                releases = sorted(work.releases, key=lambda r: str(r["version"]))
+                self.store.upsert_releases(conn, releases)
             result = WriteResult()
             with contextlib.ExitStack() as files:
                 spooled = any(isinstance(ev, SpooledEvent) for ev in work.events)

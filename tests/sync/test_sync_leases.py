@@ -1,0 +1,158 @@
+"""Several sync processes share one PostgreSQL archive by project leases (issue 17).
+
+Real processes against the simulator: three syncs started at once end with exactly the
+truth, no event twice, each with a run of its own; one of them SIGKILLed in the middle of its
+walk loses nothing, because its project's lease expires (made short here) and another
+process takes the project over, resuming at the dead one's last committed page.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import text
+
+from archiver.errors import ExitCode, LockLostError
+from archiver.simulator import SimulatedOrg, SimulatorConfig, SimulatorServer
+from archiver.storage import db
+from archiver.sync.report import Progress, SyncReport
+from archiver.sync.runner import execute_sync
+from tests.helpers import (
+    archived,
+    archiver_process,
+    gate_issue_events,
+    pg_database,
+    query_rows,
+    sync_settings,
+)
+
+pytestmark = pytest.mark.slow  # end-to-end: real processes against the simulator
+
+TOKEN = "leases-test-token"
+HOLDERS = "SELECT count(DISTINCT pid) FROM project_leases WHERE expires_at > now()"
+
+
+@pytest.fixture
+def pg_url(pg_template: str) -> Iterator[str]:
+    with pg_database(template=pg_template) as url:
+        yield url
+
+
+@pytest.fixture
+def org() -> SimulatedOrg:
+    return SimulatedOrg(seed=21, events=3000)
+
+
+@pytest.fixture
+def server(org: SimulatedOrg) -> Iterator[SimulatorServer]:
+    # a little latency, so the three processes' walks overlap in time
+    with SimulatorServer(org, token=TOKEN, config=SimulatorConfig(latency_ms=20)) as srv:
+        yield srv
+
+
+def start(srv: SimulatorServer, org: SimulatedOrg, url: str) -> subprocess.Popen[str]:
+    return archiver_process(
+        srv.url, TOKEN, org, url, "sync", "--quiet", "--concurrency", "2", "--workers", "1"
+    )
+
+
+def finish(procs: list[subprocess.Popen[str]]) -> list[tuple[int, str]]:
+    ends = []
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        ends.append((proc.returncode, err))
+    return ends
+
+
+def test_three_processes_share_the_org_and_end_with_the_truth(pg_url, server, org):
+    gate = threading.Event()
+    gate_issue_events(server, gate)  # no walk ends before two processes hold a project each
+    procs = [start(server, org, pg_url) for _ in range(3)]
+    try:
+        deadline = time.monotonic() + 120
+        while query_rows(pg_url, HOLDERS)[0][0] < 2:
+            assert all(p.poll() is None for p in procs), finish(procs)
+            assert time.monotonic() < deadline, "two processes never held a project at once"
+            time.sleep(0.05)
+    finally:
+        gate.set()
+    ends = finish(procs)
+    assert [code for code, _ in ends] == [0, 0, 0], ends
+    assert archived(pg_url) == org.truth()  # archived() fails on an event stored twice
+    runs = query_rows(pg_url, "SELECT pid, outcome FROM runs ORDER BY id")
+    assert sorted(pid for pid, _ in runs) == sorted(p.pid for p in procs)
+    assert {outcome for _, outcome in runs} == {"success"}
+    leases = query_rows(pg_url, "SELECT project_id, pid, finished_at FROM project_leases")
+    assert {p.id for p in org.projects} == {int(p) for p, _, _ in leases}
+    assert all(done is not None for _, _, done in leases)
+    walked_by = {pid for _, pid, _ in leases}
+    assert len(walked_by) > 1, "one process walked every project"  # the gate made sure
+
+
+def test_a_killed_process_loses_nothing(pg_url, server, org, monkeypatch):
+    monkeypatch.setenv("SENTRY_ARCHIVER_LEASE_SECONDS", "2")
+    victim = start(server, org, pg_url)
+    deadline = time.monotonic() + 120
+    while True:  # the victim holds a lease and committed some of that project's pages
+        rows = query_rows(
+            pg_url,
+            "SELECT l.project_id FROM project_leases l JOIN sync_issues s "
+            "ON s.project_id = l.project_id WHERE l.pid = :pid AND l.expires_at > now() "
+            "AND s.walk_events > 0",
+            pid=victim.pid,
+        )
+        if rows:
+            break
+        assert victim.poll() is None, victim.communicate()
+        assert time.monotonic() < deadline, "the victim never committed a page"
+        time.sleep(0.05)
+    others = [start(server, org, pg_url) for _ in range(2)]
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=60)
+    ends = finish(others)
+    assert [code for code, _ in ends] == [0, 0], ends
+    assert archived(pg_url) == org.truth()
+    taken = query_rows(pg_url, "SELECT pid FROM project_leases WHERE project_id = :p", p=rows[0][0])
+    assert taken[0][0] in {p.pid for p in others}  # taken over, finished by another
+    outcomes = dict(query_rows(pg_url, "SELECT pid, outcome FROM runs"))
+    assert outcomes[victim.pid] == "interrupted"
+    assert [outcomes[p.pid] for p in others] == ["success", "success"]
+
+
+def test_no_page_commits_after_the_lease_is_taken_over(pg_url, server, org, monkeypatch):
+    """Between two renewals another process takes this one's project over: the next page's
+    transaction sees it and rolls back; the run ends with exit 5, committed pages kept."""
+    monkeypatch.setenv("SENTRY_ARCHIVER_LEASE_SECONDS", "3600")  # only the pages can notice
+    engine = db.make_engine(pg_url)
+    at_loss: dict[str, int] = {}
+
+    def on_progress(report: SyncReport, progress: Progress) -> None:
+        if report.pages == 3 and not at_loss:  # right after a commit
+            with engine.begin() as conn:
+                taken = conn.execute(
+                    text("UPDATE project_leases SET holder = 'thief' WHERE expires_at > now()")
+                ).rowcount
+                assert taken == 1
+                at_loss["events"] = conn.execute(text("SELECT count(*) FROM events")).scalar_one()
+
+    settings = sync_settings(server.url, TOKEN, org, pg_url, concurrency=2, workers=1)
+    try:
+        with pytest.raises(LockLostError, match="taken over") as caught:
+            execute_sync(settings, on_progress=on_progress)
+        assert caught.value.exit_code == ExitCode.LOCKED
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM events")).scalar() == at_loss["events"]
+            outcome, message = conn.execute(text("SELECT outcome, error_message FROM runs")).one()
+            left = conn.execute(
+                text("SELECT count(*) FROM project_leases WHERE expires_at > now()")
+            ).scalar()
+    finally:
+        engine.dispose()
+    assert outcome == "failed"
+    assert "lost a project lease" in str(message)
+    assert left == 1  # the thief's: the loser gave back nothing it no longer held

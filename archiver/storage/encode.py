@@ -28,17 +28,20 @@ from sqlalchemy import JSON, Date, DateTime
 from archiver.normalize import NormalizedEvent
 from archiver.storage.base import UTCDateTime
 from archiver.storage.models import CHILD_TABLES, EVENT_CHILD_TABLES, EVENTS
+from archiver.storage.rawjson import PLAIN, RawCodec
 
-# The events row's columns in the order of its tuple (raw_sha256 last; the writer adds
-# archived_at and updated_at; id is the database's).
+# The events row's columns in the order of its tuple (the computed raw_zstd, raw_dict_id and
+# raw_sha256 last; the writer adds archived_at and updated_at; id is the database's).
+_COMPUTED = ("raw_zstd", "raw_dict_id", "raw_sha256")
 EVENT_COLUMNS: tuple[str, ...] = (
     *(
         c.name
         for c in EVENTS.columns
-        if c.name not in ("id", "raw_sha256", "archived_at", "updated_at")
+        if c.name not in ("id", *_COMPUTED, "archived_at", "updated_at")
     ),
-    "raw_sha256",
+    *_COMPUTED,
 )
+_RAW_JSON = EVENT_COLUMNS.index("raw_json")
 
 # Child row columns in the order of their tuples (``event_pk`` left out: the writer adds it).
 CHILD_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -55,7 +58,7 @@ def _picker(columns: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any
 
 
 _pickers = {name: _picker(cols) for name, cols in CHILD_COLUMNS.items()}
-_pick_event = _picker(EVENT_COLUMNS[:-1])  # raw_sha256 is computed, not normalized
+_pick_event = _picker(EVENT_COLUMNS[: -len(_COMPUTED)])  # computed, not normalized
 
 
 @dataclass(frozen=True)
@@ -108,18 +111,33 @@ COPY_BY_DEFAULT = True
 
 
 def encode_event(
-    ev: NormalizedEvent | EncodedEvent, dialect: str, *, copy: bool | None = None
+    ev: NormalizedEvent | EncodedEvent,
+    dialect: str,
+    *,
+    copy: bool | None = None,
+    codec: RawCodec | None = None,
 ) -> EncodedEvent:
     """Rows to tuples of values converted for ``dialect``, and the raw JSON's SHA-256.
 
-    On PostgreSQL the rows become COPY text (:class:`CopyRows`) unless ``copy`` is false.
-    Pure, so it runs in any process.
+    On SQLite the raw JSON is compressed with ``codec`` (plain zstd when None) into
+    ``raw_zstd`` and ``raw_json`` is left NULL (:mod:`archiver.storage.rawjson`); this is
+    where the sync's page workers spend that CPU, not the writer. On PostgreSQL the rows
+    become COPY text (:class:`CopyRows`) unless ``copy`` is false. Pure, so it runs in any
+    process.
     """
     if isinstance(ev, EncodedEvent):
         return ev
     row = ev.event
-    sha = hashlib.sha256(row["raw_json"].encode("utf-8", "surrogatepass")).hexdigest()
-    values = _convert((*_pick_event(row), sha), _converters("events", dialect))
+    raw: str = row["raw_json"]
+    sha = hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+    picked = _pick_event(row)
+    if dialect == "sqlite":
+        codec = codec or PLAIN
+        picked = (*picked[:_RAW_JSON], None, *picked[_RAW_JSON + 1 :])
+        computed: tuple[Any, ...] = (codec.compress(raw), codec.dict_id, sha)
+    else:
+        computed = (None, None, sha)
+    values = _convert((*picked, *computed), _converters("events", dialect))
     children: dict[str, list[tuple[Any, ...]]] = {}
     for name, rows in ev.children.items():
         if rows:

@@ -303,6 +303,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "last_seen": "Last event of the issue that day (UTC).",
     },
     "v_crash_frames": {"lineno": "Line number of the top in-app frame."},
+    "v_event_raw_json": {"event_id": "Sentry's 32-hex event id."},
     "v_issue_users": {"short_id": "Short id shown in Sentry.", "title": "Issue title."},
 }
 

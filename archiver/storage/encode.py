@@ -20,7 +20,7 @@ import json
 import operator
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import JSON, Date, DateTime
@@ -100,10 +100,14 @@ class EncodedEvent:
 
     def event_row(self) -> dict[str, Any]:
         """The ``events`` row as a dict (converted values; COPY's text values when the event
-        is in :attr:`copy` form), for tests and debugging."""
+        is in :attr:`copy` form), for tests and debugging. ``raw_json`` is the text again when
+        it was compressed without a dictionary (a dictionary's bytes are the archive's)."""
         if self.copy is not None:
             return dict(zip(EVENT_COLUMNS, copy_fields(self.copy.event), strict=True))
-        return dict(zip(EVENT_COLUMNS, self.event, strict=True))
+        row = dict(zip(EVENT_COLUMNS, self.event, strict=True))
+        if row["raw_zstd"] is not None and row["raw_dict_id"] is None:
+            row["raw_json"] = PLAIN.decompress(row["raw_zstd"])
+        return row
 
 
 # Whether PostgreSQL events are encoded for COPY by default (the writer's fast path there).
@@ -159,6 +163,25 @@ def encode_event(
         rank(bool(row.get("has_detail")), bool(row.get("is_full"))),
         copied,
     )
+
+
+_RAW_ZSTD = EVENT_COLUMNS.index("raw_zstd")
+_RAW_DICT_ID = EVENT_COLUMNS.index("raw_dict_id")
+
+
+def with_codec(ev: EncodedEvent, codec: RawCodec) -> EncodedEvent:
+    """``ev`` (SQLite) with its raw JSON compressed by ``codec`` when a worker compressed it
+    without a dictionary: pages in flight when the archive's dictionary was trained."""
+    values = ev.event
+    if codec.dict_id is None or not values or values[_RAW_DICT_ID] is not None:
+        return ev
+    blob = values[_RAW_ZSTD]
+    if blob is None:
+        return ev
+    out = list(values)
+    out[_RAW_ZSTD] = codec.compress(PLAIN.decompress(blob))
+    out[_RAW_DICT_ID] = codec.dict_id
+    return replace(ev, event=tuple(out))
 
 
 def _copy_rows(event: tuple[Any, ...], children: Mapping[str, list[tuple[Any, ...]]]) -> CopyRows:

@@ -47,6 +47,7 @@ from archiver.storage.encode import (
     converter,
     encode_event,
     rank,
+    with_codec,
 )
 
 # The tables as Core objects are the schema's; they are importable from here too, where the
@@ -262,7 +263,8 @@ class Store:
         codec = self.raw_codec()
         batch: dict[tuple[int, str], EncodedEvent] = {}
         for ev in events:  # the last copy of an event in a batch wins
-            batch[(ev.project_id, ev.event_id)] = encode_event(ev, dialect, codec=codec)
+            encoded = encode_event(ev, dialect, codec=codec)
+            batch[(ev.project_id, ev.event_id)] = with_codec(encoded, codec) if codec else encoded
 
         self.ensure_issues(
             conn, {ev.issue_id: ev.project_id for ev in batch.values() if ev.issue_id is not None}

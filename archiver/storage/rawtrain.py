@@ -24,7 +24,7 @@ from archiver.storage.rawjson import (
     TRAIN_AFTER,
     TRAIN_SAMPLES,
     RawCodec,
-    train,
+    train_elsewhere,
 )
 
 DICTIONARIES: Any = ZstdDictionary.__table__
@@ -57,28 +57,21 @@ def train_and_recompress(conn: Connection, limit: int = TRAIN_SAMPLES) -> RawCod
         .order_by(EVENTS.c.id)
         .limit(limit)
     ).all()
-    texts = [PLAIN.decompress(blob) for _, blob in rows]
-    data = train(texts)
+    data = train_elsewhere([bytes(blob) for _, blob in rows])
     if data is None:
         return None
     result = conn.execute(
-        insert(DICTIONARIES).values(created_at=utcnow(), samples=len(texts), data=data)
+        insert(DICTIONARIES).values(created_at=utcnow(), samples=len(rows), data=data)
     )
     assert result.inserted_primary_key is not None
     codec = RawCodec(int(result.inserted_primary_key[0]), data)
-    recompress(conn, codec, [(int(pk), text) for (pk, _), text in zip(rows, texts, strict=True)])
+    conn.execute(
+        update(EVENTS)
+        .where(EVENTS.c.id == bindparam("b_id"))
+        .values(raw_zstd=bindparam("b_zstd"), raw_dict_id=codec.dict_id),
+        [{"b_id": pk, "b_zstd": codec.recompress(blob)} for pk, blob in rows],
+    )
     return codec
-
-
-def recompress(conn: Connection, codec: RawCodec, rows: list[tuple[int, str]]) -> None:
-    """Store these events' raw JSON (id, text) compressed with ``codec``."""
-    if rows:
-        conn.execute(
-            update(EVENTS)
-            .where(EVENTS.c.id == bindparam("b_id"))
-            .values(raw_zstd=bindparam("b_zstd"), raw_dict_id=codec.dict_id, raw_json=None),
-            [{"b_id": pk, "b_zstd": codec.compress(text)} for pk, text in rows],
-        )
 
 
 class CodecState:

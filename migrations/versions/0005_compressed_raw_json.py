@@ -55,8 +55,8 @@ DROPPED_INDEXES = [
     ("ix_event_problems_problem", "event_problems", ["problem"]),
 ]
 BATCH = 2000  # events compressed per UPDATE
-TRAIN_AFTER = 1000  # archiver.storage.rawjson.TRAIN_AFTER, frozen here
-TRAIN_SAMPLES = 2000  # archiver.storage.rawjson.TRAIN_SAMPLES, frozen here
+TRAIN_AFTER = 500  # archiver.storage.rawjson.TRAIN_AFTER, frozen here
+TRAIN_SAMPLES = 2000  # more than the sync reads: a migration is a one-off command
 _COMPRESS = "_archiver_0005_compress"
 
 VIEW = {

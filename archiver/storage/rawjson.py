@@ -128,14 +128,37 @@ def train_frames(frames: Iterable[bytes]) -> bytes | None:
     return _train(samples)
 
 
-def train_elsewhere(frames: list[bytes]) -> bytes | None:
-    """:func:`train_frames` in a short-lived process of its own, so that the memory zstd's
-    training takes (tens of MB) never counts in the sync process's peak."""
+def train_elsewhere(source: str | list[bytes], limit: int) -> tuple[bytes, int] | None:
+    """A dictionary and its number of samples, trained in a short-lived process of its own so
+    that the memory zstd's training takes (tens of MB) never counts in the sync process's
+    peak. ``source`` is a SQLite archive's file (its first ``limit`` events stored without a
+    dictionary are read there) or plain zstd frames."""
     context = multiprocessing.get_context(
         "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     )
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        return pool.submit(train_frames, frames).result()
+        return pool.submit(_train_source, source, limit).result()
+
+
+def _train_source(source: str | list[bytes], limit: int) -> tuple[bytes, int] | None:
+    frames: list[bytes]
+    if isinstance(source, str):
+        conn = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        try:
+            frames = [
+                bytes(row[0])
+                for row in conn.execute(
+                    "SELECT raw_zstd FROM events WHERE raw_dict_id IS NULL "
+                    "AND raw_zstd IS NOT NULL ORDER BY id LIMIT ?",
+                    (limit,),
+                )
+            ]
+        finally:
+            conn.close()
+    else:
+        frames = source[:limit]
+    data = train_frames(frames)
+    return None if data is None else (data, len(frames))
 
 
 def _train(raws: list[bytes]) -> bytes | None:

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, bindparam, case, func, insert, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from archiver.storage.base import utcnow
+from archiver.storage.db import sqlite_file
 from archiver.storage.models import EVENTS, ZstdDictionary
 from archiver.storage.rawjson import (
     FUNCTION,
@@ -50,28 +51,48 @@ def latest_codec(conn: Connection) -> RawCodec:
 
 def train_and_recompress(conn: Connection, limit: int = TRAIN_SAMPLES) -> RawCodec | None:
     """Train a dictionary on the first ``limit`` events stored without one, store it, and
-    recompress those events with it; None when zstd could not train one."""
-    rows = conn.execute(
-        select(EVENTS.c.id, EVENTS.c.raw_zstd)
-        .where(EVENTS.c.raw_dict_id.is_(None), EVENTS.c.raw_zstd.is_not(None))
-        .order_by(EVENTS.c.id)
-        .limit(limit)
-    ).all()
-    data = train_elsewhere([bytes(blob) for _, blob in rows])
-    if data is None:
+    recompress every event stored without one with it; None when zstd could not train one.
+
+    A SQLite file's events are read by the training process itself (those committed: the
+    writer's process never holds the samples); other databases send it the frames.
+    """
+    path = sqlite_file(str(conn.engine.url))
+    if path is not None:
+        trained = train_elsewhere(str(path), limit)
+    else:
+        rows = conn.execute(_plain_frames(limit)).all()
+        trained = train_elsewhere([bytes(blob) for _, blob in rows], limit)
+    if trained is None:
         return None
+    data, samples = trained
     result = conn.execute(
-        insert(DICTIONARIES).values(created_at=utcnow(), samples=len(rows), data=data)
+        insert(DICTIONARIES).values(created_at=utcnow(), samples=samples, data=data)
     )
     assert result.inserted_primary_key is not None
     codec = RawCodec(int(result.inserted_primary_key[0]), data)
-    conn.execute(
-        update(EVENTS)
-        .where(EVENTS.c.id == bindparam("b_id"))
-        .values(raw_zstd=bindparam("b_zstd"), raw_dict_id=codec.dict_id),
-        [{"b_id": pk, "b_zstd": codec.recompress(blob)} for pk, blob in rows],
-    )
+    last = -1
+    while rows := conn.execute(_plain_frames(RECOMPRESS_BATCH, after=last)).all():
+        conn.execute(
+            update(EVENTS)
+            .where(EVENTS.c.id == bindparam("b_id"))
+            .values(raw_zstd=bindparam("b_zstd"), raw_dict_id=codec.dict_id),
+            [{"b_id": pk, "b_zstd": codec.recompress(blob)} for pk, blob in rows],
+        )
+        last = int(rows[-1][0])
     return codec
+
+
+RECOMPRESS_BATCH = 100
+
+
+def _plain_frames(limit: int, after: int = -1) -> Any:
+    """(id, raw_zstd) of events stored without a dictionary, in id order."""
+    return (
+        select(EVENTS.c.id, EVENTS.c.raw_zstd)
+        .where(EVENTS.c.raw_dict_id.is_(None), EVENTS.c.raw_zstd.is_not(None), EVENTS.c.id > after)
+        .order_by(EVENTS.c.id)
+        .limit(limit)
+    )
 
 
 class CodecState:
@@ -92,6 +113,11 @@ class CodecState:
             with self._engine.connect() as conn:
                 current = self._current = latest_codec(conn)
         return current
+
+    def for_writer(self) -> RawCodec | None:
+        """The codec of the writer's own transaction: one trained in it already counts there
+        (a page written in several batches uses it from the batch after the training on)."""
+        return self._pending or self.codec()
 
     def written(self, conn: Connection, count: int) -> None:
         """``count`` events were written in ``conn``'s transaction: train when it is time."""

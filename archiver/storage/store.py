@@ -260,7 +260,7 @@ class Store:
         if not events:
             return WriteResult()
         dialect = conn.dialect.name
-        codec = self.raw_codec()
+        codec = self._codecs.for_writer()
         batch: dict[tuple[int, str], EncodedEvent] = {}
         for ev in events:  # the last copy of an event in a batch wins
             encoded = encode_event(ev, dialect, codec=codec)

@@ -144,7 +144,7 @@ def test_a_dictionary_is_trained_once_enough_events_are_stored(
         return
     assert codec is not None
     assert codec.dict_id == dicts[0][0]
-    assert dicts[0][1] == 40
+    assert dicts[0][1] == 20  # trained on the committed events; all 40 recompressed
     assert plain_count == 0
     with store.transaction() as conn:
         store.write_events(conn, [*_events(10, start=40), *_odd_events()])
@@ -183,4 +183,25 @@ def test_a_dictionary_trained_in_a_rolled_back_transaction_is_not_used(
     assert codec.dict_id is not None
     stored = _stored(engine)
     assert len(stored) == 40
+    engine.dispose()
+
+
+def test_batches_after_the_training_in_the_same_transaction_use_the_dictionary(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from archiver.storage import db
+
+    engine = db.make_engine(f"sqlite:///{tmp_path}/a.db")
+    db.upgrade(engine)
+    monkeypatch.setattr(rawtrain, "TRAIN_AFTER", 30)
+    store = Store(engine)
+    with store.transaction() as conn:
+        store.write_events(conn, _events(20))
+    with store.transaction() as conn:  # a page written in two batches: training in the first
+        store.write_events(conn, _events(20, start=20))
+        store.write_events(conn, _events(20, start=40))
+    with engine.connect() as conn:
+        plain = conn.execute(text("SELECT count(*) FROM events WHERE raw_dict_id IS NULL"))
+        assert plain.scalar_one() == 0
+    assert len(_stored(engine)) == 60
     engine.dispose()

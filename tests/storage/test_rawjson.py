@@ -205,3 +205,22 @@ def test_batches_after_the_training_in_the_same_transaction_use_the_dictionary(
         assert plain.scalar_one() == 0
     assert len(_stored(engine)) == 60
     engine.dispose()
+
+
+def test_datasettes_connections_get_the_function(tmp_path: Any) -> None:
+    import sqlite3
+
+    from archiver.operations.datasette_plugin import prepare_connection
+    from archiver.storage import db
+
+    engine = db.make_engine(f"sqlite:///{tmp_path}/a.db")
+    db.upgrade(engine)
+    store = Store(engine)
+    with store.transaction() as conn:
+        store.write_events(conn, _odd_events()[:2])
+    engine.dispose()
+    plain = sqlite3.connect(f"{tmp_path}/a.db")  # as Datasette opens it, plugin applied
+    prepare_connection(plain)
+    sql = "SELECT raw_json FROM v_event_raw_json ORDER BY event_pk"
+    assert [r[0] for r in plain.execute(sql)] == [ev.event["raw_json"] for ev in _odd_events()[:2]]
+    plain.close()

@@ -3,7 +3,7 @@
 The raw JSON is most of an archive (about 14 KB of a 27 KB event on SQLite before this), and
 events of one organisation repeat the same keys, SDK names, module paths and context shapes.
 zstd alone makes a simulator event about 5 times smaller; with a 64 KB dictionary trained on
-the archive's first 500 events, about 16 times (a 14 KB event in about 840 bytes, 13 µs to
+the archive's first 500 events, about 20 times (a 14 KB event in about 680 bytes, 13 µs to
 compress and 5 µs to read back, measured on the simulator's events).
 
 Where the bytes live (the column contract, also in the models' docstring and the README):

@@ -21,8 +21,9 @@ removing a NOT NULL constraint (the stored rows are not touched by it).
 
 Existing events are compressed in batches of ``BATCH`` rows, in the migration's transaction.
 SQLite does not give the freed pages back to the file system (VACUUM cannot run in a
-transaction): they are reused by the following syncs, or ``sqlite3 archive.db VACUUM`` (with
-no sync running) shrinks the file.
+transaction), and each old row stays on its now half-empty page: ``sqlite3 archive.db VACUUM``
+(with no sync running) once after the upgrade shrinks the file (README, "Raw JSON
+compression").
 
 Dropped: the indexes of ``DROPPED_INDEXES``, which no view, cookbook recipe or query of the
 archiver uses (checked with EXPLAIN QUERY PLAN on SQLite and EXPLAIN on PostgreSQL).

@@ -30,11 +30,13 @@ every stored frame stays readable. Retraining later (a second row) is possible b
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import sqlite3
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import zstandard
@@ -45,6 +47,7 @@ TRAIN_AFTER = 500  # events stored without a dictionary before one is trained
 TRAIN_SAMPLES = 500  # at most this many events are read to train it (more gained 2%)
 TRAIN_BYTES = 16 * 1024 * 1024  # and at most this much raw JSON (zstd's training memory)
 FUNCTION = "sentry_raw_json"
+log = logging.getLogger("archiver.storage.rawjson")
 _ENCODING = ("utf-8", "surrogatepass")  # as raw_sha256 is computed: exactly the raw text
 
 
@@ -136,14 +139,18 @@ def train_elsewhere(source: str | list[bytes], limit: int) -> tuple[bytes, int] 
     context = multiprocessing.get_context(
         "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     )
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        return pool.submit(_train_source, source, limit).result()
+    try:
+        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            return pool.submit(_train_source, source, limit).result()
+    except Exception as exc:  # a dictionary only saves space: it never fails a page
+        log.warning("could not train a zstd dictionary (%s); raw JSON stays plain zstd", exc)
+        return None
 
 
 def _train_source(source: str | list[bytes], limit: int) -> tuple[bytes, int] | None:
     frames: list[bytes]
     if isinstance(source, str):
-        conn = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        conn = sqlite3.connect(Path(source).as_uri() + "?mode=ro", uri=True)
         try:
             frames = [
                 bytes(row[0])

@@ -224,3 +224,24 @@ def test_datasettes_connections_get_the_function(tmp_path: Any) -> None:
     sql = "SELECT raw_json FROM v_event_raw_json ORDER BY event_pk"
     assert [r[0] for r in plain.execute(sql)] == [ev.event["raw_json"] for ev in _odd_events()[:2]]
     plain.close()
+
+
+def test_a_training_that_cannot_run_leaves_plain_zstd_and_fails_nothing(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from archiver.storage import db
+
+    def no_processes(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("no processes here")
+
+    monkeypatch.setattr(rawjson, "ProcessPoolExecutor", no_processes)
+    monkeypatch.setattr(rawtrain, "TRAIN_AFTER", 10)
+    engine = db.make_engine(f"sqlite:///{tmp_path}/a.db")
+    db.upgrade(engine)
+    store = Store(engine)
+    for start in (0, 20):
+        with store.transaction() as conn:
+            store.write_events(conn, _events(20, start=start))
+    assert store.raw_codec() == rawjson.PLAIN
+    assert len(_stored(engine)) == 40
+    engine.dispose()

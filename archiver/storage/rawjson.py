@@ -112,7 +112,7 @@ PLAIN = RawCodec()
 def train(raws: Iterable[str]) -> bytes | None:
     """A dictionary trained on these raw JSON texts, or None when zstd cannot make one
     (too few or too small samples: the archive keeps plain zstd and tries again later)."""
-    return _train([r.encode(*_ENCODING) for r in raws])
+    return train_bytes([r.encode(*_ENCODING) for r in raws])
 
 
 def train_frames(frames: Iterable[bytes]) -> bytes | None:
@@ -128,7 +128,7 @@ def train_frames(frames: Iterable[bytes]) -> bytes | None:
         if total > TRAIN_BYTES and samples:
             break
         samples.append(sample)
-    return _train(samples)
+    return train_bytes(samples)
 
 
 def train_elsewhere(source: str | list[bytes], limit: int) -> tuple[bytes, int] | None:
@@ -168,7 +168,8 @@ def _train_source(source: str | list[bytes], limit: int) -> tuple[bytes, int] | 
     return None if data is None else (data, len(frames))
 
 
-def _train(raws: list[bytes]) -> bytes | None:
+def train_bytes(raws: list[bytes]) -> bytes | None:
+    """:func:`train` on the texts' UTF-8 bytes."""
     samples: list[bytes | bytearray | memoryview[int]] = list(raws)
     if len(samples) < 8:
         return None

@@ -28,7 +28,7 @@ from sqlalchemy import Engine
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from archiver.normalize import normalize_event
-from archiver.storage import db
+from archiver.storage import db, rawjson
 from archiver.storage.encode import EncodedEvent, encode_event
 from archiver.storage.store import Store
 from archiver.sync import writer as sync
@@ -56,8 +56,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs; the best is reported")
     args = parser.parse_args()
     con = sqlite3.connect(args.source)
+    rawjson.register(con)  # an archive of 0005 or later keeps raw JSON compressed
     rows = con.execute(
-        "SELECT project_id, issue_id, raw_json FROM events ORDER BY id LIMIT ?", (args.events,)
+        "SELECT project_id, issue_id, CASE WHEN raw_zstd IS NULL THEN raw_json "
+        "ELSE sentry_raw_json(raw_zstd, raw_dict_id) END FROM events ORDER BY id LIMIT ?",
+        (args.events,),
     ).fetchall()
     con.close()
     payloads = [(pid, iid, json.loads(raw)) for pid, iid, raw in rows]

@@ -35,6 +35,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from archiver.errors import ArchiverError, DatabaseError, ExportError
 from archiver.storage import db
 from archiver.storage.models import Event, Issue, Project
+from archiver.storage.rawtrain import raw_json_column
 
 BATCH = 1000
 FORMATS = ("jsonl", "csv")
@@ -263,7 +264,8 @@ def export_events(
         raise DatabaseError(f"cannot read {db.safe_url(str(engine.url))}: {exc.orig}") from None
     count = 0
     if fmt == "jsonl":
-        for rows in iter_batches(engine, [EVENTS.c.id, EVENTS.c.raw_json], flt, batch):
+        raw = raw_json_column(engine.dialect.name)
+        for rows in iter_batches(engine, [EVENTS.c.id, raw], flt, batch):
             out.writelines(f"{raw}\n" for _, raw in rows)
             count += len(rows)
         return count

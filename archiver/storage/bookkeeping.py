@@ -1,4 +1,5 @@
-"""The bookkeeping tables: sync progress, command runs, the run lock, project leases, purges.
+"""The bookkeeping tables: sync progress, command runs, the run lock, project leases, purges,
+and the zstd dictionaries that SQLite archives compress raw JSON with.
 
 They say what the archiver did and where a sync stands, not what Sentry holds. They are
 declared on the same :class:`~archiver.storage.base.Base` as the archive's tables, and
@@ -10,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, Text, text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from archiver.storage.base import Base, BigIntPK, JSONType, UTCDateTime, utcnow
@@ -139,3 +140,20 @@ class Purge(Base):
     host: Mapped[str | None] = mapped_column(Text)
     pid: Mapped[int | None] = mapped_column(Integer)
     outcome: Mapped[str] = mapped_column(Text, default="running")
+
+
+class ZstdDictionary(Base):
+    """A zstd dictionary trained on the archive's own events (SQLite archives only).
+
+    ``events.raw_dict_id`` names the one an event's ``raw_zstd`` was compressed with. Rows are
+    never changed or deleted, so every stored frame stays readable
+    (:mod:`archiver.storage.rawjson` says when one is trained).
+    """
+
+    __tablename__ = "zstd_dictionaries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # How many events it was trained on.
+    samples: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

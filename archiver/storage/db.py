@@ -21,6 +21,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.exc import DatabaseError as SQLAlchemyDatabaseError
 
 from archiver.errors import DatabaseError
+from archiver.storage import rawjson
 from archiver.storage.files import check_sqlite_file, check_writable, read_only_uri
 from archiver.storage.models import Base
 
@@ -166,6 +167,7 @@ def _configure_sqlite(engine: Engine, path: Path | None, uri: str | None) -> Non
         cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys = ON")
+        rawjson.register(dbapi_connection)  # sentry_raw_json(raw_zstd, raw_dict_id)
         if uri is None:
             _use_wal(cursor)
             cursor.execute("PRAGMA synchronous = NORMAL")

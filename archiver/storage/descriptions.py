@@ -12,7 +12,10 @@ TABLES: dict[str, str] = {
     "projects": "Sentry projects.",
     "issues": "Sentry issues (groups of events with the same fingerprint).",
     "releases": "Release objects, fetched once per version.",
-    "events": "One row per archived event; raw_json is the payload exactly as the API sent it.",
+    "events": (
+        "One row per archived event; its payload exactly as the API sent it is raw_json "
+        "(PostgreSQL) or raw_zstd (SQLite): read it from v_event_raw_json."
+    ),
     "event_tags": "Tags of each event, in payload order (duplicate keys allowed).",
     "exceptions": (
         "Exceptions of each event; position 0 is the first cause, is_last the one raised."
@@ -33,6 +36,7 @@ TABLES: dict[str, str] = {
     "run_lock": "Who holds the archive's run lock.",
     "project_leases": "Which sync process walks which project (PostgreSQL, several syncs).",
     "purges": "Audit of retention purges.",
+    "zstd_dictionaries": "zstd dictionaries trained on this archive's events (raw_zstd).",
 }
 
 VIEWS: dict[str, str] = {
@@ -45,6 +49,7 @@ VIEWS: dict[str, str] = {
     "v_release_errors": "Events, issues and users per release, with first and last seen.",
     "v_environment_events": "Events, issues and users per project and environment.",
     "v_issue_users": "Archived events and distinct users per issue, with first and last seen.",
+    "v_event_raw_json": "Each event's payload exactly as the API sent it (JSON text).",
 }
 
 # Columns with the same meaning wherever they appear.
@@ -157,7 +162,13 @@ COLUMNS: dict[str, dict[str, str]] = {
         "is_full": "The payload carried entries (a full event).",
         "problem_count": "Rows in event_problems.",
         "scrubbed": "Values replaced at archive time (JSON: method, paths).",
-        "raw_sha256": "SHA-256 of raw_json.",
+        "raw_json": "The API payload exactly as received (JSON text); NULL when in raw_zstd.",
+        "raw_zstd": (
+            "SQLite: the payload as one zstd frame (with dictionary raw_dict_id); read it with "
+            "sentry_raw_json(raw_zstd, raw_dict_id) or from v_event_raw_json."
+        ),
+        "raw_dict_id": "The zstd_dictionaries row raw_zstd was compressed with (NULL: none).",
+        "raw_sha256": "SHA-256 of the payload's text (UTF-8).",
         "day": "UTC calendar day of date_created (what the views group by).",
         "user_key": (
             "The user, like Sentry's sentry:user tag: id:..., email:..., username:... or ip:..."
@@ -287,6 +298,11 @@ COLUMNS: dict[str, dict[str, str]] = {
         "dry_run": "Only counted, nothing deleted.",
         "events_deleted": "Events deleted.",
     },
+    "zstd_dictionaries": {
+        "created_at": "When it was trained (UTC).",
+        "samples": "How many events it was trained on.",
+        "data": "The dictionary (zstd's format).",
+    },
     "v_events": {
         "event_pk": "The event (events.id).",
         "event_id": "Sentry's 32-hex event id.",
@@ -299,6 +315,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "last_seen": "Last event of the issue that day (UTC).",
     },
     "v_crash_frames": {"lineno": "Line number of the top in-app frame."},
+    "v_event_raw_json": {"event_id": "Sentry's 32-hex event id."},
     "v_issue_users": {"short_id": "Short id shown in Sentry.", "title": "Issue title."},
 }
 

@@ -20,7 +20,7 @@ import json
 import operator
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import JSON, Date, DateTime
@@ -28,17 +28,20 @@ from sqlalchemy import JSON, Date, DateTime
 from archiver.normalize import NormalizedEvent
 from archiver.storage.base import UTCDateTime
 from archiver.storage.models import CHILD_TABLES, EVENT_CHILD_TABLES, EVENTS
+from archiver.storage.rawjson import PLAIN, RawCodec
 
-# The events row's columns in the order of its tuple (raw_sha256 last; the writer adds
-# archived_at and updated_at; id is the database's).
+# The events row's columns in the order of its tuple (the computed raw_zstd, raw_dict_id and
+# raw_sha256 last; the writer adds archived_at and updated_at; id is the database's).
+_COMPUTED = ("raw_zstd", "raw_dict_id", "raw_sha256")
 EVENT_COLUMNS: tuple[str, ...] = (
     *(
         c.name
         for c in EVENTS.columns
-        if c.name not in ("id", "raw_sha256", "archived_at", "updated_at")
+        if c.name not in ("id", *_COMPUTED, "archived_at", "updated_at")
     ),
-    "raw_sha256",
+    *_COMPUTED,
 )
+_RAW_JSON = EVENT_COLUMNS.index("raw_json")
 
 # Child row columns in the order of their tuples (``event_pk`` left out: the writer adds it).
 CHILD_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -55,7 +58,7 @@ def _picker(columns: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any
 
 
 _pickers = {name: _picker(cols) for name, cols in CHILD_COLUMNS.items()}
-_pick_event = _picker(EVENT_COLUMNS[:-1])  # raw_sha256 is computed, not normalized
+_pick_event = _picker(EVENT_COLUMNS[: -len(_COMPUTED)])  # computed, not normalized
 
 
 @dataclass(frozen=True)
@@ -97,10 +100,14 @@ class EncodedEvent:
 
     def event_row(self) -> dict[str, Any]:
         """The ``events`` row as a dict (converted values; COPY's text values when the event
-        is in :attr:`copy` form), for tests and debugging."""
+        is in :attr:`copy` form), for tests and debugging. ``raw_json`` is the text again when
+        it was compressed without a dictionary (a dictionary's bytes are the archive's)."""
         if self.copy is not None:
             return dict(zip(EVENT_COLUMNS, copy_fields(self.copy.event), strict=True))
-        return dict(zip(EVENT_COLUMNS, self.event, strict=True))
+        row = dict(zip(EVENT_COLUMNS, self.event, strict=True))
+        if row["raw_zstd"] is not None and row["raw_dict_id"] is None:
+            row["raw_json"] = PLAIN.decompress(row["raw_zstd"])
+        return row
 
 
 # Whether PostgreSQL events are encoded for COPY by default (the writer's fast path there).
@@ -108,18 +115,33 @@ COPY_BY_DEFAULT = True
 
 
 def encode_event(
-    ev: NormalizedEvent | EncodedEvent, dialect: str, *, copy: bool | None = None
+    ev: NormalizedEvent | EncodedEvent,
+    dialect: str,
+    *,
+    copy: bool | None = None,
+    codec: RawCodec | None = None,
 ) -> EncodedEvent:
     """Rows to tuples of values converted for ``dialect``, and the raw JSON's SHA-256.
 
-    On PostgreSQL the rows become COPY text (:class:`CopyRows`) unless ``copy`` is false.
-    Pure, so it runs in any process.
+    On SQLite the raw JSON is compressed with ``codec`` (plain zstd when None) into
+    ``raw_zstd`` and ``raw_json`` is left NULL (:mod:`archiver.storage.rawjson`); this is
+    where the sync's page workers spend that CPU, not the writer. On PostgreSQL the rows
+    become COPY text (:class:`CopyRows`) unless ``copy`` is false. Pure, so it runs in any
+    process.
     """
     if isinstance(ev, EncodedEvent):
         return ev
     row = ev.event
-    sha = hashlib.sha256(row["raw_json"].encode("utf-8", "surrogatepass")).hexdigest()
-    values = _convert((*_pick_event(row), sha), _converters("events", dialect))
+    raw: str = row["raw_json"]
+    sha = hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+    picked = _pick_event(row)
+    if dialect == "sqlite":
+        codec = codec or PLAIN
+        picked = (*picked[:_RAW_JSON], None, *picked[_RAW_JSON + 1 :])
+        computed: tuple[Any, ...] = (codec.compress(raw), codec.dict_id, sha)
+    else:
+        computed = (None, None, sha)
+    values = _convert((*picked, *computed), _converters("events", dialect))
     children: dict[str, list[tuple[Any, ...]]] = {}
     for name, rows in ev.children.items():
         if rows:
@@ -141,6 +163,25 @@ def encode_event(
         rank(bool(row.get("has_detail")), bool(row.get("is_full"))),
         copied,
     )
+
+
+_RAW_ZSTD = EVENT_COLUMNS.index("raw_zstd")
+_RAW_DICT_ID = EVENT_COLUMNS.index("raw_dict_id")
+
+
+def with_codec(ev: EncodedEvent, codec: RawCodec) -> EncodedEvent:
+    """``ev`` (SQLite) with its raw JSON compressed by ``codec`` when a worker compressed it
+    without a dictionary: pages in flight when the archive's dictionary was trained."""
+    values = ev.event
+    if codec.dict_id is None or not values or values[_RAW_DICT_ID] is not None:
+        return ev
+    blob = values[_RAW_ZSTD]
+    if blob is None:
+        return ev
+    out = list(values)
+    out[_RAW_ZSTD] = codec.compress(PLAIN.decompress(blob))
+    out[_RAW_DICT_ID] = codec.dict_id
+    return replace(ev, event=tuple(out))
 
 
 def _copy_rows(event: tuple[Any, ...], children: Mapping[str, list[tuple[Any, ...]]]) -> CopyRows:

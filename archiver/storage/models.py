@@ -11,6 +11,10 @@ only through an Alembic migration and never silently. Conventions:
   it sorts and compares correctly there too.
 * JSON columns are ``json`` on SQLite and ``jsonb`` on PostgreSQL. ``raw_json`` columns are plain
   text holding the API's JSON exactly (same values, same key order), so nothing is ever lost.
+  Except ``events`` on SQLite: there the raw JSON is zstd-compressed in ``raw_zstd`` (with the
+  ``zstd_dictionaries`` row ``raw_dict_id``; ``raw_json`` is NULL) and SQL reads it as
+  ``sentry_raw_json(raw_zstd, raw_dict_id)`` or from the view ``v_event_raw_json``. On
+  PostgreSQL ``events.raw_json`` is the text (see :mod:`archiver.storage.rawjson`).
 * Text cannot hold U+0000 on PostgreSQL: normalized columns carry U+2400 (SYMBOL FOR NULL) in its
   place and the event records an ``event_problems`` row; the raw JSON keeps the escaped
   ``\\u0000``, so the original is recoverable exactly. See README, "NUL characters".
@@ -33,6 +37,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Table,
     Text,
@@ -49,6 +54,7 @@ from archiver.storage.bookkeeping import ProjectSync as ProjectSync
 from archiver.storage.bookkeeping import Purge as Purge
 from archiver.storage.bookkeeping import Run as Run
 from archiver.storage.bookkeeping import RunLock as RunLock
+from archiver.storage.bookkeeping import ZstdDictionary as ZstdDictionary
 
 # --------------------------------------------------------------------------- discovery objects
 
@@ -126,10 +132,20 @@ class Release(Base):
 
 
 # --------------------------------------------------------------------------- events
+# Child tables have no index beyond their primary key unless a view, a cookbook recipe or the
+# archiver's own queries use it: migration 0006 dropped those on tags (key, value), contexts
+# (key, name), exceptions.type, event_entries.type and event_problems.problem, which none did
+# (0.5 KB per simulator event on SQLite). A query that needs one can create it in its archive.
 
 
 class Event(Base):
-    """One archived event. ``raw_json`` holds the payload exactly as the API sent it."""
+    """One archived event: the payload exactly as the API sent it, and its normalized values.
+
+    The raw payload is ``raw_json`` (text) on PostgreSQL; on SQLite it is ``raw_zstd`` (zstd,
+    with dictionary ``raw_dict_id``; NULL: none) and ``raw_json`` is NULL. Exactly one of
+    ``raw_json`` and ``raw_zstd`` is set. Read it from SQL with the view ``v_event_raw_json``
+    (both databases) or ``sentry_raw_json(raw_zstd, raw_dict_id)`` (SQLite).
+    """
 
     __tablename__ = "events"
 
@@ -175,8 +191,11 @@ class Event(Base):
     problem_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     # Set when values were replaced at archive time: {"method": ..., "paths": [...]}.
     scrubbed: Mapped[Any | None] = mapped_column(JSONType)
-    raw_json: Mapped[str] = mapped_column(Text)
-    # SHA-256 of raw_json: re-archiving an unchanged event writes nothing.
+    raw_json: Mapped[str | None] = mapped_column(Text)
+    raw_zstd: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # zstd_dictionaries.id (no foreign key: SQLite could not drop the column in a downgrade)
+    raw_dict_id: Mapped[int | None] = mapped_column(Integer)
+    # SHA-256 of the raw JSON text (UTF-8): re-archiving an unchanged event writes nothing.
     raw_sha256: Mapped[str | None] = mapped_column(String(64))
     archived_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -263,8 +282,6 @@ class EventTag(Base):
     key: Mapped[str] = mapped_column(Text)
     value: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (Index(None, "key", "value"),)
-
 
 class ExceptionRow(Base):
     """Exceptions of an event. Position 0 is the first cause; the highest is the one raised."""
@@ -275,7 +292,7 @@ class ExceptionRow(Base):
         BigInteger, ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
     )
     position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    type: Mapped[str | None] = mapped_column(Text, index=True)
+    type: Mapped[str | None] = mapped_column(Text)
     value: Mapped[str | None] = mapped_column(Text)
     module: Mapped[str | None] = mapped_column(Text)
     mechanism_type: Mapped[str | None] = mapped_column(Text)
@@ -395,8 +412,6 @@ class ContextRow(Base):
     version: Mapped[str | None] = mapped_column(Text)
     data: Mapped[Any | None] = mapped_column(JSONType)
 
-    __table_args__ = (Index(None, "key", "name"),)
-
 
 class EventError(Base):
     """Processing errors Sentry recorded for the event (payload ``errors``)."""
@@ -426,7 +441,7 @@ class EventEntry(Base):
         BigInteger, ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
     )
     position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    type: Mapped[str | None] = mapped_column(Text, index=True)
+    type: Mapped[str | None] = mapped_column(Text)
     data: Mapped[Any | None] = mapped_column(JSONType)
 
 
@@ -440,7 +455,7 @@ class EventProblem(Base):
     )
     position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     path: Mapped[str] = mapped_column(Text)
-    problem: Mapped[str] = mapped_column(Text, index=True)
+    problem: Mapped[str] = mapped_column(Text)
     detail: Mapped[str | None] = mapped_column(Text)
 
 

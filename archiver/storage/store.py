@@ -47,6 +47,7 @@ from archiver.storage.encode import (
     converter,
     encode_event,
     rank,
+    with_codec,
 )
 
 # The tables as Core objects are the schema's; they are importable from here too, where the
@@ -62,6 +63,8 @@ from archiver.storage.models import RUNS as RUNS
 from archiver.storage.pgcopy import prepare_session, write_copied
 from archiver.storage.plan import WriteResult as WriteResult
 from archiver.storage.plan import plan_writes
+from archiver.storage.rawjson import RawCodec
+from archiver.storage.rawtrain import CodecState
 
 
 class IssueWalkRow(TypedDict):
@@ -96,6 +99,12 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._codecs = CodecState(engine)
+
+    def raw_codec(self) -> RawCodec | None:
+        """How raw JSON is compressed now (SQLite; None on PostgreSQL): the page workers get
+        it with each page (:mod:`archiver.storage.rawjson`). Thread-safe."""
+        return self._codecs.codec()
 
     # ----------------------------------------------------------------- transactions
 
@@ -106,8 +115,13 @@ class Store:
             conn = conn.execution_options(sqlite_immediate=True)
             if conn.dialect.name == "postgresql":
                 prepare_session(conn)
-            with conn.begin():
-                yield conn
+            try:
+                with conn.begin():
+                    yield conn
+            except BaseException:
+                self._codecs.rolled_back()
+                raise
+            self._codecs.committed()
 
     # ----------------------------------------------------------------- generic upsert
 
@@ -246,9 +260,11 @@ class Store:
         if not events:
             return WriteResult()
         dialect = conn.dialect.name
+        codec = self._codecs.for_writer()
         batch: dict[tuple[int, str], EncodedEvent] = {}
         for ev in events:  # the last copy of an event in a batch wins
-            batch[(ev.project_id, ev.event_id)] = encode_event(ev, dialect)
+            encoded = encode_event(ev, dialect, codec=codec)
+            batch[(ev.project_id, ev.event_id)] = with_codec(encoded, codec) if codec else encoded
 
         self.ensure_issues(
             conn, {ev.issue_id: ev.project_id for ev in batch.values() if ev.issue_id is not None}
@@ -265,6 +281,7 @@ class Store:
             write_copied(conn, copied, utcnow(), new=copied.keys() - existing.keys())
         if len(copied) < len(plan.written):
             self._write_events(conn, batch, [k for k in plan.written if k not in copied])
+        self._codecs.written(conn, len(plan.written))
         return plan.result
 
     def _write_events(

@@ -312,7 +312,7 @@ class Syncer:
         with (
             _fewer_collections(),
             Spool() as spool,
-            PageNormalizer(workers) as normalizer,
+            PageNormalizer(workers, self.store.raw_codec) as normalizer,
             ThreadPoolExecutor(
                 max_workers=self.settings.concurrency, thread_name_prefix="walk"
             ) as pool,

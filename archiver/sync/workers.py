@@ -47,6 +47,7 @@ from archiver.normalize import (
 )
 from archiver.sentry.body import BodyFile
 from archiver.storage.encode import EncodedEvent, encode_event
+from archiver.storage.rawjson import RawCodec
 from archiver.sync.keyset import event_key
 
 log = logging.getLogger("archiver.sync.workers")
@@ -62,6 +63,8 @@ class PageJob:
     detail_always: bool = False
     scrub: tuple[str, ...] = ()
     scrub_key: str | None = field(default=None, repr=False)
+    # How raw JSON is compressed (SQLite): the archive's current one, set per page
+    raw_codec: RawCodec | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -307,7 +310,7 @@ def _normalized(
         raw=raw,
         decoded=decoded,
     )
-    return _with_key(emit(encode_event(ev, job.dialect)), item)
+    return _with_key(emit(encode_event(ev, job.dialect, codec=job.raw_codec)), item)
 
 
 def _with_key(ref: Any, item: Any) -> Any:
@@ -386,8 +389,11 @@ class PageNormalizer:
     every remaining issue. The page in hand is normalized again, so nothing is lost.
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(
+        self, workers: int, raw_codec: Callable[[], RawCodec | None] | None = None
+    ) -> None:
         self.workers = workers
+        self._raw_codec = raw_codec  # the store's: a dictionary may be trained mid-run
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         if workers > 0:
@@ -402,6 +408,8 @@ class PageNormalizer:
         self, body: BodyFile, rows_path: str, job: PageJob
     ) -> list[SpooledEvent | Any] | NotAList:
         """Normalize a spooled page body into ``rows_path``; see :func:`normalize_spooled_page`."""
+        if self._raw_codec is not None:
+            job = replace(job, raw_codec=self._raw_codec())
         pool = self._pool
         if pool is None:
             return normalize_spooled_page(body.path, rows_path, job)

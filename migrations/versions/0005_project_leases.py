@@ -1,6 +1,6 @@
 """project leases: several sync processes share one PostgreSQL archive
 
-Revision ID: 0005_project_leases
+Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-06 13:40:00.000000
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0005_project_leases'
+revision: str = '0005'
 down_revision: str | None = '0004'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

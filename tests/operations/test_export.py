@@ -29,7 +29,10 @@ def test_jsonl_is_the_raw_json_exactly_in_id_order(db_url, engine):
     from sqlalchemy import text
 
     with engine.connect() as conn:
-        raw = [r[0] for r in conn.execute(text("SELECT raw_json FROM events ORDER BY id"))]
+        raw = [
+            r[0]
+            for r in conn.execute(text("SELECT raw_json FROM v_event_raw_json ORDER BY event_pk"))
+        ]
     assert lines == raw
 
 

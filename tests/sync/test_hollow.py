@@ -50,7 +50,10 @@ def snapshot(engine: Engine) -> dict[str, Any]:
     with engine.connect() as conn:
         out: dict[str, Any] = {
             "events": conn.execute(
-                text("SELECT raw_json, raw_sha256, is_full, has_detail, updated_at FROM events")
+                text(
+                    "SELECT raw_json, raw_zstd, raw_sha256, is_full, has_detail, updated_at "
+                    "FROM events"
+                )
             ).all()
         }
         for name in CHILDREN:

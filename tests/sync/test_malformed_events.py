@@ -116,7 +116,7 @@ def _problems(db_url: str, event_id: str) -> list[tuple[str, str, str | None]]:
 
 def _raw(db_url: str, event_id: str) -> str:
     ((raw,),) = query_rows(
-        db_url, "SELECT raw_json FROM events WHERE event_id = :eid", eid=event_id
+        db_url, "SELECT raw_json FROM v_event_raw_json WHERE event_id = :eid", eid=event_id
     )
     return str(raw)
 
@@ -208,7 +208,9 @@ def test_an_event_whose_id_is_not_hex_stays_one_row_as_it_changes(
             _sync(proxy, org, db_url)
     assert len(proxy.served) >= 3
     rows = query_rows(
-        db_url, "SELECT event_id, raw_json FROM events WHERE legacy_id = 'not-a-hex-id'"
+        db_url,
+        "SELECT e.event_id, r.raw_json FROM events e"
+        " JOIN v_event_raw_json r ON r.event_pk = e.id WHERE e.legacy_id = 'not-a-hex-id'",
     )
     (event_id, raw) = rows[0]
     assert len(rows) == 1  # one row, not one per changed copy

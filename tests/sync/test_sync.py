@@ -59,7 +59,7 @@ def assert_children_consistent(db_url: str) -> None:
     try:
         with engine.connect() as conn:
             expected_tags = 0
-            for (raw,) in conn.execute(text("SELECT raw_json FROM events")):
+            for (raw,) in conn.execute(text("SELECT raw_json FROM v_event_raw_json")):
                 tags = json.loads(raw).get("tags")
                 expected_tags += len(tags) if isinstance(tags, list) else 0
             tags = conn.execute(text("SELECT count(*) FROM event_tags")).scalar_one()

@@ -48,7 +48,9 @@ def _rows_of(db_url: str, ids: frozenset[str]) -> dict[str, tuple[bool, int]]:
     """Per event id: ``is_full`` and how many entries its raw JSON holds."""
     out: dict[str, tuple[bool, int]] = {}
     for event_id, is_full, raw in query_rows(
-        db_url, "SELECT event_id, is_full, raw_json FROM events"
+        db_url,
+        "SELECT e.event_id, e.is_full, r.raw_json FROM events e "
+        "JOIN v_event_raw_json r ON r.event_pk = e.id",
     ):
         if event_id in ids:
             out[event_id] = (bool(is_full), len(json.loads(raw).get("entries") or []))
@@ -127,7 +129,9 @@ def test_transactions_of_performance_issues_are_archived_dated_typed_with_spans(
     assert archived(db_url) == org.truth()
     assert query_rows(db_url, "SELECT count(*) FROM events WHERE date_created IS NULL")[0][0] == 0
     transactions = query_rows(
-        db_url, "SELECT id, raw_json, date_created FROM events WHERE type = 'transaction'"
+        db_url,
+        "SELECT e.id, r.raw_json, e.date_created FROM events e"
+        " JOIN v_event_raw_json r ON r.event_pk = e.id WHERE e.type = 'transaction'",
     )
     assert transactions, "the organisation has performance issues"
     for _pk, raw, date_created in transactions:

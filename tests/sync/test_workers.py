@@ -124,7 +124,7 @@ def test_truncated_body_is_an_invalid_body_in_both_modes(page_body: bytes) -> No
 
 def _without_raw(ev: EncodedEvent) -> tuple[object, ...]:
     row = ev.event_row()
-    del row["raw_json"], row["raw_sha256"]
+    del row["raw_json"], row["raw_sha256"], row["raw_zstd"]
     return (ev.event_id, tuple(sorted(row.items())), ev.children, ev.release)
 
 
@@ -306,7 +306,7 @@ def test_every_events_column_comes_from_normalize() -> None:
     from archiver.storage.encode import EVENT_COLUMNS
 
     ev = normalize_event({"eventID": "a" * 32, "entries": []}, project_id=1)
-    assert set(ev.event) | {"raw_sha256"} == set(EVENT_COLUMNS)
+    assert set(ev.event) | {"raw_sha256", "raw_zstd", "raw_dict_id"} == set(EVENT_COLUMNS)
 
 
 def test_in_flight_budget_waits_for_the_writer_and_never_blocks_an_empty_pipeline() -> None:

@@ -31,6 +31,7 @@ from sqlalchemy import (
     Engine,
     Table,
     delete,
+    false,
     func,
     insert,
     select,
@@ -43,7 +44,13 @@ from archiver.errors import ConfigError
 from archiver.output import plural
 from archiver.storage import db
 from archiver.storage.models import Purge
-from archiver.storage.stacks import STACK_FRAMES, STACKS, collect_garbage
+from archiver.storage.stacks import (
+    EVENT_STACKS,
+    STACK_FRAMES,
+    STACKS,
+    collect_garbage,
+    unused_stacks,
+)
 from archiver.storage.store import CHILD_TABLES, EVENTS, PROJECTS, Store, utcnow
 
 PURGES: Table = Purge.__table__  # type: ignore[assignment]
@@ -121,11 +128,12 @@ def count_due(
         n = conn.execute(select(func.count()).select_from(table).where(table.c.event_pk.in_(ids)))
         result.children[name] = int(n.scalar_one())
     # The stacks the purge's garbage collection will delete: those no kept event points at.
-    refs = CHILD_TABLES["event_stacks"]
-    kept = select(refs.c.stack_key).where(
-        refs.c.stack_key == STACKS.c.stack_key, refs.c.event_pk.not_in(ids)
+    kept = (
+        select(EVENT_STACKS.c.stack_key)
+        .join(EVENTS, EVENTS.c.id == EVENT_STACKS.c.event_pk)
+        .where(~func.coalesce(due, false()))
     )
-    freed = select(STACKS.c.stack_key).where(~kept.exists())
+    freed = unused_stacks(conn.dialect.name, kept)
     for name, table in (("stacks", STACKS), ("stack_frames", STACK_FRAMES)):
         n = conn.execute(
             select(func.count()).select_from(table).where(table.c.stack_key.in_(freed))

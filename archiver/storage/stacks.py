@@ -44,8 +44,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    select,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql import Select
 
 from archiver.storage.base import Base, JSONType
 
@@ -112,10 +114,9 @@ class EventStack(Base):
     stack_index: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     is_raw: Mapped[bool] = mapped_column(Boolean, primary_key=True)
     thread_id: Mapped[str | None] = mapped_column(Text)
-    # Which events have a stack: purge's garbage collection, and frames found by function.
-    stack_key: Mapped[bytes] = mapped_column(
-        LargeBinary, ForeignKey("stacks.stack_key"), index=True
-    )
+    # Not indexed: only purge's garbage collection looks events up by stack, in one pass
+    # (:func:`unused_stacks`), and an index would cost as much as the rows (~40 B a row).
+    stack_key: Mapped[bytes] = mapped_column(LargeBinary, ForeignKey("stacks.stack_key"))
 
     __table_args__ = ({"sqlite_with_rowid": False},)
 
@@ -138,6 +139,7 @@ class FrameVars(Base):
 
 
 STACKS = cast(Table, Stack.__table__)
+EVENT_STACKS = cast(Table, EventStack.__table__)
 STACK_FRAMES = cast(Table, StackFrame.__table__)
 # A stack frame's values after its position, in the order of the tuples of ``stack_frames``
 # (:func:`split_frames`) and of the ``frames`` view.
@@ -263,21 +265,29 @@ def insert_stacks(conn: Connection, frame_counts: Mapping[bytes, int]) -> list[b
     return new
 
 
+def unused_stacks(dialect: str, refs: Select[Any]) -> Select[Any]:
+    """The keys of the stacks that no row of ``refs`` (a select of ``event_stacks.stack_key``)
+    names, in one pass over each table whatever their sizes.
+
+    SQLite runs ``NOT IN (subquery)`` by building the subquery's keys once (a correlated
+    ``NOT EXISTS`` would scan ``event_stacks`` once per stack); PostgreSQL plans ``NOT EXISTS``
+    as a hash anti-join (its ``NOT IN`` hashes only what fits in ``work_mem``).
+    """
+    key = STACKS.c.stack_key
+    if dialect == "sqlite":
+        return select(key).where(key.not_in(refs))
+    return select(key).where(~refs.where(EVENT_STACKS.c.stack_key == key).exists())
+
+
 def collect_garbage(conn: Connection) -> tuple[int, int]:
     """Delete the stacks no event points at; (stacks, stack frames) deleted.
 
     Run by ``purge`` under the archive's run lock (no sync writes meanwhile), after it deleted
-    events: so that a purge frees their frames too. One pass over ``event_stacks``'s key
-    index finds every such stack, whether its events were purged or re-archived with another
-    stack.
+    events: so that a purge frees their frames too. It finds every such stack, whether its
+    events were purged or re-archived with another stack.
     """
-    orphans = [
-        bytes(r[0])
-        for r in conn.exec_driver_sql(
-            "SELECT s.stack_key FROM stacks s WHERE NOT EXISTS "
-            "(SELECT 1 FROM event_stacks e WHERE e.stack_key = s.stack_key)"
-        )
-    ]
+    refs = select(EVENT_STACKS.c.stack_key)
+    orphans = [bytes(k) for k in conn.execute(unused_stacks(conn.dialect.name, refs)).scalars()]
     stacks = frames = 0
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     for chunk in _chunks(orphans):

@@ -111,8 +111,6 @@ def _create_tables() -> None:
         sa.PrimaryKeyConstraint(*KEY, name=op.f('pk_event_stacks')),
         sqlite_with_rowid=False,
     )
-    op.create_index(op.f('ix_event_stacks_stack_key'), 'event_stacks', ['stack_key'],
-                    unique=False)
     op.create_table(
         'frame_vars',
         sa.Column('event_pk', sa.BigInteger(), nullable=False),
@@ -231,7 +229,6 @@ def downgrade() -> None:
     op.create_index(op.f('ix_frames_in_app_function'), 'frames', ['in_app', 'function'],
                     unique=False)
     op.drop_table('frame_vars')
-    op.drop_index(op.f('ix_event_stacks_stack_key'), table_name='event_stacks')
     op.drop_table('event_stacks')
     op.drop_index(op.f('ix_stack_frames_in_app_function'), table_name='stack_frames')
     op.drop_table('stack_frames')

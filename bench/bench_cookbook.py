@@ -11,7 +11,8 @@ simulator (a 1M-event sync would take hours and ~40 GB: demo events carry ~50 fr
   with a skewed (Zipf-like) size distribution, 40 releases per project following the calendar,
   4 environments, 50,000 users (id, email only, IP only or none);
 * one raised exception per event (one in ten also has a chained cause), 10 frames per
-  exception stack of which the lower 6 are in-app: ~10.3 M frame rows;
+  exception stack of which the lower 6 are in-app: ~10.3 M rows of the ``frames`` view, stored
+  once per distinct stack (one per issue, and the cause's; migration 0007);
 * ``raw_json`` of ~2 KB per event. A real payload is 5-50 KB, but SQLite keeps only its first
   ~0.5-4 KB in the table page (the rest in overflow pages, read only when ``raw_json`` is),
   so ~2 KB gives full scans of ``events`` about the real cost per row;
@@ -54,6 +55,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from archiver.storage import db  # noqa: E402
+from archiver.storage.stacks import FRAME_VALUES, stack_key  # noqa: E402
 from scripts import cookbook  # noqa: E402
 
 PROJECTS = [
@@ -245,40 +247,64 @@ def build(path: Path, events: int, seed: int = 7) -> None:
         exception_rows(),
     )
 
+    # Frames are stored once per distinct stack (migration 0007): the events of an issue
+    # share theirs, as the writer would store them.
+    stacks: dict[bytes, list[tuple[object, ...]]] = {}
+    event_stacks = []
+    for pk, index, frames in _stacks(con, fn_of):
+        key = stack_key(frames)
+        stacks.setdefault(key, frames)
+        event_stacks.append((pk, index, key))
     con.executemany(
-        "INSERT INTO frames (event_pk, stack_kind, stack_index, is_raw, position, function, "
-        "module, filename, lineno, in_app) VALUES (?, 'exception', ?, 0, ?, ?, ?, ?, ?, ?)",
-        (
-            (pk, si, pos, fn, mod, f, ln, ia)
-            for pk, si, pos, fn, mod, f, ln, ia in _frame_rows(con, fn_of)
-        ),
+        "INSERT INTO stacks (stack_key, frame_count) VALUES (?, ?)",
+        [(key, len(frames)) for key, frames in stacks.items()],
+    )
+    marks = ", ".join("?" * (2 + len(FRAME_VALUES)))
+    con.executemany(
+        f"INSERT INTO stack_frames (stack_key, position, {', '.join(FRAME_VALUES)}) "
+        f"VALUES ({marks})",
+        [(key, *frame) for key, frames in stacks.items() for frame in frames],
+    )
+    con.executemany(
+        "INSERT INTO event_stacks (event_pk, stack_kind, stack_index, is_raw, stack_key) "
+        "VALUES (?, 'exception', ?, 0, ?)",
+        event_stacks,
     )
     con.execute("COMMIT")
     con.close()
 
 
-def _frame_rows(con: sqlite3.Connection, fn_of: dict[int, int]) -> Iterator[tuple[object, ...]]:
-    """Ten frames per event (six in-app), and three more for the cause of one in ten."""
+def _stacks(
+    con: sqlite3.Connection, fn_of: dict[int, int]
+) -> Iterator[tuple[int, int, list[tuple[object, ...]]]]:
+    """(event, exception position, frames): ten frames per event (six in-app), and three
+    more for the cause of one in ten. A frame is its ``stack_frames`` tuple without the key."""
+
+    def frame(
+        pos: int, function: str, module: str, lineno: int, in_app: bool
+    ) -> tuple[object, ...]:
+        values = {
+            "function": function,
+            "module": module,
+            "filename": module.replace(".", "/") + ".py",
+            "lineno": lineno,
+            "in_app": in_app,
+        }
+        return (pos, *(values.get(c) for c in FRAME_VALUES))
+
+    cause = [frame(pos, f"read_{pos}", "app.io", 10 + pos, True) for pos in range(3)]
     for pk, iid in con.execute("SELECT id, issue_id FROM events ORDER BY id").fetchall():
         raised = 1 if pk % 10 == 0 else 0
         if raised:
-            for pos in range(3):
-                yield (pk, 0, pos, f"read_{pos}", "app.io", "app/io.py", 10 + pos, 1)
+            yield pk, 0, cause
         fn = fn_of[iid]
+        frames = []
         for pos in range(10):
             in_app = pos < 6
             name = f"fn_{fn}_{pos}" if in_app else f"lib_{pos}"
             module = f"app.mod{fn % 40}" if in_app else "lib.core"
-            yield (
-                pk,
-                raised,
-                pos,
-                name,
-                module,
-                module.replace(".", "/") + ".py",
-                100 + fn + pos,
-                int(in_app),
-            )
+            frames.append(frame(pos, name, module, 100 + fn + pos, in_app))
+        yield pk, raised, frames
 
 
 def _bisect(cum: list[float], x: float) -> int:

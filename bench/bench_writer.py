@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs; the best is reported")
     args = parser.parse_args()
     con = sqlite3.connect(args.source)
-    rawjson.register(con)  # an archive of 0005 or later keeps raw JSON compressed
+    rawjson.register(con)  # an archive of 0006 or later keeps raw JSON compressed
     rows = con.execute(
         "SELECT project_id, issue_id, CASE WHEN raw_zstd IS NULL THEN raw_json "
         "ELSE sentry_raw_json(raw_zstd, raw_dict_id) END FROM events ORDER BY id LIMIT ?",

@@ -2,8 +2,10 @@
 
 Events whose ``date_created`` is before the cutoff (now minus ``--older-than``) are deleted
 with all their child rows, ``batch_size`` events per transaction, so other readers and the
-sync writer get the database between batches. Issues, projects, releases, sync checkpoints,
-``runs`` and ``purges`` are never deleted; events without a ``date_created`` are kept.
+sync writer get the database between batches. Then the stacks no event points at any more are
+deleted with their frames (stacks are shared between events: ``archiver.storage.stacks``).
+Issues, projects, releases, sync checkpoints, ``runs`` and ``purges`` are never deleted;
+events without a ``date_created`` are kept.
 
 Every real purge writes one ``purges`` row when it starts (outcome ``running``), advances its
 ``events_deleted`` in the same transaction as each batch (so the count is exact even if the
@@ -29,6 +31,7 @@ from sqlalchemy import (
     Engine,
     Table,
     delete,
+    false,
     func,
     insert,
     select,
@@ -41,6 +44,13 @@ from archiver.errors import ConfigError
 from archiver.output import plural
 from archiver.storage import db
 from archiver.storage.models import Purge
+from archiver.storage.stacks import (
+    EVENT_STACKS,
+    STACK_FRAMES,
+    STACKS,
+    collect_garbage,
+    unused_stacks,
+)
 from archiver.storage.store import CHILD_TABLES, EVENTS, PROJECTS, Store, utcnow
 
 PURGES: Table = Purge.__table__  # type: ignore[assignment]
@@ -117,6 +127,18 @@ def count_due(
     for name, table in CHILD_TABLES.items():
         n = conn.execute(select(func.count()).select_from(table).where(table.c.event_pk.in_(ids)))
         result.children[name] = int(n.scalar_one())
+    # The stacks the purge's garbage collection will delete: those no kept event points at.
+    kept = (
+        select(EVENT_STACKS.c.stack_key)
+        .join(EVENTS, EVENTS.c.id == EVENT_STACKS.c.event_pk)
+        .where(~func.coalesce(due, false()))
+    )
+    freed = unused_stacks(conn.dialect.name, kept)
+    for name, table in (("stacks", STACKS), ("stack_frames", STACK_FRAMES)):
+        n = conn.execute(
+            select(func.count()).select_from(table).where(table.c.stack_key.in_(freed))
+        )
+        result.children[name] = int(n.scalar_one())
 
 
 def purge(
@@ -154,6 +176,10 @@ def purge(
         outcome = "failed"
         try:
             _delete_batches(store, result, batch_size, on_batch)
+            with store.transaction() as conn:
+                stacks, frames = collect_garbage(conn)
+            result.children["stacks"] = stacks
+            result.children["stack_frames"] = frames
             outcome = "success"
         except KeyboardInterrupt:
             outcome = "interrupted"
@@ -239,7 +265,7 @@ def reclaim_space(engine: Engine) -> None:
             driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         else:
             driver.autocommit = True
-            for table in (EVENTS, *CHILD_TABLES.values()):
+            for table in (EVENTS, *CHILD_TABLES.values(), STACKS, STACK_FRAMES):
                 driver.execute(f'VACUUM ANALYZE "{table.name}"')
     finally:
         raw.close()

@@ -21,7 +21,10 @@ TABLES: dict[str, str] = {
         "Exceptions of each event; position 0 is the first cause, is_last the one raised."
     ),
     "threads": "Threads of each event.",
-    "frames": "Stack frames of exceptions, threads and stacktraces, oldest first.",
+    "stacks": "Distinct stacks: each is stored once, however many events have it.",
+    "stack_frames": "The frames of each distinct stack, oldest first (vars are per event).",
+    "event_stacks": "The stacks of each event (exceptions, threads, stacktrace entries).",
+    "frame_vars": "Local variables of the frames of each event's stacks (frames that have any).",
     "breadcrumbs": "Breadcrumbs (what happened before the event), in order.",
     "requests": "The HTTP request an event happened in.",
     "contexts": "Contexts of each event (browser, os, device, runtime, trace...).",
@@ -40,6 +43,10 @@ TABLES: dict[str, str] = {
 }
 
 VIEWS: dict[str, str] = {
+    "frames": (
+        "Stack frames of exceptions, threads and stacktraces, oldest first: one row per "
+        "frame of each event (event_stacks, stack_frames and frame_vars joined)."
+    ),
     "v_events": "One row per event with its project slug, UTC day and user key.",
     "v_project_daily": "Events, issues and users per project and UTC day.",
     "v_issue_daily": "Events and users per issue and UTC day.",
@@ -50,6 +57,27 @@ VIEWS: dict[str, str] = {
     "v_environment_events": "Events, issues and users per project and environment.",
     "v_issue_users": "Archived events and distinct users per issue, with first and last seen.",
     "v_event_raw_json": "Each event's payload exactly as the API sent it (JSON text).",
+}
+
+# The columns of the frames view and of the tables it joins (the same meaning in each).
+_FRAME: dict[str, str] = {
+    "stack_kind": "Which stack: exception, thread or stacktrace.",
+    "stack_index": "Position of the exception, thread or stacktrace entry.",
+    "is_raw": "Frame of the unsymbolicated rawStacktrace.",
+    "position": "Position in the stack, oldest first (the crash site is the highest).",
+    "raw_function": "Function name before symbolication.",
+    "abs_path": "Absolute path.",
+    "colno": "Column number.",
+    "in_app": "Frame of the application's own code.",
+    "package": "Package or binary.",
+    "instruction_addr": "Instruction address.",
+    "symbol": "Symbol.",
+    "symbol_addr": "Symbol address.",
+    "trust": "How the frame was found (native stack walking).",
+    "context_line": "The source line.",
+    "pre_context": "Source lines before (JSON).",
+    "post_context": "Source lines after (JSON).",
+    "vars": "Local variables (JSON).",
 }
 
 # Columns with the same meaning wherever they appear.
@@ -64,6 +92,9 @@ COMMON: dict[str, str] = {
     "project_slug": "Project slug.",
     "day": "UTC calendar day (YYYY-MM-DD).",
     "events": "Number of events.",
+    "stack_key": (
+        "The stack (stacks.stack_key): the first 16 bytes of the SHA-256 of its frames' values."
+    ),
     "issues": "Number of distinct issues.",
     "users": "Distinct users (by id, else email, else username, else IP address).",
     "first_seen": "Earliest event (UTC).",
@@ -199,25 +230,11 @@ COLUMNS: dict[str, dict[str, str]] = {
         "crashed": "The thread that crashed.",
         "state": "Thread state.",
     },
-    "frames": {
-        "stack_kind": "Which stack: exception, thread or stacktrace.",
-        "stack_index": "Position of the exception, thread or stacktrace entry.",
-        "is_raw": "Frame of the unsymbolicated rawStacktrace.",
-        "position": "Position in the stack, oldest first (the crash site is the highest).",
-        "raw_function": "Function name before symbolication.",
-        "abs_path": "Absolute path.",
-        "colno": "Column number.",
-        "in_app": "Frame of the application's own code.",
-        "package": "Package or binary.",
-        "instruction_addr": "Instruction address.",
-        "symbol": "Symbol.",
-        "symbol_addr": "Symbol address.",
-        "trust": "How the frame was found (native stack walking).",
-        "context_line": "The source line.",
-        "pre_context": "Source lines before (JSON).",
-        "post_context": "Source lines after (JSON).",
-        "vars": "Local variables (JSON).",
-    },
+    "frames": _FRAME,
+    "stack_frames": _FRAME,
+    "event_stacks": _FRAME,
+    "frame_vars": _FRAME,
+    "stacks": {"frame_count": "Number of frames of the stack (rows of stack_frames)."},
     "breadcrumbs": {
         "timestamp": "When (UTC).",
         "category": "Category (http, navigation, query...).",

@@ -20,7 +20,7 @@ import json
 import operator
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import JSON, Date, DateTime
@@ -29,6 +29,7 @@ from archiver.normalize import NormalizedEvent
 from archiver.storage.base import UTCDateTime
 from archiver.storage.models import CHILD_TABLES, EVENT_CHILD_TABLES, EVENTS
 from archiver.storage.rawjson import PLAIN, RawCodec
+from archiver.storage.stacks import StackRows, split_frames
 
 # The events row's columns in the order of its tuple (the computed raw_zstd, raw_dict_id and
 # raw_sha256 last; the writer adds archived_at and updated_at; id is the database's).
@@ -44,6 +45,8 @@ EVENT_COLUMNS: tuple[str, ...] = (
 _RAW_JSON = EVENT_COLUMNS.index("raw_json")
 
 # Child row columns in the order of their tuples (``event_pk`` left out: the writer adds it).
+# Normalized ``frames`` rows become ``event_stacks``, ``frame_vars`` and shared stacks
+# (:func:`archiver.storage.stacks.split_frames`).
 CHILD_COLUMNS: dict[str, tuple[str, ...]] = {
     t.name: tuple(c.name for c in t.columns if c.name != "event_pk") for t in EVENT_CHILD_TABLES
 }
@@ -70,10 +73,13 @@ class CopyRows:
     of lines, each line starting with a tab: the writer puts the event's primary key (known
     only once the event row is written) in front of every line. Values never hold a raw tab or
     line end (escaped), so every ``\\n`` in a block ends a row.
+    ``stacks`` are the ``stack_frames`` rows of the event's stacks by key, one block each in
+    the same form (the writer puts the key in front of the lines of the stacks it inserts).
     """
 
     event: bytes
     children: dict[str, bytes]
+    stacks: dict[bytes, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -81,7 +87,9 @@ class EncodedEvent:
     """A normalized event as the writer stores it, values already converted for one database.
 
     ``event`` is the ``events`` row as a tuple in :data:`EVENT_COLUMNS` order; child rows are
-    tuples in :data:`CHILD_COLUMNS` order, without ``event_pk`` (the writer prepends it).
+    tuples in :data:`CHILD_COLUMNS` order, without ``event_pk`` (the writer prepends it);
+    ``stacks`` the frames of the event's stacks by key (``stack_frames`` tuples without
+    the key), which the writer stores unless the archive has them.
     Made by :func:`encode_event`, in a worker process during a sync, so that the single
     writer spends its time in the database and not in Python.
     """
@@ -97,6 +105,7 @@ class EncodedEvent:
     rank: int  # how rich the payload is (see :func:`rank`)
     # PostgreSQL: the rows as COPY text; ``event`` is then empty and ``children`` too
     copy: CopyRows | None = None
+    stacks: StackRows = field(default_factory=dict)
 
     def event_row(self) -> dict[str, Any]:
         """The ``events`` row as a dict (converted values; COPY's text values when the event
@@ -143,14 +152,20 @@ def encode_event(
         computed = (None, None, sha)
     values = _convert((*picked, *computed), _converters("events", dialect))
     children: dict[str, list[tuple[Any, ...]]] = {}
+    stacks: StackRows = {}
     for name, rows in ev.children.items():
-        if rows:
+        if name == "frames":
+            if rows:
+                children["event_stacks"], vars_rows, stacks = split_frames(rows)
+                if vars_rows:
+                    children["frame_vars"] = vars_rows
+        elif rows:
             pick, convert = _pickers[name], _converters(name, dialect)
             children[name] = [_convert(pick(r), convert) for r in rows]
     copied = None
     if dialect == "postgresql" and (COPY_BY_DEFAULT if copy is None else copy):
-        copied = _copy_rows(values, children)
-        values, children = (), {}
+        copied = _copy_rows(values, children, stacks)
+        values, children, stacks = (), {}, {}
     return EncodedEvent(
         ev.project_id,
         ev.event_id,
@@ -162,6 +177,7 @@ def encode_event(
         sha,
         rank(bool(row.get("has_detail")), bool(row.get("is_full"))),
         copied,
+        stacks,
     )
 
 
@@ -184,13 +200,17 @@ def with_codec(ev: EncodedEvent, codec: RawCodec) -> EncodedEvent:
     return replace(ev, event=tuple(out))
 
 
-def _copy_rows(event: tuple[Any, ...], children: Mapping[str, list[tuple[Any, ...]]]) -> CopyRows:
+def _copy_rows(
+    event: tuple[Any, ...], children: Mapping[str, list[tuple[Any, ...]]], stacks: StackRows
+) -> CopyRows:
     """Converted rows as COPY text (see :class:`CopyRows`)."""
-    blocks = {
-        name: "".join(["\t" + "\t".join(map(copy_field, r)) + "\n" for r in rows]).encode()
-        for name, rows in children.items()
-    }
-    return CopyRows("\t".join(map(copy_field, event)).encode(), blocks)
+    blocks = {name: _copy_block(rows) for name, rows in children.items()}
+    frames = {key: _copy_block(rows) for key, rows in stacks.items()}
+    return CopyRows("\t".join(map(copy_field, event)).encode(), blocks, frames)
+
+
+def _copy_block(rows: list[tuple[Any, ...]]) -> bytes:
+    return "".join(["\t" + "\t".join(map(copy_field, r)) + "\n" for r in rows]).encode()
 
 
 def copy_field(value: Any) -> str:
@@ -213,6 +233,8 @@ def copy_field(value: Any) -> str:
         return str(value)
     if isinstance(value, bool):
         return "t" if value else "f"
+    if isinstance(value, bytes):  # bytea's hex form, its backslash escaped
+        return "\\\\x" + value.hex()
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
     return str(value)
@@ -224,11 +246,11 @@ _UNESCAPE = {"\\\\": "\\", "\\n": "\n", "\\r": "\r", "\\t": "\t"}
 def copy_fields(line: bytes) -> list[str | None]:
     """The fields of one COPY text line, unescaped (tests and debugging)."""
     out: list[str | None] = []
-    for field in line.decode().split("\t"):
-        if field == "\\N":
+    for text in line.decode().split("\t"):
+        if text == "\\N":
             out.append(None)
         else:
-            out.append(re.sub(r"\\[\\nrt]", lambda m: _UNESCAPE[m.group()], field))
+            out.append(re.sub(r"\\[\\nrt]", lambda m: _UNESCAPE[m.group()], text))
     return out
 
 

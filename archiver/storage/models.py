@@ -21,7 +21,8 @@ only through an Alembic migration and never silently. Conventions:
 
 The archive's tables are here; the column types and the declarative base are in
 :mod:`~archiver.storage.base`, the bookkeeping tables (sync progress, runs, lock, purges) in
-:mod:`~archiver.storage.bookkeeping`. This module re-exports both, so importing it gives the
+:mod:`~archiver.storage.bookkeeping`, the stack frames (stored once per distinct stack) in
+:mod:`~archiver.storage.stacks`. This module re-exports them, so importing it gives the
 whole schema (``Base.metadata``, which the migrations compare against) and every table class.
 """
 
@@ -55,6 +56,10 @@ from archiver.storage.bookkeeping import Purge as Purge
 from archiver.storage.bookkeeping import Run as Run
 from archiver.storage.bookkeeping import RunLock as RunLock
 from archiver.storage.bookkeeping import ZstdDictionary as ZstdDictionary
+from archiver.storage.stacks import EventStack as EventStack
+from archiver.storage.stacks import FrameVars as FrameVars
+from archiver.storage.stacks import Stack as Stack
+from archiver.storage.stacks import StackFrame as StackFrame
 
 # --------------------------------------------------------------------------- discovery objects
 
@@ -320,47 +325,6 @@ class Thread(Base):
     state: Mapped[str | None] = mapped_column(Text)
 
 
-class Frame(Base):
-    """Stack frames, oldest first (the crash site is the highest position).
-
-    ``stack_kind`` says which stack a frame belongs to: ``exception`` (``stack_index`` is the
-    exception's position), ``thread`` (``stack_index`` is the thread's position, ``thread_id``
-    its id) or ``stacktrace`` (a top-level stacktrace entry; ``stack_index`` is the entry's
-    position). ``is_raw`` marks frames of the unsymbolicated ``rawStacktrace``.
-    """
-
-    __tablename__ = "frames"
-
-    event_pk: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
-    )
-    stack_kind: Mapped[str] = mapped_column(String(16), primary_key=True)
-    stack_index: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    is_raw: Mapped[bool] = mapped_column(Boolean, primary_key=True)
-    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    thread_id: Mapped[str | None] = mapped_column(Text)
-    function: Mapped[str | None] = mapped_column(Text)
-    raw_function: Mapped[str | None] = mapped_column(Text)
-    module: Mapped[str | None] = mapped_column(Text)
-    filename: Mapped[str | None] = mapped_column(Text)
-    abs_path: Mapped[str | None] = mapped_column(Text)
-    lineno: Mapped[int | None] = mapped_column(BigInteger)
-    colno: Mapped[int | None] = mapped_column(BigInteger)
-    in_app: Mapped[bool | None] = mapped_column(Boolean)
-    package: Mapped[str | None] = mapped_column(Text)
-    platform: Mapped[str | None] = mapped_column(Text)
-    instruction_addr: Mapped[str | None] = mapped_column(Text)
-    symbol: Mapped[str | None] = mapped_column(Text)
-    symbol_addr: Mapped[str | None] = mapped_column(Text)
-    trust: Mapped[str | None] = mapped_column(Text)
-    context_line: Mapped[str | None] = mapped_column(Text)
-    pre_context: Mapped[Any | None] = mapped_column(JSONType)
-    post_context: Mapped[Any | None] = mapped_column(JSONType)
-    vars: Mapped[Any | None] = mapped_column(JSONType)
-
-    __table_args__ = (Index(None, "in_app", "function"),)
-
-
 class Breadcrumb(Base):
     __tablename__ = "breadcrumbs"
 
@@ -465,7 +429,8 @@ EVENT_CHILD_TABLES: tuple[Table, ...] = tuple(
         EventTag,
         ExceptionRow,
         Thread,
-        Frame,
+        EventStack,
+        FrameVars,
         Breadcrumb,
         RequestRow,
         ContextRow,

@@ -34,6 +34,7 @@ from sqlalchemy.exc import DBAPIError
 
 from archiver.storage.encode import CHILD_COLUMNS, EVENT_COLUMNS, CopyRows, copy_field
 from archiver.storage.models import CHILD_TABLES, EVENTS
+from archiver.storage.stacks import FRAME_VALUES, STACK_FRAMES
 
 STAGE = "archiver_events_stage"
 _SESSION_READY = "archiver_write_session"  # key in the pooled connection's info
@@ -122,6 +123,22 @@ def write_copied(
                     out.write(b"".join(blocks))
     finally:
         cursor.close()
+
+
+def copy_stack_frames(conn: Connection, blocks: Mapping[bytes, bytes]) -> None:
+    """COPY the frames of stacks this transaction just inserted into ``stacks`` (so none of
+    them is stored yet): each block's lines get their stack's key in front."""
+    if conn.dialect.driver != "psycopg":
+        raise NotImplementedError("PostgreSQL archives are written with psycopg 3 (psycopg)")
+    driver: Any = conn.connection.driver_connection
+    lines = []
+    for key, block in sorted(blocks.items()):
+        prefix = copy_field(key).encode()
+        lines.append(prefix + block[:-1].replace(b"\n", b"\n" + prefix) + b"\n")
+    columns = _quoted(conn, ("stack_key", "position", *FRAME_VALUES))
+    table = conn.dialect.identifier_preparer.format_table(STACK_FRAMES)
+    with driver.cursor() as cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as out:
+        out.write(b"".join(lines))
 
 
 def _copy_new(

@@ -60,11 +60,12 @@ from archiver.storage.models import PROJECT_SYNC as PROJECT_SYNC
 from archiver.storage.models import PROJECTS as PROJECTS
 from archiver.storage.models import RELEASES as RELEASES
 from archiver.storage.models import RUNS as RUNS
-from archiver.storage.pgcopy import prepare_session, write_copied
+from archiver.storage.pgcopy import copy_stack_frames, prepare_session, write_copied
 from archiver.storage.plan import WriteResult as WriteResult
 from archiver.storage.plan import plan_writes
 from archiver.storage.rawjson import RawCodec
 from archiver.storage.rawtrain import CodecState
+from archiver.storage.stacks import FRAME_VALUES, STACK_FRAMES, StackRows, insert_stacks
 
 
 class IssueWalkRow(TypedDict):
@@ -276,6 +277,7 @@ class Store:
         if plan.changed_pks:
             for table in CHILD_TABLES.values():
                 conn.execute(delete(table).where(table.c.event_pk.in_(plan.changed_pks)))
+        self._write_stacks(conn, [batch[k] for k in plan.written])
         copied = {k: rows for k in plan.written if (rows := batch[k].copy) is not None}
         if copied:  # PostgreSQL, rows encoded for COPY
             write_copied(conn, copied, utcnow(), new=copied.keys() - existing.keys())
@@ -283,6 +285,24 @@ class Store:
             self._write_events(conn, batch, [k for k in plan.written if k not in copied])
         self._codecs.written(conn, len(plan.written))
         return plan.result
+
+    def _write_stacks(self, conn: Connection, events: Iterable[EncodedEvent]) -> None:
+        """Store the stacks of these events that the archive lacks, with their frames: before
+        the events' ``event_stacks`` rows, which point at them."""
+        rows: StackRows = {}
+        blocks: dict[bytes, bytes] = {}
+        for ev in events:
+            rows.update(ev.stacks)
+            if ev.copy is not None:
+                blocks.update(ev.copy.stacks)
+        counts = {key: block.count(b"\n") for key, block in blocks.items()}
+        counts.update((key, len(frames)) for key, frames in rows.items())
+        new = insert_stacks(conn, counts)
+        copy_new = {key: blocks[key] for key in new if key not in rows}
+        if copy_new:
+            copy_stack_frames(conn, copy_new)
+        params = [(key, *frame) for key in new if key in rows for frame in rows[key]]
+        self._insert_rows(conn, STACK_FRAMES, ("stack_key", "position", *FRAME_VALUES), params)
 
     def _write_events(
         self,

@@ -18,6 +18,7 @@ from archiver.normalize import (
     normalize_release,
 )
 from archiver.storage.models import EVENT_CHILD_TABLES, Base
+from archiver.storage.stacks import FRAME_COLUMNS
 
 FIXTURES = Path(__file__).resolve().parents[2] / "archiver" / "simulator" / "fixtures"
 UTC = dt.timezone.utc
@@ -32,8 +33,11 @@ def child(ev, table):
 
 
 def test_child_names_are_the_schema_child_tables_in_order():
-    # normalize names the child tables itself (it does not import the SQLAlchemy models)
-    assert tuple(t.name for t in EVENT_CHILD_TABLES) == CHILD_NAMES
+    # normalize names the child tables itself (it does not import the SQLAlchemy models);
+    # its frames rows are stored as event_stacks and frame_vars rows (and shared stacks)
+    stored = tuple(t.name for t in EVENT_CHILD_TABLES)
+    i = CHILD_NAMES.index("frames")
+    assert stored == (*CHILD_NAMES[:i], "event_stacks", "frame_vars", *CHILD_NAMES[i + 1 :])
 
 
 def test_row_keys_match_the_tables():
@@ -49,9 +53,14 @@ def test_row_keys_match_the_tables():
         "raw_dict_id",
     }
     for table in EVENT_CHILD_TABLES:
+        if table.name in ("event_stacks", "frame_vars"):
+            continue
         expected = {c.name for c in table.c} - {"event_pk"}
         for row in ev.children[table.name]:
             assert set(row) == expected, table.name
+    assert ev.children["frames"]
+    for row in ev.children["frames"]:  # the columns of the frames view
+        assert set(row) == set(FRAME_COLUMNS) - {"event_pk"}
     issue = normalize_issue(load("example_api_getOrganizationIssue__ReturnAnIssue.json"))
     assert set(issue) == {c.name for c in Base.metadata.tables["issues"].c} - {
         "archived_at",

@@ -16,15 +16,15 @@ from sqlalchemy import Engine, inspect, text
 
 from archiver.cli import cli
 from archiver.errors import ConfigError, ExitCode
-from archiver.normalize import CHILD_NAMES, normalize_event
+from archiver.normalize import normalize_event
 from archiver.operations.purge import compute_cutoff, purge
 from archiver.storage import db
-from archiver.storage.store import Store
+from archiver.storage.store import CHILD_TABLES, Store
 
 FIXTURES = Path(__file__).resolve().parents[2] / "archiver" / "simulator" / "fixtures"
 NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
 DAY = dt.timedelta(days=1)
-CHILDREN = list(CHILD_NAMES)
+CHILDREN = list(CHILD_TABLES)
 # (project, age in days or None for an event without a date)
 LAYOUT = [(11, 500), (11, 401), (11, 399), (11, 10), (12, 450), (12, 100), (11, None), (12, 400.5)]
 OLD = {0, 1, 4, 7}  # the indexes older than 400 days
@@ -125,7 +125,9 @@ def purge_rows(engine: Engine) -> list[dict[str, Any]]:
 def test_purge_removes_exactly_the_old_events_and_their_children(engine):
     ids = fill(engine)
     before = snapshot(engine)
-    assert all(len(before[t]) > 0 for t in ["event_tags", "frames", "breadcrumbs", "requests"])
+    assert all(
+        len(before[t]) > 0 for t in ["event_tags", "event_stacks", "breadcrumbs", "requests"]
+    )
     result = purge(engine, 400 * DAY, now=NOW, batch_size=3, command="purge --older-than 400d")
     gone = {ids[i] for i in OLD}
     assert result.events == len(OLD)
@@ -140,7 +142,10 @@ def test_purge_removes_exactly_the_old_events_and_their_children(engine):
     for table in CHILDREN:
         removed = len(before[table]) - len(after[table])
         assert removed == result.children[table]
-    assert result.children["frames"] > 0
+    assert result.children["event_stacks"] > 0
+    # Every event has the same stacks: the ones kept still point at them.
+    assert (result.children["stacks"], result.children["stack_frames"]) == (0, 0)
+    assert after["stacks"] == before["stacks"]
     assert result.children["event_tags"] > 0
     (audit,) = purge_rows(engine)
     assert audit["id"] == result.purge_id
@@ -155,6 +160,41 @@ def test_purge_removes_exactly_the_old_events_and_their_children(engine):
     cutoff = audit["cutoff"]
     cutoff = cutoff if isinstance(cutoff, dt.datetime) else dt.datetime.fromisoformat(str(cutoff))
     assert cutoff.replace(tzinfo=dt.timezone.utc) == NOW - 400 * DAY
+
+
+def test_purge_frees_the_stacks_that_only_purged_events_had(engine):
+    """Stacks are shared: a purge deletes those no kept event points at, with their frames."""
+    fill(engine)
+    lonely = payload(100, 11, NOW - 500 * DAY)  # an old event with a stack of its own
+    frames = lonely["entries"][0]["data"]["values"][0]["stacktrace"]["frames"]
+    frames[-1]["function"] = "only_here"
+    with Store(engine).transaction() as conn:
+        Store(engine).write_events(conn, [normalize_event(lonely, has_detail=True)])
+
+    def frames_of(function: str) -> int:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(
+                    text("SELECT count(*) FROM stack_frames WHERE function = :f"), {"f": function}
+                ).scalar_one()
+            )
+
+    assert frames_of("only_here") == 1
+    shared = frames_of(frames[0]["function"])
+    dry = purge(engine, 400 * DAY, now=NOW, dry_run=True)
+    result = purge(engine, 400 * DAY, now=NOW)
+    assert (result.children["stacks"], result.children["stack_frames"]) == (1, len(frames))
+    assert dry.children == result.children
+    assert frames_of("only_here") == 0
+    assert frames_of(frames[0]["function"]) == shared - 1  # the kept events' stack stays
+    # Every dated event gone: only the stacks of the one without a date stay.
+    purge(engine, 1 * DAY, now=NOW + 10_000 * DAY)
+    with engine.connect() as conn:
+        left = conn.execute(text("SELECT stack_key, frame_count FROM stacks")).all()
+        used = conn.execute(text("SELECT DISTINCT stack_key FROM event_stacks")).all()
+        n_frames = conn.execute(text("SELECT count(*) FROM stack_frames")).scalar_one()
+    assert sorted(bytes(k) for k, _ in left) == sorted(bytes(k) for (k,) in used)
+    assert n_frames == sum(n for _, n in left)
 
 
 def test_purge_of_one_project_keeps_the_others(engine):
@@ -247,7 +287,7 @@ def test_purge_command(db_url, tmp_path):
     dry = runner.invoke(cli, ["purge", "--older-than", "400d", "--db", db_url, "--dry-run"])
     assert dry.exit_code == 0, dry.output
     assert dry.output.startswith(
-        "would delete 2 events (web: 1, api: 1) and 48 child rows dated before "
+        "would delete 2 events (web: 1, api: 1) and 44 child rows dated before "
     )
     assert dry.output.count("\n") == 1  # one line
     config = tmp_path / "c.toml"
@@ -278,7 +318,7 @@ def test_purge_command(db_url, tmp_path):
     )
     assert done.exit_code == 0, done.output
     deleted, recorded = done.output.splitlines()
-    assert deleted.startswith("deleted 1 event (web: 1) and 24 child rows dated before ")
+    assert deleted.startswith("deleted 1 event (web: 1) and 22 child rows dated before ")
     assert recorded == "recorded as purge #1 in the purges table"
     engine = db.make_engine(db_url)
     with engine.connect() as conn:

@@ -21,6 +21,7 @@ from archiver.storage.models import CHILD_TABLES, EVENTS
 from archiver.storage.store import Store
 from scripts.cookbook import cell
 from tests.helpers import drop_pg_database, new_pg_database
+from tests.storage.old_frames import write_old_frames
 from tests.storage.test_views import (
     API,
     BOOM,
@@ -212,7 +213,9 @@ def write_0003(engine: Engine, events: list[NormalizedEvent]) -> None:
         for ev in events:
             pk = pks[(ev.project_id, ev.event_id)][0]
             for name, children in encode_event(ev, conn.dialect.name, copy=False).children.items():
-                store._insert_many(conn, CHILD_TABLES[name], [(pk, *r) for r in children])
+                if name not in ("event_stacks", "frame_vars"):  # 0007's
+                    store._insert_many(conn, CHILD_TABLES[name], [(pk, *r) for r in children])
+            write_old_frames(store, conn, pk, ev)
 
 
 def snapshot(engine: Engine) -> dict[str, list[tuple[str, ...]]]:

@@ -21,6 +21,7 @@ from archiver.normalize import NormalizedEvent, normalize_event
 from archiver.storage import db, pgcopy
 from archiver.storage.encode import EncodedEvent, copy_field, copy_fields, encode_event
 from archiver.storage.models import CHILD_TABLES
+from archiver.storage.stacks import collect_garbage
 from archiver.storage.store import Store
 from tests.helpers import drop_pg_database, new_pg_database, require_postgres
 
@@ -65,6 +66,9 @@ def odd_payload() -> dict[str, Any]:
     p["dateCreated"] = "2024-05-01T23:30:00.123456-07:00"  # another day in UTC
     p["contexts"] = {**(p.get("contexts") or {}), "odd": {"type": "odd", "values": ODD}}
     p["user"] = None
+    frames = p["entries"][0]["data"]["values"][0]["stacktrace"]["frames"]
+    frames[0].update(function=ODD[0] + ODD[3], module=ODD[5], vars={"odd": ODD[:7]})
+    frames[1]["context"] = [[i, v] for i, v in enumerate(ODD, start=1)]
     return p
 
 
@@ -81,7 +85,7 @@ def rows(engine: Engine, project_id: int) -> dict[str, list[tuple[Any, ...]]]:
         ).mappings()
         skip = {"id", "project_id", "archived_at", "updated_at"}
         out["events"] = [tuple(v for k, v in r.items() if k not in skip) for r in events]
-        for name in CHILDREN:
+        for name in [*CHILDREN, "frames"]:  # the frames view: the stacks' frames as well
             found = conn.execute(
                 text(
                     f"SELECT c.* FROM {name} c JOIN events e ON e.id = c.event_pk "
@@ -139,7 +143,26 @@ def test_copy_stores_what_insert_stores(pg_engine: Engine) -> None:
     assert tags == sorted(t for t in expected if t[0].startswith("odd"))
     assert len(tags) == len(ODD)
     assert set(ODD[:7]) <= {value for _, value in tags}  # indexed text is cut at 1,000
-    assert all(by_copy[name] for name in ("event_tags", "contexts", "frames"))
+    assert all(by_copy[name] for name in ("event_tags", "contexts", "frames", "frame_vars"))
+
+
+def test_copy_stores_the_stack_frames_insert_stores(pg_engine: Engine) -> None:
+    """A stack new to the archive: its frames go in by COPY as by INSERT, text escaped."""
+    store = Store(pg_engine)
+    p = odd_payload()
+    with store.transaction() as conn:
+        store.write_events(conn, [encode_event(normalized(p, 11), "postgresql", copy=False)])
+    by_insert = rows(pg_engine, 11)
+    with store.transaction() as conn:
+        conn.execute(text("DELETE FROM events"))
+        stacks, frames = collect_garbage(conn)
+    assert stacks > 0
+    assert frames > 0
+    with store.transaction() as conn:
+        assert store.write_events(conn, [normalized(p, 12)]).inserted == 1
+    by_copy = rows(pg_engine, 12)
+    assert by_copy == by_insert
+    assert ODD[5] in {f[7] for f in by_copy["frames"]}  # module
 
 
 def test_same_page_twice_leaves_one_copy(pg_engine: Engine) -> None:

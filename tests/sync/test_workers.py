@@ -86,7 +86,7 @@ def test_worker_rows_equal_in_process_rows(page_body: bytes, dialect: str) -> No
     assert all(isinstance(e, EncodedEvent) for e in local)
     assert remote == local
     # on PostgreSQL the rows are COPY text (ev.copy), not tuples
-    frames = [e for e in local if (e.copy.children if e.copy else e.children).get("frames")]
+    frames = [e for e in local if (e.copy.stacks if e.copy else e.stacks)]
     assert frames, "the page has stack frames"
 
 

@@ -389,7 +389,7 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 def release_free_memory() -> bool:
-    """Hand the free pages inside glibc's heaps back to the system (True if it could).
+    """Hand the free pages inside glibc's heaps back to the system (True on glibc).
 
     The writer's batches (raw JSON of tens of KB an event, row tuples) are freed after each
     page, but among them live a few objects that stay (SQLite's page cache, SQLAlchemy's
@@ -398,7 +398,10 @@ def release_free_memory() -> bool:
     returns every whole free page, wherever it is. Elsewhere (musl, macOS) this does nothing.
     """
     trim = _malloc_trim()
-    return trim is not None and bool(trim(0))
+    if trim is None:
+        return False
+    trim(0)  # 1 if it released something, 0 if there was nothing to release
+    return True
 
 
 class PageNormalizer:

@@ -26,8 +26,9 @@ WIDTH = 100
 def _paths(group: click.Group, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
     """The program, then every command and subcommand, in ``--help``'s order."""
     yield path
-    for name in group.list_commands(click.Context(group)):
-        command = group.commands[name]
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)  # imported on first use (archiver.cli)
         if isinstance(command, click.Group):
             yield from _paths(command, (*path, name))
         else:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import ast
 import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -232,7 +234,20 @@ def test_no_click_outside_the_cli():
 def test_import_archiver_cli_works():
     from archiver.cli import cli
 
-    assert "sync" in cli.commands
+    assert "sync" in cli.load_all()
+
+
+def test_a_sync_does_not_import_the_other_commands():
+    """The group imports a command's module when it is used: ``sync`` loads neither the
+    scheduler nor the simulator (nor httpx's own command line, see ``archiver/__init__``)."""
+    code = (
+        "import sys; from archiver.cli import cli; import click; "
+        "cli.get_command(click.Context(cli), 'sync'); "
+        "print(sorted(m for m in ('apscheduler', 'archiver.simulator', 'http.server', "
+        "'archiver.cli.demo', 'httpx._main', 'rich', 'pygments') if sys.modules.get(m)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_no_module_over_500_lines_but_the_simulators_data_tables():

@@ -2,7 +2,8 @@
 
 This module holds the group, the mapping of our errors to one line on stderr and the documented
 exit code, and :func:`main`. Each command lives in a module of its own beside it and is added
-here with ``add_command`` (the command modules never import this one, so there is no circle).
+here by name and imported when first used (the command modules never import this one, so there
+is no circle).
 The options several commands share are declared once, in :mod:`archiver.cli.options`.
 Commands parse options and print; what they do is in :mod:`archiver.operations` and
 :mod:`archiver.sync`, which know nothing of click.
@@ -10,22 +11,14 @@ Commands parse options and print; what they do is in :mod:`archiver.operations` 
 
 from __future__ import annotations
 
+import importlib
 import sys
+from collections.abc import Mapping
 from typing import Any, NoReturn
 
 import click
 
 from archiver import __version__
-from archiver.cli.archive_event import archive_event_command
-from archiver.cli.config import config_group
-from archiver.cli.datasette import datasette_metadata_command
-from archiver.cli.db import db_group
-from archiver.cli.demo import demo_command
-from archiver.cli.export import export_command
-from archiver.cli.purge import purge_command
-from archiver.cli.schedule import schedule_command
-from archiver.cli.status import status_command
-from archiver.cli.sync import sync_command
 from archiver.errors import ArchiverError
 
 __all__ = ["cli", "main"]
@@ -38,8 +31,47 @@ def fail(exc: ArchiverError) -> NoReturn:
     sys.exit(int(exc.exit_code))
 
 
+# Each command's module, imported when the command is looked up: a ``sync`` does not load the
+# scheduler (APScheduler), the simulator behind ``demo`` (an HTTP server) or the other
+# commands' operations, about 4 MB of the sync process's memory.
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "db": ("archiver.cli.db", "db_group"),
+    "sync": ("archiver.cli.sync", "sync_command"),
+    "demo": ("archiver.cli.demo", "demo_command"),
+    "purge": ("archiver.cli.purge", "purge_command"),
+    "archive-event": ("archiver.cli.archive_event", "archive_event_command"),
+    "export": ("archiver.cli.export", "export_command"),
+    "datasette-metadata": ("archiver.cli.datasette", "datasette_metadata_command"),
+    "status": ("archiver.cli.status", "status_command"),
+    "schedule": ("archiver.cli.schedule", "schedule_command"),
+    "config": ("archiver.cli.config", "config_group"),
+}
+
+
 class ArchiverGroup(click.Group):
-    """Turns our errors into one clean line on stderr and the documented exit code."""
+    """Turns our errors into one clean line on stderr and the documented exit code.
+
+    Commands are registered by name and their modules imported on first use
+    (:data:`LAZY_COMMANDS`); :meth:`load_all` registers every one (``commands`` then holds
+    them all).
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            module, name = LAZY_COMMANDS[cmd_name]
+            command = getattr(importlib.import_module(module), name)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def load_all(self) -> Mapping[str, click.Command]:
+        """Every command, imported and registered: ``commands`` complete."""
+        ctx = click.Context(self)
+        for cmd_name in LAZY_COMMANDS:
+            self.get_command(ctx, cmd_name)
+        return self.commands
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -85,22 +117,6 @@ def cli() -> None:
       SENTRY_ORG=my-org SENTRY_AUTH_TOKEN=sntrys_... sentry-archiver sync
       sentry-archiver sync --help
     """
-
-
-# In the order `--help` lists them (alphabetically, as click sorts them anyway).
-for _command in (
-    db_group,
-    sync_command,
-    demo_command,
-    purge_command,
-    archive_event_command,
-    export_command,
-    datasette_metadata_command,
-    status_command,
-    schedule_command,
-    config_group,
-):
-    cli.add_command(_command)
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, TypeAlias
 from urllib.parse import urlencode
 
-from archiver.normalize.coerce import Problems, short_repr
+from archiver.normalize.coerce import INDEXED_MAX, Problems, short_repr
 
 # An event's child rows by table name (rows without ``event_pk``: the writer adds it).
 Children: TypeAlias = dict[str, list[dict[str, Any]]]
@@ -195,12 +195,12 @@ def _frames(
 ) -> None:
     rows = children["frames"]
     for n, frame in enumerate(p.list_(trace.get("frames"), f"{path}.frames")):
-        fpath = f"{path}.frames[{n}]"
         if not isinstance(frame, dict):
-            p.add(fpath, "malformed", "frame is not an object")
+            p.add(f"{path}.frames[{n}]", "malformed", "frame is not an object")
             continue
-        lineno = p.int_(_first(frame, "lineNo", "lineno"), f"{fpath}.lineNo")
-        context_line, pre, post = _context(frame, lineno, fpath, p)
+        row = _plain_frame(frame) if p.pristine else None
+        if row is None:
+            row = _frame(frame, f"{path}.frames[{n}]", p)
         rows.append(
             {
                 "stack_kind": kind,
@@ -208,32 +208,143 @@ def _frames(
                 "is_raw": raw,
                 "position": n,
                 "thread_id": thread_id,
-                "function": p.text(frame.get("function"), f"{fpath}.function", indexed=True),
-                "raw_function": p.text(
-                    _first(frame, "rawFunction", "raw_function"), f"{fpath}.rawFunction"
-                ),
-                "module": p.text(frame.get("module"), f"{fpath}.module"),
-                "filename": p.text(frame.get("filename"), f"{fpath}.filename"),
-                "abs_path": p.text(_first(frame, "absPath", "abs_path"), f"{fpath}.absPath"),
-                "lineno": lineno,
-                "colno": p.int_(_first(frame, "colNo", "colno"), f"{fpath}.colNo"),
-                "in_app": p.bool_(_first(frame, "inApp", "in_app"), f"{fpath}.inApp"),
-                "package": p.text(frame.get("package"), f"{fpath}.package"),
-                "platform": p.text(frame.get("platform"), f"{fpath}.platform"),
-                "instruction_addr": p.text(
-                    _first(frame, "instructionAddr", "instruction_addr"), f"{fpath}.instructionAddr"
-                ),
-                "symbol": p.text(frame.get("symbol"), f"{fpath}.symbol"),
-                "symbol_addr": p.text(
-                    _first(frame, "symbolAddr", "symbol_addr"), f"{fpath}.symbolAddr"
-                ),
-                "trust": p.text(frame.get("trust"), f"{fpath}.trust"),
-                "context_line": context_line,
-                "pre_context": pre,
-                "post_context": post,
-                "vars": p.json(frame.get("vars"), f"{fpath}.vars"),
+                **row,
             }
         )
+
+
+def _frame(frame: dict[str, Any], fpath: str, p: Problems) -> dict[str, Any]:
+    """A frame's own columns, every value coerced through ``p``."""
+    lineno = p.int_(_first(frame, "lineNo", "lineno"), f"{fpath}.lineNo")
+    context_line, pre, post = _context(frame, lineno, fpath, p)
+    return {
+        "function": p.text(frame.get("function"), f"{fpath}.function", indexed=True),
+        "raw_function": p.text(
+            _first(frame, "rawFunction", "raw_function"), f"{fpath}.rawFunction"
+        ),
+        "module": p.text(frame.get("module"), f"{fpath}.module"),
+        "filename": p.text(frame.get("filename"), f"{fpath}.filename"),
+        "abs_path": p.text(_first(frame, "absPath", "abs_path"), f"{fpath}.absPath"),
+        "lineno": lineno,
+        "colno": p.int_(_first(frame, "colNo", "colno"), f"{fpath}.colNo"),
+        "in_app": p.bool_(_first(frame, "inApp", "in_app"), f"{fpath}.inApp"),
+        "package": p.text(frame.get("package"), f"{fpath}.package"),
+        "platform": p.text(frame.get("platform"), f"{fpath}.platform"),
+        "instruction_addr": p.text(
+            _first(frame, "instructionAddr", "instruction_addr"), f"{fpath}.instructionAddr"
+        ),
+        "symbol": p.text(frame.get("symbol"), f"{fpath}.symbol"),
+        "symbol_addr": p.text(_first(frame, "symbolAddr", "symbol_addr"), f"{fpath}.symbolAddr"),
+        "trust": p.text(frame.get("trust"), f"{fpath}.trust"),
+        "context_line": context_line,
+        "pre_context": pre,
+        "post_context": post,
+        "vars": p.json(frame.get("vars"), f"{fpath}.vars"),
+    }
+
+
+_INT64 = range(-(2**63), 2**63)
+
+
+def _plain_frame(frame: dict[str, Any]) -> dict[str, Any] | None:
+    """:func:`_frame`'s row when every value already has its column's type; else None.
+
+    Only for a pristine event (:attr:`Problems.pristine`: no text to clean anywhere), where
+    coercion changes nothing and records nothing for such values. Most frames are like that,
+    and skipping the coercions, with the ~20 paths they format for a problem that never
+    comes, makes normalization much cheaper (frames are most of an event's rows). Any other
+    value (a number as text, a long function name, a malformed context) goes the full way.
+    Written out flat: this runs for every frame of every event.
+    """
+    get = frame.get
+    raw_function = get("rawFunction")
+    if raw_function is None:
+        raw_function = get("raw_function")
+    abs_path = get("absPath")
+    if abs_path is None:
+        abs_path = get("abs_path")
+    instruction_addr = get("instructionAddr")
+    if instruction_addr is None:
+        instruction_addr = get("instruction_addr")
+    symbol_addr = get("symbolAddr")
+    if symbol_addr is None:
+        symbol_addr = get("symbol_addr")
+    row = {
+        "function": get("function"),
+        "raw_function": raw_function,
+        "module": get("module"),
+        "filename": get("filename"),
+        "abs_path": abs_path,
+        "lineno": _first(frame, "lineNo", "lineno"),
+        "colno": _first(frame, "colNo", "colno"),
+        "in_app": _first(frame, "inApp", "in_app"),
+        "package": get("package"),
+        "platform": get("platform"),
+        "instruction_addr": instruction_addr,
+        "symbol": get("symbol"),
+        "symbol_addr": symbol_addr,
+        "trust": get("trust"),
+    }
+    for column in _PLAIN_TEXT:
+        value = row[column]
+        if value is not None and type(value) is not str:
+            return None
+    function, lineno, in_app = row["function"], row["lineno"], row["in_app"]
+    if (
+        (function is not None and len(function) > INDEXED_MAX)
+        or not (_plain_int(lineno) and _plain_int(row["colno"]))
+        or (in_app is not None and type(in_app) is not bool)
+    ):
+        return None
+    context = _plain_context(frame, lineno)
+    if context is None:
+        return None
+    row["context_line"], row["pre_context"], row["post_context"] = context
+    row["vars"] = get("vars")
+    return row
+
+
+_PLAIN_TEXT = (
+    "function",
+    "raw_function",
+    "module",
+    "filename",
+    "abs_path",
+    "package",
+    "platform",
+    "instruction_addr",
+    "symbol",
+    "symbol_addr",
+    "trust",
+)
+
+
+def _plain_int(value: Any) -> bool:
+    return value is None or (type(value) is int and value in _INT64)
+
+
+def _plain_context(
+    frame: dict[str, Any], lineno: int | None
+) -> tuple[str | None, list[Any] | None, list[Any] | None] | None:
+    """:func:`_context` for plain values (lines as ``[int, str]`` pairs); None otherwise."""
+    context = frame.get("context")
+    if context is None:
+        line = frame.get("context_line")
+        if line is not None and type(line) is not str:
+            return None
+        return line, frame.get("pre_context"), frame.get("post_context")
+    if type(context) is not list:
+        return None
+    for item in context:
+        if not (
+            type(item) is list
+            and len(item) == 2
+            and type(item[0]) is int
+            and item[0] in _INT64
+            and type(item[1]) is str
+        ):
+            return None
+    return _split_context([(n, t) for n, t in context], lineno)
 
 
 def _first(d: Mapping[str, Any], *keys: str) -> Any:
@@ -264,6 +375,13 @@ def _context(
             pairs.append((number, p.text(item[1], f"{path}.context")))
         else:
             p.add(f"{path}.context", "malformed", "context item is not a [line, text] pair")
+    return _split_context(pairs, lineno)
+
+
+def _split_context(
+    pairs: list[tuple[int | None, str | None]], lineno: int | None
+) -> tuple[str | None, list[Any] | None, list[Any] | None]:
+    """(context line, lines before, lines after) of ``[line number, text]`` pairs."""
     if not pairs:
         return None, None, None
     if lineno is None or all(n != lineno for n, _ in pairs):

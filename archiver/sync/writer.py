@@ -21,12 +21,14 @@ from archiver.storage.store import Store, WriteResult
 from archiver.sync.handoff import Inbox, InFlight, PageWork, WalkEnded
 from archiver.sync.report import Progress, SyncReport
 from archiver.sync.state import WalkStatus
-from archiver.sync.workers import SpooledEvent
+from archiver.sync.workers import SpooledEvent, release_free_memory
 
 # Events the writer opens and writes at a time, in bytes of pickled rows: a page of 100 large
 # events (100 KB each) is written in ten batches, so only a tenth of its row objects exist at
 # once; a page of small events is one batch.
 WRITE_BATCH_BYTES = 1024 * 1024
+# Pages written between two returns of freed memory to the system (release_free_memory).
+TRIM_EVERY_PAGES = 10
 
 
 class Writer:
@@ -66,6 +68,8 @@ class Writer:
                 finally:
                     item.files.discard()
                 self.in_flight.release(item.held)
+                if self.report.pages % TRIM_EVERY_PAGES == 0:
+                    release_free_memory()
             else:
                 self.write_end(item)
             if self.on_progress is not None:

@@ -335,3 +335,16 @@ def test_in_flight_budget_waits_for_the_writer_and_never_blocks_an_empty_pipelin
     stop.set()
     budget.acquire(100, stop)  # a stopping run never waits
     assert budget.used == 112
+
+
+def test_free_memory_goes_back_to_the_system_on_glibc() -> None:
+    import platform
+    import sys
+
+    from archiver.sync.workers import release_free_memory
+
+    done = release_free_memory()
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        assert done is True
+    else:
+        assert done is False

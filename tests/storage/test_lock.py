@@ -251,12 +251,11 @@ def _sync_process(url: str, org: SimulatedOrg, db_url: str) -> subprocess.Popen[
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_two_sync_processes_one_is_refused(db_url, engine):
     """Real processes: while a sync runs, a second one exits 5 at once; the first completes.
 
     SQLite only: on PostgreSQL syncs share the archive (tests/sync/test_sync_leases.py)."""
-    if db_url.startswith("postgresql"):
-        pytest.skip("syncs on PostgreSQL share the archive by project leases")
     org = SimulatedOrg(seed=9, events=400)
     with SimulatorServer(org, token=TOKEN) as srv:
         gate = threading.Event()

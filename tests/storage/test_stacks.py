@@ -190,10 +190,9 @@ def test_a_changed_event_has_its_stacks_and_vars_replaced(engine: Engine) -> Non
     assert count(engine, "stacks") == 3  # the old stack stays until a purge collects it
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # COPY is PostgreSQL's
 def test_stacks_written_by_copy_and_by_insert_meet(engine: Engine) -> None:
     """PostgreSQL: an event written by INSERT and one by COPY with the same stack share it."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("COPY is PostgreSQL's")
     from archiver.storage.encode import encode_event
 
     a, b = normalized(odd_events())
@@ -207,12 +206,11 @@ def test_stacks_written_by_copy_and_by_insert_meet(engine: Engine) -> None:
 # --------------------------------------------------------------------------- concurrency
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite: one writer
 @pytest.mark.parametrize("first_commits", [True, False])
 def test_two_writers_inserting_one_new_stack_at_once(engine: Engine, first_commits: bool) -> None:
     """PostgreSQL: the second waits on the first's uncommitted stack, then stores it only if
     the first rolled back; neither fails."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite has one writer at a time")
     a, b = normalized(odd_events())
     store = Store(engine)
     write(engine, [normalize_event(odd_payload(), project_id=7, issue_id=70)])  # projects

@@ -19,13 +19,33 @@ keeps more is refused. A :class:`ConcurrencyGate` per family keeps exactly the a
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 
 import httpx
 
 CONCURRENT_LIMIT = "x-sentry-rate-limit-concurrentlimit"
 FIRST = 1
 """Requests of a family in flight before its first answer."""
+
+
+_AHEAD = threading.local()
+
+
+@contextlib.contextmanager
+def first_in_line() -> Iterator[None]:
+    """This thread's requests take the next free slot before those of other threads.
+
+    For a walk's read-ahead (:mod:`archiver.sync.prefetch`): a long issue's walk is a chain of
+    requests, and a sync lasts as long as its longest chain, so its next page should not queue
+    behind the first pages of short issues that can go any time.
+    """
+    _AHEAD.on = True
+    try:
+        yield
+    finally:
+        _AHEAD.on = False
 
 
 def concurrent_limit(headers: httpx.Headers) -> int | None:
@@ -57,6 +77,7 @@ class ConcurrencyGate:
         self.target = float(FIRST)
         self.in_flight = 0
         self._since_decrease = 0
+        self._first_waiting = 0  # threads :func:`first_in_line` waiting for a slot
         self._cond = threading.Condition()
 
     @property
@@ -73,10 +94,15 @@ class ConcurrencyGate:
 
     def acquire(self) -> None:
         """Wait until one more request may go (requests in flight end within their deadline)."""
+        first = getattr(_AHEAD, "on", False)
         with self._cond:
-            while self.in_flight >= self.allowed:
+            self._first_waiting += first
+            while self.in_flight >= self.allowed or (self._first_waiting and not first):
                 self._cond.wait()
             self.in_flight += 1
+            if first:
+                self._first_waiting -= 1
+                self._cond.notify_all()
 
     def try_acquire(self) -> bool:
         with self._cond:

@@ -78,6 +78,15 @@ class InFlight:
                 self._cond.wait(timeout=0.2)
             self.used += amount
 
+    def try_acquire(self, amount: int) -> bool:
+        """Reserve ``amount`` only if it fits now (a walk reading ahead must never wait for
+        a budget that its own unfinished page holds)."""
+        with self._cond:
+            if self.used and self.used + amount > self.limit:
+                return False
+            self.used += amount
+            return True
+
     def release(self, amount: int) -> None:
         with self._cond:
             self.used = max(0, self.used - amount)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -21,6 +22,7 @@ from archiver.errors import ApiError, AuthError, InterruptedRun, NotFoundError, 
 from archiver.normalize import Scrubber, normalize_release, normalize_scrubbed
 from archiver.sentry.body import BodyFile
 from archiver.sentry.client import Page, SentryClient
+from archiver.sentry.concurrency import first_in_line
 from archiver.storage.encode import EncodedEvent, encode_event
 from archiver.sync import keyset
 from archiver.sync.clock import FLOOR, ServerClock, epoch, floor_second, from_epoch
@@ -33,8 +35,9 @@ from archiver.sync.handoff import (
     PageWork,
     WalkEnded,
 )
+from archiver.sync.prefetch import in_thread, read_keys
 from archiver.sync.report import SyncReport
-from archiver.sync.spool import Spool
+from archiver.sync.spool import PageFiles, Spool
 from archiver.sync.state import IssueWalk, WalkStatus
 from archiver.sync.workers import PageJob, PageNormalizer, SpooledEvent
 
@@ -64,8 +67,26 @@ class Pipeline:
     spool: Spool
 
 
+@dataclass(frozen=True)
+class _Fetched:
+    """A page as its request left it: the state before and after it, its spool files, the
+    bytes it holds, and (``pending``) the wait for its worker when its keys were read ahead."""
+
+    before: keyset.WalkState
+    page: Page  # the worker's items, or the listed keys while ``pending``
+    keys: list[keyset.Key]
+    state: keyset.WalkState
+    keep: list[int]
+    files: PageFiles
+    size: int
+    held: int
+    pending: Callable[[], Any] | None
+
+
 def _key(item: Any) -> keyset.Key:
     """A listed event's id and second: from the worker for a spooled event, else read here."""
+    if isinstance(item, keyset.Key):  # read ahead from the body (:mod:`.prefetch`)
+        return item
     if isinstance(item, SpooledEvent):
         return keyset.Key(item.event_id, item.second)
     return keyset.event_key(item)
@@ -193,7 +214,9 @@ class Walker:
 
         Each request asks for offset 0 of ``[start, end)`` (or pages one crowded second
         alone in a stable order); each page is committed with the walk's state, so a resume
-        continues exactly where the last committed page left it.
+        continues exactly where the last committed page left it. While a worker normalizes
+        a page, the next one is already asked (:mod:`archiver.sync.prefetch`); pages still
+        reach the writer one after the other, in order.
         """
         walk, state = self._begin(latest[0])
         job = PageJob(
@@ -206,39 +229,96 @@ class Walker:
         )
         estimate = FIRST_PAGE_ESTIMATE
         stop = self.shutdown.stop
-        while not stop.is_set():
-            if state.done:  # an empty window: nothing to ask
-                walk = replace(
-                    walk, status=WalkStatus.DONE, synced_until=walk.walk_end, walk_cursor=None
-                )
-                if self.inbox.put(WalkEnded(walk, WalkStatus.DONE)):
-                    latest[0] = walk
-                return
-            self.in_flight.acquire(estimate, stop)
-            if stop.is_set():
-                self.in_flight.release(estimate)
-                return
-            work, state = self._fetch_page(walk, state, job, estimate)
-            self.in_flight.adjust(work.held - estimate)
-            estimate = max(work.held, MIN_PAGE_ESTIMATE)
-            if not self.inbox.put(work):
-                work.files.discard()
-                self.in_flight.release(work.held)
-                return
-            walk = latest[0] = work.walk
-            if state.done:
-                return
+        ahead: Future[_Fetched] | None = None
+        try:
+            while not stop.is_set():
+                if ahead is not None:
+                    fetched, ahead = ahead.result(), None
+                elif state.done:  # an empty window: nothing to ask
+                    self._end_empty(walk, latest)
+                    return
+                else:
+                    self.in_flight.acquire(estimate, stop)
+                    if stop.is_set():
+                        self.in_flight.release(estimate)
+                        return
+                    fetched = self._request(walk, state, job, estimate)
+                ahead = self._read_ahead(walk, fetched, job)
+                work, state = self._finish(walk, fetched, job)
+                if ahead is not None and state != fetched.state:  # the worker disagreed
+                    self._drop(ahead)
+                    ahead = None
+                estimate = max(work.held, MIN_PAGE_ESTIMATE)
+                if not self.inbox.put(work):
+                    work.files.discard()
+                    self.in_flight.release(work.held)
+                    return
+                walk = latest[0] = work.walk
+                if state.done:
+                    return
+        finally:
+            if ahead is not None:
+                self._drop(ahead)
 
-    def _fetch_page(
+    def _end_empty(self, walk: IssueWalk, latest: list[IssueWalk]) -> None:
+        walk = replace(walk, status=WalkStatus.DONE, synced_until=walk.walk_end, walk_cursor=None)
+        if self.inbox.put(WalkEnded(walk, WalkStatus.DONE)):
+            latest[0] = walk
+
+    def _read_ahead(
+        self, walk: IssueWalk, fetched: _Fetched, job: PageJob
+    ) -> Future[_Fetched] | None:
+        """Ask the page after ``fetched`` now, if its worker is still normalizing it."""
+        state = fetched.state
+        if fetched.pending is None or state.done or self.shutdown.stop.is_set():
+            return None
+        estimate = max(fetched.size, MIN_PAGE_ESTIMATE)
+        if not self.in_flight.try_acquire(estimate):
+            return None  # the budget is spent: the next page waits as it always did
+        return in_thread(lambda: self._ahead(walk, state, job, estimate), "read-ahead")
+
+    def _ahead(
         self, walk: IssueWalk, state: keyset.WalkState, job: PageJob, estimate: int
-    ) -> tuple[PageWork, keyset.WalkState]:
-        """Fetch and normalize the page the state asks for; the page holds the checkpoint
-        after it. On failure its spool files and its reservation are given back."""
+    ) -> _Fetched:
+        with first_in_line():  # the chain of a long walk goes before new walks' first pages
+            return self._request(walk, state, job, estimate)
+
+    def _drop(self, ahead: Future[_Fetched]) -> None:
+        """Give back a page read ahead that will not be used: its files and its bytes."""
+        try:
+            fetched = ahead.result()
+        except BaseException:
+            return  # it failed: :meth:`_request` gave its files and bytes back
+        self._discard(fetched)
+
+    def _discard(self, fetched: _Fetched) -> None:
+        if fetched.pending is not None:
+            _settle(fetched.pending)
+        fetched.files.discard()
+        self.in_flight.release(fetched.held)
+
+    def _request(
+        self,
+        walk: IssueWalk,
+        state: keyset.WalkState,
+        job: PageJob,
+        estimate: int,
+        read_ahead: bool = True,
+    ) -> _Fetched:
+        """Fetch the page the state asks for, with the state after it. A page whose keys can
+        be read here comes back while its worker still normalizes it (``pending``). On
+        failure its spool files and its reservation are given back."""
         files = self.pipeline.spool.page()
         size = [0]
+        pending: list[Callable[[], Any] | None] = [None]
 
         def parse(body: BodyFile) -> Any:
             size[0] = body.size
+            keys = read_keys(body.path, job.detail_always) if read_ahead else None
+            if keys is not None:
+                pending[0] = self.pipeline.normalizer.submit(body.path, files.rows, job)
+                if pending[0] is not None:
+                    return keys  # the body stays until the worker has read it
             try:
                 return self.pipeline.normalizer.spooled(body, files.rows, job)
             finally:
@@ -261,19 +341,65 @@ class Walker:
                 body_path=files.body,
             )
             keys = [_key(item) for item in page.items]
-            try:
-                state, keep = keyset.advance(state, keys, page.has_next, page.next_cursor)
-            except WalkBroken as exc:
-                raise ApiError(f"issue {walk.issue_id}: {exc}") from exc
-            kept = [page.items[i] for i in keep]
-            events, merged_into = self._normalize_page(walk, replace(page, items=kept))
-            release_rows = self._new_releases(events)
+            after, keep = _advance(walk, state, keys, page)
         except BaseException:
+            if pending[0] is not None:
+                _settle(pending[0])
             files.discard()
             self.in_flight.release(estimate)
             raise
-        walk = _checkpoint(walk, state, len(events))
-        return PageWork(walk, events, release_rows, merged_into, size[0], files), state
+        return _Fetched(state, page, keys, after, keep, files, size[0], estimate, pending[0])
+
+    def _finish(
+        self, walk: IssueWalk, fetched: _Fetched, job: PageJob
+    ) -> tuple[PageWork, keyset.WalkState]:
+        """The page ready for the writer (the worker's events, detail fetches, releases) and
+        the walk's state after it; a page the worker saw otherwise is asked again."""
+        page = fetched.page
+        if fetched.pending is not None:
+            worker_page = self._worker_page(fetched)
+            if worker_page is None:
+                return self._again(walk, fetched, job)
+            page = worker_page
+        try:
+            kept = [page.items[i] for i in fetched.keep]
+            events, merged_into = self._normalize_page(walk, replace(page, items=kept))
+            release_rows = self._new_releases(events)
+        except BaseException:
+            fetched.files.discard()
+            self.in_flight.release(fetched.held)
+            raise
+        self.in_flight.adjust(fetched.size - fetched.held)
+        walk = _checkpoint(walk, fetched.state, len(events))
+        work = PageWork(walk, events, release_rows, merged_into, fetched.size, fetched.files)
+        return work, fetched.state
+
+    def _worker_page(self, fetched: _Fetched) -> Page | None:
+        """The page as its worker normalized it; None if the keys read ahead were not the
+        worker's (or it found the body invalid): then the page is asked again."""
+        assert fetched.pending is not None
+        try:
+            items = fetched.pending()
+        except ValueError:  # an invalid body, which the sequential way retries
+            return None
+        except BaseException:
+            fetched.files.discard()
+            self.in_flight.release(fetched.held)
+            raise
+        finally:
+            _unlink(fetched.files.body)
+        if not isinstance(items, list) or [_key(i) for i in items] != fetched.keys:
+            return None
+        return replace(fetched.page, items=items)
+
+    def _again(
+        self, walk: IssueWalk, fetched: _Fetched, job: PageJob
+    ) -> tuple[PageWork, keyset.WalkState]:
+        """Ask a page again the sequential way (its keys read here were not the worker's)."""
+        log.warning("issue %s: a page read ahead disagreed with its worker", walk.issue_id)
+        fetched.files.discard()
+        again = self._request(walk, fetched.before, job, fetched.held, read_ahead=False)
+        return self._finish(walk, again, job)
 
     def _normalize_page(
         self, walk: IssueWalk, page: Page
@@ -327,6 +453,30 @@ class Walker:
                 except NotFoundError:
                     log.info("release %r not found on the server", version)
         return rows
+
+
+def _advance(
+    walk: IssueWalk, state: keyset.WalkState, keys: list[keyset.Key], page: Page
+) -> tuple[keyset.WalkState, list[int]]:
+    try:
+        return keyset.advance(state, keys, page.has_next, page.next_cursor)
+    except WalkBroken as exc:
+        raise ApiError(f"issue {walk.issue_id}: {exc}") from exc
+
+
+def _settle(pending: Callable[[], Any]) -> None:
+    """Wait for a worker that writes into files about to be removed (its result is moot)."""
+    try:
+        pending()
+    except Exception:
+        log.debug("a discarded page's normalization failed", exc_info=True)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _checkpoint(walk: IssueWalk, state: keyset.WalkState, events: int) -> IssueWalk:

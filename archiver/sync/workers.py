@@ -446,6 +446,30 @@ class PageNormalizer:
             self._give_up_pool(pool, exc)
             return normalize_spooled_page(body.path, rows_path, job)
 
+    def submit(
+        self, body_path: str, rows_path: str, job: PageJob
+    ) -> Callable[[], list[SpooledEvent | Any] | NotAList] | None:
+        """Start normalizing a page in a worker: the wait for its result (None: no pool)."""
+        if self._raw_codec is not None:
+            job = replace(job, raw_codec=self._raw_codec())
+        pool = self._pool
+        if pool is None:
+            return None
+        try:
+            future = pool.submit(normalize_spooled_page, body_path, rows_path, job)
+        except BrokenProcessPool as exc:
+            self._give_up_pool(pool, exc)
+            return None
+
+        def result() -> list[SpooledEvent | Any] | NotAList:
+            try:
+                return future.result()
+            except BrokenProcessPool as exc:
+                self._give_up_pool(pool, exc)
+                return normalize_spooled_page(body_path, rows_path, job)
+
+        return result
+
     def _give_up_pool(self, pool: ProcessPoolExecutor, exc: BaseException) -> None:
         with self._lock:
             if self._pool is not pool:

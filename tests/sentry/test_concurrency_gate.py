@@ -9,13 +9,16 @@ deterministic: no threads, the gate is asked with ``try_acquire``.
 
 from __future__ import annotations
 
+import contextlib
 import random
+import threading
+import time
 from collections.abc import Callable
 
 import httpx
 
 from archiver.sentry.client import SentryClient
-from archiver.sentry.concurrency import ConcurrencyGate
+from archiver.sentry.concurrency import ConcurrencyGate, first_in_line
 from archiver.sentry.ratelimit import family_of
 
 TOKEN = "sntrys_unit-test-secret-token"
@@ -170,3 +173,28 @@ def test_the_client_lowers_its_target_on_a_concurrency_429_and_retries_soon() ->
         assert fake.slept[0] < 5
         assert client.stats.rate_limited_waits == 1
         assert fill(client.limiter.gate(family_of(EVENTS))) == 2
+
+
+def test_a_thread_first_in_line_takes_the_next_slot_before_earlier_waiters() -> None:
+    gate = ConcurrencyGate(1)  # one slot before any answer
+    gate.acquire()
+    order: list[str] = []
+
+    def take(name: str, first: bool) -> None:
+        with first_in_line() if first else contextlib.nullcontext():
+            gate.acquire()
+        order.append(name)
+        gate.release(None)
+
+    plain = threading.Thread(target=take, args=("plain", False))
+    plain.start()
+    while len(gate._cond._waiters) < 1:  # type: ignore[attr-defined]
+        time.sleep(0.005)
+    ahead = threading.Thread(target=take, args=("ahead", True))
+    ahead.start()
+    while len(gate._cond._waiters) < 2:  # type: ignore[attr-defined]
+        time.sleep(0.005)
+    gate.release(None)
+    plain.join(10)
+    ahead.join(10)
+    assert order == ["ahead", "plain"]

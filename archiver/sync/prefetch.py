@@ -1,0 +1,57 @@
+"""Reading a walk's next page while a worker normalizes the last one (see :mod:`.walk`).
+
+Why: one issue's walk is a chain, each request asked with the state the previous page left.
+The state needs only each listed event's id and second, not the normalized rows, so the walk
+reads those from the page body itself, asks the next page at once, and waits for the worker
+while that request is in flight. The biggest issue's chain is what bounds a sync's time.
+
+The keys read here must be exactly the ones the worker gives back
+(:func:`archiver.sync.keyset.event_key` of the same parsed item): the walk checks them against
+the worker's when the page is finished, and any page whose body is not a plain list of
+events the worker normalizes itself (invalid JSON, too deep, not a list, an item that is not
+an object or that needs a detail request) is read the sequential way instead.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import TypeVar
+
+from archiver.sync import keyset
+from archiver.sync.workers import needs_detail
+
+T = TypeVar("T")
+
+
+def read_keys(body_path: str, detail_always: bool) -> list[keyset.Key] | None:
+    """The listed events' keys, or None when the page must go the sequential way."""
+    with open(body_path, "rb") as f:
+        body = f.read()
+    try:
+        items = json.loads(body)
+    except (ValueError, RecursionError):
+        return None  # the worker's verdict (and the client's retry) decides
+    if not isinstance(items, list):
+        return None
+    if any(not isinstance(item, dict) or needs_detail(item, detail_always) for item in items):
+        return None
+    return [keyset.event_key(item) for item in items]
+
+
+def in_thread(fn: Callable[[], T], name: str) -> Future[T]:
+    """Run ``fn`` in a thread of its own; its future holds the result or the exception."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(fn())
+        except BaseException as exc:  # handed to whoever waits for the future
+            future.set_exception(exc)
+
+    threading.Thread(target=run, daemon=True, name=name).start()
+    return future

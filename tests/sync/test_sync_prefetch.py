@@ -1,0 +1,102 @@
+"""A walk asks its next page while a worker still normalizes the last one (reading ahead).
+
+The normalizer here runs in threads instead of processes and holds the first full page's
+result until the server sees another event-list request: with one walk thread, only a walk
+that reads ahead can send one. The hold gives up after a while (a walk that does not read
+ahead would wait for it forever), and the test says whether the request came.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+import archiver.sync.engine as engine_module
+from archiver.errors import ExitCode
+from archiver.sentry.body import BodyFile
+from archiver.simulator import SimulatedOrg, SimulatorServer
+from archiver.simulator.server import Outcome
+from archiver.sync.runner import execute_sync
+from archiver.sync.workers import NotAList, PageJob, PageNormalizer, normalize_spooled_page
+from tests.helpers import archived
+from tests.sync.test_sync import TOKEN, settings
+
+HOLD_SECONDS = 20.0  # only a walk that never reads ahead waits this long, once
+
+
+class _Requests:
+    """Counts the server's event-list requests; lets a thread wait for the next one."""
+
+    def __init__(self, srv: SimulatorServer) -> None:
+        self.count = 0
+        self._cond = threading.Condition()
+        dispatch = srv.dispatch
+
+        def counted(method: str, target: str, headers: dict[str, str], base_url: str) -> Outcome:
+            if "/issues/" in target and "/events/" in target:
+                with self._cond:
+                    self.count += 1
+                    self._cond.notify_all()
+            return dispatch(method, target, headers, base_url)
+
+        srv.dispatch = counted  # type: ignore[method-assign]
+
+    def wait_past(self, seen: int) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self.count > seen, timeout=HOLD_SECONDS)
+
+
+def _held_normalizer(requests: _Requests, overlapped: list[bool]) -> type[PageNormalizer]:
+    first = threading.Lock()
+
+    class Held(PageNormalizer):
+        """Normalizes in the test's threads; the first full page waits for a next request."""
+
+        def __init__(self, workers: int, raw_codec: Any = None) -> None:
+            super().__init__(0, raw_codec)
+            self._threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="norm")
+
+        def _normalize(
+            self, body_path: str, rows_path: str, job: PageJob, seen: int
+        ) -> list[Any] | NotAList:
+            items = normalize_spooled_page(body_path, rows_path, job)
+            full = isinstance(items, list) and len(items) == 100
+            if full and first.acquire(blocking=False):  # only the first full page waits
+                overlapped.append(requests.wait_past(seen))
+            return items
+
+        def spooled(self, body: BodyFile, rows_path: str, job: PageJob) -> Any:
+            return self._normalize(body.path, rows_path, job, requests.count)
+
+        def submit(
+            self, body_path: str, rows_path: str, job: PageJob
+        ) -> Callable[[], list[Any] | NotAList]:
+            seen = requests.count
+            future = self._threads.submit(self._normalize, body_path, rows_path, job, seen)
+            return future.result
+
+        def close(self) -> None:
+            self._threads.shutdown(wait=True)
+            super().close()
+
+    return Held
+
+
+def test_the_next_page_is_asked_while_the_last_one_is_normalized(
+    monkeypatch: pytest.MonkeyPatch, db_url: str
+) -> None:
+    org = SimulatedOrg(seed=5, events=40)
+    big = max(org.live_issues(), key=lambda i: i.times_seen)
+    org.add_events(big.id, 450, at=int(org.now()) - 50, spread_seconds=3000)
+    overlapped: list[bool] = []
+    with SimulatorServer(org, token=TOKEN) as srv:
+        requests = _Requests(srv)
+        monkeypatch.setattr(engine_module, "PageNormalizer", _held_normalizer(requests, overlapped))
+        result = execute_sync(settings(srv, org, db_url, concurrency=1))
+        assert result.exit_code == ExitCode.OK
+    assert overlapped == [True]
+    assert archived(db_url) == org.truth()

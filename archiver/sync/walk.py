@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
@@ -35,7 +36,7 @@ from archiver.sync.handoff import (
     PageWork,
     WalkEnded,
 )
-from archiver.sync.prefetch import in_thread, read_keys
+from archiver.sync.prefetch import in_thread, read_keys, worth_reading_ahead
 from archiver.sync.report import SyncReport
 from archiver.sync.spool import PageFiles, Spool
 from archiver.sync.state import IssueWalk, WalkStatus
@@ -314,7 +315,8 @@ class Walker:
 
         def parse(body: BodyFile) -> Any:
             size[0] = body.size
-            keys = read_keys(body.path, job.detail_always) if read_ahead else None
+            ahead = read_ahead and worth_reading_ahead(started)
+            keys = read_keys(body.path, job.detail_always) if ahead else None
             if keys is not None:
                 pending[0] = self.pipeline.normalizer.submit(body.path, files.rows, job)
                 if pending[0] is not None:
@@ -327,6 +329,7 @@ class Walker:
         fetch = state.fetch()
         window_start = walk.walk_start
         assert window_start is not None
+        started = time.monotonic()
         try:
             page = self.client.list_issue_events_page(
                 self.org,

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import archiver.sync.engine as engine_module
+import archiver.sync.prefetch as prefetch
 from archiver.errors import ExitCode
 from archiver.sentry.body import BodyFile
 from archiver.simulator import SimulatedOrg, SimulatorServer
@@ -96,7 +97,33 @@ def test_the_next_page_is_asked_while_the_last_one_is_normalized(
     with SimulatorServer(org, token=TOKEN) as srv:
         requests = _Requests(srv)
         monkeypatch.setattr(engine_module, "PageNormalizer", _held_normalizer(requests, overlapped))
+        monkeypatch.setattr(prefetch, "READ_AHEAD_AFTER_SECONDS", 0.0)  # a local server is fast
         result = execute_sync(settings(srv, org, db_url, concurrency=1))
         assert result.exit_code == ExitCode.OK
     assert overlapped == [True]
+    assert archived(db_url) == org.truth()
+
+
+@pytest.mark.parametrize(("after_seconds", "reads_ahead"), [(0.0, True), (3600.0, False)])
+def test_only_a_slow_answer_is_read_ahead(
+    monkeypatch: pytest.MonkeyPatch, db_url: str, after_seconds: float, reads_ahead: bool
+) -> None:
+    """Reading ahead parses each page once more in the sync process: worth it only when the
+    answers are slow (a real Sentry), not against a server that answers at once."""
+    import archiver.sync.walk as walk_module
+
+    calls: list[str] = []
+    read_keys = prefetch.read_keys
+
+    def counted(body_path: str, detail_always: bool) -> Any:
+        calls.append(body_path)
+        return read_keys(body_path, detail_always)
+
+    monkeypatch.setattr(walk_module, "read_keys", counted)
+    monkeypatch.setattr(prefetch, "READ_AHEAD_AFTER_SECONDS", after_seconds)
+    org = SimulatedOrg(seed=5, events=300)
+    with SimulatorServer(org, token=TOKEN) as srv:
+        result = execute_sync(settings(srv, org, db_url, concurrency=2))
+    assert result.exit_code == ExitCode.OK
+    assert bool(calls) is reads_ahead
     assert archived(db_url) == org.truth()

@@ -19,36 +19,10 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
+from _measure import ROOT, TOKEN, simulator
 from sqlalchemy import create_engine, text
-
-ROOT = Path(__file__).resolve().parent.parent
-TOKEN = "bench-token"
-
-
-@contextmanager
-def simulator(events: int, *, latency_ms: float = 0) -> Iterator[str]:
-    """The simulator in a process of its own (seed 1, org ``acme``); yields its URL."""
-    args = ["--port", "0", "--seed", "1", "--events", str(events), "--token", TOKEN]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "archiver.simulator", *args, "--latency-ms", str(latency_ms)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().split()
-        if not line:
-            raise RuntimeError("the simulator did not start")
-        yield line[0]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def empty(url: str) -> None:
@@ -112,7 +86,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     args = parser.parse_args()
-    with simulator(args.events, latency_ms=args.latency_ms) as sim:
+    with simulator(args.events, latency_ms=args.latency_ms) as server:
+        sim = server.url
         for n in args.processes:
             empty(args.pg)
             wall, cpu = run(sim, args.pg, n, args.code, args.concurrency)

@@ -435,23 +435,22 @@ class PageNormalizer:
         self, body: BodyFile, rows_path: str, job: PageJob
     ) -> list[SpooledEvent | Any] | NotAList:
         """Normalize a spooled page body into ``rows_path``; see :func:`normalize_spooled_page`."""
-        if self._raw_codec is not None:
-            job = replace(job, raw_codec=self._raw_codec())
-        pool = self._pool
-        if pool is None:
-            return normalize_spooled_page(body.path, rows_path, job)
-        try:
-            return pool.submit(normalize_spooled_page, body.path, rows_path, job).result()
-        except BrokenProcessPool as exc:
-            self._give_up_pool(pool, exc)
-            return normalize_spooled_page(body.path, rows_path, job)
+        wait = self.submit(body.path, rows_path, job)
+        if wait is None:  # no pool (any more): here
+            return normalize_spooled_page(body.path, rows_path, self._with_codec(job))
+        return wait()
+
+    def _with_codec(self, job: PageJob) -> PageJob:
+        """``job`` with the archive's raw JSON codec as it is now."""
+        if self._raw_codec is None:
+            return job
+        return replace(job, raw_codec=self._raw_codec())
 
     def submit(
         self, body_path: str, rows_path: str, job: PageJob
     ) -> Callable[[], list[SpooledEvent | Any] | NotAList] | None:
         """Start normalizing a page in a worker: the wait for its result (None: no pool)."""
-        if self._raw_codec is not None:
-            job = replace(job, raw_codec=self._raw_codec())
+        job = self._with_codec(job)
         pool = self._pool
         if pool is None:
             return None

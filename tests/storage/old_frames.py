@@ -60,6 +60,14 @@ def write_old_frames(store: Store, conn: Connection, pk: int, ev: NormalizedEven
     store._insert_rows(conn, OLD_FRAMES, FRAME_COLUMNS, rows)
 
 
+def write_old_children(store: Store, conn: Connection, pk: int, ev: NormalizedEvent) -> None:
+    """Insert the event's child rows as a pre-0007 archive held them (frames in their table)."""
+    for name, children in encode_event(ev, conn.dialect.name, copy=False).children.items():
+        if name not in ("event_stacks", "frame_vars"):  # 0007's
+            store._insert_many(conn, CHILD_TABLES[name], [(pk, *r) for r in children])
+    write_old_frames(store, conn, pk, ev)
+
+
 def write_0004(engine: Engine, events: Sequence[NormalizedEvent]) -> None:
     """What a writer at migration 0004 stored: every row, frames in the ``frames`` table."""
     store = Store(engine)
@@ -71,7 +79,4 @@ def write_0004(engine: Engine, events: Sequence[NormalizedEvent]) -> None:
         pks = store._existing(conn, [(ev.project_id, ev.event_id) for ev in events])
         for ev in events:
             pk = pks[(ev.project_id, ev.event_id)][0]
-            for name, children in encode_event(ev, conn.dialect.name, copy=False).children.items():
-                if name not in ("event_stacks", "frame_vars"):  # 0007's
-                    store._insert_many(conn, CHILD_TABLES[name], [(pk, *r) for r in children])
-            write_old_frames(store, conn, pk, ev)
+            write_old_children(store, conn, pk, ev)

@@ -16,12 +16,11 @@ from sqlalchemy import Engine, inspect, text
 
 from archiver.normalize import INDEXED_MAX, NormalizedEvent, event_facts, normalize_event
 from archiver.storage import db
-from archiver.storage.encode import encode_event
-from archiver.storage.models import CHILD_TABLES, EVENTS
+from archiver.storage.models import EVENTS
 from archiver.storage.store import Store
 from scripts.cookbook import cell
 from tests.helpers import drop_pg_database, new_pg_database
-from tests.storage.old_frames import write_old_frames
+from tests.storage.old_frames import write_old_children
 from tests.storage.test_views import (
     API,
     BOOM,
@@ -212,10 +211,7 @@ def write_0003(engine: Engine, events: list[NormalizedEvent]) -> None:
         pks = store._existing(conn, [(ev.project_id, ev.event_id) for ev in events])
         for ev in events:
             pk = pks[(ev.project_id, ev.event_id)][0]
-            for name, children in encode_event(ev, conn.dialect.name, copy=False).children.items():
-                if name not in ("event_stacks", "frame_vars"):  # 0007's
-                    store._insert_many(conn, CHILD_TABLES[name], [(pk, *r) for r in children])
-            write_old_frames(store, conn, pk, ev)
+            write_old_children(store, conn, pk, ev)
 
 
 def snapshot(engine: Engine) -> dict[str, list[tuple[str, ...]]]:

@@ -72,8 +72,13 @@ ENV_VARS: dict[str, str] = {
 
 
 def default_workers() -> int:
-    """One worker process per core beside the writer's, at least one, at most four."""
-    return max(1, min(4, (os.cpu_count() or 2) - 1))
+    """One worker process per core, at least one, at most four.
+
+    The workers are the sync's largest CPU consumer; the writer and the fetch threads share
+    what is left of a core (the README's issue 17 figures), so keeping a whole core for
+    them left it partly idle.
+    """
+    return max(1, min(4, os.cpu_count() or 2))
 
 
 @dataclass(frozen=True)

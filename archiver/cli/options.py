@@ -160,7 +160,7 @@ def sync_options(func: F) -> F:
                 type=int,
                 help="Processes that parse and normalize pages beside the writer "
                 "(0: none, all in one process).",
-                show_default="CPU cores - 1, 1 to 4",
+                show_default="one per CPU core, 1 to 4",
             ),
             option(
                 "--overlap",

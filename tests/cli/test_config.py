@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from archiver.config import Settings, load_settings, parse_duration, split_list
+from archiver.config import Settings, default_workers, load_settings, parse_duration, split_list
 from archiver.errors import ConfigError
 
 
@@ -93,3 +93,11 @@ def test_durations_and_lists():
 def test_earliest_is_utc(tmp_path):
     s = load_settings({"earliest": "2024-03-01"}, environ={})
     assert s.earliest == dt.datetime(2024, 3, 1, tzinfo=dt.timezone.utc)
+
+
+@pytest.mark.parametrize(("cores", "workers"), [(None, 2), (1, 1), (2, 2), (3, 3), (8, 4)])
+def test_default_workers_one_per_core(monkeypatch, cores, workers):
+    """The page workers are the sync's largest CPU consumer; the writer and fetch threads
+    need about half a core, so on two cores one worker left the second core partly idle."""
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    assert default_workers() == workers

@@ -218,8 +218,8 @@ class Syncer:
                 self._raise_if_lost()
                 if leases.is_lost(pid):
                     self._handed_over(by_id[pid])
-                else:
-                    leases.release(pid, finished=True)
+                else:  # a stop cut its walks short: unfinished, free for the others
+                    leases.release(pid, finished=not self.stop.is_set())
                 self.project_id = None
         finally:
             leases.stop()

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, text
 from archiver.errors import ExitCode, InterruptedRun
 from archiver.simulator import SimulatedOrg, SimulatorConfig, SimulatorServer
 from archiver.storage import db
+from archiver.storage.leases import Leases
 from archiver.sync.report import Progress, SyncReport
 from archiver.sync.runner import execute_sync, summary_lines
 from tests.helpers import (
@@ -180,7 +181,7 @@ def events_of(conn: Connection, project_id: int) -> int:
 
 
 def test_a_takeover_seen_by_the_heartbeat_stops_that_walk_before_any_page(
-    pg_url, server, org, monkeypatch, caplog
+    pg_url, server, org, monkeypatch
 ):
     """The walks of the project are waiting for the server when another process takes it
     over: the heartbeat notices, the walk stops with nothing written for that project, and
@@ -188,6 +189,14 @@ def test_a_takeover_seen_by_the_heartbeat_stops_that_walk_before_any_page(
     monkeypatch.setenv("SENTRY_ARCHIVER_LEASE_SECONDS", "3")  # renewed every second
     gate = threading.Event()
     gate_issue_events(server, gate)
+    noticed: list[int] = []
+    lose = Leases._lose
+
+    def losing(self: Leases, project_ids: list[int]) -> None:
+        noticed.extend(project_ids)
+        lose(self, project_ids)
+
+    monkeypatch.setattr(Leases, "_lose", losing)
     settings = sync_settings(server.url, TOKEN, org, pg_url, concurrency=2, workers=1)
     ends: list[Any] = []
     thread = threading.Thread(target=lambda: ends.append(execute_sync(settings)))
@@ -208,7 +217,7 @@ def test_a_takeover_seen_by_the_heartbeat_stops_that_walk_before_any_page(
                 {"p": stolen},
             )
         engine.dispose()
-        while "handing the project over" not in caplog.text:
+        while stolen not in noticed:
             assert time.monotonic() < deadline, "the heartbeat never noticed"
             time.sleep(0.05)
     finally:

@@ -10,6 +10,8 @@ The whole tree (``exit`` is the process exit code the command line returns)::
     ├── DatabaseError             exit 7  the database cannot be opened, migrated or used
     ├── LockHeldError             exit 5  another run holds the archive's run lock
     │   └── LockLostError                 this run lost its lock while running
+    │       └── LeaseLostError            (PostgreSQL) another sync took one project over: that
+    │                                     project's walk stops, the run goes on (exit 0)
     ├── InterruptedRun            exit 130  SIGINT/SIGTERM; the last page's checkpoint is committed
     ├── PartialRunError           exit 3  the run ended, but some issues could not be archived
     ├── WalkBroken                exit 3  (per issue) the server's answers give the walk no progress
@@ -90,6 +92,20 @@ class LockLostError(LockHeldError):
     Exit 5 rather than 7 because the database still works; the run's exclusive right to
     write it is what was lost, which is the lock's business.
     """
+
+
+class LeaseLostError(LockLostError):
+    """Another sync took this process's project over (PostgreSQL, several syncs).
+
+    It ends that project's walk only (the page that finds it rolls back): the project is
+    handed over, the other process finishes it, and this run goes on with its other projects
+    and ends as if the project had been walked here (exit 0 when nothing else failed). A
+    :class:`LockLostError` only if it ever escaped the run.
+    """
+
+    def __init__(self, project_id: int, message: str) -> None:
+        super().__init__(message)
+        self.project_id = project_id
 
 
 class InterruptedRun(ArchiverError):

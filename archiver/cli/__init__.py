@@ -101,12 +101,13 @@ def cli() -> None:
 
     \b
     Exit codes:
-      0    success (schedule: stopped by SIGTERM/SIGINT)
+      0    success (schedule: stopped by SIGTERM/SIGINT; sync: also when another
+           sync took a project over and finished it, "handed over")
       1    an unexpected error (a bug: please report it)
       2    bad options or configuration
       3    partial: some issues could not be archived (retried next run)
       4    the token was refused (401/403) or lacks a scope
-      5    another run holds the archive's lock
+      5    another run holds the archive's lock (or this run lost it)
       6    the server kept failing beyond the retry budget
       7    the database cannot be opened or its schema is not up to date
       130  interrupted by SIGINT/SIGTERM after committing its last page

@@ -9,7 +9,13 @@ lease, a heartbeat thread renews it every third of its duration; each page's tra
 reads the lease row ``FOR SHARE`` and rolls back unless it still names this process, so once
 another process took a lease over (the taker's update waits for that page's commit) the old
 holder writes nothing more of that project. Checkpoints are per issue and commit with each
-page, so the taker resumes every walk where the dead process stopped.
+page, so the taker resumes every walk where the dead process stopped. A lease lost that way
+ends that project's walk only (:class:`~archiver.errors.LeaseLostError`): the process goes on
+with its other projects, since the taker finishes this one.
+
+Projects are claimed biggest first (:func:`claim_order`): the longest walk starts first, so
+the processes of a round end at about the same time instead of one walking a big project
+alone at the end.
 
 All times are the database server's (``now()``): the machines' clocks never matter. The
 lease's duration is ``SENTRY_ARCHIVER_LEASE_SECONDS`` (default 120 s): a dead process's
@@ -28,7 +34,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
-from archiver.errors import LockLostError
+from archiver.errors import LeaseLostError
 from archiver.storage.db import safe_url
 from archiver.storage.liveness import live_sessions
 from archiver.storage.lock import ADVISORY_KEY
@@ -70,8 +76,10 @@ class Leases:
         *,
         run_id: int | None,
         seconds: float | None = None,
-        on_lost: Callable[[], None] | None = None,
+        on_lost: Callable[[int], None] | None = None,
     ) -> None:
+        """``on_lost(project_id)`` is called (from the heartbeat thread, or the page's) when a
+        held project's lease turns out to be another process's."""
         self.engine = engine
         self.seconds = seconds if seconds is not None else lease_seconds()
         self.host = socket.gethostname()
@@ -80,8 +88,7 @@ class Leases:
         self.holder = f"{self.host} {self.pid} run {run_id}"
         self.on_lost = on_lost
         self.held: set[int] = set()
-        self.lost = False
-        self.lost_reason = ""
+        self.lost: set[int] = set()  # taken over by another process while held
         self._guard = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -117,10 +124,11 @@ class Leases:
         }
 
     def claim(self, project_ids: Iterable[int]) -> int | None:
-        """Take the lease of one of these projects that is free (released, expired, or held
-        by a process that is gone) and not finished since this run started; None when none
-        is (:meth:`pending` says whether to wait for one)."""
-        ids = sorted(set(project_ids))
+        """Take the lease of the first of these projects (in their order:
+        :func:`claim_order`) that is free (released, expired, or held by a process that is
+        gone) and not finished since this run started; None when none is (:meth:`pending`
+        says whether to wait for one)."""
+        ids = list(dict.fromkeys(project_ids))
         with self.engine.connect() as conn:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             states = self._states(conn, ids)
@@ -151,6 +159,7 @@ class Leases:
                     log.info("project %s: lease taken (last holder %s)", pid, state.holder)
                 with self._guard:
                     self.held.add(pid)
+                    self.lost.discard(pid)
                 return pid
         return None
 
@@ -178,14 +187,14 @@ class Leases:
     # ------------------------------------------------------------------ holding
 
     def verify(self, conn: Connection, project_id: int) -> None:
-        """Raise :class:`LockLostError` unless ``project_id``'s lease still names this process.
+        """Raise :class:`LeaseLostError` unless ``project_id``'s lease still names this process.
 
         Called in each page's transaction before its commit; ``FOR SHARE`` makes a takeover
         wait for this commit, so a page either commits before the taker reads its checkpoint,
         or rolls back.
         """
-        if self.lost:
-            raise self.lost_error()
+        if self.is_lost(project_id):
+            raise self.lost_error(project_id)
         mine = conn.execute(
             text(
                 "SELECT 1 FROM project_leases WHERE project_id = :project AND holder = :holder "
@@ -194,11 +203,17 @@ class Leases:
             {"project": project_id, "holder": self.holder},
         ).first()
         if mine is None:
-            self._lose(f"project {project_id}'s lease was taken over by another process")
-            raise self.lost_error()
+            self._lose([project_id])
+            raise self.lost_error(project_id)
+
+    def is_lost(self, project_id: int) -> bool:
+        """Was this project's lease taken over while this process held it?"""
+        with self._guard:
+            return project_id in self.lost
 
     def renew(self) -> bool:
-        """Extend every held lease; False (and ``on_lost`` called) when one was taken over."""
+        """Extend every held lease; False (and ``on_lost`` called for each) when some were
+        taken over. The others stay held, and renewed."""
         with self._guard:
             held = sorted(self.held)
         if not held:
@@ -218,26 +233,32 @@ class Leases:
             return True
         with self._guard:
             gone = (set(self.held) & set(held)) - {int(r[0]) for r in renewed}
-        if gone:
-            self._lose(f"the lease of project(s) {sorted(gone)} was taken over by another process")
-            return False
-        return True
+        self._lose(sorted(gone))
+        return not gone
 
-    def _lose(self, reason: str) -> None:
-        if self.lost:
-            return
-        self.lost, self.lost_reason = True, reason
-        log.error("lost a project lease (%s); stopping this run", reason)
-        if self.on_lost is not None:
-            self.on_lost()
+    def _lose(self, project_ids: list[int]) -> None:
+        """These projects' leases are another process's now: stop holding them."""
+        with self._guard:
+            new = [p for p in project_ids if p in self.held]
+            self.held.difference_update(new)
+            self.lost.update(new)
+        for project_id in new:
+            log.warning(
+                "project %s: its lease names another process now (taken over once this one "
+                "had not renewed it for the lease's %g s); handing the project over",
+                project_id,
+                self.seconds,
+            )
+            if self.on_lost is not None:
+                self.on_lost(project_id)
 
-    def lost_error(self) -> LockLostError:
-        """The error a run that lost a lease ends with (exit 5, as a lost run lock)."""
-        return LockLostError(
-            f"lost a project lease on {safe_url(str(self.engine.url))}: {self.lost_reason} "
-            "(this process stopped renewing it for longer than the lease's "
-            f"{self.seconds:g} s). It stopped at a page boundary (every committed page is "
-            "kept); the other process goes on from there"
+    def lost_error(self, project_id: int) -> LeaseLostError:
+        """The error that ends a project's walk once its lease is another process's."""
+        return LeaseLostError(
+            project_id,
+            f"project {project_id}'s lease on {safe_url(str(self.engine.url))} was taken over "
+            "by another process; this one stopped that project's walk at a page boundary "
+            "(every committed page is kept) and the other goes on from there",
         )
 
     def start(self) -> None:
@@ -246,8 +267,7 @@ class Leases:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.seconds / 3):
-            if not self.renew():
-                return
+            self.renew()
 
     def stop(self) -> None:
         """Stop renewing and give back what is still held (unfinished: free for others)."""
@@ -261,6 +281,31 @@ class Leases:
                 self.release(project_id, finished=False)
             except Exception as exc:  # it expires by itself
                 log.warning("could not release project %s's lease: %s", project_id, exc)
+
+
+def claim_order(engine: Engine, project_ids: Iterable[int]) -> list[int]:
+    """These projects, biggest first: most events expected (the sum of their issues' lifetime
+    counts, as discovery stored them), then most issues, then by id.
+
+    A sync claims projects in this order, so the longest walks start first and the processes
+    sharing the archive end together rather than one walking a big project alone at the end.
+    An archive that never discovered a project knows nothing of its size: it comes last (by
+    id); so a new archive's first round claims by id. One grouped read of ``issues`` (indexed
+    by project), once per run.
+    """
+    ids = sorted(set(project_ids))
+    if not ids:
+        return []
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT project_id, coalesce(sum(times_seen), 0) AS events, count(*) AS issues "
+                "FROM issues WHERE project_id = ANY(:ids) GROUP BY project_id"
+            ),
+            {"ids": ids},
+        ).all()
+    size = {int(r.project_id): (int(r.events), int(r.issues)) for r in rows}
+    return sorted(ids, key=lambda p: (*(-n for n in size.get(p, (0, 0))), p))
 
 
 def _interrupted(conn: Connection, run_id: int | None) -> None:

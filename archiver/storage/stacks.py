@@ -230,8 +230,11 @@ def insert_stacks(conn: Connection, frame_counts: Mapping[bytes, int]) -> list[b
     Only the caller that inserted a stack writes its frames. On PostgreSQL two writers
     inserting the same stack at once serialize on its key: the second waits for the first to
     commit, then ``ON CONFLICT DO NOTHING`` leaves its row out of ``RETURNING`` (or, if the
-    first rolled back, inserts it). Keys go in sorted order, so two writers never wait for
-    each other in a circle. SQLite has one writer, which holds the write lock from BEGIN.
+    first rolled back, inserts it). Keys go in sorted order, so two calls never wait for each
+    other in a circle; but a page is written in several batches, a call each, so two pages
+    meeting the same new stacks in opposite batch orders can deadlock: PostgreSQL aborts one
+    of them, which the writer writes again (:mod:`archiver.storage.conflicts`). SQLite has
+    one writer, which holds the write lock from BEGIN.
     """
     keys = sorted(frame_counts)
     if not keys:

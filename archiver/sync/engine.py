@@ -39,16 +39,16 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
 from archiver.config import Settings
-from archiver.errors import AuthError, DatabaseError, InterruptedRun
+from archiver.errors import AuthError, DatabaseError, InterruptedRun, LeaseLostError
 from archiver.normalize import make_scrubber
 from archiver.sentry.client import SentryClient
-from archiver.storage.leases import Leases
+from archiver.storage.leases import Leases, claim_order
 from archiver.storage.lock import HeldLock
 from archiver.storage.store import Store
 from archiver.sync.clock import ServerClock
 from archiver.sync.discovery import Discovery, required_org
 from archiver.sync.diskfull import database_full, is_disk_full
-from archiver.sync.handoff import IN_FLIGHT_BYTES, Inbox, InFlight, Shutdown
+from archiver.sync.handoff import IN_FLIGHT_BYTES, Inbox, InFlight, ProjectStop, Shutdown
 from archiver.sync.report import Progress, SyncReport
 from archiver.sync.spool import Spool, remove_stale
 from archiver.sync.state import IssueWalk
@@ -103,6 +103,7 @@ class Syncer:
         # whose lease this process walks now (each page checks it still holds it).
         self.leases: Leases | None = None
         self.project_id: int | None = None
+        self._project_stop: ProjectStop | None = None
         self.server_clock = ServerClock(local_clock)
         self.report = SyncReport()
         self.progress = Progress()
@@ -168,11 +169,10 @@ class Syncer:
             self._record_end(run_id, outcome, message)
 
     def _lost(self) -> BaseException | None:
-        """The error of a lost run lock or project lease (the heartbeat saw it), if any."""
+        """The error of a lost run lock (the heartbeat saw it), if any. (A lost project lease
+        ends that project's walk only: :meth:`_walk_leased`.)"""
         if self.run_lock is not None and self.run_lock.lost:
             return self.run_lock.lost_error()
-        if self.leases is not None and self.leases.lost:
-            return self.leases.lost_error()
         return None
 
     def _raise_if_lost(self) -> None:
@@ -189,40 +189,92 @@ class Syncer:
             self.leases.verify(conn, self.project_id)
 
     def _walk_by_leases(self, projects: list[dict[str, Any]], run_id: int) -> None:
-        """Several syncs on one PostgreSQL archive: claim a project, discover and walk it,
-        mark it finished, and again, until every project is finished since this run started.
+        """Several syncs on one PostgreSQL archive: claim a project (the biggest first),
+        discover and walk it, mark it finished, and again, until every project is finished
+        since this run started.
 
         A project leased by another process is waited for: it either finishes, or its lease
         expires (its holder died) and this process takes it over, resuming its walks at
         their last committed pages. So when any sync of the round ends, the round is done.
+        A project whose lease another process took over from this one is handed over: its
+        walk stops, and this process goes on with the others.
         """
         by_id = {int(p["id"]): p for p in projects}
-        self.leases = leases = Leases(self.store.engine, run_id=run_id, on_lost=self.stop.set)
+        self.leases = leases = Leases(self.store.engine, run_id=run_id, on_lost=self._lease_lost)
+        order = claim_order(self.store.engine, by_id)
         leases.start()
         refused: list[AuthError] = []
         try:
             while True:
                 self._check_stop()
-                pid = leases.claim(by_id)
+                pid = leases.claim(order)
                 if pid is None:
                     if not leases.pending(by_id):
                         break
                     self.stop.wait(min(1.0, leases.seconds / 3))  # another process's project
                     continue
                 self.project_id = pid
-                refused.extend(self._discover_and_walk(by_id[pid]))
+                refused.extend(self._walk_leased(by_id[pid]))
                 self._raise_if_lost()
-                leases.release(pid, finished=True)
+                if leases.is_lost(pid):
+                    self._handed_over(by_id[pid])
+                else:  # a stop cut its walks short: unfinished, free for the others
+                    leases.release(pid, finished=not self.stop.is_set())
                 self.project_id = None
         finally:
             leases.stop()
         if refused and len(refused) == len(by_id):
             raise refused[0]
 
-    def _discover_and_walk(self, project: dict[str, Any]) -> list[AuthError]:
+    def _lease_lost(self, project_id: int) -> None:
+        """The leases' ``on_lost`` (any thread): stop that project's walk, not the run."""
+        stop = self._project_stop
+        if stop is not None and project_id == self.project_id:
+            stop.set()
+
+    def _walk_leased(self, project: dict[str, Any]) -> list[AuthError]:
+        """One leased project's discovery and walks, stopped (not failed) if another process
+        takes its lease over; any other error ends the run as before."""
+        pid = int(project["id"])
+        assert self.leases is not None
+        self._project_stop = stop = ProjectStop(self.stop)
+        shutdown = Shutdown(stop)
+        leases = self.leases
+
+        def check_stop() -> None:
+            if leases.is_lost(pid):
+                raise leases.lost_error(pid)
+            self._check_stop()
+
+        try:
+            return self._discover_and_walk(project, shutdown, check_stop)
+        except LeaseLostError:
+            return []
+        except BaseException:
+            if shutdown.fatal is not None and not isinstance(shutdown.fatal, LeaseLostError):
+                self.shutdown.fail(shutdown.fatal)  # what the run reports
+            raise
+        finally:
+            self._project_stop = None
+
+    def _handed_over(self, project: dict[str, Any]) -> None:
+        """The project's lease is another process's: it finishes the project. This run's
+        uncommitted pages of it are dropped; their bytes are forgotten with the budget."""
+        slug = project.get("slug") or project.get("id")
+        log.warning(
+            "project %s: handed over to another process, which took its lease over and "
+            "finishes it; going on with the other projects",
+            slug,
+        )
+        self.report.handed_over.append(str(slug))
+        self.in_flight = InFlight(IN_FLIGHT_BYTES)
+
+    def _discover_and_walk(
+        self, project: dict[str, Any], shutdown: Shutdown, check_stop: Callable[[], None]
+    ) -> list[AuthError]:
         """One leased project's discovery and walks; its 403, if the token may not read it."""
         try:
-            readable = self._discover([project])
+            readable = self._discover([project], check_stop)
         except AuthError as exc:
             if exc.status != 403:
                 raise
@@ -231,24 +283,27 @@ class Syncer:
             return []
         walks = self.discovery.walks_to_do([int(project["id"])])
         self.progress.issues_total += len(walks)
-        self.walk_issues(walks)
-        if self.shutdown.fatal is not None:
-            raise self.shutdown.fatal
+        self.walk_issues(walks, shutdown)
+        if shutdown.fatal is not None:
+            raise shutdown.fatal
         return []
 
-    def _discover(self, projects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _discover(
+        self, projects: list[dict[str, Any]], check_stop: Callable[[], None] | None = None
+    ) -> list[dict[str, Any]]:
         """Discover each project's issues; the projects whose issues could be listed.
 
         A 403 on one project's issues (a user token whose user is not a member of it) fails
         that project, reported in the run's failures, and the others go on; a 403 on every
         project is the token's own problem (a missing scope) and ends the run as auth does.
         """
+        check_stop = check_stop or self._check_stop
         readable: list[dict[str, Any]] = []
         refused: AuthError | None = None
         for project in projects:
-            self._check_stop()
+            check_stop()
             try:
-                self.discovery.discover_issues(project, self._check_stop)
+                self.discovery.discover_issues(project, check_stop)
             except AuthError as exc:
                 if exc.status != 403:
                     raise
@@ -290,11 +345,14 @@ class Syncer:
         if self.stop.is_set():
             raise InterruptedRun("stopped on request; progress up to the last page is saved")
 
-    def walk_issues(self, walks: list[IssueWalk]) -> None:
-        """Fetch threads walk issues; this thread writes every page in order, alone."""
+    def walk_issues(self, walks: list[IssueWalk], shutdown: Shutdown | None = None) -> None:
+        """Fetch threads walk issues; this thread writes every page in order, alone.
+
+        ``shutdown``: one project's (its walk may end without the run's), else the run's."""
         if not walks:
             return
-        inbox = Inbox(self.shutdown)
+        shutdown = shutdown or self.shutdown
+        inbox = Inbox(shutdown)
         releases = Releases(self.store.release_versions())
         writer = Writer(
             self.store,
@@ -335,7 +393,7 @@ class Syncer:
             except BaseException as exc:
                 # The writer is gone: walkers stop handing over (see Shutdown) and walks not
                 # started yet never start, so the pool's exit does not wait on them.
-                self.shutdown.fail(exc)
+                shutdown.fail(exc)
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
 

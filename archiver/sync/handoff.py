@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,6 +122,28 @@ class Shutdown:
     @property
     def failed(self) -> bool:
         return self.fatal is not None
+
+
+class ProjectStop(threading.Event):
+    """The stop of one project's walk: set on its own when the project's lease is lost (the
+    run goes on with other projects), and set whenever the run's own stop is."""
+
+    def __init__(self, run: threading.Event) -> None:
+        super().__init__()
+        self.run = run
+
+    def is_set(self) -> bool:
+        return super().is_set() or self.run.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Until either stop is set (checked every 0.1 s), or ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.is_set():
+            left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
+            if left <= 0:
+                return False
+            super().wait(left)
+        return True
 
 
 class Inbox:

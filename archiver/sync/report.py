@@ -26,6 +26,8 @@ class SyncReport:
     gone: list[int] = field(default_factory=list)
     merged: dict[int, int] = field(default_factory=dict)
     interrupted: bool = False
+    # projects whose leases another sync took over: it finishes them (several syncs, PG)
+    handed_over: list[str] = field(default_factory=list)
     events_hollow_ignored: int = 0  # hollow copies kept from replacing complete events
 
     def add(self, result: WriteResult) -> None:

@@ -171,6 +171,11 @@ def summary_lines(outcome: SyncOutcome) -> list[str]:
         lines.append(f"issues gone (404, archive kept): {', '.join(map(str, r.gone))}")
     if r.merged:
         lines.append("issues merged: " + ", ".join(f"{a}->{b}" for a, b in r.merged.items()))
+    if r.handed_over:
+        lines.append(
+            "projects handed over to another process: "
+            f"{', '.join(r.handed_over)} (it took their leases over and finishes them)"
+        )
     for failure in r.failures:
         issue = failure.get("issue_id")
         where = f"issue {issue}" if issue is not None else f"project {failure.get('project')}"
@@ -266,6 +271,7 @@ def counts(outcome: SyncOutcome) -> dict[str, Any]:
         "issues_gone": len(r.gone),
         "issues_merged": len(r.merged),
         "failures": len(r.failures),
+        "projects_handed_over": len(r.handed_over),
     }
 
 

@@ -9,6 +9,7 @@ resumes every walk at its last committed page and re-reads at most that one page
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
@@ -16,6 +17,7 @@ from typing import BinaryIO
 
 from sqlalchemy import Connection
 
+from archiver.storage.conflicts import retry_conflicts
 from archiver.storage.encode import EncodedEvent
 from archiver.storage.store import Store, WriteResult
 from archiver.sync.handoff import Inbox, InFlight, PageWork, WalkEnded
@@ -64,7 +66,9 @@ class Writer:
                 continue
             if isinstance(item, PageWork):
                 try:
-                    self.write_page(item)
+                    # a page the database aborted for a conflict with another sync (PostgreSQL:
+                    # a deadlock on shared new stacks) is written again, not the run failed
+                    retry_conflicts(functools.partial(self.write_page, item))
                 finally:
                     item.files.discard()
                 self.in_flight.release(item.held)

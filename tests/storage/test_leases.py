@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, text
 
-from archiver.errors import LockHeldError, LockLostError
+from archiver.errors import LeaseLostError, LockHeldError
 from archiver.storage import db, lock
-from archiver.storage.leases import Leases, lease_seconds, leases_now
+from archiver.storage.leases import Leases, claim_order, lease_seconds, leases_now
 from archiver.storage.liveness import close_dead_runs
 from tests.helpers import pg_database
 
@@ -88,8 +88,8 @@ def test_a_released_unfinished_project_is_free_at_once(live):
 
 def test_an_expired_lease_is_taken_over_and_the_old_holder_writes_nothing(live):
     pg_engine = live
-    lost: list[bool] = []
-    old = Leases(pg_engine, run_id=1, on_lost=lambda: lost.append(True))
+    lost: list[int] = []
+    old = Leases(pg_engine, run_id=1, on_lost=lost.append)
     new = Leases(pg_engine, run_id=2)
     new.holder = "other-host 1 run 2"
     assert old.claim([11]) == 11
@@ -98,12 +98,40 @@ def test_an_expired_lease_is_taken_over_and_the_old_holder_writes_nothing(live):
     assert new.claim([11]) is None  # held and renewed: not free
     expire(pg_engine, 11)
     assert new.claim([11]) == 11
-    with pytest.raises(LockLostError, match="taken over"), pg_engine.begin() as conn:
+    with pytest.raises(LeaseLostError, match="taken over"), pg_engine.begin() as conn:
         old.verify(conn, 11)
-    assert lost == [True]
-    assert not old.renew()
+    assert lost == [11]
+    assert old.renew()  # nothing else held: nothing more lost
+    assert lost == [11]
     with pg_engine.begin() as conn:
         new.verify(conn, 11)
+
+
+def test_a_lost_lease_ends_only_that_project_and_the_others_stay_held(live):
+    """The heartbeat finds one of two leases taken over: that project is lost (its pages can
+    no longer commit), the other is still this process's and still renewed."""
+    pg_engine = live
+    lost: list[int] = []
+    a = Leases(pg_engine, run_id=1, seconds=60, on_lost=lost.append)
+    thief = Leases(pg_engine, run_id=2)
+    thief.holder = "other-host 1 run 2"
+    assert [a.claim([11]), a.claim([12])] == [11, 12]
+    expire(pg_engine, 11)
+    assert thief.claim([11]) == 11
+    assert not a.renew()  # 11 was taken over
+    assert lost == [11]
+    assert a.is_lost(11)
+    assert not a.is_lost(12)
+    assert a.held == {12}
+    with pytest.raises(LeaseLostError, match="project 11") as caught, pg_engine.begin() as conn:
+        a.verify(conn, 11)
+    assert caught.value.project_id == 11
+    with pg_engine.begin() as conn:
+        a.verify(conn, 12)  # still ours
+    expire(pg_engine, 12)
+    assert a.renew()  # and still renewed
+    assert thief.claim([12]) is None
+    assert lost == [11]
 
 
 def test_renewal_moves_the_expiry_forward(live):
@@ -120,6 +148,32 @@ def test_renewal_moves_the_expiry_forward(live):
             text("SELECT expires_at - now() FROM project_leases WHERE project_id = 11")
         ).scalar_one()
     assert left.total_seconds() > 50
+
+
+def test_the_biggest_projects_are_claimed_first(live):
+    """Most events expected (the issues' lifetime counts discovery stored) first, then most
+    issues, then by id: the longest walks start first, so the processes end together."""
+    with live.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO projects (id, archived_at, updated_at) VALUES "
+                "(11, now(), now()), (12, now(), now()), (13, now(), now()), "
+                "(14, now(), now())"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO issues (id, project_id, times_seen, archived_at, updated_at) VALUES "
+                "(1, 11, 5, now(), now()), (2, 11, 5, now(), now()), "
+                "(3, 12, 500, now(), now()), "
+                "(4, 13, NULL, now(), now()), (5, 13, NULL, now(), now()), "
+                "(6, 13, NULL, now(), now())"
+            )
+        )
+    order = claim_order(live, [14, 13, 12, 11])
+    assert order == [12, 11, 13, 14]
+    a = Leases(live, run_id=1)
+    assert [a.claim(order) for _ in range(5)] == [12, 11, 13, 14, None]
 
 
 def test_lease_seconds_from_the_environment(monkeypatch):

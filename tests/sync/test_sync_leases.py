@@ -13,15 +13,17 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
-from archiver.errors import ExitCode, LockLostError
+from archiver.errors import ExitCode, InterruptedRun
 from archiver.simulator import SimulatedOrg, SimulatorConfig, SimulatorServer
 from archiver.storage import db
+from archiver.storage.leases import Leases
 from archiver.sync.report import Progress, SyncReport
-from archiver.sync.runner import execute_sync
+from archiver.sync.runner import execute_sync, summary_lines
 from tests.helpers import (
     archived,
     archiver_process,
@@ -124,9 +126,11 @@ def test_a_killed_process_loses_nothing(pg_url, server, org, monkeypatch):
     assert [outcomes[p.pid] for p in others] == ["success", "success"]
 
 
-def test_no_page_commits_after_the_lease_is_taken_over(pg_url, server, org, monkeypatch):
+def test_a_project_taken_over_is_handed_over_and_the_run_goes_on(pg_url, server, org, monkeypatch):
     """Between two renewals another process takes this one's project over: the next page's
-    transaction sees it and rolls back; the run ends with exit 5, committed pages kept."""
+    transaction sees it and rolls back, nothing more is written for that project, and the run
+    goes on with the other projects; it ends a success (exit 0), the project named as handed
+    over."""
     monkeypatch.setenv("SENTRY_ARCHIVER_LEASE_SECONDS", "3600")  # only the pages can notice
     engine = db.make_engine(pg_url)
     at_loss: dict[str, int] = {}
@@ -134,25 +138,141 @@ def test_no_page_commits_after_the_lease_is_taken_over(pg_url, server, org, monk
     def on_progress(report: SyncReport, progress: Progress) -> None:
         if report.pages == 3 and not at_loss:  # right after a commit
             with engine.begin() as conn:
+                # the thief takes the project over, and (for this test) finishes it at once
                 taken = conn.execute(
-                    text("UPDATE project_leases SET holder = 'thief' WHERE expires_at > now()")
-                ).rowcount
-                assert taken == 1
-                at_loss["events"] = conn.execute(text("SELECT count(*) FROM events")).scalar_one()
+                    text(
+                        "UPDATE project_leases SET holder = 'thief', finished_at = now() "
+                        "WHERE expires_at > now() RETURNING project_id"
+                    )
+                ).all()
+                assert len(taken) == 1
+                at_loss["project"] = project = int(taken[0][0])
+                at_loss["events"] = events_of(conn, project)
 
     settings = sync_settings(server.url, TOKEN, org, pg_url, concurrency=2, workers=1)
     try:
-        with pytest.raises(LockLostError, match="taken over") as caught:
-            execute_sync(settings, on_progress=on_progress)
-        assert caught.value.exit_code == ExitCode.LOCKED
+        outcome = execute_sync(settings, on_progress=on_progress)
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT count(*) FROM events")).scalar() == at_loss["events"]
-            outcome, message = conn.execute(text("SELECT outcome, error_message FROM runs")).one()
+            stolen = at_loss["project"]
+            assert events_of(conn, stolen) == at_loss["events"]  # nothing after the loss
+            others = {p.id: events_of(conn, p.id) for p in org.projects if p.id != stolen}
+            run = conn.execute(text("SELECT outcome, error_message FROM runs")).one()
             left = conn.execute(
-                text("SELECT count(*) FROM project_leases WHERE expires_at > now()")
-            ).scalar()
+                text("SELECT holder FROM project_leases WHERE expires_at > now()")
+            ).all()
     finally:
         engine.dispose()
-    assert outcome == "failed"
-    assert "lost a project lease" in str(message)
-    assert left == 1  # the thief's: the loser gave back nothing it no longer held
+    truth = org.truth()
+    assert others == {p: sum(1 for q, _ in truth if q == p) for p in others}  # walked on
+    assert outcome.exit_code == ExitCode.OK
+    slug = next(p.slug for p in org.projects if p.id == stolen)
+    assert outcome.report.handed_over == [slug]
+    assert any(f"handed over to another process: {slug}" in line for line in summary_lines(outcome))
+    assert tuple(run) == ("success", None)
+    assert [h for (h,) in left] == ["thief"]  # the loser gave back nothing it no longer held
+
+
+def events_of(conn: Connection, project_id: int) -> int:
+    return int(
+        conn.execute(
+            text("SELECT count(*) FROM events WHERE project_id = :p"), {"p": project_id}
+        ).scalar_one()
+    )
+
+
+def test_a_takeover_seen_by_the_heartbeat_stops_that_walk_before_any_page(
+    pg_url, server, org, monkeypatch
+):
+    """The walks of the project are waiting for the server when another process takes it
+    over: the heartbeat notices, the walk stops with nothing written for that project, and
+    the run goes on with the others (exit 0)."""
+    monkeypatch.setenv("SENTRY_ARCHIVER_LEASE_SECONDS", "3")  # renewed every second
+    gate = threading.Event()
+    gate_issue_events(server, gate)
+    noticed: list[int] = []
+    lose = Leases._lose
+
+    def losing(self: Leases, project_ids: list[int]) -> None:
+        noticed.extend(project_ids)
+        lose(self, project_ids)
+
+    monkeypatch.setattr(Leases, "_lose", losing)
+    settings = sync_settings(server.url, TOKEN, org, pg_url, concurrency=2, workers=1)
+    ends: list[Any] = []
+    thread = threading.Thread(target=lambda: ends.append(execute_sync(settings)))
+    try:
+        thread.start()
+        deadline = time.monotonic() + 60
+        while not (held := query_rows(pg_url, "SELECT project_id FROM project_leases")):
+            assert time.monotonic() < deadline, "no project was ever claimed"
+            time.sleep(0.05)
+        stolen = int(held[0][0])
+        engine = db.make_engine(pg_url)
+        with engine.begin() as conn:  # the thief takes it over (and finishes it at once)
+            conn.execute(
+                text(
+                    "UPDATE project_leases SET holder = 'thief', finished_at = now(), "
+                    "expires_at = now() + interval '1 hour' WHERE project_id = :p"
+                ),
+                {"p": stolen},
+            )
+        engine.dispose()
+        while stolen not in noticed:
+            assert time.monotonic() < deadline, "the heartbeat never noticed"
+            time.sleep(0.05)
+    finally:
+        gate.set()
+        thread.join(120)
+    (outcome,) = ends
+    assert outcome.exit_code == ExitCode.OK
+    slug = next(p.slug for p in org.projects if p.id == stolen)
+    assert outcome.report.handed_over == [slug]
+    counts = dict(query_rows(pg_url, "SELECT project_id, count(*) FROM events GROUP BY 1"))
+    truth = org.truth()
+    assert stolen not in counts
+    assert counts == {
+        p.id: sum(1 for q, _ in truth if q == p.id) for p in org.projects if p.id != stolen
+    }
+
+
+def test_a_stopped_run_leaves_its_project_unfinished_for_the_others(pg_url, server, org):
+    """A signal stops the walk of the project in hand: its lease is given back unfinished, so
+    another process of the round walks the rest of it (not only the next round)."""
+    stop = threading.Event()
+    walked: dict[str, int] = {}
+
+    def on_progress(report: SyncReport, progress: Progress) -> None:
+        if report.pages == 3 and not walked:
+            walked["project"] = int(
+                query_rows(pg_url, "SELECT project_id FROM project_leases")[0][0]
+            )
+            stop.set()
+
+    settings = sync_settings(server.url, TOKEN, org, pg_url, concurrency=2, workers=1)
+    with pytest.raises(InterruptedRun):
+        execute_sync(settings, stop=stop, on_progress=on_progress)
+    rows = query_rows(
+        pg_url,
+        "SELECT finished_at, expires_at <= now() FROM project_leases WHERE project_id = :p",
+        p=walked["project"],
+    )
+    assert rows == [(None, True)]  # given back, not finished
+
+
+def test_the_biggest_project_is_claimed_first(pg_url, server, org):
+    """A new archive knows no sizes (claims by id); once discovery stored the issues' counts,
+    the project with the most events expected goes first."""
+    settings = sync_settings(server.url, TOKEN, org, pg_url, concurrency=2, workers=1)
+    claims = "SELECT project_id FROM project_leases ORDER BY acquired_at, project_id"
+    assert execute_sync(settings).exit_code == ExitCode.OK
+    assert [p for (p,) in query_rows(pg_url, claims)] == sorted(p.id for p in org.projects)
+    smallest = min(org.projects, key=lambda p: sum(1 for q, _ in org.truth() if q == p.id))
+    engine = db.make_engine(pg_url)
+    with engine.begin() as conn:  # as if its issues had grown the most since
+        conn.execute(
+            text("UPDATE issues SET times_seen = 1000000 WHERE project_id = :p"),
+            {"p": smallest.id},
+        )
+    engine.dispose()
+    assert execute_sync(settings).exit_code == ExitCode.OK
+    assert query_rows(pg_url, claims)[0][0] == smallest.id

@@ -27,6 +27,8 @@ class SyncReport:
     merged: dict[int, int] = field(default_factory=dict)
     interrupted: bool = False
     events_hollow_ignored: int = 0  # hollow copies kept from replacing complete events
+    # listed events kept as listed: their detail answer was unusable (:mod:`.details`)
+    details_unusable: list[str] = field(default_factory=list)
 
     def add(self, result: WriteResult) -> None:
         self.events_hollow_ignored += result.hollow_ignored

@@ -27,7 +27,7 @@ from archiver.normalize import DecodeProblem, normalize_event_id
 from archiver.sentry.client import SentryClient
 from archiver.sync.report import SyncReport
 
-log = logging.getLogger("archiver.sync.walk")
+log = logging.getLogger("archiver.sync.details")
 
 PROBLEM = "detail_unusable"
 

@@ -112,6 +112,40 @@ def test_an_unusable_detail_keeps_the_listed_copy_and_the_rest_of_the_issue(
     _assert_kept_as_listed(db_url, outcome, target)
 
 
+def test_a_list_item_without_its_entries_whose_detail_is_unusable(
+    db_url: str, org: SimulatedOrg, server: SimulatorServer
+) -> None:
+    """The ordinary setting (``detail = auto``): only an item listed without ``entries`` (a
+    server that ignored ``full=true`` for it) asks for its detail."""
+    ids = _new_events(org)
+    target = ids[1]
+    detail = _detail_of(target, lambda body: body[: len(body) // 2])
+
+    def rewrite(body: bytes) -> bytes:
+        if body.startswith(b"[") and target.encode() in body:
+            items = json.loads(body)
+            for item in items:
+                if item.get("id") == target:
+                    del item["entries"]
+            return json.dumps(items).encode()
+        return detail(body)
+
+    with RewritingProxy(server.url, rewrite) as proxy:
+        settings = sync_settings(proxy.url, TOKEN, org, db_url, concurrency=2, max_retries=1)
+        outcome = execute_sync(settings)
+    assert outcome.report.failures == []
+    assert outcome.exit_code == ExitCode.OK
+    assert archived(db_url) == org.truth()
+    assert outcome.report.details_fetched == 0  # the only detail asked was unusable
+    assert [target in entry for entry in outcome.report.details_unusable] == [True]
+    ((has_detail, is_full, problems),) = query_rows(
+        db_url,
+        "SELECT has_detail, is_full, problem_count FROM events WHERE event_id = :eid",
+        eid=target,
+    )
+    assert (bool(has_detail), bool(is_full), problems) == (False, False, 1)
+
+
 def test_a_detail_answering_404_keeps_the_listed_copy(db_url: str, org: SimulatedOrg) -> None:
     ids = _new_events(org)
     config = SimulatorConfig(hollow_events=frozenset({ids[1]}))

@@ -70,9 +70,10 @@ def fetch_detail(
         why = str(exc)
     else:
         report.details_fetched += 1
-        if _identity(detail) == listed:
+        answered = _identity(detail)
+        if answered == listed:
             return Detail(detail, True, [])
-        why = f"the answer is another event (id {_identity(detail)!r})"
+        why = "it names no event id" if answered is None else f"it is event {answered}"
     text = f"the event detail endpoint's answer is unusable: {why}; the listed copy is kept"
     log.warning("issue %s, event %s: %s", issue_id, listed, text)
     report.details_unusable.append(f"issue {issue_id} event {listed}")

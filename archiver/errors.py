@@ -23,6 +23,8 @@ The whole tree (``exit`` is the process exit code the command line returns)::
         ├── RateLimitedError              429 beyond the retry budget
         ├── ServerError                   5xx beyond the retry budget
         └── TransportError                connection, timeout, truncated or unparsable body
+            └── UnusableAnswer            a 2xx body that is not JSON on every try, or not the
+                                          shape the endpoint gives (an object, a list)
 
     httpx.ReadTimeout (the client retries it as any timeout)
     └── AnswerTooSlow                     a whole answer outlived its deadline
@@ -169,6 +171,11 @@ class ServerError(ApiError):
 
 class TransportError(ApiError):
     """Connection refused or cut, timeout, or a truncated or unparsable body."""
+
+
+class UnusableAnswer(TransportError):
+    """The server answered 2xx, on every try, with a body that is not valid JSON or is not
+    what the endpoint gives: the answer itself is at fault, not the way to the server."""
 
 
 class InsecureTransportError(ConfigError):

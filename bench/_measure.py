@@ -242,6 +242,16 @@ def sqlite_size(path: Path) -> tuple[int, dict[str, int]]:
     return on_disk, {str(name): int(size) for name, size in rows}
 
 
+def empty_pg(url: str) -> None:
+    """Drop everything in a PostgreSQL database's public schema: each run starts empty."""
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    finally:
+        engine.dispose()
+
+
 def pg_size(url: str) -> tuple[int, dict[str, int]]:
     """(bytes, bytes per table) of the archive's tables: ``pg_total_relation_size`` (heap,
     TOAST, indexes, free space and visibility maps) of every table in the public schema,

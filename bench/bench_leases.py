@@ -21,16 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from _measure import ROOT, TOKEN, simulator
+from _measure import ROOT, TOKEN, empty_pg, simulator
 from sqlalchemy import create_engine, text
-
-
-def empty(url: str) -> None:
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
 
 
 def run(sim: str, pg: str, processes: int, code: Path, concurrency: int) -> tuple[float, float]:
@@ -89,7 +81,7 @@ def main() -> None:
     with simulator(args.events, latency_ms=args.latency_ms) as server:
         sim = server.url
         for n in args.processes:
-            empty(args.pg)
+            empty_pg(args.pg)
             wall, cpu = run(sim, args.pg, n, args.code, args.concurrency)
             events = count(args.pg)
             print(

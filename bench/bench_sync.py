@@ -44,6 +44,7 @@ from _measure import (
     TOKEN,
     Measured,
     PgBackends,
+    empty_pg,
     pg_size,
     raw_json_fetched,
     run_measured,
@@ -67,16 +68,6 @@ def _rows(db: Path | str, sql: str) -> list[tuple[int, ...]]:
     try:
         with engine.connect() as conn:
             return [tuple(r) for r in conn.execute(text(sql))]
-    finally:
-        engine.dispose()
-
-
-def empty_pg(url: str) -> None:
-    """Drop everything in the PostgreSQL database's public schema: each backfill starts empty."""
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
     finally:
         engine.dispose()
 

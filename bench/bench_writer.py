@@ -27,6 +27,8 @@ from sqlalchemy import Engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _measure import empty_pg
+
 from archiver.normalize import normalize_event
 from archiver.storage import db, rawjson
 from archiver.storage.encode import EncodedEvent, encode_event
@@ -102,8 +104,7 @@ def write_all(args: argparse.Namespace, events: list[EncodedEvent]) -> tuple[flo
             new.close()
         engine = db.make_engine(url)
         if engine.dialect.name == "postgresql":  # each run starts from an empty archive
-            with engine.begin() as conn:
-                conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+            empty_pg(url)
         db.upgrade(engine)
         for statement in args.sql:
             with engine.begin() as conn:

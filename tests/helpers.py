@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -33,6 +34,8 @@ from archiver.config import Settings
 from archiver.simulator import SimulatedOrg, SimulatorConfig, SimulatorServer
 from archiver.simulator.server import Outcome
 from archiver.storage import db
+from archiver.storage.encode import EVENT_COLUMNS, EncodedEvent
+from archiver.storage.rawjson import PLAIN
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 ROOT = Path(__file__).resolve().parents[1]
@@ -272,3 +275,29 @@ class ToSimulator(httpx.BaseTransport):
 
     def close(self) -> None:
         self.inner.close()
+
+
+_UNESCAPE = {"\\\\": "\\", "\\n": "\n", "\\r": "\r", "\\t": "\t"}
+
+
+def copy_fields(line: bytes) -> list[str | None]:
+    """The fields of one COPY text line, unescaped (the inverse of ``encode.copy_field``)."""
+    out: list[str | None] = []
+    for field in line.decode().split("\t"):
+        if field == "\\N":
+            out.append(None)
+        else:
+            out.append(re.sub(r"\\[\\nrt]", lambda m: _UNESCAPE[m.group()], field))
+    return out
+
+
+def event_row(ev: EncodedEvent) -> dict[str, Any]:
+    """An encoded event's ``events`` row as a dict (converted values; COPY's text values when
+    the event is in ``copy`` form). ``raw_json`` is the text again when it was compressed
+    without a dictionary (a dictionary's bytes are the archive's)."""
+    if ev.copy is not None:
+        return dict(zip(EVENT_COLUMNS, copy_fields(ev.copy.event), strict=True))
+    row = dict(zip(EVENT_COLUMNS, ev.event, strict=True))
+    if row["raw_zstd"] is not None and row["raw_dict_id"] is None:
+        row["raw_json"] = PLAIN.decompress(row["raw_zstd"])
+    return row

@@ -48,6 +48,7 @@ from archiver.errors import (
     InterruptedRun,
     RateLimitedError,
     TransportError,
+    UnusableAnswer,
 )
 from archiver.sentry.body import receive, size_of
 from archiver.sentry.failures import Problem, classify, connection_problem, redact
@@ -282,6 +283,7 @@ class SentryClient:
             return Problem(
                 f"truncated or invalid JSON body ({size} bytes)",
                 f"the body is not valid JSON ({size} bytes)",
+                UnusableAnswer,
                 status=status,
             )
         return Response(status, response.headers, data)
@@ -370,7 +372,7 @@ class SentryClient:
         """GET an endpoint that answers one JSON object."""
         data = self.get(path).data
         if not isinstance(data, dict):
-            raise TransportError(
+            raise UnusableAnswer(
                 f"GET {self.url_of(path)}: expected a JSON object, got {type(data).__name__}",
                 path=path,
             )

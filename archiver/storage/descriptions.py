@@ -258,8 +258,8 @@ COLUMNS: dict[str, dict[str, str]] = {
     "event_problems": {
         "path": "Where in the payload.",
         "problem": (
-            "malformed, nul_replaced, invalid_unicode, truncated, missing_event_id, too_deep "
-            "or invalid_utf8."
+            "malformed, nul_replaced, invalid_unicode, truncated, missing_event_id, too_deep, "
+            "invalid_utf8 or detail_unusable."
         ),
         "detail": "Details.",
     },

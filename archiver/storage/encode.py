@@ -18,7 +18,6 @@ import functools
 import hashlib
 import json
 import operator
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -106,17 +105,6 @@ class EncodedEvent:
     # PostgreSQL: the rows as COPY text; ``event`` is then empty and ``children`` too
     copy: CopyRows | None = None
     stacks: StackRows = field(default_factory=dict)
-
-    def event_row(self) -> dict[str, Any]:
-        """The ``events`` row as a dict (converted values; COPY's text values when the event
-        is in :attr:`copy` form), for tests and debugging. ``raw_json`` is the text again when
-        it was compressed without a dictionary (a dictionary's bytes are the archive's)."""
-        if self.copy is not None:
-            return dict(zip(EVENT_COLUMNS, copy_fields(self.copy.event), strict=True))
-        row = dict(zip(EVENT_COLUMNS, self.event, strict=True))
-        if row["raw_zstd"] is not None and row["raw_dict_id"] is None:
-            row["raw_json"] = PLAIN.decompress(row["raw_zstd"])
-        return row
 
 
 # Whether PostgreSQL events are encoded for COPY by default (the writer's fast path there).
@@ -238,20 +226,6 @@ def copy_field(value: Any) -> str:
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
     return str(value)
-
-
-_UNESCAPE = {"\\\\": "\\", "\\n": "\n", "\\r": "\r", "\\t": "\t"}
-
-
-def copy_fields(line: bytes) -> list[str | None]:
-    """The fields of one COPY text line, unescaped (tests and debugging)."""
-    out: list[str | None] = []
-    for text in line.decode().split("\t"):
-        if text == "\\N":
-            out.append(None)
-        else:
-            out.append(re.sub(r"\\[\\nrt]", lambda m: _UNESCAPE[m.group()], text))
-    return out
 
 
 def rank(has_detail: bool, is_full: bool) -> int:

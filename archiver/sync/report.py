@@ -29,6 +29,8 @@ class SyncReport:
     # projects whose leases another sync took over: it finishes them (several syncs, PG)
     handed_over: list[str] = field(default_factory=list)
     events_hollow_ignored: int = 0  # hollow copies kept from replacing complete events
+    # listed events kept as listed: their detail answer was unusable (:mod:`.details`)
+    details_unusable: list[str] = field(default_factory=list)
 
     def add(self, result: WriteResult) -> None:
         self.events_hollow_ignored += result.hollow_ignored

@@ -155,6 +155,9 @@ def execute_sync(
         engine.dispose()
 
 
+SUMMARY_NAMES = 5  # events named on the summary's line of events kept as listed
+
+
 def summary_lines(outcome: SyncOutcome) -> list[str]:
     r = outcome.report
     lines = [
@@ -166,6 +169,13 @@ def summary_lines(outcome: SyncOutcome) -> list[str]:
     if r.events_hollow_ignored:
         lines.append(
             f"hollow copies ignored (complete archived events kept): {r.events_hollow_ignored}"
+        )
+    if r.details_unusable:
+        named = ", ".join(r.details_unusable[:SUMMARY_NAMES])
+        more = len(r.details_unusable) - SUMMARY_NAMES
+        lines.append(
+            f"events kept as listed (detail unusable, see event_problems): "
+            f"{len(r.details_unusable)}: {named}" + (f" and {more} more" if more > 0 else "")
         )
     if r.gone:
         lines.append(f"issues gone (404, archive kept): {', '.join(map(str, r.gone))}")
@@ -264,6 +274,7 @@ def counts(outcome: SyncOutcome) -> dict[str, Any]:
         "events_updated": r.events_updated,
         "events_unchanged": r.events_unchanged,
         "events_hollow_ignored": r.events_hollow_ignored,
+        "events_detail_unusable": len(r.details_unusable),
         "releases": r.releases,
         "requests": outcome.requests,
         "retries": outcome.retries,

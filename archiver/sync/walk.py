@@ -27,6 +27,7 @@ from archiver.sentry.concurrency import first_in_line
 from archiver.storage.encode import EncodedEvent, encode_event
 from archiver.sync import keyset
 from archiver.sync.clock import FLOOR, ServerClock, epoch, floor_second, from_epoch
+from archiver.sync.details import fetch_detail
 from archiver.sync.diskfull import is_disk_full, spool_full
 from archiver.sync.handoff import (
     FIRST_PAGE_ESTIMATE,
@@ -415,14 +416,15 @@ class Walker:
             if isinstance(item, SpooledEvent):
                 ev = item
             else:  # the worker left it raw: it needs the event detail endpoint
-                payload, has_detail = self._fetch_detail(walk, item)
+                detail = fetch_detail(self.client, self.org, walk.issue_id, item, self.report)
                 ev = encode_event(
                     normalize_scrubbed(
                         self.scrubber,
-                        payload,
+                        detail.payload,
                         project_id=walk.project_id,
                         issue_id=walk.issue_id,
-                        has_detail=has_detail,
+                        has_detail=detail.has_detail,
+                        decoded=detail.problems,
                     ),
                     self.dialect,
                 )
@@ -430,17 +432,6 @@ class Walker:
                 merged_into = ev.issue_id  # Sentry answered for a merged issue with its target
             events.append(ev)
         return events, merged_into
-
-    def _fetch_detail(self, walk: IssueWalk, item: Any) -> tuple[Any, bool]:
-        event_id = item.get("eventID") or item.get("id") if isinstance(item, dict) else None
-        if not event_id:
-            return item, False
-        try:
-            detail = self.client.get_issue_event(self.org, walk.issue_id, str(event_id))
-        except NotFoundError:
-            return item, False  # expired between the list and the detail: keep what we have
-        self.report.details_fetched += 1
-        return detail, True
 
     def _new_releases(self, events: Sequence[SpooledEvent | EncodedEvent]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []

@@ -8,7 +8,8 @@ The raw JSON was half of a SQLite archive (13.6 of 27 KB per simulator event). O
 moves from ``events.raw_json`` (now NULL there) into ``events.raw_zstd``: one zstd frame,
 compressed with the ``zstd_dictionaries`` row ``raw_dict_id`` (NULL: no dictionary), which is
 trained here on the archive's first events when it has at least ``TRAIN_AFTER`` of them (else
-the sync trains one later, see ``archiver.storage.rawjson``). SQL reads the text back with
+the sync trains one later, see ``archiver.storage.rawjson``, whose codec this revision
+copies rather than imports). SQL reads the text back with
 ``sentry_raw_json(raw_zstd, raw_dict_id)`` (registered by the archiver on its connections) or
 from the new view ``v_event_raw_json``.
 
@@ -33,13 +34,12 @@ The downgrade writes every event's text back into ``raw_json`` and removes what 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+import zstandard
 from alembic import op
-
-from archiver.storage import rawjson
 
 revision: str = '0006'
 down_revision: str | None = '0005'
@@ -59,6 +59,13 @@ BATCH = 2000  # events compressed per UPDATE
 TRAIN_AFTER = 500  # archiver.storage.rawjson.TRAIN_AFTER, frozen here
 TRAIN_SAMPLES = 1000  # more than the sync reads (2% smaller frames): a one-off command
 _COMPRESS = "_archiver_0005_compress"
+_READ = "_archiver_0006_raw_json"
+
+# How archiver.storage.rawjson compressed raw JSON when this revision was written, frozen here
+# so that a later change there cannot change what this revision does to an archive.
+LEVEL = 3
+DICT_SIZE = 64 * 1024
+_ENCODING = ("utf-8", "surrogatepass")
 
 VIEW = {
     "sqlite": """
@@ -99,6 +106,47 @@ def _driver(bind: Any) -> Any:
     return bind.connection.driver_connection
 
 
+def _compressor(dict_data: bytes | None) -> Callable[[str], bytes]:
+    """The raw JSON text as one zstd frame (content size written, no checksum, no dictionary
+    id: ``events.raw_dict_id`` names the dictionary)."""
+    params: dict[str, Any] = {"level": LEVEL, "write_checksum": False}
+    if dict_data is not None:
+        params["dict_data"] = zstandard.ZstdCompressionDict(dict_data)
+        params["write_dict_id"] = False
+    cctx = zstandard.ZstdCompressor(**params)
+    return lambda raw: bytes(cctx.compress(raw.encode(*_ENCODING)))
+
+
+def _train(samples: list[bytes]) -> bytes | None:
+    """A dictionary trained on the samples, or None when zstd cannot make one."""
+    if len(samples) < 8:
+        return None
+    try:
+        return bytes(zstandard.train_dictionary(DICT_SIZE, samples, level=LEVEL).as_bytes())
+    except zstandard.ZstdError:
+        return None
+
+
+def _register_reader(bind: Any) -> None:
+    """``_READ(raw_zstd, raw_dict_id)``: the text of a frame, read with the archive's
+    dictionaries (under a name of its own: the archiver's ``sentry_raw_json`` stays its own)."""
+    plain = zstandard.ZstdDecompressor()
+    readers = {
+        int(dict_id): zstandard.ZstdDecompressor(
+            dict_data=zstandard.ZstdCompressionDict(bytes(data))
+        )
+        for dict_id, data in bind.exec_driver_sql("SELECT id, data FROM zstd_dictionaries")
+    }
+
+    def read(blob: bytes | None, dict_id: int | None) -> str | None:
+        if blob is None:
+            return None
+        dctx = plain if dict_id is None else readers[int(dict_id)]
+        return bytes(dctx.decompress(bytes(blob))).decode(*_ENCODING)
+
+    _driver(bind).create_function(_READ, 2, read, deterministic=True)
+
+
 def _compress_events() -> None:
     """Every event's raw JSON into ``raw_zstd``, with a dictionary when there are enough."""
     bind = op.get_bind()
@@ -108,24 +156,23 @@ def _compress_events() -> None:
             "SELECT CAST(raw_json AS BLOB) FROM events ORDER BY id LIMIT ?", (TRAIN_SAMPLES,)
         )
     ]
-    codec = rawjson.PLAIN
     count = len(samples)
-    data = rawjson.train_bytes(samples) if count >= TRAIN_AFTER else None
+    data = _train(samples) if count >= TRAIN_AFTER else None
     del samples
+    dict_id = None
     if data is not None:
         dict_id = bind.exec_driver_sql(
             "INSERT INTO zstd_dictionaries (created_at, samples, data) VALUES (?, ?, ?)",
             (_now(), count, data),
         ).lastrowid
-        codec = rawjson.RawCodec(int(dict_id), data)
-    _driver(bind).create_function(_COMPRESS, 1, codec.compress)
+    _driver(bind).create_function(_COMPRESS, 1, _compressor(data))
     last = -1
     top = bind.exec_driver_sql("SELECT max(id) FROM events").scalar()
     while top is not None and last < top:
         bind.exec_driver_sql(
             f"UPDATE events SET raw_zstd = {_COMPRESS}(raw_json), raw_dict_id = ?, "
             "raw_json = NULL WHERE id > ? AND id <= ? AND raw_json IS NOT NULL",
-            (codec.dict_id, last, last + BATCH),
+            (dict_id, last, last + BATCH),
         )
         last += BATCH
 
@@ -153,7 +200,6 @@ def upgrade() -> None:
     op.add_column("events", sa.Column("raw_dict_id", sa.Integer(), nullable=True))
     if dialect == "sqlite":
         _sqlite_not_null(True)
-        rawjson.register(_driver(op.get_bind()))
         _compress_events()
     else:
         op.alter_column("events", "raw_json", existing_type=sa.Text(), nullable=True)
@@ -165,12 +211,12 @@ def downgrade() -> None:
     dialect = bind.dialect.name
     op.execute("DROP VIEW IF EXISTS v_event_raw_json")
     if dialect == "sqlite":
-        rawjson.register(_driver(bind))
+        _register_reader(bind)
         last = -1
         top = bind.exec_driver_sql("SELECT max(id) FROM events").scalar()
         while top is not None and last < top:
             bind.exec_driver_sql(
-                "UPDATE events SET raw_json = sentry_raw_json(raw_zstd, raw_dict_id) "
+                f"UPDATE events SET raw_json = {_READ}(raw_zstd, raw_dict_id) "
                 "WHERE id > ? AND id <= ? AND raw_zstd IS NOT NULL",
                 (last, last + BATCH),
             )

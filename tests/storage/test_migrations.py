@@ -69,3 +69,22 @@ def test_require_current_refuses_an_empty_database(empty_db_url):
     with pytest.raises(DatabaseError, match="db upgrade"):
         db.require_current(engine)
     engine.dispose()
+
+
+def test_revisions_are_frozen_they_import_nothing_of_the_archiver():
+    """A revision must do the same thing forever: a later change of the archiver's code (a
+    codec, a helper) must not change what an old revision does to an archive. So the code a
+    revision needs is copied into it, never imported from ``archiver``."""
+    import ast
+
+    found = []
+    for path in sorted((db.migrations_dir() / "versions").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            found += [f"{path.name}: {n}" for n in names if n.split(".")[0] == "archiver"]
+    assert found == []

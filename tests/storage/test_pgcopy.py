@@ -19,11 +19,17 @@ from sqlalchemy import Engine, text
 
 from archiver.normalize import NormalizedEvent, normalize_event
 from archiver.storage import db, pgcopy
-from archiver.storage.encode import EncodedEvent, copy_field, copy_fields, encode_event
+from archiver.storage.encode import EncodedEvent, copy_field, encode_event
 from archiver.storage.models import CHILD_TABLES
 from archiver.storage.stacks import collect_garbage
 from archiver.storage.store import Store
-from tests.helpers import drop_pg_database, new_pg_database, require_postgres
+from tests.helpers import (
+    copy_fields,
+    drop_pg_database,
+    event_row,
+    new_pg_database,
+    require_postgres,
+)
 
 FIXTURES = Path(__file__).resolve().parents[2] / "archiver" / "simulator" / "fixtures"
 CHILDREN = sorted(CHILD_TABLES)
@@ -113,9 +119,9 @@ def test_postgresql_events_are_encoded_for_copy() -> None:
     assert (copied.event, copied.children) == ((), {})
     assert encode_event(ev, "postgresql", copy=False).copy is None
     assert encode_event(ev, "sqlite").copy is None
-    tuples = encode_event(ev, "postgresql", copy=False).event_row()
-    assert copied.event_row()["raw_json"] == tuples["raw_json"]
-    assert copied.event_row()["event_id"] == tuples["event_id"]
+    tuples = event_row(encode_event(ev, "postgresql", copy=False))
+    assert event_row(copied)["raw_json"] == tuples["raw_json"]
+    assert event_row(copied)["event_id"] == tuples["event_id"]
 
 
 def test_copy_stores_what_insert_stores(pg_engine: Engine) -> None:

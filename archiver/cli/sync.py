@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from archiver.cli import exiting
 from archiver.cli.options import (
     output_options,
     remote_options,
@@ -32,6 +33,7 @@ def sync_command(quiet: bool, verbose: int, log_format: str, **options: object) 
       sentry-archiver sync -q --log-format json    # under cron: JSON lines, errors only
     """
     settings = settings_from_options(options)
+    exiting.allow()  # the run saves all it does before it returns or raises
     # before the engine's imports: the workers' server imports on the other core meanwhile
     start_fork_server(settings.workers)
     from archiver.sync.runner import run_sync

@@ -5,14 +5,15 @@ their caches, the heap the walk froze), and the interpreter's finalization frees
 time: a few tenths of a second of one core after the last page is committed, nearly all of a
 backfill's tail (the README's performance section has the figure). By then everything the
 run leaves behind is saved: the archive committed and closed, the spool removed, the run lock
-released, the page workers joined. So the entry point ends the process with ``os._exit`` once
-its output is flushed, when the command asked for it and no other thread still runs (one
+released, the page workers joined. So the entry point runs the exit handlers (logging's
+flush, multiprocessing's clean-up of its directory in TMPDIR), flushes the output and ends the
+process with ``os._exit``, when the command asked for it and no other thread still runs (one
 could be writing something: then the interpreter's ordinary exit waits for it).
 """
 
 from __future__ import annotations
 
-import logging
+import atexit
 import os
 import sys
 import threading
@@ -36,7 +37,9 @@ def end_now(exc: SystemExit) -> None:
         code = 0
     if not _allowed.is_set() or not isinstance(code, int) or _other_threads():
         return
-    logging.shutdown()  # flushes and closes every handler
+    # What an ordinary exit runs first: logging's flush, multiprocessing's clean-up (the fork
+    # server's directory in TMPDIR) and any other handler; only the freeing is skipped.
+    atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -7,6 +7,7 @@ any other command, or a thread still running, ends the ordinary way.
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import threading
@@ -28,13 +29,18 @@ class Ended(Exception):
 
 @pytest.fixture
 def exits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The codes ``os._exit`` was called with (it raises instead of ending pytest)."""
+    """The codes ``os._exit`` was called with (it raises instead of ending pytest), each after
+    the exit handlers ran (multiprocessing's removes its directory in TMPDIR); pytest's own
+    handlers are not run here."""
     codes: list[int] = []
+    handlers_ran: list[bool] = []
 
     def fake_exit(code: int) -> None:
+        assert handlers_ran, "os._exit before the exit handlers"
         codes.append(code)
         raise Ended(code)
 
+    monkeypatch.setattr(atexit, "_run_exitfuncs", lambda: handlers_ran.append(True))
     monkeypatch.setattr(os, "_exit", fake_exit)
     monkeypatch.delenv("SENTRY_ARCHIVER_CONFIG", raising=False)
     return codes

@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 import click
 
 from archiver import __version__
+from archiver.cli import exiting
 from archiver.errors import ArchiverError
 
 __all__ = ["cli", "main"]
@@ -122,7 +123,12 @@ def cli() -> None:
 
 def main() -> None:
     """The console script's entry point."""
-    cli(prog_name="sentry-archiver")
+    exiting.reset()
+    try:
+        cli(prog_name="sentry-archiver")
+    except SystemExit as exc:
+        exiting.end_now(exc)  # a sync ends here, its work saved (:mod:`.exiting`)
+        raise
 
 
 if __name__ == "__main__":

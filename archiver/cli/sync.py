@@ -6,13 +6,14 @@ import sys
 
 import click
 
+from archiver.cli import exiting
 from archiver.cli.options import (
     output_options,
     remote_options,
     sync_options,
 )
 from archiver.config import settings_from_options
-from archiver.sync.runner import run_sync
+from archiver.sync.prestart import start_fork_server
 
 
 @click.command("sync")
@@ -32,5 +33,10 @@ def sync_command(quiet: bool, verbose: int, log_format: str, **options: object) 
       sentry-archiver sync -q --log-format json    # under cron: JSON lines, errors only
     """
     settings = settings_from_options(options)
+    exiting.allow()  # the run saves all it does before it returns or raises
+    # before the engine's imports: the workers' server imports on the other core meanwhile
+    start_fork_server(settings.workers)
+    from archiver.sync.runner import run_sync
+
     report = run_sync(settings, quiet=quiet, verbosity=verbose, log_format=log_format)
     sys.exit(int(report.exit_code))

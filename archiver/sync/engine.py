@@ -388,6 +388,8 @@ class Syncer:
                 pipeline=Pipeline(normalizer, spool),
             )
             futures.extend(pool.submit(walker.walk, walk) for walk in walks)
+            for future in futures:  # the writer sees the last walk's end at once
+                future.add_done_callback(lambda _: inbox.wake())
             try:
                 writer.run(futures)
             except BaseException as exc:

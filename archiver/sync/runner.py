@@ -31,6 +31,7 @@ from archiver.storage import db
 from archiver.storage import lock as run_lock
 from archiver.storage.store import Store
 from archiver.sync.engine import Syncer
+from archiver.sync.prestart import start_fork_server
 from archiver.sync.report import Progress, SyncReport
 from archiver.sync.workers import tune_allocator
 
@@ -110,6 +111,7 @@ def execute_sync(
     ``on_client`` is given the run's client once made (the display reads its retry count).
     """
     settings.require_remote()
+    start_fork_server(settings.workers)  # its imports overlap discovery (the command's did)
     stop = stop or threading.Event()
     started = time.monotonic()
     engine = db.make_engine(settings.db)

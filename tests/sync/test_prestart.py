@@ -1,0 +1,57 @@
+"""The page workers' fork server starts as the sync command begins (archiver.sync.prestart)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from archiver.sync.prestart import WORKER_MODULES, start_fork_server
+from tests.helpers import ROOT
+
+
+def test_no_workers_start_no_fork_server() -> None:
+    assert start_fork_server(0) is False
+
+
+@pytest.mark.skipif(
+    "forkserver" not in multiprocessing.get_all_start_methods(), reason="no fork server here"
+)
+def test_the_sync_command_starts_the_fork_server_before_it_imports_the_engine(
+    tmp_path: Path,
+) -> None:
+    """By the time the command's heavy imports begin, the workers' server is on its way (it
+    imports the workers' module meanwhile, in a process of its own)."""
+    script = textwrap.dedent(
+        """
+        import sys
+        from multiprocessing import forkserver
+        import archiver.sync.prestart as prestart
+        started = []
+        real = prestart.start_fork_server
+        def spy(workers):
+            started.append(("archiver.sync.engine" in sys.modules, real(workers)))
+            raise SystemExit(0)
+        prestart.start_fork_server = spy
+        from archiver.cli import cli
+        try:
+            cli(["sync", "--workers", "2"], prog_name="sentry-archiver")
+        except SystemExit:
+            pass
+        print(started, forkserver._forkserver._preload_modules)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SENTRY_URL": "http://127.0.0.1:9/"}
+    env.update(
+        SENTRY_AUTH_TOKEN="t", SENTRY_ORG="o", SENTRY_ARCHIVER_DB=f"sqlite:///{tmp_path}/a.db"
+    )
+    env.pop("SENTRY_ARCHIVER_CONFIG", None)
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.stdout.strip() == f"[(False, True)] {WORKER_MODULES}", out.stderr

@@ -198,19 +198,17 @@ def _frames(
         if not isinstance(frame, dict):
             p.add(f"{path}.frames[{n}]", "malformed", "frame is not an object")
             continue
-        row = _plain_frame(frame) if p.pristine else None
+        row = _plain_frame(frame, kind, index, raw, n, thread_id) if p.pristine else None
         if row is None:
-            row = _frame(frame, f"{path}.frames[{n}]", p)
-        rows.append(
-            {
+            row = {
                 "stack_kind": kind,
                 "stack_index": index,
                 "is_raw": raw,
                 "position": n,
                 "thread_id": thread_id,
-                **row,
+                **_frame(frame, f"{path}.frames[{n}]", p),
             }
-        )
+        rows.append(row)
 
 
 def _frame(frame: dict[str, Any], fpath: str, p: Problems) -> dict[str, Any]:
@@ -246,81 +244,99 @@ def _frame(frame: dict[str, Any], fpath: str, p: Problems) -> dict[str, Any]:
 _INT64 = range(-(2**63), 2**63)
 
 
-def _plain_frame(frame: dict[str, Any]) -> dict[str, Any] | None:
-    """:func:`_frame`'s row when every value already has its column's type; else None.
+def _plain_frame(  # noqa: C901 - one flat pass on purpose (see the docstring)
+    frame: dict[str, Any], kind: str, index: int, raw: bool, n: int, thread_id: str | None
+) -> dict[str, Any] | None:
+    """The ``frames`` row of :func:`_frames` (its stack's columns, then :func:`_frame`'s) when
+    every value already has its column's type; else None.
 
     Only for a pristine event (:attr:`Problems.pristine`: no text to clean anywhere), where
     coercion changes nothing and records nothing for such values. Most frames are like that,
     and skipping the coercions, with the ~20 paths they format for a problem that never
     comes, makes normalization much cheaper (frames are most of an event's rows). Any other
     value (a number as text, a long function name, a malformed context) goes the full way.
-    Written out flat: this runs for every frame of every event.
+    Written out flat, the row built once: this runs for every frame of every event.
     """
     get = frame.get
+    function = get("function")
     raw_function = get("rawFunction")
     if raw_function is None:
         raw_function = get("raw_function")
+    module = get("module")
+    filename = get("filename")
     abs_path = get("absPath")
     if abs_path is None:
         abs_path = get("abs_path")
+    package = get("package")
+    platform = get("platform")
     instruction_addr = get("instructionAddr")
     if instruction_addr is None:
         instruction_addr = get("instruction_addr")
+    symbol = get("symbol")
     symbol_addr = get("symbolAddr")
     if symbol_addr is None:
         symbol_addr = get("symbol_addr")
-    row = {
-        "function": get("function"),
-        "raw_function": raw_function,
-        "module": get("module"),
-        "filename": get("filename"),
-        "abs_path": abs_path,
-        "lineno": _first(frame, "lineNo", "lineno"),
-        "colno": _first(frame, "colNo", "colno"),
-        "in_app": _first(frame, "inApp", "in_app"),
-        "package": get("package"),
-        "platform": get("platform"),
-        "instruction_addr": instruction_addr,
-        "symbol": get("symbol"),
-        "symbol_addr": symbol_addr,
-        "trust": get("trust"),
-    }
-    for column in _PLAIN_TEXT:
-        value = row[column]
+    trust = get("trust")
+    for value in (
+        function,
+        raw_function,
+        module,
+        filename,
+        abs_path,
+        package,
+        platform,
+        instruction_addr,
+        symbol,
+        symbol_addr,
+        trust,
+    ):
         if value is not None and type(value) is not str:
             return None
-    function, lineno, in_app = row["function"], row["lineno"], row["in_app"]
+    if function is not None and len(function) > INDEXED_MAX:
+        return None
+    lineno = get("lineNo")
+    if lineno is None:
+        lineno = get("lineno")
+    colno = get("colNo")
+    if colno is None:
+        colno = get("colno")
+    in_app = get("inApp")
+    if in_app is None:
+        in_app = get("in_app")
     if (
-        (function is not None and len(function) > INDEXED_MAX)
-        or not (_plain_int(lineno) and _plain_int(row["colno"]))
+        not (lineno is None or (type(lineno) is int and lineno in _INT64))
+        or not (colno is None or (type(colno) is int and colno in _INT64))
         or (in_app is not None and type(in_app) is not bool)
     ):
         return None
     context = _plain_context(frame, lineno)
     if context is None:
         return None
-    row["context_line"], row["pre_context"], row["post_context"] = context
-    row["vars"] = get("vars")
-    return row
-
-
-_PLAIN_TEXT = (
-    "function",
-    "raw_function",
-    "module",
-    "filename",
-    "abs_path",
-    "package",
-    "platform",
-    "instruction_addr",
-    "symbol",
-    "symbol_addr",
-    "trust",
-)
-
-
-def _plain_int(value: Any) -> bool:
-    return value is None or (type(value) is int and value in _INT64)
+    return {
+        "stack_kind": kind,
+        "stack_index": index,
+        "is_raw": raw,
+        "position": n,
+        "thread_id": thread_id,
+        "function": function,
+        "raw_function": raw_function,
+        "module": module,
+        "filename": filename,
+        "abs_path": abs_path,
+        "lineno": lineno,
+        "colno": colno,
+        "in_app": in_app,
+        "package": package,
+        "platform": platform,
+        "instruction_addr": instruction_addr,
+        "symbol": symbol,
+        "symbol_addr": symbol_addr,
+        "trust": trust,
+        "context_line": context[0],
+        "pre_context": context[1],
+        "post_context": context[2],
+        "vars": get("vars"),
+    }
 
 
 def _plain_context(
@@ -335,16 +351,38 @@ def _plain_context(
         return line, frame.get("pre_context"), frame.get("post_context")
     if type(context) is not list:
         return None
+    if not context:
+        return None, None, None
+    return _plain_lines(context, lineno)
+
+
+def _plain_lines(
+    context: list[Any], lineno: int | None
+) -> tuple[str | None, list[Any], list[Any]] | None:
+    """:func:`_split_context` of ``[int, str]`` pairs in one pass; None for any other item."""
+    lines: list[Any] = []
+    before: list[Any] = []
+    after: list[Any] = []
+    line = None
+    found = False
     for item in context:
-        if not (
-            type(item) is list
-            and len(item) == 2
-            and type(item[0]) is int
-            and item[0] in _INT64
-            and type(item[1]) is str
-        ):
+        if type(item) is not list or len(item) != 2:
             return None
-    return _split_context([(n, t) for n, t in context], lineno)
+        number, text = item
+        if type(number) is not int or type(text) is not str or number not in _INT64:
+            return None
+        lines.append(text)
+        if lineno is None:
+            continue
+        if number < lineno:
+            before.append(text)
+        elif number > lineno:
+            after.append(text)
+        elif not found:
+            line, found = text, True
+    if not found:
+        return None, lines, []
+    return line, before, after
 
 
 def _first(d: Mapping[str, Any], *keys: str) -> Any:

@@ -318,7 +318,16 @@ def _with_key(ref: Any, item: Any) -> Any:
     if not isinstance(ref, SpooledEvent):
         return ref
     key = event_key(item)
-    return replace(ref, event_id=key.event_id, second=key.second)
+    # not dataclasses.replace: that looks up the fields on every call
+    return SpooledEvent(
+        ref.offset,
+        ref.length,
+        ref.issue_id,
+        ref.release_version,
+        ref.release,
+        key.event_id,
+        key.second,
+    )
 
 
 def _worker_init(parent: int) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, TypeAlias
 from urllib.parse import urlencode
 
-from archiver.normalize.coerce import INDEXED_MAX, Problems, short_repr
+from archiver.normalize.coerce import INDEXED_MAX, Problems, parse_timestamp, short_repr
 
 # An event's child rows by table name (rows without ``event_pk``: the writer adds it).
 Children: TypeAlias = dict[str, list[dict[str, Any]]]
@@ -25,7 +25,13 @@ TABLED_ENTRIES = frozenset({"exception", "threads", "stacktrace", "breadcrumbs",
 def tag_rows(value: Any, p: Problems) -> list[dict[str, Any]]:
     """``event_tags`` rows, in payload order (objects or ``[key, value]`` pairs)."""
     rows: list[dict[str, Any]] = []
+    pristine = p.pristine
     for i, item in enumerate(p.list_(value, "tags")):
+        if pristine and type(item) is dict:  # the usual tag: no coercion, no path to format
+            key, val = item.get("key"), item.get("value")
+            if _plain_indexed(key) and (val is None or _plain_indexed(val)):
+                rows.append({"position": len(rows), "key": key, "value": val})
+                continue
         path = f"tags[{i}]"
         if isinstance(item, dict):
             key, val = item.get("key"), item.get("value")
@@ -45,6 +51,11 @@ def tag_rows(value: Any, p: Problems) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _plain_indexed(value: Any) -> bool:
+    """Text that :meth:`Problems.text` keeps as it is in an indexed column (pristine event)."""
+    return type(value) is str and len(value) <= INDEXED_MAX
 
 
 def entry_rows(entries: Any, children: Children, p: Problems) -> str | None:
@@ -431,7 +442,13 @@ def _split_context(
 
 
 def _breadcrumbs(data: dict[str, Any], path: str, children: Children, p: Problems) -> None:
+    rows = children["breadcrumbs"]
     for k, crumb in enumerate(p.list_(data.get("values"), f"{path}.values")):
+        if p.pristine and type(crumb) is dict:
+            row = _plain_crumb(crumb, len(rows))
+            if row is not None:
+                rows.append(row)
+                continue
         cpath = f"{path}.values[{k}]"
         if not isinstance(crumb, dict):
             p.add(cpath, "malformed", "breadcrumb is not an object")
@@ -448,6 +465,35 @@ def _breadcrumbs(data: dict[str, Any], path: str, children: Children, p: Problem
                 "breadcrumb_event_id": p.text(crumb.get("event_id"), f"{cpath}.event_id"),
             }
         )
+
+
+def _plain_crumb(crumb: dict[str, Any], position: int) -> dict[str, Any] | None:
+    """:func:`_breadcrumbs`' row when its values need no coercion (pristine event); else None.
+
+    As :func:`_plain_frame`: text is text, the timestamp parses, and nothing is recorded.
+    """
+    get = crumb.get
+    kind, category, level = get("type"), get("category"), get("level")
+    message, event_id = get("message"), get("event_id")
+    for value in (kind, category, level, message, event_id):
+        if value is not None and type(value) is not str:
+            return None
+    stamp = get("timestamp")
+    when = None
+    if stamp is not None and stamp != "":
+        when = parse_timestamp(stamp)
+        if when is None:  # malformed: the full way records it
+            return None
+    return {
+        "position": position,
+        "timestamp": when,
+        "type": kind,
+        "category": category,
+        "level": level,
+        "message": message,
+        "data": get("data"),
+        "breadcrumb_event_id": event_id,
+    }
 
 
 def _request(data: dict[str, Any], path: str, p: Problems) -> dict[str, Any]:

@@ -212,6 +212,28 @@ def stack_key(frames: Sequence[tuple[Any, ...]]) -> bytes:
 
 StackRows = dict[bytes, list[tuple[Any, ...]]]
 
+# Keys of the stacks met lately, by their values: the events of an issue mostly share their
+# stacks, and hashing the values as a tuple costs a fraction of encoding and digesting them.
+_KEYS: dict[tuple[tuple[Any, ...], ...], bytes] = {}
+_KEYS_MAX = 512  # a few MB at most
+
+
+def _cached_key(values: list[tuple[Any, ...]]) -> bytes:
+    """:func:`stack_key` of ``values``, from :data:`_KEYS` when they were met lately.
+
+    Equal values have equal JSON texts, hence equal keys: each column holds one type (text,
+    an integer that is never a boolean, a boolean, the JSON values' text) or None, so
+    Python's ``1 == True`` never meets a column where JSON would tell them apart.
+    """
+    frozen = tuple(values)
+    key = _KEYS.get(frozen)
+    if key is None:
+        key = stack_key(values)
+        if len(_KEYS) >= _KEYS_MAX:
+            _KEYS.clear()
+        _KEYS[frozen] = key
+    return key
+
 
 def split_frames(
     rows: Iterable[Mapping[str, Any]],
@@ -249,7 +271,7 @@ def split_frames(
             )
             if f["vars"] is not None:
                 frame_vars.append((kind, index, raw, f["position"], encode(f["vars"])))
-        key = stack_key(values)
+        key = _cached_key(values)
         stacks[key] = values
         event_stacks.append((kind, index, raw, frames[0]["thread_id"], key))
     return event_stacks, frame_vars, stacks

@@ -205,8 +205,24 @@ def _copy_rows(
 ) -> CopyRows:
     """Converted rows as COPY text (see :class:`CopyRows`)."""
     blocks = {name: _copy_block(rows) for name, rows in children.items()}
-    frames = {key: _copy_block(rows) for key, rows in stacks.items()}
+    frames = {key: _stack_block(key, rows) for key, rows in stacks.items()}
     return CopyRows("\t".join(map(copy_field, event)).encode(), blocks, frames)
+
+
+# The COPY text of the stacks met lately, by key: events of an issue mostly share their stacks
+# (see archiver.storage.stacks), and a key stands for exactly one list of frame values.
+_STACK_BLOCKS: dict[bytes, bytes] = {}
+_STACK_BLOCKS_MAX = 512
+
+
+def _stack_block(key: bytes, rows: list[tuple[Any, ...]]) -> bytes:
+    block = _STACK_BLOCKS.get(key)
+    if block is None:
+        block = _copy_block(rows)
+        if len(_STACK_BLOCKS) >= _STACK_BLOCKS_MAX:
+            _STACK_BLOCKS.clear()
+        _STACK_BLOCKS[key] = block
+    return block
 
 
 def _copy_block(rows: list[tuple[Any, ...]]) -> bytes:

@@ -254,7 +254,8 @@ def normalize_spooled_page(
     """
     with open(body_path, "rb") as f:
         body = f.read()
-    with open(rows_path, "wb") as out:
+    # one write per 256 KB, not one per event (an event's rows are larger than the default)
+    with open(rows_path, "wb", buffering=256 * 1024) as out:
         return normalize_page(body, job, _RowsFile(out))
 
 

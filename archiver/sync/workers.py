@@ -254,8 +254,7 @@ def normalize_spooled_page(
     """
     with open(body_path, "rb") as f:
         body = f.read()
-    # one write per 256 KB, not one per event (an event's rows are larger than the default)
-    with open(rows_path, "wb", buffering=256 * 1024) as out:
+    with open(rows_path, "wb", buffering=256 * 1024) as out:  # not a write() per event
         return normalize_page(body, job, _RowsFile(out))
 
 
@@ -319,16 +318,7 @@ def _with_key(ref: Any, item: Any) -> Any:
     if not isinstance(ref, SpooledEvent):
         return ref
     key = event_key(item)
-    # not dataclasses.replace: that looks up the fields on every call
-    return SpooledEvent(
-        ref.offset,
-        ref.length,
-        ref.issue_id,
-        ref.release_version,
-        ref.release,
-        key.event_id,
-        key.second,
-    )
+    return replace(ref, event_id=key.event_id, second=key.second)
 
 
 def _worker_init(parent: int) -> None:

@@ -9,7 +9,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from archiver.normalize.coerce import INDEXED_MAX, Problems
-from archiver.normalize.entries import _frame, _plain_frame
+from archiver.normalize.entries import _frame
+from archiver.normalize.plain import plain_frame
 
 TEXT_KEYS = [
     "function",
@@ -74,7 +75,7 @@ HEAD_ARGS = ("exception", 1, False, 3, "t1")
 
 
 def fast_row(frame: dict[str, Any]) -> dict[str, Any] | None:
-    return _plain_frame(frame, *HEAD_ARGS)
+    return plain_frame(frame, *HEAD_ARGS)
 
 
 def full(frame: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -32,9 +32,10 @@ from typing import Any
 INDEXED_MAX = 1000
 NUL_SUBSTITUTE = "\u2400"
 _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
-# Substrings of dumped JSON text (dump_raw) that may stand for a NUL, a surrogate or a
+# Substrings of JSON text that may stand for a NUL, a surrogate (both after ``\\u``) or a
 # non-finite number; plain ``in`` tests are far cheaper than one regex over the whole text.
-_RAW_SUSPECTS = ("\\u0000", "\\ud", "\\uD", "NaN", "Infinity")
+_ESCAPES = ("\\u0000", "\\ud", "\\uD")
+_NON_FINITE = ("NaN", "Infinity")
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _ISO = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?)?"
@@ -52,6 +53,14 @@ def dump_raw(payload: Any) -> str:
     return text
 
 
+def _pristine(raw: str) -> bool:
+    """Does this JSON text hold no NUL, no lone surrogate and no non-finite number? (Each
+    ``in`` reads the whole text: ``\\u`` first, then its three suspects only if found.)"""
+    if "\\u" in raw and any(s in raw for s in _ESCAPES):
+        return False
+    return not any(s in raw for s in _NON_FINITE)
+
+
 class Problems:
     """Collects what could not be normalized cleanly (at most one row per path and kind)."""
 
@@ -60,7 +69,7 @@ class Problems:
         self._seen: set[tuple[str, str]] = set()
         # Most payloads hold no NUL, no lone surrogate and no non-finite number anywhere: one
         # look at the raw JSON text proves it, and then no string or JSON value needs a copy.
-        self.pristine = raw is not None and not any(s in raw for s in _RAW_SUSPECTS)
+        self.pristine = raw is not None and _pristine(raw)
 
     def add(self, path: str, problem: str, detail: str | None = None, *, cut: bool = True) -> None:
         """Record a problem; a second one of the same kind at the same path adds nothing.
@@ -235,7 +244,30 @@ def parse_timestamp(value: Any) -> dt.datetime | None:
             return None
     if not isinstance(value, str):
         return None
+    found = _PARSED.get(value, _MISSING)
+    if found is _MISSING:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        found = _PARSED[value] = _parse_text(value)
+    return found  # type: ignore[return-value]
+
+
+# Parsed timestamp texts: an event's date is read three times (its problem check, its
+# ``date_created``, the walk's key), and events of a page share many.
+_PARSED: dict[str, dt.datetime | None] = {}
+_PARSED_MAX = 4096
+_MISSING = object()
+
+
+def _parse_text(value: str) -> dt.datetime | None:
     text = value.strip()
+    if len(text) in (20, 27) and _sentry_shape(text):
+        try:  # C, about ten times faster; fails only where the regex path fails too
+            naive = dt.datetime.fromisoformat(text[:-1])
+        except ValueError:
+            naive = None
+        if naive is not None and naive.tzinfo is None:
+            return naive.replace(tzinfo=dt.timezone.utc)
     m = _ISO.match(text)
     if not m:
         try:
@@ -262,6 +294,21 @@ def parse_timestamp(value: Any) -> dt.datetime | None:
         ).astimezone(dt.timezone.utc)
     except (ValueError, OverflowError):
         return None
+
+
+def _sentry_shape(text: str) -> bool:
+    """``YYYY-MM-DDTHH:MM:SSZ`` or ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (Sentry's own) by their
+    separators: then ``fromisoformat`` reads the digits (ASCII only, unlike ``\\d``: any
+    other digit fails there and goes the regex way) exactly as the regex path does."""
+    return (
+        text[4] == "-"
+        and text[7] == "-"
+        and text[10] == "T"
+        and text[13] == ":"
+        and text[16] == ":"
+        and text[-1] == "Z"
+        and (len(text) == 20 or (text[19] == "." and text[20:26].isdigit()))
+    )
 
 
 def normalize_event_id(value: Any) -> str | None:

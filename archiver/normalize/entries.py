@@ -13,7 +13,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any, TypeAlias
 from urllib.parse import urlencode
 
-from archiver.normalize.coerce import INDEXED_MAX, Problems, short_repr
+from archiver.normalize.coerce import Problems, short_repr
+from archiver.normalize.plain import plain_crumb, plain_frame, plain_indexed
 
 # An event's child rows by table name (rows without ``event_pk``: the writer adds it).
 Children: TypeAlias = dict[str, list[dict[str, Any]]]
@@ -25,7 +26,13 @@ TABLED_ENTRIES = frozenset({"exception", "threads", "stacktrace", "breadcrumbs",
 def tag_rows(value: Any, p: Problems) -> list[dict[str, Any]]:
     """``event_tags`` rows, in payload order (objects or ``[key, value]`` pairs)."""
     rows: list[dict[str, Any]] = []
+    pristine = p.pristine
     for i, item in enumerate(p.list_(value, "tags")):
+        if pristine and type(item) is dict:  # the usual tag: no coercion, no path to format
+            key, val = item.get("key"), item.get("value")
+            if plain_indexed(key) and (val is None or plain_indexed(val)):
+                rows.append({"position": len(rows), "key": key, "value": val})
+                continue
         path = f"tags[{i}]"
         if isinstance(item, dict):
             key, val = item.get("key"), item.get("value")
@@ -198,19 +205,17 @@ def _frames(
         if not isinstance(frame, dict):
             p.add(f"{path}.frames[{n}]", "malformed", "frame is not an object")
             continue
-        row = _plain_frame(frame) if p.pristine else None
+        row = plain_frame(frame, kind, index, raw, n, thread_id) if p.pristine else None
         if row is None:
-            row = _frame(frame, f"{path}.frames[{n}]", p)
-        rows.append(
-            {
+            row = {
                 "stack_kind": kind,
                 "stack_index": index,
                 "is_raw": raw,
                 "position": n,
                 "thread_id": thread_id,
-                **row,
+                **_frame(frame, f"{path}.frames[{n}]", p),
             }
-        )
+        rows.append(row)
 
 
 def _frame(frame: dict[str, Any], fpath: str, p: Problems) -> dict[str, Any]:
@@ -241,110 +246,6 @@ def _frame(frame: dict[str, Any], fpath: str, p: Problems) -> dict[str, Any]:
         "post_context": post,
         "vars": p.json(frame.get("vars"), f"{fpath}.vars"),
     }
-
-
-_INT64 = range(-(2**63), 2**63)
-
-
-def _plain_frame(frame: dict[str, Any]) -> dict[str, Any] | None:
-    """:func:`_frame`'s row when every value already has its column's type; else None.
-
-    Only for a pristine event (:attr:`Problems.pristine`: no text to clean anywhere), where
-    coercion changes nothing and records nothing for such values. Most frames are like that,
-    and skipping the coercions, with the ~20 paths they format for a problem that never
-    comes, makes normalization much cheaper (frames are most of an event's rows). Any other
-    value (a number as text, a long function name, a malformed context) goes the full way.
-    Written out flat: this runs for every frame of every event.
-    """
-    get = frame.get
-    raw_function = get("rawFunction")
-    if raw_function is None:
-        raw_function = get("raw_function")
-    abs_path = get("absPath")
-    if abs_path is None:
-        abs_path = get("abs_path")
-    instruction_addr = get("instructionAddr")
-    if instruction_addr is None:
-        instruction_addr = get("instruction_addr")
-    symbol_addr = get("symbolAddr")
-    if symbol_addr is None:
-        symbol_addr = get("symbol_addr")
-    row = {
-        "function": get("function"),
-        "raw_function": raw_function,
-        "module": get("module"),
-        "filename": get("filename"),
-        "abs_path": abs_path,
-        "lineno": _first(frame, "lineNo", "lineno"),
-        "colno": _first(frame, "colNo", "colno"),
-        "in_app": _first(frame, "inApp", "in_app"),
-        "package": get("package"),
-        "platform": get("platform"),
-        "instruction_addr": instruction_addr,
-        "symbol": get("symbol"),
-        "symbol_addr": symbol_addr,
-        "trust": get("trust"),
-    }
-    for column in _PLAIN_TEXT:
-        value = row[column]
-        if value is not None and type(value) is not str:
-            return None
-    function, lineno, in_app = row["function"], row["lineno"], row["in_app"]
-    if (
-        (function is not None and len(function) > INDEXED_MAX)
-        or not (_plain_int(lineno) and _plain_int(row["colno"]))
-        or (in_app is not None and type(in_app) is not bool)
-    ):
-        return None
-    context = _plain_context(frame, lineno)
-    if context is None:
-        return None
-    row["context_line"], row["pre_context"], row["post_context"] = context
-    row["vars"] = get("vars")
-    return row
-
-
-_PLAIN_TEXT = (
-    "function",
-    "raw_function",
-    "module",
-    "filename",
-    "abs_path",
-    "package",
-    "platform",
-    "instruction_addr",
-    "symbol",
-    "symbol_addr",
-    "trust",
-)
-
-
-def _plain_int(value: Any) -> bool:
-    return value is None or (type(value) is int and value in _INT64)
-
-
-def _plain_context(
-    frame: dict[str, Any], lineno: int | None
-) -> tuple[str | None, list[Any] | None, list[Any] | None] | None:
-    """:func:`_context` for plain values (lines as ``[int, str]`` pairs); None otherwise."""
-    context = frame.get("context")
-    if context is None:
-        line = frame.get("context_line")
-        if line is not None and type(line) is not str:
-            return None
-        return line, frame.get("pre_context"), frame.get("post_context")
-    if type(context) is not list:
-        return None
-    for item in context:
-        if not (
-            type(item) is list
-            and len(item) == 2
-            and type(item[0]) is int
-            and item[0] in _INT64
-            and type(item[1]) is str
-        ):
-            return None
-    return _split_context([(n, t) for n, t in context], lineno)
 
 
 def _first(d: Mapping[str, Any], *keys: str) -> Any:
@@ -393,7 +294,13 @@ def _split_context(
 
 
 def _breadcrumbs(data: dict[str, Any], path: str, children: Children, p: Problems) -> None:
+    rows = children["breadcrumbs"]
     for k, crumb in enumerate(p.list_(data.get("values"), f"{path}.values")):
+        if p.pristine and type(crumb) is dict:
+            row = plain_crumb(crumb, len(rows))
+            if row is not None:
+                rows.append(row)
+                continue
         cpath = f"{path}.values[{k}]"
         if not isinstance(crumb, dict):
             p.add(cpath, "malformed", "breadcrumb is not an object")

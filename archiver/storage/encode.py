@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
-import json
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -28,7 +27,7 @@ from archiver.normalize import NormalizedEvent
 from archiver.storage.base import UTCDateTime
 from archiver.storage.models import CHILD_TABLES, EVENT_CHILD_TABLES, EVENTS
 from archiver.storage.rawjson import PLAIN, RawCodec
-from archiver.storage.stacks import StackRows, split_frames
+from archiver.storage.stacks import StackRows, json_encoder, split_frames
 
 # The events row's columns in the order of its tuple (the computed raw_zstd, raw_dict_id and
 # raw_sha256 last; the writer adds archived_at and updated_at; id is the database's).
@@ -130,12 +129,13 @@ def encode_event(
         return ev
     row = ev.event
     raw: str = row["raw_json"]
-    sha = hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+    data = raw.encode("utf-8", "surrogatepass")  # as RawCodec.compress encodes it
+    sha = hashlib.sha256(data).hexdigest()
     picked = _pick_event(row)
     if dialect == "sqlite":
         codec = codec or PLAIN
         picked = (*picked[:_RAW_JSON], None, *picked[_RAW_JSON + 1 :])
-        computed: tuple[Any, ...] = (codec.compress(raw), codec.dict_id, sha)
+        computed: tuple[Any, ...] = (codec.compress_bytes(data), codec.dict_id, sha)
     else:
         computed = (None, None, sha)
     values = _convert((*picked, *computed), _converters("events", dialect))
@@ -193,8 +193,24 @@ def _copy_rows(
 ) -> CopyRows:
     """Converted rows as COPY text (see :class:`CopyRows`)."""
     blocks = {name: _copy_block(rows) for name, rows in children.items()}
-    frames = {key: _copy_block(rows) for key, rows in stacks.items()}
+    frames = {key: _stack_block(key, rows) for key, rows in stacks.items()}
     return CopyRows("\t".join(map(copy_field, event)).encode(), blocks, frames)
+
+
+# The COPY text of the stacks met lately, by key: events of an issue mostly share their stacks
+# (see archiver.storage.stacks), and a key stands for exactly one list of frame values.
+_STACK_BLOCKS: dict[bytes, bytes] = {}
+_STACK_BLOCKS_MAX = 512
+
+
+def _stack_block(key: bytes, rows: list[tuple[Any, ...]]) -> bytes:
+    block = _STACK_BLOCKS.get(key)
+    if block is None:
+        block = _copy_block(rows)
+        if len(_STACK_BLOCKS) >= _STACK_BLOCKS_MAX:
+            _STACK_BLOCKS.clear()
+        _STACK_BLOCKS[key] = block
+    return block
 
 
 def _copy_block(rows: list[tuple[Any, ...]]) -> bytes:
@@ -244,7 +260,7 @@ def _identity(value: Any) -> Any:
 
 
 # One encoder for every value: json.dumps with options builds a new encoder per call.
-_encode_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+_encode_json = json_encoder()
 
 
 def _json_value(value: Any) -> Any:
@@ -256,7 +272,11 @@ def _sqlite_datetime(value: dt.datetime | None) -> str | None:
         return None
     if value.tzinfo is not None:
         value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if value.year < 1000:  # strftime's %Y does not pad to four digits (glibc)
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    # strftime's text, in a third of its time (isoformat leaves out a zero fraction)
+    text = value.isoformat(" ")
+    return text if value.microsecond else text + ".000000"
 
 
 def _pg_datetime(value: dt.datetime | None) -> dt.datetime | None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -157,16 +157,44 @@ FRAME_COLUMNS: tuple[str, ...] = (
     *FRAME_VALUES,
     "vars",
 )
-_JSON_VALUES = tuple(
-    i for i, name in enumerate(FRAME_VALUES, start=1) if name in ("pre_context", "post_context")
-)
+# The JSON values of a frame's tuple (after its position): its last two, stored as text.
+_PRE, _POST = (FRAME_VALUES.index("pre_context") + 1, FRAME_VALUES.index("post_context") + 1)
+assert len(FRAME_VALUES) == _POST == _PRE + 1
 _pick_frame = operator.itemgetter("position", *FRAME_VALUES)
-# The text of JSON values, as the store binds them (archiver.storage.encode's encoder).
-_encode_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 
 
-def _json_value(value: Any) -> Any:
-    return None if value is None else _encode_json(value)
+def json_encoder() -> Callable[[Any], str]:
+    """``json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode``: the text of JSON
+    values as the store binds them, the same characters.
+
+    That method builds a new C encoder on every call, and the workers call it tens of times
+    per event (context lines, variables, breadcrumb data, each stack): this one is built
+    once. It skips the check for circular references, which values parsed from JSON never
+    have (a cycle would end in RecursionError instead of ValueError).
+    """
+    encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython always has it
+        return encoder.encode
+    chunks = make(
+        None,
+        encoder.default,
+        json.encoder.encode_basestring,
+        None,
+        encoder.key_separator,
+        encoder.item_separator,
+        encoder.sort_keys,
+        encoder.skipkeys,
+        encoder.allow_nan,
+    )
+
+    def encode(value: Any) -> str:
+        return "".join(chunks(value, 0))
+
+    return encode
+
+
+_encode_json = json_encoder()
 
 
 def stack_key(frames: Sequence[tuple[Any, ...]]) -> bytes:
@@ -184,6 +212,28 @@ def stack_key(frames: Sequence[tuple[Any, ...]]) -> bytes:
 
 StackRows = dict[bytes, list[tuple[Any, ...]]]
 
+# Keys of the stacks met lately, by their values: the events of an issue mostly share their
+# stacks, and hashing the values as a tuple costs a fraction of encoding and digesting them.
+_KEYS: dict[tuple[tuple[Any, ...], ...], bytes] = {}
+_KEYS_MAX = 512  # a few MB at most
+
+
+def _cached_key(values: list[tuple[Any, ...]]) -> bytes:
+    """:func:`stack_key` of ``values``, from :data:`_KEYS` when they were met lately.
+
+    Equal values have equal JSON texts, hence equal keys: each column holds one type (text,
+    an integer that is never a boolean, a boolean, the JSON values' text) or None, so
+    Python's ``1 == True`` never meets a column where JSON would tell them apart.
+    """
+    frozen = tuple(values)
+    key = _KEYS.get(frozen)
+    if key is None:
+        key = stack_key(values)
+        if len(_KEYS) >= _KEYS_MAX:
+            _KEYS.clear()
+        _KEYS[frozen] = key
+    return key
+
 
 def split_frames(
     rows: Iterable[Mapping[str, Any]],
@@ -195,30 +245,36 @@ def split_frames(
     JSON values as their text. Pure: runs in the sync's worker processes.
     """
     stacks_of_event: dict[tuple[str, int, bool], list[Mapping[str, Any]]] = {}
+    last: tuple[str, int, bool] | None = None
+    frames: list[Mapping[str, Any]] = []
     for row in rows:
         stack = (row["stack_kind"], row["stack_index"], row["is_raw"])
-        stacks_of_event.setdefault(stack, []).append(row)
+        if stack != last:  # a stack's rows come together: one lookup per stack, not per row
+            frames = stacks_of_event.setdefault(stack, [])
+            last = stack
+        frames.append(row)
     event_stacks: list[tuple[Any, ...]] = []
     frame_vars: list[tuple[Any, ...]] = []
     stacks: StackRows = {}
+    encode = _encode_json
     for (kind, index, raw), frames in stacks_of_event.items():
-        values = [_converted(_pick_frame(f)) for f in frames]
-        key = stack_key(values)
+        values = []
+        for f in frames:
+            picked = _pick_frame(f)
+            pre, post = picked[_PRE], picked[_POST]
+            values.append(
+                (
+                    *picked[:_PRE],
+                    None if pre is None else encode(pre),
+                    None if post is None else encode(post),
+                )
+            )
+            if f["vars"] is not None:
+                frame_vars.append((kind, index, raw, f["position"], encode(f["vars"])))
+        key = _cached_key(values)
         stacks[key] = values
         event_stacks.append((kind, index, raw, frames[0]["thread_id"], key))
-        frame_vars.extend(
-            (kind, index, raw, f["position"], _encode_json(f["vars"]))
-            for f in frames
-            if f["vars"] is not None
-        )
     return event_stacks, frame_vars, stacks
-
-
-def _converted(values: tuple[Any, ...]) -> tuple[Any, ...]:
-    out = list(values)
-    for i in _JSON_VALUES:
-        out[i] = _json_value(out[i])
-    return tuple(out)
 
 
 # ----------------------------------------------------------------------------- writes

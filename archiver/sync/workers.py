@@ -254,7 +254,7 @@ def normalize_spooled_page(
     """
     with open(body_path, "rb") as f:
         body = f.read()
-    with open(rows_path, "wb") as out:
+    with open(rows_path, "wb", buffering=256 * 1024) as out:  # not a write() per event
         return normalize_page(body, job, _RowsFile(out))
 
 

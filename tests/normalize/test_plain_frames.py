@@ -9,7 +9,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from archiver.normalize.coerce import INDEXED_MAX, Problems
-from archiver.normalize.entries import _frame, _plain_frame
+from archiver.normalize.entries import _frame
+from archiver.normalize.plain import plain_frame
 
 TEXT_KEYS = [
     "function",
@@ -68,16 +69,25 @@ frames = st.tuples(plain, st.dictionaries(st.sampled_from(KEYS), odd_values, max
 )
 
 
+# The stack's columns that _frames puts first in every row.
+HEAD = {"stack_kind": "exception", "stack_index": 1, "is_raw": False, "position": 3}
+HEAD_ARGS = ("exception", 1, False, 3, "t1")
+
+
+def fast_row(frame: dict[str, Any]) -> dict[str, Any] | None:
+    return plain_frame(frame, *HEAD_ARGS)
+
+
 def full(frame: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     p = Problems(json.dumps(frame, ensure_ascii=False))
     assume(p.pristine)  # the fast path is only taken in an event without NUL or surrogates
-    return _frame(frame, "f", p), p.rows
+    return {**HEAD, "thread_id": "t1", **_frame(frame, "f", p)}, p.rows
 
 
 @settings(max_examples=3000, deadline=None)
 @given(frames)
 def test_the_fast_path_matches_the_full_coercion(frame: dict[str, Any]) -> None:
-    fast = _plain_frame(frame)
+    fast = fast_row(frame)
     row, problems = full(frame)
     if fast is not None:  # taken only where the full way changes nothing and records nothing
         assert problems == []
@@ -97,17 +107,17 @@ def test_a_plain_frame_takes_the_fast_path() -> None:
         "context": [[2, "a"], [3, "b"], [4, "c"]],
         "vars": {"x": "1"},
     }
-    fast = _plain_frame(frame)
+    fast = fast_row(frame)
     assert fast is not None
-    assert fast == _frame(frame, "f", Problems(json.dumps(frame)))
+    assert fast == {**HEAD, "thread_id": "t1", **_frame(frame, "f", Problems(json.dumps(frame)))}
     assert (fast["context_line"], fast["pre_context"], fast["post_context"]) == ("b", ["a"], ["c"])
 
 
 def test_values_that_need_coercion_go_the_full_way() -> None:
     for odd_value in ({"lineNo": "12"}, {"lineNo": 2**63}, {"inApp": 1}, {"module": 5}):
-        assert _plain_frame({"function": "f", **odd_value}) is None
-    assert _plain_frame({"function": "x" * (INDEXED_MAX + 1)}) is None
-    assert _plain_frame({"context": [[1, "a", "b"]]}) is None
-    assert _plain_frame({"context": [[2**63, "a"]]}) is None
-    assert _plain_frame({"context": [[True, "a"]]}) is None
-    assert _plain_frame({"context": "not a list"}) is None
+        assert fast_row({"function": "f", **odd_value}) is None
+    assert fast_row({"function": "x" * (INDEXED_MAX + 1)}) is None
+    assert fast_row({"context": [[1, "a", "b"]]}) is None
+    assert fast_row({"context": [[2**63, "a"]]}) is None
+    assert fast_row({"context": [[True, "a"]]}) is None
+    assert fast_row({"context": "not a list"}) is None

@@ -27,6 +27,11 @@ from archiver.sync.workers import SpooledEvent, release_free_memory
 # events (100 KB each) is written in ten batches, so only a tenth of its row objects exist at
 # once; a page of small events is one batch.
 WRITE_BATCH_BYTES = 1024 * 1024
+# The same for events in PostgreSQL's COPY form: they are bytes, about their pickled size in
+# memory, and every batch repeats the page's lookups and sends one COPY per table (on
+# PostgreSQL that repetition was a tenth of the writer's and the server's CPU): a page of
+# events of up to 40 KB each is one batch.
+COPY_BATCH_BYTES = 4 * 1024 * 1024
 # Pages written between two returns of freed memory to the system (release_free_memory).
 TRIM_EVERY_PAGES = 10
 
@@ -122,19 +127,23 @@ class Writer:
 def opened(
     events: Sequence[SpooledEvent | EncodedEvent], rows: BinaryIO | None = None
 ) -> Iterator[list[EncodedEvent]]:
-    """A page's events, opened in batches of about :data:`WRITE_BATCH_BYTES`; spooled ones
-    are read from the page's ``rows`` file."""
+    """A page's events, opened in batches of about :data:`WRITE_BATCH_BYTES` (of
+    :data:`COPY_BATCH_BYTES` for events in COPY form); spooled ones are read from the page's
+    ``rows`` file."""
     batch: list[EncodedEvent] = []
     size = 0
+    limit = WRITE_BATCH_BYTES
     for item in events:
         if isinstance(item, SpooledEvent):
             if rows is None:
                 raise ValueError("a spooled event without its rows file")
-            batch.append(item.read(rows))
+            event = item.read(rows)
+            batch.append(event)
             size += item.length
+            limit = WRITE_BATCH_BYTES if event.copy is None else COPY_BATCH_BYTES
         else:
             batch.append(item)
-        if size >= WRITE_BATCH_BYTES:
+        if size >= limit:
             yield batch
             batch, size = [], 0
     if batch:

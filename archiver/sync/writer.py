@@ -3,7 +3,10 @@
 The run's calling thread takes what the walk threads hand over (:mod:`archiver.sync.handoff`)
 and commits it, in order, alone. A page's events, its new releases, a merge it revealed and
 the checkpoint after it commit together or not at all, so a run killed at any instant
-resumes every walk at its last committed page and re-reads at most that one page.
+resumes every walk at its last committed page and re-reads at most that one page. On
+PostgreSQL those commits do not wait for the disk, as SQLite's do not (see
+:meth:`Store.transaction`): a server crash may lose the last pages with their checkpoints,
+which the next run fetches again.
 """
 
 from __future__ import annotations
@@ -81,7 +84,7 @@ class Writer:
                 self.on_progress(self.report, self.progress)
 
     def write_page(self, work: PageWork) -> None:
-        with self.store.transaction() as conn:
+        with self.store.transaction(wait_for_disk=False) as conn:
             if work.releases:
                 # by version: syncs sharing a PostgreSQL archive upsert the same releases
                 # (one table for the organization) in one order, so they never deadlock
@@ -110,7 +113,7 @@ class Writer:
             self.progress.issues_done += 1
 
     def write_end(self, end: WalkEnded) -> None:
-        with self.store.transaction() as conn:
+        with self.store.transaction(wait_for_disk=False) as conn:
             walk = replace(end.walk, status=end.status)
             self.store.save_issue_walk(conn, walk.row(), error=end.error)
             if end.status == WalkStatus.GONE:

@@ -110,14 +110,28 @@ class Store:
     # ----------------------------------------------------------------- transactions
 
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """A write transaction; on SQLite it takes the write lock at BEGIN (IMMEDIATE)."""
+    def transaction(self, *, wait_for_disk: bool = True) -> Iterator[Connection]:
+        """A write transaction; on SQLite it takes the write lock at BEGIN (IMMEDIATE).
+
+        ``wait_for_disk=False`` (the sync's page writes) commits on PostgreSQL without
+        waiting for the commit to reach the disk (``SET LOCAL synchronous_commit = off``, for
+        this transaction only), which is what SQLite's WAL with ``synchronous=NORMAL`` does
+        for every commit. The guarantee stays the same: the commit is atomic and in order,
+        so a server crash may lose the last commits (a fraction of a second of them) but
+        never part of one; a page and its checkpoint are lost together, and the walk resumes
+        from the last checkpoint that reached the disk and fetches those pages again. A
+        later commit that waits for the disk (a run's end, another process's) makes every
+        earlier one durable with it.
+        """
         with self.engine.connect() as conn:
             conn = conn.execution_options(sqlite_immediate=True)
-            if conn.dialect.name == "postgresql":
+            postgresql = conn.dialect.name == "postgresql"
+            if postgresql:
                 prepare_session(conn)
             try:
                 with conn.begin():
+                    if postgresql and not wait_for_disk:
+                        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
                     yield conn
             except BaseException:
                 self._codecs.rolled_back()
@@ -267,10 +281,9 @@ class Store:
             encoded = encode_event(ev, dialect, codec=codec)
             batch[(ev.project_id, ev.event_id)] = with_codec(encoded, codec) if codec else encoded
 
-        self.ensure_issues(
-            conn, {ev.issue_id: ev.project_id for ev in batch.values() if ev.issue_id is not None}
-        )
-        self.ensure_projects(conn, {ev.project_id for ev in batch.values()})
+        issues = {ev.issue_id: ev.project_id for ev in batch.values() if ev.issue_id is not None}
+        self.ensure_issues(conn, issues)  # and their projects: one statement less per batch
+        self.ensure_projects(conn, {ev.project_id for ev in batch.values()} - {*issues.values()})
 
         existing = self._existing(conn, batch.keys())
         plan = plan_writes(batch, existing)

@@ -3,7 +3,10 @@
 The run's calling thread takes what the walk threads hand over (:mod:`archiver.sync.handoff`)
 and commits it, in order, alone. A page's events, its new releases, a merge it revealed and
 the checkpoint after it commit together or not at all, so a run killed at any instant
-resumes every walk at its last committed page and re-reads at most that one page.
+resumes every walk at its last committed page and re-reads at most that one page. On
+PostgreSQL those commits do not wait for the disk, as SQLite's do not (see
+:meth:`Store.transaction`): a server crash may lose the last pages with their checkpoints,
+which the next run fetches again.
 """
 
 from __future__ import annotations
@@ -29,6 +32,11 @@ from archiver.sync.workers import SpooledEvent, release_free_memory
 # events (100 KB each) is written in ten batches, so only a tenth of its row objects exist at
 # once; a page of small events is one batch.
 WRITE_BATCH_BYTES = 1024 * 1024
+# The same for events in PostgreSQL's COPY form: they are bytes, about their pickled size in
+# memory, and every batch repeats the page's lookups and sends one COPY per table (on
+# PostgreSQL that repetition was a tenth of the writer's and the server's CPU): a page of
+# events of up to 40 KB each is one batch.
+COPY_BATCH_BYTES = 4 * 1024 * 1024
 # Pages written between two returns of freed memory to the system (release_free_memory).
 TRIM_EVERY_PAGES = 10
 
@@ -80,7 +88,7 @@ class Writer:
                 self.on_progress(self.report, self.progress)
 
     def write_page(self, work: PageWork) -> None:
-        with self.store.transaction() as conn:
+        with self.store.transaction(wait_for_disk=False) as conn:
             if work.releases:
                 # by version: syncs sharing a PostgreSQL archive upsert the same releases
                 # (one table for the organization) in one order, so they never deadlock
@@ -109,7 +117,7 @@ class Writer:
             self.progress.issues_done += 1
 
     def write_end(self, end: WalkEnded) -> None:
-        with self.store.transaction() as conn:
+        with self.store.transaction(wait_for_disk=False) as conn:
             walk = replace(end.walk, status=end.status)
             self.store.save_issue_walk(conn, walk.row(), error=end.error)
             if end.status == WalkStatus.GONE:
@@ -126,19 +134,23 @@ class Writer:
 def opened(
     events: Sequence[SpooledEvent | EncodedEvent], rows: BinaryIO | None = None
 ) -> Iterator[list[EncodedEvent]]:
-    """A page's events, opened in batches of about :data:`WRITE_BATCH_BYTES`; spooled ones
-    are read from the page's ``rows`` file."""
+    """A page's events, opened in batches of about :data:`WRITE_BATCH_BYTES` (of
+    :data:`COPY_BATCH_BYTES` for events in COPY form); spooled ones are read from the page's
+    ``rows`` file."""
     batch: list[EncodedEvent] = []
     size = 0
+    limit = WRITE_BATCH_BYTES
     for item in events:
         if isinstance(item, SpooledEvent):
             if rows is None:
                 raise ValueError("a spooled event without its rows file")
-            batch.append(item.read(rows))
+            event = item.read(rows)
+            batch.append(event)
             size += item.length
+            limit = WRITE_BATCH_BYTES if event.copy is None else COPY_BATCH_BYTES
         else:
             batch.append(item)
-        if size >= WRITE_BATCH_BYTES:
+        if size >= limit:
             yield batch
             batch, size = [], 0
     if batch:

@@ -47,6 +47,8 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # cache to every connection, so older archives gain that part.
 SQLITE_PAGE_SIZE = 16_384
 SQLITE_CACHE_KIB = 4_096
+# Connections open at once on one SQLite archive (SQLAlchemy's default pool allows as many).
+SQLITE_MAX_CONNECTIONS = 15
 
 
 def migrations_dir() -> Path:
@@ -122,6 +124,12 @@ def make_engine(url: str, *, readonly: bool = False, **kwargs: Any) -> Engine:
             if uri is None:
                 check_writable(path)
         kwargs.setdefault("connect_args", {}).setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+        if path is not None:
+            # One idle connection kept, others closed when given back: each holds its own page
+            # cache and prepared statements, and the writer is handed whichever is idle, so a
+            # long sync filled every connection the pool kept (the README's issue-17 figures).
+            kwargs.setdefault("pool_size", 1)
+            kwargs.setdefault("max_overflow", SQLITE_MAX_CONNECTIONS - 1)
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine, path, uri)
         return engine

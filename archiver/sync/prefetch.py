@@ -15,11 +15,12 @@ an object or that needs a detail request) is read the sequential way instead.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from archiver.sync import keyset
 from archiver.sync.workers import needs_detail
@@ -32,6 +33,12 @@ T = TypeVar("T")
 # issue 17 figures).
 READ_AHEAD_AFTER_SECONDS = 0.25
 
+# One page at a time in the whole process: the parse holds the interpreter lock anyway, so
+# walk threads reading their pages together only held all of their pages' text at once.
+_ONE_PAGE = threading.Lock()
+_DECODER = json.JSONDecoder()
+_SPACE = re.compile(r"[ \t\n\r]*")  # JSON's whitespace, as json's own decoder skips it
+
 
 def worth_reading_ahead(started: float) -> bool:
     """Whether a page whose request began at ``started`` (monotonic) is read ahead."""
@@ -39,18 +46,62 @@ def worth_reading_ahead(started: float) -> bool:
 
 
 def read_keys(body_path: str, detail_always: bool) -> list[keyset.Key] | None:
-    """The listed events' keys, or None when the page must go the sequential way."""
+    """The listed events' keys, or None when the page must go the sequential way.
+
+    The events are parsed one at a time: as objects a page is several times its JSON's size,
+    and against a slow server every walk thread reads every page ahead, so parsing it whole
+    made each of them hold a page of objects at once in the sync process (the README's
+    issue-17 memory figures). The keys are the same as ``json.loads`` of the whole body would
+    give: the same decoding and decoder, and anything that it would refuse is None.
+    """
+    with _ONE_PAGE:
+        return _read_keys(body_path, detail_always)
+
+
+def _read_keys(body_path: str, detail_always: bool) -> list[keyset.Key] | None:
     with open(body_path, "rb") as f:
         body = f.read()
+    keys: list[keyset.Key] = []
     try:
-        items = json.loads(body)
-    except (ValueError, RecursionError):
+        text = body.decode(json.detect_encoding(body), "surrogatepass")  # as json.loads does
+        del body
+        for item in _array_items(text):
+            if not isinstance(item, dict) or needs_detail(item, detail_always):
+                return None
+            keys.append(keyset.event_key(item))
+    except (ValueError, RecursionError):  # UnicodeDecodeError too
         return None  # the worker's verdict (and the client's retry) decides
-    if not isinstance(items, list):
-        return None
-    if any(not isinstance(item, dict) or needs_detail(item, detail_always) for item in items):
-        return None
-    return [keyset.event_key(item) for item in items]
+    return keys
+
+
+def _skip_space(text: str, idx: int) -> int:
+    match = _SPACE.match(text, idx)
+    return match.end() if match else idx
+
+
+def _array_items(text: str) -> Iterator[Any]:
+    """The items of the JSON array ``text``, one at a time; ValueError (after the items
+    before it) where ``text`` is not exactly one JSON array."""
+    idx = _skip_space(text, 0)
+    if not text.startswith("[", idx):
+        raise ValueError("not a JSON array")
+    idx = _skip_space(text, idx + 1)
+    if text.startswith("]", idx):
+        idx += 1
+    else:
+        while True:
+            item, idx = _DECODER.raw_decode(text, idx)
+            yield item
+            idx = _skip_space(text, idx)
+            if text.startswith(",", idx):
+                idx = _skip_space(text, idx + 1)
+            elif text.startswith("]", idx):
+                idx += 1
+                break
+            else:
+                raise ValueError(f"expected ',' or ']' at character {idx}")
+    if _skip_space(text, idx) != len(text):
+        raise ValueError(f"extra data at character {idx}")
 
 
 def in_thread(fn: Callable[[], T], name: str) -> Future[T]:

@@ -15,7 +15,6 @@ an object or that needs a detail request) is read the sequential way instead.
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +22,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from archiver.sync import keyset
-from archiver.sync.workers import needs_detail
+from archiver.sync.workers import NotAnArray, array_items, needs_detail
 
 T = TypeVar("T")
 
@@ -36,8 +35,6 @@ READ_AHEAD_AFTER_SECONDS = 0.25
 # One page at a time in the whole process: the parse holds the interpreter lock anyway, so
 # walk threads reading their pages together only held all of their pages' text at once.
 _ONE_PAGE = threading.Lock()
-_DECODER = json.JSONDecoder()
-_SPACE = re.compile(r"[ \t\n\r]*")  # JSON's whitespace, as json's own decoder skips it
 
 
 def worth_reading_ahead(started: float) -> bool:
@@ -69,39 +66,16 @@ def _read_keys(body_path: str, detail_always: bool) -> list[keyset.Key] | None:
             if not isinstance(item, dict) or needs_detail(item, detail_always):
                 return None
             keys.append(keyset.event_key(item))
-    except (ValueError, RecursionError):  # UnicodeDecodeError too
+    except (ValueError, RecursionError, NotAnArray):  # UnicodeDecodeError and InvalidBody too
         return None  # the worker's verdict (and the client's retry) decides
     return keys
 
 
-def _skip_space(text: str, idx: int) -> int:
-    match = _SPACE.match(text, idx)
-    return match.end() if match else idx
-
-
 def _array_items(text: str) -> Iterator[Any]:
-    """The items of the JSON array ``text``, one at a time; ValueError (after the items
-    before it) where ``text`` is not exactly one JSON array."""
-    idx = _skip_space(text, 0)
-    if not text.startswith("[", idx):
-        raise ValueError("not a JSON array")
-    idx = _skip_space(text, idx + 1)
-    if text.startswith("]", idx):
-        idx += 1
-    else:
-        while True:
-            item, idx = _DECODER.raw_decode(text, idx)
-            yield item
-            idx = _skip_space(text, idx)
-            if text.startswith(",", idx):
-                idx = _skip_space(text, idx + 1)
-            elif text.startswith("]", idx):
-                idx += 1
-                break
-            else:
-                raise ValueError(f"expected ',' or ']' at character {idx}")
-    if _skip_space(text, idx) != len(text):
-        raise ValueError(f"extra data at character {idx}")
+    """The items of the JSON array ``text`` as the worker reads them, one at a time; an
+    exception (after the items before it) where ``text`` is not exactly one JSON array."""
+    for item, _text in array_items(text):
+        yield item
 
 
 def in_thread(fn: Callable[[], T], name: str) -> Future[T]:

@@ -139,7 +139,7 @@ _DECODER = json.JSONDecoder()
 _SPACE = re.compile(r"[ \t\n\r]*")
 
 
-class _NotAnArray(Exception):
+class NotAnArray(Exception):
     pass
 
 
@@ -155,18 +155,18 @@ def _skip_space(text: str, idx: int) -> int:
     return match.end() if match else idx
 
 
-def _array_items(text: str) -> Iterator[tuple[Any, str]]:
+def array_items(text: str) -> Iterator[tuple[Any, str]]:
     """The items of a JSON array, one at a time, each with its own JSON text (a slice).
 
     One item's objects exist at a time instead of the whole page's, and each event's raw
     JSON is the server's own text rather than a re-encoding of the parsed value. An item too
     deeply nested to parse comes as ``_TOO_DEEP`` with its text. Raises
     :class:`InvalidBody` on invalid JSON (found at the latest at the closing bracket: a
-    truncated page yields items and then fails) and ``_NotAnArray`` before the first item.
+    truncated page yields items and then fails) and ``NotAnArray`` before the first item.
     """
     idx = _skip_space(text, 0)
     if not text.startswith("[", idx):
-        raise _NotAnArray
+        raise NotAnArray
     idx = _skip_space(text, idx + 1)
     if text.startswith("]", idx):
         idx += 1
@@ -234,8 +234,8 @@ def normalize_page(
     """
     text, errors = _decode_body(body)
     try:
-        return _normalize_items(_array_items(text), job, emit, errors)
-    except _NotAnArray:  # raised before the first item: nothing was emitted yet
+        return _normalize_items(array_items(text), job, emit, errors)
+    except NotAnArray:  # raised before the first item: nothing was emitted yet
         pass
     try:
         value = json.loads(text)

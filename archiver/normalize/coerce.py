@@ -25,6 +25,7 @@ keep their raw JSON the same way.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 from typing import Any
@@ -244,21 +245,12 @@ def parse_timestamp(value: Any) -> dt.datetime | None:
             return None
     if not isinstance(value, str):
         return None
-    found = _PARSED.get(value, _MISSING)
-    if found is _MISSING:
-        if len(_PARSED) >= _PARSED_MAX:
-            _PARSED.clear()
-        found = _PARSED[value] = _parse_text(value)
-    return found  # type: ignore[return-value]
+    return _parse_text(value)
 
 
-# Parsed timestamp texts: an event's date is read three times (its problem check, its
-# ``date_created``, the walk's key), and events of a page share many.
-_PARSED: dict[str, dt.datetime | None] = {}
-_PARSED_MAX = 4096
-_MISSING = object()
-
-
+# Parsed timestamp texts are remembered: an event's date is read three times (its problem
+# check, its ``date_created``, the walk's key), and events of a page share many.
+@functools.lru_cache(maxsize=4096)
 def _parse_text(value: str) -> dt.datetime | None:
     text = value.strip()
     if len(text) in (20, 27) and _sentry_shape(text):

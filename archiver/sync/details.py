@@ -46,10 +46,9 @@ def _identity(payload: Any) -> str | None:
     it: the 32-hex ``eventID``, else ``id``), or its id as given when neither is 32-hex."""
     if not isinstance(payload, dict):
         return None
-    for name in ("eventID", "id"):
-        found = normalize_event_id(payload.get(name))
-        if found is not None:
-            return found
+    found = normalize_event_id(payload.get("eventID")) or normalize_event_id(payload.get("id"))
+    if found is not None:
+        return found
     given = payload.get("eventID") or payload.get("id")
     return str(given) if given else None
 

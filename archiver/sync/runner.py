@@ -111,7 +111,9 @@ def execute_sync(
     ``on_client`` is given the run's client once made (the display reads its retry count).
     """
     settings.require_remote()
-    start_fork_server(settings.workers)  # its imports overlap discovery (the command's did)
+    # its imports overlap this process's start and discovery (already running when the
+    # `sync` command started it: then this does nothing; the scheduler's runs start it here)
+    start_fork_server(settings.workers)
     stop = stop or threading.Event()
     started = time.monotonic()
     engine = db.make_engine(settings.db)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,10 +22,17 @@ import httpx
 
 @dataclass(frozen=True)
 class BodyFile:
-    """A response body that was streamed to a file instead of memory."""
+    """A response body that was streamed to a file instead of memory.
+
+    ``waited`` is how long the server took to answer: from sending the request to its
+    headers, without the time spent waiting for a free slot before it or reading the body
+    after them (the sync reads a page ahead only when the server is slow, see
+    :mod:`archiver.sync.prefetch`).
+    """
 
     path: str
     size: int
+    waited: float = 0.0
 
 
 def receive(
@@ -32,6 +40,7 @@ def receive(
     request: httpx.Request,
     body_path: str | None = None,
     check: Callable[[], None] = lambda: None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> tuple[httpx.Response, bytes | BodyFile]:
     """Send ``request`` and read its answer whole: a response holding no body, and the body.
 
@@ -40,7 +49,9 @@ def receive(
     once the headers are in and after each chunk of the body: it raises to abandon an answer
     that takes too long as a whole (httpx's timeout bounds each read, not the sum).
     """
+    sent = clock()
     streamed = http.send(request, stream=True)
+    waited = clock() - sent
     body: bytes | BodyFile
     try:
         check()
@@ -51,7 +62,7 @@ def receive(
                     check()
                     out.write(chunk)
                     size += len(chunk)
-            body = BodyFile(body_path, size)
+            body = BodyFile(body_path, size, waited)
             content = b""
         else:
             chunks = []

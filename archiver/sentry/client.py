@@ -258,7 +258,9 @@ class SentryClient:
         answer: httpx.Response | None = None
         request = self._http.build_request("GET", path, params=query, headers=self._auth_headers())
         try:
-            response, body = receive(self._http, request, body_path, self._deadline())
+            response, body = receive(
+                self._http, request, body_path, self._deadline(), self.monotonic
+            )
             answer = response
         except httpx.TimeoutException as exc:
             why = str(exc) if isinstance(exc, AnswerTooSlow) else type(exc).__name__

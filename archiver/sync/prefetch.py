@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -37,9 +36,14 @@ READ_AHEAD_AFTER_SECONDS = 0.25
 _ONE_PAGE = threading.Lock()
 
 
-def worth_reading_ahead(started: float) -> bool:
-    """Whether a page whose request began at ``started`` (monotonic) is read ahead."""
-    return time.monotonic() - started >= READ_AHEAD_AFTER_SECONDS
+def worth_reading_ahead(waited: float) -> bool:
+    """Whether a page the server took ``waited`` seconds to answer is read ahead.
+
+    The server's own time (:attr:`~archiver.sentry.body.BodyFile.waited`), not the time since
+    the walk asked: that includes waiting for a free request slot and, on a loaded machine,
+    for the interpreter, and made pages from a fast server count as slow.
+    """
+    return waited >= READ_AHEAD_AFTER_SECONDS
 
 
 def read_keys(body_path: str, detail_always: bool) -> list[keyset.Key] | None:

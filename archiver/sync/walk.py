@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
@@ -316,7 +315,7 @@ class Walker:
 
         def parse(body: BodyFile) -> Any:
             size[0] = body.size
-            ahead = read_ahead and worth_reading_ahead(started)
+            ahead = read_ahead and worth_reading_ahead(body.waited)
             keys = read_keys(body.path, job.detail_always) if ahead else None
             if keys is not None:
                 pending[0] = self.pipeline.normalizer.submit(body.path, files.rows, job)
@@ -330,7 +329,6 @@ class Walker:
         fetch = state.fetch()
         window_start = walk.walk_start
         assert window_start is not None
-        started = time.monotonic()
         try:
             page = self.client.list_issue_events_page(
                 self.org,

@@ -9,8 +9,10 @@ ahead would wait for it forever), and the test says whether the request came.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -126,4 +128,38 @@ def test_only_a_slow_answer_is_read_ahead(
         result = execute_sync(settings(srv, org, db_url, concurrency=2))
     assert result.exit_code == ExitCode.OK
     assert bool(calls) is reads_ahead
+    assert archived(db_url) == org.truth()
+
+
+def test_time_spent_before_the_request_is_sent_does_not_make_an_answer_slow(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The read-ahead rule is about the server's answer time: a wait for a free slot (or for
+    the interpreter, under CPU load) before the request leaves must not make it read ahead."""
+    import archiver.sync.walk as walk_module
+    from archiver.sentry.ratelimit import RateLimiter
+
+    calls: list[str] = []
+    read_keys = prefetch.read_keys
+
+    def counted(body_path: str, detail_always: bool) -> Any:
+        calls.append(body_path)
+        return read_keys(body_path, detail_always)
+
+    before = RateLimiter.before
+
+    def slow_slot(self: RateLimiter, family: str, path: str = "", url: str = "") -> Any:
+        if "/issues/" in path and "/events/" in path:  # the pages that could be read ahead
+            time.sleep(0.3)  # as a busy slot or a loaded machine would hold the request back
+        return before(self, family, path, url)
+
+    monkeypatch.setattr(walk_module, "read_keys", counted)
+    monkeypatch.setattr(RateLimiter, "before", slow_slot)
+    monkeypatch.setattr(prefetch, "READ_AHEAD_AFTER_SECONDS", 0.25)
+    org = SimulatedOrg(seed=5, events=20)
+    db_url = f"sqlite:///{tmp_path / 'archive.db'}"  # the rule is the walk's, not the database's
+    with SimulatorServer(org, token=TOKEN) as srv:
+        result = execute_sync(settings(srv, org, db_url, concurrency=1))
+    assert result.exit_code == ExitCode.OK
+    assert calls == []
     assert archived(db_url) == org.truth()

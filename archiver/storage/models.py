@@ -6,7 +6,10 @@ only through an Alembic migration and never silently. Conventions:
 * Sentry's own ids (projects, issues) are kept as 64-bit integers: they exceed 2**31.
 * ``events.id`` is a surrogate integer key; the natural key is ``(project_id, event_id)`` where
   ``event_id`` is the 32-character lowercase hex id. Child tables point at ``events.id`` through
-  a column named ``event_pk`` (never ``event_id``, to keep the two apart) with ON DELETE CASCADE.
+  a column named ``event_pk`` (never ``event_id``, to keep the two apart): a foreign key with
+  ON DELETE CASCADE on SQLite, no constraint on PostgreSQL, where it cost a query per written
+  row (:func:`~archiver.storage.base.sqlite_only_fk`, migration 0008). Whatever deletes events
+  deletes their child rows itself (the store for a replaced event, purge).
 * Every timestamp is timezone-aware UTC (:class:`UTCDateTime`), stored as ISO text on SQLite so
   it sorts and compares correctly there too.
 * JSON columns are ``json`` on SQLite and ``jsonb`` on PostgreSQL. ``raw_json`` columns are plain
@@ -446,5 +449,6 @@ RELEASES = cast(Table, Release.__table__)
 RUNS = cast(Table, Run.__table__)
 ISSUE_SYNC = cast(Table, IssueSync.__table__)
 PROJECT_SYNC = cast(Table, ProjectSync.__table__)
-# The child tables by name (every one has ``event_pk``, deleted with its event).
+# The child tables by name (every one has ``event_pk``; deleted with its event, explicitly: on
+# PostgreSQL no foreign key cascades).
 CHILD_TABLES: dict[str, Table] = {t.name: t for t in EVENT_CHILD_TABLES}

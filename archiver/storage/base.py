@@ -72,9 +72,9 @@ def sqlite_only_fk(
     ``events.id`` through ``event_pk``, and ``event_stacks`` rows at ``stacks.stack_key``.
     PostgreSQL checks a foreign key row by row (a query and a row lock per inserted row, no
     batching): in a 10k-event backfill those checks were a third of the server's COPY time
-    and a quarter of its CPU per event (the README's schema section has the figures), and
-    its COPY was what kept PostgreSQL slower than SQLite. SQLite's checks are cheap lookups
-    in the same file, so they stay there. On PostgreSQL the archiver keeps the link itself:
+    and 30% of its CPU per event (the README's schema section has the figures), CPU taken
+    from the cores the sync runs on. SQLite's checks are cheap lookups in the same file, so
+    they stay there. On PostgreSQL the archiver keeps the link itself:
     an event's child rows are written in its own transaction, replaced children are deleted
     explicitly, and so are the children of purged events (migration 0008).
     """

@@ -9,8 +9,8 @@ An event's child rows (tags, breadcrumbs, contexts, entries... about 29 per even
 ``events.id`` through ``event_pk``, each with ``ON DELETE CASCADE``, and ``event_stacks`` rows
 at ``stacks.stack_key``. PostgreSQL checks a foreign key once per inserted row (a query and a
 row lock each; PostgreSQL 15 does not batch them): replaying a 10k-event archive's tables with
-COPY, the checks took 1.1 s of the server's 3.3 s, and a backfill without them spent 0.25
-instead of 0.37 ms of server CPU per event. So on PostgreSQL this revision drops them and
+COPY, the checks took 1.1 s of the server's 3.3 s, and a backfill without them spent
+0.24-0.26 instead of 0.36-0.38 ms of server CPU per event. So on PostgreSQL this revision drops them and
 comments each ``event_pk`` column instead; the archiver keeps the link itself (an event's rows
 are written in its transaction, replaced rows and those of purged events are deleted
 explicitly). SQLite keeps its constraints: its checks are cheap, and it could drop them only by

@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from archiver.config import Settings
@@ -301,3 +301,36 @@ def event_row(ev: EncodedEvent) -> dict[str, Any]:
     if row["raw_zstd"] is not None and row["raw_dict_id"] is None:
         row["raw_json"] = PLAIN.decompress(row["raw_zstd"])
     return row
+
+
+def orphans(engine: Engine) -> dict[str, int]:
+    """Rows that point at an event (or, ``event_stacks``, a stack) the archive does not hold,
+    per table; empty when there are none.
+
+    PostgreSQL has no foreign key to catch them (migration 0008): the archiver alone writes an
+    event's rows with it and deletes them with it, and these are what it would leave behind.
+    """
+    from archiver.storage.models import EVENT_CHILD_TABLES
+
+    checks = {
+        t.name: f"SELECT count(*) FROM {t.name} c LEFT JOIN events e ON e.id = c.event_pk "
+        "WHERE e.id IS NULL"
+        for t in EVENT_CHILD_TABLES
+    }
+    checks["event_stacks -> stacks"] = (
+        "SELECT count(*) FROM event_stacks c LEFT JOIN stacks s ON s.stack_key = c.stack_key "
+        "WHERE s.stack_key IS NULL"
+    )
+    with engine.connect() as conn:
+        found = {name: int(conn.execute(text(sql)).scalar_one()) for name, sql in checks.items()}
+    return {name: n for name, n in found.items() if n}
+
+
+def delete_events(conn: Connection) -> None:
+    """``DELETE FROM events`` with every event's child rows, as purge deletes them: on
+    PostgreSQL no ON DELETE CASCADE does it (migration 0008)."""
+    from archiver.storage.models import EVENT_CHILD_TABLES
+
+    for t in EVENT_CHILD_TABLES:
+        conn.execute(text(f"DELETE FROM {t.name}"))
+    conn.execute(text("DELETE FROM events"))

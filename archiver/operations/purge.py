@@ -235,8 +235,8 @@ def _delete_batches(
             if not batch:
                 return
             ids = [int(pk) for pk, _ in batch]
-            # Children explicitly (not only by ON DELETE CASCADE): exact counts, and correct
-            # even on a connection where SQLite's foreign_keys pragma is off.
+            # Children explicitly: PostgreSQL has no foreign key to cascade (migration 0008),
+            # and the counts are exact (SQLite's cascade would also need foreign_keys on).
             for name, table in CHILD_TABLES.items():
                 gone = conn.execute(delete(table).where(table.c.event_pk.in_(ids))).rowcount
                 result.children[name] = result.children.get(name, 0) + max(gone, 0)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Dialect, Integer, MetaData
+from sqlalchemy import JSON, BigInteger, Dialect, ForeignKeyConstraint, Integer, MetaData
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, mapped_column
 from sqlalchemy.types import DateTime, TypeDecorator
 
 NAMING_CONVENTION = {
@@ -61,6 +61,41 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 # Surrogate keys: BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def sqlite_only_fk(
+    columns: list[str], refcolumns: list[str], *, ondelete: str | None = None
+) -> ForeignKeyConstraint:
+    """A foreign key of a per-event row, a database constraint on SQLite only.
+
+    The child rows of an event (tags, breadcrumbs, contexts... tens per event) point at
+    ``events.id`` through ``event_pk``, and ``event_stacks`` rows at ``stacks.stack_key``.
+    PostgreSQL checks a foreign key row by row (a query and a row lock per inserted row, no
+    batching): in a 10k-event backfill those checks were a third of the server's COPY time
+    and 30% of its CPU per event (the README's schema section has the figures), CPU taken
+    from the cores the sync runs on. SQLite's checks are cheap lookups in the same file, so
+    they stay there. On PostgreSQL the archiver keeps the link itself:
+    an event's child rows are written in its own transaction, replaced children are deleted
+    explicitly, and so are the children of purged events (migration 0008).
+    """
+    return ForeignKeyConstraint(columns, refcolumns, ondelete=ondelete).ddl_if(dialect="sqlite")
+
+
+# The comment of every ``event_pk`` column (PostgreSQL shows it in ``\d+`` and SQL tools).
+EVENT_PK_COMMENT = (
+    "events.id of the event this row belongs to. Not a foreign key on PostgreSQL: the "
+    "archiver writes and deletes a row with its event (README, The schema)."
+)
+
+
+def event_pk_column() -> Any:
+    """The ``event_pk`` column of a child table of ``events`` (its primary key's first)."""
+    return mapped_column(BigInteger, primary_key=True, comment=EVENT_PK_COMMENT)
+
+
+def event_fk() -> ForeignKeyConstraint:
+    """``event_pk`` -> ``events.id`` ON DELETE CASCADE, a constraint on SQLite only."""
+    return sqlite_only_fk(["event_pk"], ["events.id"], ondelete="CASCADE")
 
 
 def utcnow() -> dt.datetime:

@@ -377,16 +377,18 @@ def schema_diff(engine: Engine) -> list[Any]:
 def include_object_for(dialect: str) -> Callable[[Any, str | None, str, bool, Any], bool]:
     """Alembic's ``include_object`` hook for a database of this dialect.
 
-    Alembic's own table is left alone, and so are indexes the models create only on other
-    dialects (``Index(...).ddl_if(dialect=...)``): Alembic ignores ``ddl_if`` and would
-    report them missing.
+    Alembic's own table is left alone, and so are indexes and foreign keys the models create
+    only on other dialects (``Index(...).ddl_if(dialect=...)``, and the per-event foreign keys
+    of :func:`~archiver.storage.base.sqlite_only_fk`): Alembic ignores ``ddl_if`` and would
+    report them missing. One the database has and the models do not create there is drift.
     """
 
     def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
         if type_ == "table" and name == "alembic_version":
             return False
         only = getattr(getattr(obj, "_ddl_if", None), "dialect", None)
-        if type_ == "index" and not reflected and only is not None:
+        conditional = type_ in ("index", "foreign_key_constraint")
+        if conditional and not reflected and only is not None:
             return dialect in ((only,) if isinstance(only, str) else tuple(only))
         return True
 

@@ -6,7 +6,10 @@ only through an Alembic migration and never silently. Conventions:
 * Sentry's own ids (projects, issues) are kept as 64-bit integers: they exceed 2**31.
 * ``events.id`` is a surrogate integer key; the natural key is ``(project_id, event_id)`` where
   ``event_id`` is the 32-character lowercase hex id. Child tables point at ``events.id`` through
-  a column named ``event_pk`` (never ``event_id``, to keep the two apart) with ON DELETE CASCADE.
+  a column named ``event_pk`` (never ``event_id``, to keep the two apart): a foreign key with
+  ON DELETE CASCADE on SQLite, no constraint on PostgreSQL, where it cost a query per written
+  row (:func:`~archiver.storage.base.sqlite_only_fk`, migration 0008). Whatever deletes events
+  deletes their child rows itself (the store for a replaced event, purge).
 * Every timestamp is timezone-aware UTC (:class:`UTCDateTime`), stored as ISO text on SQLite so
   it sorts and compares correctly there too.
 * JSON columns are ``json`` on SQLite and ``jsonb`` on PostgreSQL. ``raw_json`` columns are plain
@@ -48,7 +51,14 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from archiver.storage.base import Base as Base
-from archiver.storage.base import BigIntPK, JSONType, UTCDateTime, utcnow
+from archiver.storage.base import (
+    BigIntPK,
+    JSONType,
+    UTCDateTime,
+    event_fk,
+    event_pk_column,
+    utcnow,
+)
 from archiver.storage.bookkeeping import IssueSync as IssueSync
 from archiver.storage.bookkeeping import ProjectLease as ProjectLease
 from archiver.storage.bookkeeping import ProjectSync as ProjectSync
@@ -279,10 +289,9 @@ class EventTag(Base):
     """Tags in payload order. Duplicate keys are allowed, as Sentry allows them."""
 
     __tablename__ = "event_tags"
+    __table_args__ = (event_fk(),)  # SQLite only: see base.sqlite_only_fk
 
-    event_pk: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
-    )
+    event_pk: Mapped[int] = event_pk_column()
     position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     key: Mapped[str] = mapped_column(Text)
     value: Mapped[str | None] = mapped_column(Text)
@@ -292,10 +301,9 @@ class ExceptionRow(Base):
     """Exceptions of an event. Position 0 is the first cause; the highest is the one raised."""
 
     __tablename__ = "exceptions"
+    __table_args__ = (event_fk(),)  # SQLite only: see base.sqlite_only_fk
 
-    event_pk: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
-    )
+    event_pk: Mapped[int] = event_pk_column()
     position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     type: Mapped[str | None] = mapped_column(Text)
     value: Mapped[str | None] = mapped_column(Text)
@@ -313,10 +321,9 @@ class Thread(Base):
     """Threads of an event (``threads`` entry)."""
 
     __tablename__ = "threads"
+    __table_args__ = (event_fk(),)  # SQLite only: see base.sqlite_only_fk
 
-    event_pk: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
-    )
+    event_pk: Mapped[int] = event_pk_column()
     position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     thread_id: Mapped[str | None] = mapped_column(Text)
     name: Mapped[str | None] = mapped_column(Text)
@@ -327,10 +334,9 @@ class Thread(Base):
 
 class Breadcrumb(Base):
     __tablename__ = "breadcrumbs"
+    __table_args__ = (event_fk(),)  # SQLite only: see base.sqlite_only_fk
 
-    event_pk: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
-    )
+    event_pk: Mapped[int] = event_pk_column()
     position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     timestamp: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     type: Mapped[str | None] = mapped_column(Text)
@@ -345,10 +351,9 @@ class RequestRow(Base):
     """The HTTP request an event happened in (``request`` entry), one per event."""
 
     __tablename__ = "requests"
+    __table_args__ = (event_fk(),)  # SQLite only: see base.sqlite_only_fk
 
-    event_pk: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
-    )
+    event_pk: Mapped[int] = event_pk_column()
     method: Mapped[str | None] = mapped_column(Text)
     url: Mapped[str | None] = mapped_column(Text)
     # The query as one string (pairs are URL-encoded); ``query`` keeps the original shape.
@@ -366,10 +371,9 @@ class ContextRow(Base):
     """One row per entry of the event's ``contexts`` (browser, os, device, runtime, trace...)."""
 
     __tablename__ = "contexts"
+    __table_args__ = (event_fk(),)  # SQLite only: see base.sqlite_only_fk
 
-    event_pk: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
-    )
+    event_pk: Mapped[int] = event_pk_column()
     key: Mapped[str] = mapped_column(Text, primary_key=True)
     type: Mapped[str | None] = mapped_column(Text)
     name: Mapped[str | None] = mapped_column(Text)
@@ -381,10 +385,9 @@ class EventError(Base):
     """Processing errors Sentry recorded for the event (payload ``errors``)."""
 
     __tablename__ = "event_errors"
+    __table_args__ = (event_fk(),)  # SQLite only: see base.sqlite_only_fk
 
-    event_pk: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
-    )
+    event_pk: Mapped[int] = event_pk_column()
     position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     type: Mapped[str | None] = mapped_column(Text)
     message: Mapped[str | None] = mapped_column(Text)
@@ -400,10 +403,9 @@ class EventEntry(Base):
     """
 
     __tablename__ = "event_entries"
+    __table_args__ = (event_fk(),)  # SQLite only: see base.sqlite_only_fk
 
-    event_pk: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
-    )
+    event_pk: Mapped[int] = event_pk_column()
     position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     type: Mapped[str | None] = mapped_column(Text)
     data: Mapped[Any | None] = mapped_column(JSONType)
@@ -413,10 +415,9 @@ class EventProblem(Base):
     """What normalization could not do cleanly. The event and its raw JSON are stored anyway."""
 
     __tablename__ = "event_problems"
+    __table_args__ = (event_fk(),)  # SQLite only: see base.sqlite_only_fk
 
-    event_pk: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
-    )
+    event_pk: Mapped[int] = event_pk_column()
     position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     path: Mapped[str] = mapped_column(Text)
     problem: Mapped[str] = mapped_column(Text)
@@ -448,5 +449,6 @@ RELEASES = cast(Table, Release.__table__)
 RUNS = cast(Table, Run.__table__)
 ISSUE_SYNC = cast(Table, IssueSync.__table__)
 PROJECT_SYNC = cast(Table, ProjectSync.__table__)
-# The child tables by name (every one has ``event_pk``, deleted with its event).
+# The child tables by name (every one has ``event_pk``; deleted with its event, explicitly: on
+# PostgreSQL no foreign key cascades).
 CHILD_TABLES: dict[str, Table] = {t.name: t for t in EVENT_CHILD_TABLES}

@@ -20,6 +20,7 @@ from archiver.normalize import normalize_event
 from archiver.operations.purge import compute_cutoff, purge
 from archiver.storage import db
 from archiver.storage.store import CHILD_TABLES, Store
+from tests.helpers import orphans
 
 FIXTURES = Path(__file__).resolve().parents[2] / "archiver" / "simulator" / "fixtures"
 NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
@@ -142,6 +143,8 @@ def test_purge_removes_exactly_the_old_events_and_their_children(engine):
     for table in CHILDREN:
         removed = len(before[table]) - len(after[table])
         assert removed == result.children[table]
+    # PostgreSQL has no ON DELETE CASCADE (migration 0008): purge deleted them itself.
+    assert orphans(engine) == {}
     assert result.children["event_stacks"] > 0
     # Every event has the same stacks: the ones kept still point at them.
     assert (result.children["stacks"], result.children["stack_frames"]) == (0, 0)

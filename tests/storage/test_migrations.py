@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import inspect
+from sqlalchemy import Engine, inspect, text
 
 from archiver.storage import db
-from archiver.storage.models import Base
+from archiver.storage.base import EVENT_PK_COMMENT
+from archiver.storage.models import EVENT_CHILD_TABLES, Base
 
 
 def test_upgrade_builds_every_model_table_and_matches_models(engine):
@@ -88,3 +89,78 @@ def test_revisions_are_frozen_they_import_nothing_of_the_archiver():
                 continue
             found += [f"{path.name}: {n}" for n in names if n.split(".")[0] == "archiver"]
     assert found == []
+
+
+# The foreign keys of the per-event rows: constraints on SQLite only (migration 0008).
+PER_EVENT_FKS = {(t.name, "event_pk", "events") for t in EVENT_CHILD_TABLES} | {
+    ("event_stacks", "stack_key", "stacks")
+}
+# Those that stay on both databases: none is checked once per child row.
+KEPT_FKS = {
+    ("events", "project_id", "projects"),
+    ("events", "issue_id", "issues"),
+    ("issues", "project_id", "projects"),
+    ("stack_frames", "stack_key", "stacks"),
+    ("sync_issues", "issue_id", "issues"),
+    ("sync_projects", "project_id", "projects"),
+}
+
+
+def foreign_keys(engine: Engine) -> set[tuple[str, str, str]]:
+    """(table, column, referred table) of every foreign key of the database."""
+    insp = inspect(engine)
+    return {
+        (table, column, fk["referred_table"])
+        for table in insp.get_table_names()
+        for fk in insp.get_foreign_keys(table)
+        for column in fk["constrained_columns"]
+    }
+
+
+def assert_per_event_fks_on_sqlite_only(engine: Engine) -> None:
+    fks = foreign_keys(engine)
+    assert fks >= KEPT_FKS
+    if engine.dialect.name == "sqlite":
+        assert fks >= PER_EVENT_FKS
+        return
+    # Not one foreign key points at events on PostgreSQL: a later migration or a new child
+    # table that brought one back would cost a query per written row again.
+    assert {fk for fk in fks if fk[2] == "events"} == set()
+    assert not PER_EVENT_FKS & fks
+    insp = inspect(engine)
+    for t in EVENT_CHILD_TABLES:
+        (column,) = [c for c in insp.get_columns(t.name) if c["name"] == "event_pk"]
+        assert column["comment"] == EVENT_PK_COMMENT, t.name
+
+
+def test_per_event_rows_have_foreign_keys_on_sqlite_only(engine):
+    assert_per_event_fks_on_sqlite_only(engine)
+
+
+def test_downgrade_from_0008_brings_the_foreign_keys_back(engine):
+    """PostgreSQL: the constraints come back with ON DELETE CASCADE; rows the archiver left
+    without their event (none should be) are deleted first, as the cascade would have."""
+    from tests.helpers import orphans
+
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO event_tags (event_pk, position, key) VALUES (-1, 0, 'x')")
+            )
+        assert orphans(engine) == {"event_tags": 1}
+    db.downgrade(engine, "0007")
+    assert foreign_keys(engine) >= PER_EVENT_FKS | KEPT_FKS
+    assert orphans(engine) == {}
+    with engine.connect() as conn:
+        rules = conn.execute(
+            text(
+                "SELECT DISTINCT confdeltype FROM pg_constraint WHERE contype = 'f' "
+                "AND confrelid = 'events'::regclass"
+            )
+            if engine.dialect.name == "postgresql"
+            else text("SELECT DISTINCT on_delete FROM pragma_foreign_key_list('event_tags')")
+        ).all()
+    assert [r[0] for r in rules] in (["c"], ["CASCADE"])
+    db.upgrade(engine)
+    assert_per_event_fks_on_sqlite_only(engine)
+    assert db.schema_diff(engine) == []

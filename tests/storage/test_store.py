@@ -10,12 +10,20 @@ from sqlalchemy import text
 
 from archiver.normalize import CHILD_NAMES, normalize_event
 from archiver.storage.store import IssueWalkRow, Store
+from tests.helpers import orphans
 
 FIXTURES = Path(__file__).resolve().parents[2] / "archiver" / "simulator" / "fixtures"
 CHILDREN = list(CHILD_NAMES)
 
 
 def seed_events():
+    return [
+        normalize_event(p, project_id=11, issue_id=22, has_detail=i < 2)
+        for i, p in enumerate(seed_payloads())
+    ]
+
+
+def seed_payloads():
     payloads = [
         json.loads((FIXTURES / "seed_000_event_detail.json").read_text()),
         json.loads((FIXTURES / "seed_004_latest_event.json").read_text()),
@@ -23,10 +31,7 @@ def seed_events():
     ]
     payloads[1]["eventID"] = "b" * 32  # 000 and 004 share their id in the docs
     payloads.extend(json.loads((FIXTURES / "seed_003_issue_events.json").read_text()))
-    return [
-        normalize_event(p, project_id=11, issue_id=22, has_detail=i < 2)
-        for i, p in enumerate(payloads)
-    ]
+    return payloads
 
 
 def counts(engine) -> dict[str, int]:
@@ -159,13 +164,46 @@ def test_rows_and_checkpoint_commit_together(engine):
         assert store.issue_walk(conn, 22) == walk
 
 
-def test_deleting_an_event_cascades(engine):
+def test_deleting_an_event_row_cascades_on_sqlite_only(engine):
+    """SQLite deletes the child rows with their event (ON DELETE CASCADE); PostgreSQL has no
+    foreign key to do it (migration 0008): whatever deletes events deletes their rows first."""
     store = Store(engine)
     with store.transaction() as conn:
         store.write_events(conn, seed_events())
     with store.transaction() as conn:
         conn.execute(text("DELETE FROM events"))
-    assert set(counts(engine).values()) == {0}
+    if engine.dialect.name == "sqlite":
+        assert set(counts(engine).values()) == {0}
+        assert orphans(engine) == {}
+    else:
+        assert counts(engine)["events"] == 0
+        assert {"event_tags", "breadcrumbs", "event_stacks"} <= orphans(engine).keys()
+
+
+def test_a_replaced_event_keeps_only_its_new_rows(engine):
+    """A changed payload replaces its event's rows (never appends): the writer deletes the old
+    ones itself, and none is left without its event."""
+    store = Store(engine)
+    events = seed_events()
+    with store.transaction() as conn:
+        store.write_events(conn, events)
+    before = counts(engine)
+    changed = []
+    for payload in seed_payloads():
+        payload["tags"] = (payload.get("tags") or [])[:1]
+        payload["entries"] = [{"type": "message", "data": {"formatted": "replaced"}}]
+        changed.append(normalize_event(payload, project_id=11, issue_id=22, has_detail=True))
+    with store.transaction() as conn:
+        assert store.write_events(conn, changed).updated == len(events)
+    after = counts(engine)
+    assert after["events"] == before["events"]
+    assert after["event_tags"] == sum(len(ev.children["event_tags"]) for ev in changed)
+    assert before["breadcrumbs"] > 0
+    assert before["frames"] > 0
+    with engine.connect() as conn:
+        for table in ("breadcrumbs", "event_stacks", "frame_vars", "exceptions", "requests"):
+            assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0, table
+    assert orphans(engine) == {}
 
 
 def test_times_seen_of_more_issues_than_one_statement_may_name(engine):

@@ -8,6 +8,13 @@ of the two transactions (``deadlock detected``, SQLSTATE 40P01; a serialization 
 40001, would be handled alike). Nothing of the aborted transaction is kept, and the other one
 goes on, so writing the aborted page again is safe (every write is an idempotent upsert) and
 succeeds once the other has committed.
+
+The writer's two lanes (:mod:`archiver.sync.lanes`) meet the same way, and on one thing more:
+an event two issues list at once (Sentry merging them) that both lanes found new. The second
+waits on ``events``' natural key for the first; when that commits, PostgreSQL aborts the
+second with a unique violation on exactly that key (SQLSTATE 23505, constraint
+:data:`EVENTS_KEY`), and written again the page finds the event stored. A unique violation
+on any other constraint is a bug and raised at once.
 """
 
 from __future__ import annotations
@@ -26,13 +33,26 @@ T = TypeVar("T")
 
 # SQLSTATEs of transactions the server aborted only because of a concurrent one.
 RETRYABLE = {"40P01": "deadlock detected", "40001": "serialization failure"}
+UNIQUE_VIOLATION = "23505"
+EVENTS_KEY = "uq_events_project_id_event_id"  # events' natural key (project_id, event_id)
 ATTEMPTS = 5
 
 
 def aborted_by_conflict(exc: BaseException) -> bool:
-    """Did the server abort this transaction to resolve a conflict with another one?"""
-    orig = getattr(exc, "orig", None)
-    return isinstance(exc, DBAPIError) and getattr(orig, "sqlstate", None) in RETRYABLE
+    """Did the server abort this transaction to resolve a conflict with another one?
+
+    ``exc`` is SQLAlchemy's error or, from a COPY on the driver's own cursor, psycopg's.
+    """
+    if isinstance(exc, DBAPIError):
+        orig: object = exc.orig
+    elif type(exc).__module__.startswith("psycopg"):
+        orig = exc
+    else:
+        return False
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate == UNIQUE_VIOLATION:
+        return getattr(getattr(orig, "diag", None), "constraint_name", None) == EVENTS_KEY
+    return sqlstate in RETRYABLE
 
 
 def retry_conflicts(write: Callable[[], T], attempts: int = ATTEMPTS) -> T:
@@ -41,14 +61,14 @@ def retry_conflicts(write: Callable[[], T], attempts: int = ATTEMPTS) -> T:
     for attempt in range(1, attempts + 1):
         try:
             return write()
-        except DBAPIError as exc:
+        except Exception as exc:
             if attempt == attempts or not aborted_by_conflict(exc):
                 raise
-            code = getattr(exc.orig, "sqlstate", "")
+            code = getattr(getattr(exc, "orig", exc), "sqlstate", "")
             log.warning(
                 "the database aborted a page's transaction (%s, another writer held the same "
                 "rows); writing it again (attempt %d of %d)",
-                RETRYABLE.get(code, code),
+                RETRYABLE.get(code, "the same event written by another writer"),
                 attempt + 1,
                 attempts,
             )

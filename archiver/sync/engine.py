@@ -54,7 +54,7 @@ from archiver.sync.spool import Spool, remove_stale
 from archiver.sync.state import IssueWalk
 from archiver.sync.walk import Pipeline, Releases, Walker
 from archiver.sync.workers import PageNormalizer
-from archiver.sync.writer import Writer
+from archiver.sync.writer import Writer, lanes_for
 
 __all__ = ["Progress", "SyncReport", "Syncer"]
 
@@ -362,6 +362,7 @@ class Syncer:
             self.progress,
             self.on_progress,
             guard=self.verify,
+            lanes=lanes_for(self.store.engine.dialect.name),
         )
         futures: list[Future[None]] = []
         # Worker processes start before the fetch threads (and never share their state).

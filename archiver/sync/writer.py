@@ -1,9 +1,11 @@
-"""The single writer: each page's rows and the walk's checkpoint in one transaction.
+"""The writer: each page's rows and the walk's checkpoint in one transaction.
 
 The run's calling thread takes what the walk threads hand over (:mod:`archiver.sync.handoff`)
-and commits it, in order, alone. A page's events, its new releases, a merge it revealed and
-the checkpoint after it commit together or not at all, so a run killed at any instant
-resumes every walk at its last committed page and re-reads at most that one page. On
+and commits it, each walk's items in order: alone on SQLite, and on PostgreSQL in two lanes,
+pages of different issues on two connections at once (:mod:`archiver.sync.lanes`). A page's
+events, its new releases, a merge it revealed and the checkpoint after it commit together or
+not at all, so a run killed at any instant resumes every walk at its last committed page and
+re-reads at most that one page. On
 PostgreSQL those commits do not wait for the disk, as SQLite's do not (see
 :meth:`Store.transaction`): a server crash may lose the last pages with their checkpoints,
 which the next run fetches again.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
@@ -23,7 +26,8 @@ from sqlalchemy import Connection
 from archiver.storage.conflicts import retry_conflicts
 from archiver.storage.encode import EncodedEvent
 from archiver.storage.store import Store, WriteResult
-from archiver.sync.handoff import Inbox, InFlight, PageWork, WalkEnded
+from archiver.sync.handoff import Handed, Inbox, InFlight, PageWork, WalkEnded
+from archiver.sync.lanes import Lanes
 from archiver.sync.report import Progress, SyncReport
 from archiver.sync.state import WalkStatus
 from archiver.sync.workers import SpooledEvent, release_free_memory
@@ -39,6 +43,13 @@ WRITE_BATCH_BYTES = 1024 * 1024
 COPY_BATCH_BYTES = 4 * 1024 * 1024
 # Pages written between two returns of freed memory to the system (release_free_memory).
 TRIM_EVERY_PAGES = 10
+# Connections committing pages at once on PostgreSQL (see archiver.sync.lanes); SQLite: one.
+POSTGRESQL_LANES = 2
+
+
+def lanes_for(dialect: str) -> int:
+    """How many pages the writer commits at once on a database of ``dialect``."""
+    return POSTGRESQL_LANES if dialect == "postgresql" else 1
 
 
 class Writer:
@@ -53,10 +64,15 @@ class Writer:
         progress: Progress,
         on_progress: Callable[[SyncReport, Progress], None] | None = None,
         guard: Callable[[Connection], None] | None = None,
+        lanes: int = 1,
     ) -> None:
         """``guard(conn)`` runs last in each transaction, before its commit: it raises (and
-        the page rolls back) when the run must not write any more (its run lock is lost)."""
+        the page rolls back) when the run must not write any more (its run lock is lost).
+        ``lanes`` > 1 commits pages of different issues on that many connections at once
+        (:mod:`archiver.sync.lanes`; PostgreSQL only)."""
         self.guard = guard
+        self.lanes = lanes
+        self._lock = threading.Lock()  # the report and progress, when lanes write at once
         self.store = store
         self.inbox = inbox
         self.in_flight = in_flight
@@ -66,25 +82,43 @@ class Writer:
 
     def run(self, walks: Sequence[Future[None]]) -> None:
         """Write until the inbox is empty and every walk is over."""
-        while True:
-            item = self.inbox.get(timeout=0.1)
-            if item is None:
-                if all(f.done() for f in walks) and self.inbox.empty():
-                    return
-                continue
-            if isinstance(item, PageWork):
-                try:
-                    # a page the database aborted for a conflict with another sync (PostgreSQL:
-                    # a deadlock on shared new stacks) is written again, not the run failed
-                    retry_conflicts(functools.partial(self.write_page, item))
-                finally:
-                    item.files.discard()
-                self.in_flight.release(item.held)
-                if self.report.pages % TRIM_EVERY_PAGES == 0:
-                    release_free_memory()
-            else:
-                self.write_end(item)
-            if self.on_progress is not None:
+        lanes = Lanes(self.lanes, self.handle, _drop) if self.lanes > 1 else None
+        try:
+            while True:
+                item = self.inbox.get(timeout=0.1)
+                if lanes is not None:
+                    lanes.check()
+                if item is None:
+                    if all(f.done() for f in walks) and self.inbox.empty():
+                        break
+                    continue
+                if lanes is None:
+                    self.handle(item)
+                else:
+                    lanes.put(item)
+        except BaseException:
+            if lanes is not None:
+                lanes.close(abandon=True)
+            raise
+        if lanes is not None:
+            lanes.close()
+
+    def handle(self, item: Handed) -> None:
+        """Commit one page or walk end (in a lane's thread when there are lanes)."""
+        if isinstance(item, PageWork):
+            try:
+                # a page the database aborted for a conflict with another writer (PostgreSQL:
+                # a deadlock on shared new stacks) is written again, not the run failed
+                retry_conflicts(functools.partial(self.write_page, item))
+            finally:
+                item.files.discard()
+            self.in_flight.release(item.held)
+            if self.report.pages % TRIM_EVERY_PAGES == 0:
+                release_free_memory()
+        else:
+            self.write_end(item)
+        if self.on_progress is not None:
+            with self._lock:
                 self.on_progress(self.report, self.progress)
 
     def write_page(self, work: PageWork) -> None:
@@ -106,15 +140,16 @@ class Writer:
             self.store.save_issue_walk(conn, work.walk.row())
             if self.guard is not None:
                 self.guard(conn)
-        self.report.add(result)
-        self.report.pages += 1
-        self.report.releases += len(work.releases)
-        if work.merged_into is not None:
-            self.report.merged[work.walk.issue_id] = work.merged_into
-        self.progress.events += len(work.events)
-        if work.walk.status == WalkStatus.DONE:
-            self.report.issues_walked += 1
-            self.progress.issues_done += 1
+        with self._lock:
+            self.report.add(result)
+            self.report.pages += 1
+            self.report.releases += len(work.releases)
+            if work.merged_into is not None:
+                self.report.merged[work.walk.issue_id] = work.merged_into
+            self.progress.events += len(work.events)
+            if work.walk.status == WalkStatus.DONE:
+                self.report.issues_walked += 1
+                self.progress.issues_done += 1
 
     def write_end(self, end: WalkEnded) -> None:
         with self.store.transaction(wait_for_disk=False) as conn:
@@ -124,11 +159,18 @@ class Writer:
                 self.store.mark_issue_gone(conn, end.walk.issue_id)
             if self.guard is not None:
                 self.guard(conn)
-        self.progress.issues_done += 1
-        if end.status == WalkStatus.GONE:
-            self.report.gone.append(end.walk.issue_id)
-        elif end.status == WalkStatus.FAILED:
-            self.report.failures.append({"issue_id": end.walk.issue_id, "error": end.error})
+        with self._lock:
+            self.progress.issues_done += 1
+            if end.status == WalkStatus.GONE:
+                self.report.gone.append(end.walk.issue_id)
+            elif end.status == WalkStatus.FAILED:
+                self.report.failures.append({"issue_id": end.walk.issue_id, "error": end.error})
+
+
+def _drop(item: Handed) -> None:
+    """A page that will not be written: its spool files go (the next run fetches it again)."""
+    if isinstance(item, PageWork):
+        item.files.discard()
 
 
 def opened(

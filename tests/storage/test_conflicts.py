@@ -3,20 +3,24 @@ error is (:mod:`archiver.storage.conflicts`)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import psycopg.errors
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from archiver.storage.conflicts import aborted_by_conflict, retry_conflicts
+from archiver.storage.conflicts import EVENTS_KEY, aborted_by_conflict, retry_conflicts
 
 
 class DriverError(Exception):
-    def __init__(self, sqlstate: str | None) -> None:
+    def __init__(self, sqlstate: str | None, constraint: str | None = None) -> None:
         super().__init__(f"sqlstate {sqlstate}")
         self.sqlstate = sqlstate
+        self.diag = SimpleNamespace(constraint_name=constraint)
 
 
-def failure(sqlstate: str | None) -> OperationalError:
-    return OperationalError("INSERT ...", {}, DriverError(sqlstate))
+def failure(sqlstate: str | None, constraint: str | None = None) -> OperationalError:
+    return OperationalError("INSERT ...", {}, DriverError(sqlstate, constraint))
 
 
 @pytest.fixture(autouse=True)
@@ -30,6 +34,16 @@ def test_a_deadlock_or_serialization_failure_is_a_conflict() -> None:
     assert not aborted_by_conflict(failure("23505"))  # a unique violation is a bug, not a race
     assert not aborted_by_conflict(failure(None))  # SQLite's errors carry no SQLSTATE
     assert not aborted_by_conflict(ValueError("40P01"))
+
+
+def test_two_writers_inserting_one_new_event_is_a_conflict_other_duplicates_are_not() -> None:
+    """The writer's lanes may both find an event new (see archiver.sync.lanes); a duplicate
+    of anything else is a bug."""
+    assert aborted_by_conflict(failure("23505", EVENTS_KEY))
+    assert not aborted_by_conflict(failure("23505", "pk_event_tags"))
+    # a COPY on the driver's own cursor raises psycopg's error, not SQLAlchemy's
+    assert aborted_by_conflict(psycopg.errors.DeadlockDetected("deadlock detected"))
+    assert not aborted_by_conflict(psycopg.errors.UndefinedTable("no such table"))
 
 
 def test_the_transaction_is_run_again_until_it_commits() -> None:

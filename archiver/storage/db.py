@@ -294,6 +294,13 @@ def _connected(engine: Engine, *, exclusive: bool = False) -> Iterator[Connectio
         connection.close()  # rolls back what was not committed
 
 
+def is_current(engine: Engine) -> bool:
+    """Whether the archive's schema is at this version's newest revision (read without
+    importing Alembic)."""
+    with _connected(engine) as connection:
+        return _stored_revision(connection) == head_revision()
+
+
 def upgrade(engine: Engine, revision: str = "head", *, adopt: bool = False) -> None:
     """Create the archive's schema or bring it up to date; one process at a time.
 

@@ -29,6 +29,7 @@ from archiver.output import (
 from archiver.sentry.client import SentryClient
 from archiver.storage import db
 from archiver.storage import lock as run_lock
+from archiver.storage.apart import upgrade_apart
 from archiver.storage.store import Store
 from archiver.sync.engine import Syncer
 from archiver.sync.prestart import start_fork_server
@@ -127,7 +128,9 @@ def execute_sync(
             locks: list[run_lock.HeldLock] = []
 
             def prepare() -> None:
-                db.upgrade(engine)  # creates the archive on first use; no-op when current
+                # creates the archive on first use (in a child process: Alembic stays out of
+                # this one's memory); nothing to do when current
+                upgrade_apart(engine)
                 # one writer at a time (archiver.storage.lock); held until the run has been recorded
                 # on PostgreSQL shared with other syncs, which split the work by project leases
                 lock = run_lock.acquire(engine, "sync", on_lost=stop.set, shared=True)

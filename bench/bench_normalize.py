@@ -13,7 +13,7 @@ does, and the worker's own function turns it into a rows file, for each variant:
 * ``sqlite-plain``: SQLite, raw JSON compressed without a dictionary (an archive's first
   events);
 * ``sqlite-dict``: SQLite with a dictionary trained on the first 500 events (the rest);
-* ``postgresql``: COPY text rows.
+* ``postgresql``: COPY rows (``events`` in COPY's binary format, the rest text).
 
 CPU is ``time.process_time`` of this one process (deterministic work, so the minimum of the
 repeats is the figure least disturbed by other load; the median is printed beside it).

@@ -12,10 +12,12 @@ conftest, whose module pytest loads under its own name.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import random
 import re
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -28,6 +30,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 
 from archiver.config import Settings
@@ -35,6 +38,7 @@ from archiver.simulator import SimulatedOrg, SimulatorConfig, SimulatorServer
 from archiver.simulator.server import Outcome
 from archiver.storage import db
 from archiver.storage.encode import EVENT_COLUMNS, EncodedEvent
+from archiver.storage.models import EVENTS
 from archiver.storage.rawjson import PLAIN
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -291,12 +295,58 @@ def copy_fields(line: bytes) -> list[str | None]:
     return out
 
 
+def binary_fields(data: bytes) -> list[bytes | None]:
+    """The fields of one row of COPY's binary format without its field count (as the workers
+    make ``events`` rows), each as its bytes (None: NULL)."""
+    out: list[bytes | None] = []
+    at = 0
+    while at < len(data):
+        (length,) = struct.unpack_from("!i", data, at)
+        at += 4
+        if length < 0:
+            out.append(None)
+            continue
+        out.append(data[at : at + length])
+        at += length
+    assert at == len(data), "a field runs past the row's end"
+    return out
+
+
+_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def binary_value(type_name: str, field: bytes | None) -> Any:
+    """A binary COPY field as a Python value, by the column's PostgreSQL type name
+    (written from PostgreSQL's documentation, apart from the encoders it checks)."""
+    if field is None:
+        return None
+    if type_name in ("BIGINT", "INTEGER"):
+        return int.from_bytes(field, "big", signed=True)
+    if type_name == "BOOLEAN":
+        return {b"\x01": True, b"\x00": False}[field]
+    if type_name == "TIMESTAMP WITH TIME ZONE":
+        return _EPOCH + dt.timedelta(microseconds=int.from_bytes(field, "big", signed=True))
+    if type_name == "DATE":
+        return dt.date(2000, 1, 1) + dt.timedelta(days=int.from_bytes(field, "big", signed=True))
+    if type_name == "JSONB":  # version 1, then the JSON text
+        assert field[:1] == b"\x01"
+        return field[1:].decode()
+    if type_name == "BYTEA":
+        return field
+    return field.decode()  # TEXT, VARCHAR(n)
+
+
 def event_row(ev: EncodedEvent) -> dict[str, Any]:
-    """An encoded event's ``events`` row as a dict (converted values; COPY's text values when
-    the event is in ``copy`` form). ``raw_json`` is the text again when it was compressed
-    without a dictionary (a dictionary's bytes are the archive's)."""
+    """An encoded event's ``events`` row as a dict (converted values; when the event is in
+    ``copy`` form, its binary COPY fields decoded, JSON as its text). ``raw_json`` is the text
+    again when it was compressed without a dictionary (a dictionary's bytes are the
+    archive's)."""
     if ev.copy is not None:
-        return dict(zip(EVENT_COLUMNS, copy_fields(ev.copy.event), strict=True))
+        dialect = postgresql.dialect()
+        names = [EVENTS.c[c].type.compile(dialect=dialect) for c in EVENT_COLUMNS]
+        fields = binary_fields(ev.copy.event)
+        values = [binary_value(n, f) for n, f in zip(names, fields, strict=True)]
+        return dict(zip(EVENT_COLUMNS, values, strict=True))
     row = dict(zip(EVENT_COLUMNS, ev.event, strict=True))
     if row["raw_zstd"] is not None and row["raw_dict_id"] is None:
         row["raw_json"] = PLAIN.decompress(row["raw_zstd"])

@@ -1,8 +1,9 @@
 """PostgreSQL's bulk write: events and their child rows sent with ``COPY ... FROM STDIN``.
 
 Binding each value of a multi-row INSERT cost the writer most of its CPU on PostgreSQL; COPY
-takes the rows as text the workers already made (:class:`~archiver.storage.encode.CopyRows`),
-so the writer only joins bytes. The guarantees stay the store's:
+takes the rows as data the workers already made (:class:`~archiver.storage.encode.CopyRows`:
+``events`` rows in COPY's binary format, the rest in its text format), so the writer only
+joins bytes. The guarantees stay the store's:
 
 * ``events`` rows of events the archive does not hold are copied straight into ``events``,
   with ids drawn from its sequence first (COPY returns nothing). The store read which events
@@ -34,6 +35,7 @@ from sqlalchemy.exc import DBAPIError
 
 from archiver.storage.encode import CHILD_COLUMNS, EVENT_COLUMNS, CopyRows, copy_field
 from archiver.storage.models import CHILD_TABLES, EVENTS
+from archiver.storage.pgbinary import HEADER, TRAILER, field_count, field_encoder, int8_field
 from archiver.storage.stacks import FRAME_VALUES, STACK_FRAMES
 
 STAGE = "archiver_events_stage"
@@ -45,6 +47,11 @@ _SESSION_SQL = (
     "DO $$ BEGIN SET default_toast_compression = 'lz4'; EXCEPTION WHEN OTHERS THEN NULL; END $$"
 )
 _STAGE_COLUMNS = (*EVENT_COLUMNS, "archived_at", "updated_at")
+# What the writer puts in front of a worker's binary ``events`` row (CopyRows.event): the
+# field count, and the id for a row copied straight into ``events``.
+_STAGED_ROW = field_count(len(_STAGE_COLUMNS))
+_NEW_ROW = field_count(1 + len(_STAGE_COLUMNS))
+_stamp_field = field_encoder(EVENTS.c.updated_at.type)  # archived_at's type too
 
 
 def _quoted(conn: Connection, columns: Sequence[str]) -> str:
@@ -94,7 +101,7 @@ def write_copied(
     """
     if not events:
         return
-    stamps = f"\t{copy_field(stamp)}\t{copy_field(stamp)}\n".encode()
+    stamps = _stamp_field(stamp) * 2  # archived_at, updated_at
     if conn.dialect.driver != "psycopg":  # the URL named another driver explicitly
         raise NotImplementedError("PostgreSQL archives are written with psycopg 3 (psycopg)")
     driver: Any = conn.connection.driver_connection  # psycopg.Connection
@@ -104,14 +111,20 @@ def write_copied(
         changed = [rows for k, rows in events.items() if k not in new]
         if changed:
             create_stage(conn)
-            with cursor.copy(f"COPY {STAGE} ({_quoted(conn, _STAGE_COLUMNS)}) FROM STDIN") as out:
-                out.write(b"".join([rows.event + stamps for rows in changed]))
+            data = [HEADER]
+            for rows in changed:
+                data += (_STAGED_ROW, rows.event, stamps)
+            data.append(TRAILER)
+            columns = _quoted(conn, _STAGE_COLUMNS)
+            with cursor.copy(f"COPY {STAGE} ({columns}) FROM STDIN (FORMAT BINARY)") as out:
+                out.write(b"".join(data))
             cursor.execute(_upsert_sql(conn))
-            pks.update({(int(p), str(e)): b"%d" % i for i, p, e in cursor.fetchall()})
+            pks.update({(int(p), str(e)): int(i) for i, p, e in cursor.fetchall()})
+        texts = {key: b"%d" % pk for key, pk in pks.items()}  # child rows are COPY text
         for name, table in CHILD_TABLES.items():
             blocks = [
                 pk + block[:-1].replace(b"\n", b"\n" + pk) + b"\n"
-                for key, pk in pks.items()
+                for key, pk in texts.items()
                 if (block := events[key].children.get(name))
             ]
             if blocks:
@@ -143,8 +156,8 @@ def copy_stack_frames(conn: Connection, blocks: Mapping[bytes, bytes]) -> None:
 
 def _copy_new(
     conn: Connection, cursor: Any, new: Sequence[tuple[tuple[int, str], CopyRows]], stamps: bytes
-) -> dict[tuple[int, str], bytes]:
-    """COPY the rows of events not yet archived into ``events``; their ids (as text)."""
+) -> dict[tuple[int, str], int]:
+    """COPY the rows of events not yet archived into ``events``; their ids."""
     if not new:
         return {}
     table = conn.dialect.identifier_preparer.format_table(EVENTS)
@@ -152,10 +165,14 @@ def _copy_new(
         "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
         (table, len(new)),
     )
-    pks = {key: b"%d" % pk for (key, _), (pk,) in zip(new, cursor.fetchall(), strict=True)}
+    pks = {key: int(pk) for (key, _), (pk,) in zip(new, cursor.fetchall(), strict=True)}
+    data = [HEADER]
+    for key, rows in new:
+        data += (_NEW_ROW + int8_field(pks[key]), rows.event, stamps)
+    data.append(TRAILER)
     columns = _quoted(conn, ("id", *_STAGE_COLUMNS))
-    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as out:
-        out.write(b"".join([pks[key] + b"\t" + rows.event + stamps for key, rows in new]))
+    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as out:
+        out.write(b"".join(data))
     return pks
 
 

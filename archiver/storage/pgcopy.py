@@ -7,8 +7,11 @@ joins bytes. The guarantees stay the store's:
 
 * ``events`` rows of events the archive does not hold are copied straight into ``events``,
   with ids drawn from its sequence first (COPY returns nothing). The store read which events
-  are stored in this same transaction and the run's lock keeps other writers out; were one
-  to slip in, the natural key's unique index fails the page instead of storing a second copy.
+  are stored in this same transaction. Another writer may insert the same event at once (the
+  writer's other lane, when two issues list one event while Sentry merges them: see
+  :mod:`archiver.sync.lanes`): the natural key's unique index then fails one of the two pages
+  instead of storing a second copy, and that page is written again
+  (:mod:`archiver.storage.conflicts`), finding the event stored.
 * ``events`` rows that replace stored ones go through a staging table, then one
   ``INSERT ... SELECT ... ON CONFLICT (project_id, event_id) DO UPDATE``: ``archived_at`` of
   the stored row is kept, and ``RETURNING`` gives the primary keys.
@@ -94,9 +97,9 @@ def write_copied(
     """Write the ``events`` rows of ``events`` and insert all of their child rows.
 
     ``new`` are the events the archive does not hold (the store read that in this
-    transaction, and the run's lock keeps other writers out): their rows are copied straight
-    into ``events`` with ids drawn from its sequence. The others replace stored rows through
-    the staging table. ``stamp`` is the ``archived_at`` of new rows and the ``updated_at`` of
+    transaction; a concurrent insert of one of them fails the page, see above): their rows are
+    copied straight into ``events`` with ids drawn from its sequence. The others replace
+    stored rows through the staging table. ``stamp`` is the ``archived_at`` of new rows and the ``updated_at`` of
     every row written.
     """
     if not events:

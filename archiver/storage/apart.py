@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import pickle
+import signal
 import sys
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import Connection
 
 from sqlalchemy import Engine
 
+from archiver.errors import DatabaseError
 from archiver.storage import db
 
 log = logging.getLogger("archiver.storage.apart")
@@ -31,27 +33,63 @@ def upgrade_apart(engine: Engine) -> None:
     """:func:`archiver.storage.db.upgrade` to the head, in a child process when one is due.
 
     Its errors (an archive newer than this version, a database of another application, ...)
-    are raised here as the child raised them.
+    are raised here as the child raised them. The child is a process of its own, not a
+    pool's worker: it ends when the upgrade does, even if this process was killed meanwhile.
     """
     if db.is_current(engine):
         return
     if "alembic" in sys.modules or "forkserver" not in multiprocessing.get_all_start_methods():
         db.upgrade(engine)
         return
-    url = engine.url.render_as_string(hide_password=False)
+    context = multiprocessing.get_context("forkserver")
+    answer, send = context.Pipe(duplex=False)
+    url = engine.url.render_as_string(hide_password=False)  # through the pipe, not argv
+    child = context.Process(target=_upgrade, args=(url, send), name="archive-upgrade")
     try:
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver")) as pool:
-            future = pool.submit(_upgrade, url)
-            future.result()
-    except (BrokenProcessPool, OSError) as exc:
+        child.start()
+    except OSError as exc:
         log.debug("no child process for the schema upgrade (%s); upgrading here", exc)
         db.upgrade(engine)
+        return
+    send.close()
+    try:
+        outcome = answer.recv()
+    except EOFError:  # it died without an answer (killed, out of memory): try here
+        child.join()
+        log.warning(
+            "the schema upgrade's process ended without an answer (exit code %s); "
+            "upgrading in this process",
+            child.exitcode,
+        )
+        db.upgrade(engine)
+        return
+    finally:
+        answer.close()
+    child.join()
+    if isinstance(outcome, BaseException):
+        raise outcome
 
 
-def _upgrade(url: str) -> None:
-    """In the child: the same upgrade on an engine of its own (a pool is not shared)."""
+def _upgrade(url: str, send: Connection) -> None:
+    """In the child: the same upgrade on an engine of its own; its error sent back."""
+    # A terminal's Ctrl-C reaches the whole process group: the sync decides how to stop,
+    # once the upgrade (one transaction per step) is done.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    outcome: BaseException | None = None
     engine = db.make_engine(url)
     try:
         db.upgrade(engine)
+    except Exception as exc:
+        outcome = exc
     finally:
         engine.dispose()
+    try:
+        pickle.dumps(outcome)
+    except Exception:
+        outcome = DatabaseError(f"the schema upgrade failed: {type(outcome).__name__}: {outcome}")
+    try:
+        send.send(outcome)
+    except OSError:  # the sync is gone: nobody to tell
+        pass
+    send.close()

@@ -42,9 +42,11 @@ from archiver.config import Settings
 from archiver.errors import AuthError, DatabaseError, InterruptedRun, LeaseLostError
 from archiver.normalize import make_scrubber
 from archiver.sentry.client import SentryClient
+from archiver.storage.base import utcnow
 from archiver.storage.leases import Leases, claim_order
 from archiver.storage.lock import HeldLock
 from archiver.storage.store import Store
+from archiver.sync import redetail
 from archiver.sync.clock import ServerClock
 from archiver.sync.discovery import Discovery, required_org
 from archiver.sync.diskfull import database_full, is_disk_full
@@ -106,6 +108,7 @@ class Syncer:
         self._project_stop: ProjectStop | None = None
         self.server_clock = ServerClock(local_clock)
         self.report = SyncReport()
+        self.started = utcnow()  # events written since are this run's own
         self.progress = Progress()
         self.in_flight = InFlight(IN_FLIGHT_BYTES)
         self.discovery = Discovery(client, store, settings, self.server_clock, self.report)
@@ -138,6 +141,8 @@ class Syncer:
                 walks = self.discovery.walks_to_do([p["id"] for p in readable])
                 self.progress.issues_total = len(walks)
                 self.walk_issues(walks)
+                if self.shutdown.fatal is None:
+                    self._retry_details([int(p["id"]) for p in readable], self.stop)
             if self.shutdown.fatal is not None:
                 raise self.shutdown.fatal
             self._raise_if_lost()
@@ -286,7 +291,28 @@ class Syncer:
         self.walk_issues(walks, shutdown)
         if shutdown.fatal is not None:
             raise shutdown.fatal
+        self._retry_details([int(project["id"])], shutdown.stop)
         return []
+
+    def _retry_details(self, project_ids: list[int], stop: threading.Event) -> None:
+        """After the walks: ask again for the details of events earlier runs kept as listed
+        (:mod:`archiver.sync.redetail`); each write checks the lock (and lease) as a page's."""
+        if stop.is_set():
+            return
+        context = redetail.Context(
+            self.client,
+            self.store,
+            self.org,
+            self.scrubber,
+            self.settings.concurrency,
+            self.report,
+            self.started,
+            guard=self.verify,
+        )
+        try:
+            redetail.retry_details(context, project_ids, stop)
+        except InterruptedRun:
+            return  # a stop (the run's, or the project's lease lost): handled as for walks
 
     def _discover(
         self, projects: list[dict[str, Any]], check_stop: Callable[[], None] | None = None

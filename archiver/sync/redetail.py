@@ -1,0 +1,208 @@
+"""Asking again for the details of events kept as listed, so a recovered Sentry replaces them.
+
+An event whose detail answer was unusable is archived from its listed copy with a
+``detail_unusable`` problem (:mod:`archiver.sync.details`). The walks are incremental: they
+never list that event again, so without this the poorer copy would stay for good, even once
+Sentry answers again. So every run, after its walks, asks again for the details of up to
+:data:`PER_RUN` such events of the projects it syncs, found from ``event_problems`` and
+``events`` alone (no bookkeeping of its own). A usable answer goes through the ordinary write
+path: the detail outranks the listed copy (:func:`archiver.storage.encode.rank`), so it
+replaces it whole, problems included, and the ``detail_unusable`` row goes with it. An answer
+still unusable writes nothing: the event is asked again by a later run.
+
+Which events: half of the budget goes to the oldest (the nearest to leaving Sentry's
+retention, after which no answer ever comes), the rest to events taken in event-id order from
+a random point. Nothing records that an event was asked before, so without that second half
+the oldest events that never recover (expired, or whose body Sentry lost: 404 for good) would
+take the whole budget of every run once there are enough of them, and no newer event would be
+asked again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Select, exists, func, select
+
+from archiver.errors import ApiError, AuthError, InterruptedRun
+from archiver.normalize import Scrubber, normalize_scrubbed
+from archiver.sentry.client import SentryClient
+from archiver.storage.conflicts import retry_conflicts
+from archiver.storage.encode import EncodedEvent, encode_event
+from archiver.storage.models import CHILD_TABLES, EVENTS, ISSUES
+from archiver.storage.plan import WriteResult
+from archiver.storage.store import Store
+from archiver.sync.details import PROBLEM, ask_detail
+from archiver.sync.report import SyncReport
+
+log = logging.getLogger("archiver.sync.redetail")
+
+PER_RUN = 200
+"""Events asked again per run, at most: at Sentry's 15 issue event details a second, a run
+spends some 15 s on them when every one is asked."""
+WRITE_BATCH = 50
+"""Recovered events written per transaction."""
+
+Guard = Callable[[Connection], None]
+
+
+@dataclass(frozen=True)
+class Kept:
+    """An event kept as listed: where to ask for its detail."""
+
+    project_id: int
+    event_id: str
+    issue_id: int  # the issue it was merged into, if it was
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a pass needs of the run: its client, archive, settings and report."""
+
+    client: SentryClient
+    store: Store
+    org: str
+    scrubber: Scrubber | None
+    concurrency: int
+    report: SyncReport
+    started: dt.datetime  # the run's start: events it kept as listed itself are not asked
+    guard: Guard | None = None
+
+
+def kept_as_listed(
+    conn: Connection, project_ids: Sequence[int], limit: int, written_before: dt.datetime
+) -> list[Kept]:
+    """Up to ``limit`` events of these projects with a ``detail_unusable`` problem, written
+    before ``written_before`` (the run's start: the walk that kept one as listed has just
+    asked): the oldest half, then others from a random event id on (see the module)."""
+    if limit <= 0 or not project_ids:
+        return []
+    problems = CHILD_TABLES["event_problems"]
+    base = (
+        select(
+            EVENTS.c.project_id,
+            EVENTS.c.event_id,
+            func.coalesce(ISSUES.c.merged_into_id, EVENTS.c.issue_id),
+        )
+        .select_from(EVENTS.join(ISSUES, ISSUES.c.id == EVENTS.c.issue_id))
+        .where(
+            EVENTS.c.project_id.in_(sorted(project_ids)),
+            EVENTS.c.updated_at < written_before,
+            ISSUES.c.gone_at.is_(None),  # a deleted issue answers 404 for every event
+            exists().where(problems.c.event_pk == EVENTS.c.id, problems.c.problem == PROBLEM),
+        )
+    )
+    found: dict[tuple[int, str], Kept] = {}
+
+    def take(query: Select[Any], up_to: int) -> None:
+        for pid, eid, iid in conn.execute(query.limit(up_to)):
+            found.setdefault((int(pid), str(eid)), Kept(int(pid), str(eid), int(iid)))
+
+    oldest = base.order_by(EVENTS.c.date_created.asc().nulls_last(), EVENTS.c.id)
+    take(oldest, (limit + 1) // 2)
+    pivot = f"{random.getrandbits(128):032x}"
+    after = base.where(EVENTS.c.event_id >= pivot).order_by(EVENTS.c.event_id)
+    before = base.where(EVENTS.c.event_id < pivot).order_by(EVENTS.c.event_id)
+    for query in (after, before):
+        if len(found) < limit:  # asked for as many again: some may be among the oldest
+            take(query, limit)
+    return list(found.values())[:limit]
+
+
+def retry_details(ctx: Context, project_ids: Sequence[int], stop: threading.Event) -> None:
+    """Ask again for the details of events kept as listed in these projects (within what is
+    left of the run's :data:`PER_RUN`); write those now usable. ``stop`` ends the pass."""
+    report = ctx.report
+    with ctx.store.engine.connect() as conn:
+        todo = kept_as_listed(conn, project_ids, PER_RUN - report.details_retried, ctx.started)
+    if not todo:
+        return
+    log.info("asking again for the details of %d event(s) kept as listed", len(todo))
+    batch: list[EncodedEvent] = []
+    for event in _fetched(ctx, todo, stop):
+        report.details_retried += 1  # here, not in the fetch threads: one counter, one thread
+        if event is not None:
+            batch.append(event)
+        if len(batch) >= WRITE_BATCH:
+            _write(ctx, batch)
+            batch = []
+    if batch:
+        _write(ctx, batch)
+
+
+def _fetched(
+    ctx: Context, todo: list[Kept], stop: threading.Event
+) -> Iterator[EncodedEvent | None]:
+    """Each event's usable detail, normalized (None when still unusable), in order."""
+    dialect = ctx.store.engine.dialect.name
+
+    def fetch(kept: Kept) -> EncodedEvent | None:
+        if stop.is_set():
+            raise InterruptedRun("stopped while asking again for event details")
+        try:
+            detail, why = ask_detail(
+                ctx.client, ctx.org, kept.issue_id, kept.event_id, kept.event_id
+            )
+        except AuthError as exc:
+            if exc.status != 403:
+                raise  # the token itself is refused: nothing else can work
+            detail, why = None, str(exc)
+        except InterruptedRun:
+            raise
+        except ApiError as exc:  # the way to the server failed: the next run asks again
+            detail, why = None, str(exc)
+        if detail is None:
+            log.info("issue %s, event %s: still unusable: %s", kept.issue_id, kept.event_id, why)
+            return None
+        normalized = normalize_scrubbed(
+            ctx.scrubber,
+            detail,
+            project_id=kept.project_id,
+            issue_id=kept.issue_id,
+            has_detail=True,
+            decoded=[],
+        )
+        return encode_event(normalized, dialect)
+
+    workers = max(1, min(ctx.concurrency, len(todo)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="redetail") as pool:
+        futures = [pool.submit(fetch, kept) for kept in todo]
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def _write(ctx: Context, events: list[EncodedEvent]) -> None:
+    """Write recovered details through the ordinary path (a richer copy replaces a poorer)."""
+    store = ctx.store
+    versions = {ev.release_version for ev in events if ev.release is not None}
+    known = store.release_versions() if versions else set()
+    releases = {
+        str(ev.release_version): ev.release
+        for ev in events
+        if ev.release is not None and ev.release_version not in known
+    }
+
+    def once() -> WriteResult:
+        with store.transaction(wait_for_disk=False) as conn:
+            if releases:  # by version, as the walks' writer upserts them
+                store.upsert_releases(conn, [releases[v] for v in sorted(releases)])
+            result = store.write_events(conn, events)
+            if ctx.guard is not None:
+                ctx.guard(conn)
+        return result
+
+    result = retry_conflicts(once)
+    ctx.report.add(result)
+    ctx.report.details_recovered += result.inserted + result.updated
+    ctx.report.releases += len(releases)

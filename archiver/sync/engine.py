@@ -329,7 +329,7 @@ class Syncer:
         for project in projects:
             check_stop()
             try:
-                self.discovery.discover_issues(project, check_stop)
+                self.discovery.discover_issues(project, check_stop, self.verify)
             except AuthError as exc:
                 if exc.status != 403:
                     raise

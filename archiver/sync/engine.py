@@ -252,7 +252,8 @@ class Syncer:
             self._check_stop()
 
         try:
-            return self._discover_and_walk(project, shutdown, check_stop)
+            with self.client.stopping(stop):  # its waits for the server end with its walk
+                return self._discover_and_walk(project, shutdown, check_stop)
         except LeaseLostError:
             return []
         except BaseException:

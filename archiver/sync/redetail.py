@@ -197,15 +197,14 @@ def _fetched(
         if stop.is_set():
             raise InterruptedRun("stopped while asking again for event details")
         try:
-            detail, why = ask_detail(
-                ctx.client, ctx.org, kept.issue_id, kept.event_id, kept.event_id
-            )
+            with ctx.client.stopping(stop):  # a project handed over: its waits end too
+                detail, why = ask_detail(
+                    ctx.client, ctx.org, kept.issue_id, kept.event_id, kept.event_id
+                )
         except AuthError as exc:
             if exc.status != 403:
                 raise  # the token itself is refused: nothing else can work
             detail, why = None, str(exc)
-        except InterruptedRun:
-            raise
         except ApiError as exc:  # the way to the server failed: the next run asks again
             detail, why = None, str(exc)
         if detail is None:

@@ -108,10 +108,20 @@ class Syncer:
         self._project_stop: ProjectStop | None = None
         self.server_clock = ServerClock(local_clock)
         self.report = SyncReport()
-        self.started = utcnow()  # events written since are this run's own
         self.progress = Progress()
         self.in_flight = InFlight(IN_FLIGHT_BYTES)
         self.discovery = Discovery(client, store, settings, self.server_clock, self.report)
+        # one for the run: its passes (one a leased project) share the budget and candidates
+        self.redetail = redetail.Context(
+            client,
+            store,
+            self.org,
+            self.scrubber,
+            settings.concurrency,
+            self.report,
+            utcnow(),  # events written since are this run's own
+            guard=self.verify,
+        )
 
     def run(self, prepare: Callable[[], None] | None = None) -> SyncReport:
         """Archive; ``prepare`` runs after the first successful request, before any write.
@@ -300,18 +310,8 @@ class Syncer:
         (:mod:`archiver.sync.redetail`); each write checks the lock (and lease) as a page's."""
         if stop.is_set():
             return
-        context = redetail.Context(
-            self.client,
-            self.store,
-            self.org,
-            self.scrubber,
-            self.settings.concurrency,
-            self.report,
-            self.started,
-            guard=self.verify,
-        )
         try:
-            redetail.retry_details(context, project_ids, stop)
+            redetail.retry_details(self.redetail, project_ids, stop)
         except InterruptedRun:
             return  # a stop (the run's, or the project's lease lost): handled as for walks
 

@@ -186,9 +186,9 @@ class Discovery:
         end = state.get("discovery_end")
         done = state.get("issues_synced_until")
         if end is not None and (end <= start or (done is not None and end <= done)):
-            # A discovery in progress pinned its end after the last completed one's: this one
-            # is stale (an older version let a process that had lost the project's lease
-            # write it over the taker's newer bookmark). Resumed, it would move the bookmark
+            # A discovery in progress pins its end after the last completed one's; one that
+            # does not is stale (an older version let a process that had lost the project's
+            # lease write it over the taker's newer bookmark). Resumed, it would move the bookmark
             # back, or (its end before the window's start) be refused by Sentry on every run
             # (400: start must be before end). What it covered is covered already.
             log.warning("project %s: discarding a stale discovery in progress", pid)

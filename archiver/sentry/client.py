@@ -27,6 +27,7 @@ or an exception message, and it is refused over plain http to anything but a loo
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -45,7 +46,6 @@ from archiver import __version__
 from archiver.errors import (
     AnswerTooSlow,
     InsecureTransportError,
-    InterruptedRun,
     RateLimitedError,
     TransportError,
     UnusableAnswer,
@@ -54,6 +54,7 @@ from archiver.sentry.body import receive, size_of
 from archiver.sentry.failures import Problem, classify, connection_problem, redact
 from archiver.sentry.pagination import next_cursor
 from archiver.sentry.ratelimit import RateLimiter, family_of, too_long
+from archiver.sentry.stops import Stops
 from archiver.sentry.urls import check_base_url, no_cookies, segment, window_params
 
 log = logging.getLogger("archiver.sentry.client")
@@ -143,9 +144,10 @@ class SentryClient:
     ) -> None:
         """``stop``: the run's stop event (set on SIGINT/SIGTERM). Waits (retry backoff, rate
         limits) wait on it and raise :class:`~archiver.errors.InterruptedRun` once it is set,
-        so a signal ends a wait at once. ``sleep`` replaces the waiting itself (tests); the
-        stop event is still checked before and after each wait. ``concurrency``: the most
-        requests of one endpoint family in flight, whatever the server allows.
+        so a signal ends a wait at once; a thread's own stop (:meth:`stopping`) ends its waits
+        too. ``sleep`` replaces the waiting itself (tests); the stop events are still checked
+        before and after each wait. ``concurrency``: the most requests of one endpoint family
+        in flight, whatever the server allows.
         """
         check_base_url(base_url, token)
         self.base_url = base_url.rstrip("/") + "/"
@@ -156,9 +158,8 @@ class SentryClient:
         self.stop = stop
         self.deadline = timeout * DEADLINE_FACTOR
         self.monotonic = monotonic
-        if sleep is None:
-            sleep = time.sleep if stop is None else _waiter(stop)
-        self.sleep = sleep
+        self.stops = Stops(stop)  # the run's stop, and each thread's own (:meth:`stopping`)
+        self.sleep = sleep if sleep is not None else self.stops.wait
         self.clock = clock
         self.rng = rng or random.Random()
         self._rng_lock = threading.Lock()
@@ -350,8 +351,13 @@ class SentryClient:
         self._check_stop()
 
     def _check_stop(self) -> None:
-        if self.stop is not None and self.stop.is_set():
-            raise InterruptedRun("stopped while waiting to retry a request to Sentry")
+        self.stops.check()
+
+    def stopping(self, stop: threading.Event) -> contextlib.AbstractContextManager[None]:
+        """Within this block, this thread's waits (rate limits, retry backoff) also end, with
+        :class:`~archiver.errors.InterruptedRun`, once ``stop`` is set: a project's walk stops
+        without the run when another sync took the project over (:mod:`.stops`)."""
+        return self.stops.stopping(stop)
 
     def get_page(
         self,
@@ -488,12 +494,3 @@ class SentryClient:
     def get_release(self, org: str, version: str) -> dict[str, Any]:
         path = f"api/0/organizations/{segment(org)}/releases/{segment(version)}/"
         return self._object(path)
-
-
-def _waiter(stop: threading.Event) -> Callable[[float], None]:
-    """A sleep that a set ``stop`` cuts short."""
-
-    def wait(seconds: float) -> None:
-        stop.wait(seconds)
-
-    return wait

@@ -61,19 +61,30 @@ def fetch_detail(
     event_id = item.get("eventID") or item.get("id") if isinstance(item, dict) else None
     if not event_id or listed is None:
         return Detail(item, False, [])  # nothing to ask for: the item is archived as it is
-    try:
-        detail = client.get_issue_event(org, issue_id, str(event_id))
-    except NotFoundError as exc:
-        why = f"404 ({exc.detail or 'not found'})"
-    except UnusableAnswer as exc:
-        why = str(exc)
-    else:
+    detail, why = ask_detail(client, org, issue_id, str(event_id), listed)
+    if detail is not None:
         report.details_fetched += 1
-        answered = _identity(detail)
-        if answered == listed:
-            return Detail(detail, True, [])
-        why = "it names no event id" if answered is None else f"it is event {answered}"
+        return Detail(detail, True, [])
     text = f"the event detail endpoint's answer is unusable: {why}; the listed copy is kept"
     log.warning("issue %s, event %s: %s", issue_id, listed, text)
     report.details_unusable.append(f"issue {issue_id} event {listed}")
     return Detail(item, False, [("$", PROBLEM, text)])
+
+
+def ask_detail(
+    client: SentryClient, org: str, issue_id: int, event_id: str, listed: str
+) -> tuple[dict[str, Any] | None, str]:
+    """Event ``event_id``'s detail (the organisation-scoped issue event endpoint) if it is
+    usable: an object naming the event archived as ``listed``; else None and why not.
+
+    A failure of the way to the server is no answer at all: it raises (see the module)."""
+    try:
+        detail = client.get_issue_event(org, issue_id, event_id)
+    except NotFoundError as exc:
+        return None, f"404 ({exc.detail or 'not found'})"
+    except UnusableAnswer as exc:
+        return None, str(exc)
+    answered = _identity(detail)
+    if answered == listed:
+        return detail, ""
+    return None, "it names no event id" if answered is None else f"it is event {answered}"

@@ -159,10 +159,21 @@ class Discovery:
     def _earliest(self) -> dt.datetime:
         return self.settings.earliest or FLOOR
 
-    def discover_issues(self, project: Mapping[str, Any], check_stop: Callable[[], None]) -> None:
+    def discover_issues(
+        self,
+        project: Mapping[str, Any],
+        check_stop: Callable[[], None],
+        guard: Callable[[Connection], None] | None = None,
+    ) -> None:
         """List the project's issues seen since its bookmark; mark those with new events.
 
         ``check_stop()`` is called before each request (it raises when the run must stop).
+        ``guard(conn)`` runs last in each page's transaction, as in a walk's (the writer's):
+        it raises, and the page rolls back, once the run lock or the project's lease is
+        another process's. A page is answered long after its request began at times (a
+        rate-limit wait, a process paused longer than the lease), and by then the process
+        that took the project over may have written newer issues and a newer bookmark, which
+        this older page must not overwrite.
         """
         pid = int(project["id"])
         with self.store.transaction() as conn:
@@ -173,6 +184,15 @@ class Discovery:
         start = bookmark - self.settings.overlap if bookmark else self._earliest()
         start = max(start, self._earliest())
         end = state.get("discovery_end")
+        done = state.get("issues_synced_until")
+        if end is not None and (end <= start or (done is not None and end <= done)):
+            # A discovery in progress pins its end after the last completed one's; one that
+            # does not is stale (an older version let a process that had lost the project's
+            # lease write it over the taker's newer bookmark). Resumed, it would move the bookmark
+            # back, or (its end before the window's start) be refused by Sentry on every run
+            # (400: start must be before end). What it covered is covered already.
+            log.warning("project %s: discarding a stale discovery in progress", pid)
+            end = None
         pages = Paginator(state.get("discovery_cursor") if end else None)
         if end is None:
             end = floor_second(self.clock.now()) + dt.timedelta(seconds=1)
@@ -200,6 +220,8 @@ class Discovery:
                     self.store.save_project_sync(
                         conn, pid, discovery_end=end, discovery_cursor=pages.cursor
                     )
+                if guard is not None:
+                    guard(conn)
             self.report.issues_discovered += len(issues)
 
     def _issues_page(

@@ -42,9 +42,11 @@ from archiver.config import Settings
 from archiver.errors import AuthError, DatabaseError, InterruptedRun, LeaseLostError
 from archiver.normalize import make_scrubber
 from archiver.sentry.client import SentryClient
+from archiver.storage.base import utcnow
 from archiver.storage.leases import Leases, claim_order
 from archiver.storage.lock import HeldLock
 from archiver.storage.store import Store
+from archiver.sync import redetail
 from archiver.sync.clock import ServerClock
 from archiver.sync.discovery import Discovery, required_org
 from archiver.sync.diskfull import database_full, is_disk_full
@@ -109,6 +111,17 @@ class Syncer:
         self.progress = Progress()
         self.in_flight = InFlight(IN_FLIGHT_BYTES)
         self.discovery = Discovery(client, store, settings, self.server_clock, self.report)
+        # one for the run: its passes (one a leased project) share the budget and candidates
+        self.redetail = redetail.Context(
+            client,
+            store,
+            self.org,
+            self.scrubber,
+            settings.concurrency,
+            self.report,
+            utcnow(),  # events written since are this run's own
+            guard=self.verify,
+        )
 
     def run(self, prepare: Callable[[], None] | None = None) -> SyncReport:
         """Archive; ``prepare`` runs after the first successful request, before any write.
@@ -138,6 +151,8 @@ class Syncer:
                 walks = self.discovery.walks_to_do([p["id"] for p in readable])
                 self.progress.issues_total = len(walks)
                 self.walk_issues(walks)
+                if self.shutdown.fatal is None:
+                    self._retry_details([int(p["id"]) for p in readable], self.stop)
             if self.shutdown.fatal is not None:
                 raise self.shutdown.fatal
             self._raise_if_lost()
@@ -247,7 +262,8 @@ class Syncer:
             self._check_stop()
 
         try:
-            return self._discover_and_walk(project, shutdown, check_stop)
+            with self.client.stopping(stop):  # its waits for the server end with its walk
+                return self._discover_and_walk(project, shutdown, check_stop)
         except LeaseLostError:
             return []
         except BaseException:
@@ -286,7 +302,18 @@ class Syncer:
         self.walk_issues(walks, shutdown)
         if shutdown.fatal is not None:
             raise shutdown.fatal
+        self._retry_details([int(project["id"])], shutdown.stop)
         return []
+
+    def _retry_details(self, project_ids: list[int], stop: threading.Event) -> None:
+        """After the walks: ask again for the details of events earlier runs kept as listed
+        (:mod:`archiver.sync.redetail`); each write checks the lock (and lease) as a page's."""
+        if stop.is_set():
+            return
+        try:
+            redetail.retry_details(self.redetail, project_ids, stop)
+        except InterruptedRun:
+            return  # a stop (the run's, or the project's lease lost): handled as for walks
 
     def _discover(
         self, projects: list[dict[str, Any]], check_stop: Callable[[], None] | None = None
@@ -303,7 +330,7 @@ class Syncer:
         for project in projects:
             check_stop()
             try:
-                self.discovery.discover_issues(project, check_stop)
+                self.discovery.discover_issues(project, check_stop, self.verify)
             except AuthError as exc:
                 if exc.status != 403:
                     raise

@@ -31,6 +31,10 @@ class SyncReport:
     events_hollow_ignored: int = 0  # hollow copies kept from replacing complete events
     # listed events kept as listed: their detail answer was unusable (:mod:`.details`)
     details_unusable: list[str] = field(default_factory=list)
+    # events kept as listed by earlier runs whose detail this run asked again, and those of
+    # them it could replace with the detail (:mod:`.redetail`)
+    details_retried: int = 0
+    details_recovered: int = 0
 
     def add(self, result: WriteResult) -> None:
         self.events_hollow_ignored += result.hollow_ignored

@@ -184,6 +184,11 @@ def summary_lines(outcome: SyncOutcome) -> list[str]:
             f"events kept as listed (detail unusable, see event_problems): "
             f"{len(r.details_unusable)}: {named}" + (f" and {more} more" if more > 0 else "")
         )
+    if r.details_retried:
+        lines.append(
+            f"events kept as listed by earlier runs, detail asked again: {r.details_retried}, "
+            f"recovered {r.details_recovered}"
+        )
     if r.gone:
         lines.append(f"issues gone (404, archive kept): {', '.join(map(str, r.gone))}")
     if r.merged:
@@ -282,6 +287,8 @@ def counts(outcome: SyncOutcome) -> dict[str, Any]:
         "events_unchanged": r.events_unchanged,
         "events_hollow_ignored": r.events_hollow_ignored,
         "events_detail_unusable": len(r.details_unusable),
+        "events_detail_retried": r.details_retried,
+        "events_detail_recovered": r.details_recovered,
         "releases": r.releases,
         "requests": outcome.requests,
         "retries": outcome.retries,

@@ -125,7 +125,12 @@ class Walker:
         self.pipeline = pipeline
 
     def walk(self, walk: IssueWalk) -> None:
-        """Walk one issue; its end (done, gone or failed) always reaches the writer."""
+        """Walk one issue; its end (done, gone or failed) always reaches the writer. Its waits
+        for the server end when its project's walk stops, not only with the run."""
+        with self.client.stopping(self.shutdown.stop):
+            self._walk_one(walk)
+
+    def _walk_one(self, walk: IssueWalk) -> None:
         latest = [walk]  # the checkpoint of the last page handed to the writer
         try:
             self._walk(latest)
@@ -281,7 +286,8 @@ class Walker:
     def _ahead(
         self, walk: IssueWalk, state: keyset.WalkState, job: PageJob, estimate: int
     ) -> _Fetched:
-        with first_in_line():  # the chain of a long walk goes before new walks' first pages
+        # the chain of a long walk goes before new walks' first pages
+        with first_in_line(), self.client.stopping(self.shutdown.stop):
             return self._request(walk, state, job, estimate)
 
     def _drop(self, ahead: Future[_Fetched]) -> None:

@@ -126,6 +126,26 @@ def test_a_stop_during_a_retry_wait_interrupts_the_request() -> None:
     assert len(fake.requests) == 1  # no retry after the stop
 
 
+def test_a_threads_own_stop_ends_its_waits_and_only_its_own() -> None:
+    """A project's walk stops without the run (handed over to another sync): a wait of its
+    thread ends with InterruptedRun; another thread's, or a wait outside the block, does not."""
+    run, project = threading.Event(), threading.Event()
+    fake = StrictFake([lambda _r: limited({"Retry-After": "600"})] * 2 + [ok({"id": "5"})])
+
+    def sleep_then_hand_over(seconds: float) -> None:  # the lease is lost during the wait
+        fake.slept.append(seconds)
+        project.set()
+
+    fake.sleep = sleep_then_hand_over  # type: ignore[method-assign]
+    with fake.client(stop=run) as client:
+        with client.stopping(project), pytest.raises(InterruptedRun):
+            client.get_issue("acme", 5)
+        assert len(fake.requests) == 1  # no retry once the project stopped
+        assert client.get_issue("acme", 5) == {"id": "5"}  # outside the block: waited, retried
+    assert fake.slept == [600.0, 600.0]
+    assert not run.is_set()
+
+
 def test_a_long_wait_ends_promptly_when_the_stop_event_is_set() -> None:
     # No injected sleep: the client waits on the stop event itself, for real.
     stop = threading.Event()

@@ -99,8 +99,8 @@ def write_copied(
     ``new`` are the events the archive does not hold (the store read that in this
     transaction; a concurrent insert of one of them fails the page, see above): their rows are
     copied straight into ``events`` with ids drawn from its sequence. The others replace
-    stored rows through the staging table. ``stamp`` is the ``archived_at`` of new rows and the ``updated_at`` of
-    every row written.
+    stored rows through the staging table. ``stamp`` is the ``archived_at`` of new rows and
+    the ``updated_at`` of every row written.
     """
     if not events:
         return

@@ -83,6 +83,7 @@ def write_copied(
     events: Mapping[tuple[int, str], CopyRows],
     stamp: dt.datetime,
     new: Collection[tuple[int, str]] = (),
+    ids: Sequence[int] | None = None,
 ) -> None:
     """Write the ``events`` rows of ``events`` and insert all of their child rows.
 
@@ -90,7 +91,9 @@ def write_copied(
     transaction, and the run's lock keeps other writers out): their rows are copied straight
     into ``events`` with ids drawn from its sequence. The others replace stored rows through
     the staging table. ``stamp`` is the ``archived_at`` of new rows and the ``updated_at`` of
-    every row written.
+    every row written. ``ids``: the new rows' ids, in the order of ``events``, drawn from the
+    sequence by the caller (the store draws them in blocks, not a round trip per page); drawn
+    here when None.
     """
     if not events:
         return
@@ -100,7 +103,7 @@ def write_copied(
     driver: Any = conn.connection.driver_connection  # psycopg.Connection
     cursor = driver.cursor()
     try:
-        pks = _copy_new(conn, cursor, [(k, events[k]) for k in events if k in new], stamps)
+        pks = _copy_new(conn, cursor, [(k, events[k]) for k in events if k in new], stamps, ids)
         changed = [rows for k, rows in events.items() if k not in new]
         if changed:
             create_stage(conn)
@@ -142,17 +145,24 @@ def copy_stack_frames(conn: Connection, blocks: Mapping[bytes, bytes]) -> None:
 
 
 def _copy_new(
-    conn: Connection, cursor: Any, new: Sequence[tuple[tuple[int, str], CopyRows]], stamps: bytes
+    conn: Connection,
+    cursor: Any,
+    new: Sequence[tuple[tuple[int, str], CopyRows]],
+    stamps: bytes,
+    ids: Sequence[int] | None = None,
 ) -> dict[tuple[int, str], bytes]:
-    """COPY the rows of events not yet archived into ``events``; their ids (as text)."""
+    """COPY the rows of events not yet archived into ``events`` (with ``ids``, or ids drawn
+    from its sequence now); their ids (as text)."""
     if not new:
         return {}
     table = conn.dialect.identifier_preparer.format_table(EVENTS)
-    cursor.execute(
-        "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-        (table, len(new)),
-    )
-    pks = {key: b"%d" % pk for (key, _), (pk,) in zip(new, cursor.fetchall(), strict=True)}
+    if ids is None:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            (table, len(new)),
+        )
+        ids = [pk for (pk,) in cursor.fetchall()]
+    pks = {key: b"%d" % pk for (key, _), pk in zip(new, ids, strict=True)}
     columns = _quoted(conn, ("id", *_STAGE_COLUMNS))
     with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as out:
         out.write(b"".join([pks[key] + b"\t" + rows.event + stamps for key, rows in new]))

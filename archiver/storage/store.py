@@ -48,7 +48,6 @@ from archiver.storage.encode import (
     EncodedEvent,
     converter,
     encode_event,
-    rank,
     with_codec,
 )
 
@@ -64,7 +63,7 @@ from archiver.storage.models import RELEASES as RELEASES
 from archiver.storage.models import RUNS as RUNS
 from archiver.storage.pgcopy import copy_stack_frames, write_copied
 from archiver.storage.plan import WriteResult as WriteResult
-from archiver.storage.plan import plan_writes
+from archiver.storage.plan import plan_writes, stored_events
 from archiver.storage.rawjson import RawCodec
 from archiver.storage.rawtrain import CodecState
 from archiver.storage.session import EventIds, Sessions
@@ -361,28 +360,7 @@ class Store:
         self, conn: Connection, keys: Iterable[tuple[int, str]]
     ) -> dict[tuple[int, str], tuple[int, str | None, int]]:
         """(project_id, event_id) -> (events.id, raw_sha256, richness) for stored events."""
-        keys = set(keys)
-        by_project: dict[int, list[str]] = {}
-        for pid, eid in keys:
-            by_project.setdefault(pid, []).append(eid)
-        found: dict[tuple[int, str], tuple[int, str | None, int]] = {}
-        # project_id leads the natural key's unique index: both columns in the WHERE clause
-        # make this an index lookup, not a scan of every archived event.
-        for pid, eids in by_project.items():
-            eids.sort()
-            for chunk in chunks(eids):
-                rows = conn.execute(
-                    select(
-                        EVENTS.c.id,
-                        EVENTS.c.event_id,
-                        EVENTS.c.raw_sha256,
-                        EVENTS.c.has_detail,
-                        EVENTS.c.is_full,
-                    ).where(EVENTS.c.project_id == pid, EVENTS.c.event_id.in_(chunk))
-                )
-                for pk, eid, sha, has_detail, is_full in rows:
-                    found[(pid, eid)] = (pk, sha, rank(bool(has_detail), bool(is_full)))
-        return found
+        return stored_events(conn, keys)
 
     # ----------------------------------------------------------------- checkpoints
 

@@ -246,14 +246,16 @@ class Store:
         self.upsert(conn, PROJECTS, rows, keys=["id"], update_columns=())
         self.sessions.after_commit(functools.partial(self._projects.update, ids))
 
-    def ensure_issues(self, conn: Connection, issues: Mapping[int, int]) -> None:
+    def ensure_issues(self, conn: Connection, issues: Mapping[int, int]) -> set[int]:
         """Placeholder rows (issue id -> project id) for events of issues not yet listed (the
-        writer's every page): but for those this store's commits stored (never deleted)."""
+        writer's every page): but for those this store's commits stored (never deleted).
+        Returns the projects it ensured with them."""
         issues = {i: p for i, p in issues.items() if i not in self._issues}
         self.ensure_projects(conn, issues.values())
         rows = [{"id": iid, "project_id": pid} for iid, pid in sorted(issues.items())]
         self.upsert(conn, ISSUES, rows, keys=["id"], update_columns=())
         self.sessions.after_commit(functools.partial(self._issues.update, issues))
+        return set(issues.values())
 
     def times_seen(self, conn: Connection, issue_ids: Sequence[int]) -> dict[int, int | None]:
         """Stored lifetime event counts of these issues (absent ones are left out)."""
@@ -292,8 +294,8 @@ class Store:
             batch[(ev.project_id, ev.event_id)] = with_codec(encoded, codec) if codec else encoded
 
         issues = {ev.issue_id: ev.project_id for ev in batch.values() if ev.issue_id is not None}
-        self.ensure_issues(conn, issues)  # and their projects: one statement less per batch
-        self.ensure_projects(conn, {ev.project_id for ev in batch.values()} - {*issues.values()})
+        ensured = self.ensure_issues(conn, issues)  # and their projects: a statement less
+        self.ensure_projects(conn, {ev.project_id for ev in batch.values()} - ensured)
 
         existing = self._existing(conn, batch.keys())
         plan = plan_writes(batch, existing)

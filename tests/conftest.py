@@ -78,6 +78,15 @@ def engine(db_url: str) -> Iterator[Engine]:
     eng.dispose()
 
 
+@pytest.fixture
+def pg_engine(pg_template: str) -> Iterator[Engine]:
+    """An engine on a PostgreSQL archive of its own, for tests of PostgreSQL alone."""
+    with pg_database(template=pg_template) as url:
+        eng = db.make_engine(url)
+        yield eng
+        eng.dispose()
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     reason = pg_available()
     where = make_url(pg_admin_url()).render_as_string(hide_password=True)

@@ -9,9 +9,18 @@ indexes stable names, which Alembic migrations refer to.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Dialect, ForeignKeyConstraint, Integer, MetaData
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Connection,
+    Dialect,
+    ForeignKeyConstraint,
+    Integer,
+    MetaData,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, mapped_column
 from sqlalchemy.types import DateTime, TypeDecorator
@@ -107,3 +116,21 @@ class Base(DeclarativeBase):
     """The declarative base of every table: one metadata, named by :data:`NAMING_CONVENTION`."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+IN_LIST_MAX = 500  # values per IN (...): bound parameters per statement are limited
+
+
+def chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    """``values`` in slices short enough for one ``IN (...)`` list."""
+    for start in range(0, len(values), IN_LIST_MAX):
+        yield values[start : start + IN_LIST_MAX]
+
+
+def max_params(conn: Connection) -> int:
+    """Bound parameters one statement may carry on this database."""
+    if conn.dialect.name == "sqlite":
+        import sqlite3
+
+        return 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
+    return 65535  # PostgreSQL's protocol limit

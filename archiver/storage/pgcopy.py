@@ -93,6 +93,7 @@ def write_copied(
     events: Mapping[tuple[int, str], CopyRows],
     stamp: dt.datetime,
     new: Collection[tuple[int, str]] = (),
+    ids: Sequence[int] | None = None,
 ) -> None:
     """Write the ``events`` rows of ``events`` and insert all of their child rows.
 
@@ -100,7 +101,9 @@ def write_copied(
     transaction; a concurrent insert of one of them fails the page, see above): their rows are
     copied straight into ``events`` with ids drawn from its sequence. The others replace
     stored rows through the staging table. ``stamp`` is the ``archived_at`` of new rows and
-    the ``updated_at`` of every row written.
+    the ``updated_at`` of every row written. ``ids``: the new rows' ids, in the order of
+    ``events``, drawn from the sequence by the caller (the store draws them in blocks, not a
+    round trip per page); drawn here when None.
     """
     if not events:
         return
@@ -110,7 +113,7 @@ def write_copied(
     driver: Any = conn.connection.driver_connection  # psycopg.Connection
     cursor = driver.cursor()
     try:
-        pks = _copy_new(conn, cursor, [(k, events[k]) for k in events if k in new], stamps)
+        pks = _copy_new(conn, cursor, [(k, events[k]) for k in events if k in new], stamps, ids)
         changed = [rows for k, rows in events.items() if k not in new]
         if changed:
             create_stage(conn)
@@ -158,17 +161,24 @@ def copy_stack_frames(conn: Connection, blocks: Mapping[bytes, bytes]) -> None:
 
 
 def _copy_new(
-    conn: Connection, cursor: Any, new: Sequence[tuple[tuple[int, str], CopyRows]], stamps: bytes
+    conn: Connection,
+    cursor: Any,
+    new: Sequence[tuple[tuple[int, str], CopyRows]],
+    stamps: bytes,
+    ids: Sequence[int] | None = None,
 ) -> dict[tuple[int, str], int]:
-    """COPY the rows of events not yet archived into ``events``; their ids."""
+    """COPY the rows of events not yet archived into ``events`` (with ``ids``, or ids drawn
+    from its sequence now); their ids."""
     if not new:
         return {}
     table = conn.dialect.identifier_preparer.format_table(EVENTS)
-    cursor.execute(
-        "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-        (table, len(new)),
-    )
-    pks = {key: int(pk) for (key, _), (pk,) in zip(new, cursor.fetchall(), strict=True)}
+    if ids is None:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            (table, len(new)),
+        )
+        ids = [pk for (pk,) in cursor.fetchall()]
+    pks = {key: int(pk) for (key, _), pk in zip(new, ids, strict=True)}
     data = [HEADER]
     for key, rows in new:
         data += (_NEW_ROW + int8_field(pks[key]), rows.event, stamps)

@@ -2,15 +2,21 @@
 
 The store's decision, apart from how it writes: an event is new, replaces a stored copy whole,
 or is left as stored (its raw JSON is unchanged, or the stored copy is richer). Both write paths
-(multi-row INSERT, and COPY on PostgreSQL) follow the same plan.
+(multi-row INSERT, and COPY on PostgreSQL) follow the same plan, from the same lookup of the
+batch's stored events (:func:`stored_events`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from archiver.storage.encode import EncodedEvent
+from sqlalchemy import Connection, Select, select, text
+
+from archiver.storage.base import chunks
+from archiver.storage.encode import EncodedEvent, rank
+from archiver.storage.models import EVENTS
 
 
 @dataclass(frozen=True)
@@ -71,3 +77,44 @@ def plan_writes(
             updated += 1
         written.append(key)
     return Plan(written, changed_pks, WriteResult(inserted, updated, unchanged, hollow))
+
+
+def stored_events(
+    conn: Connection, keys: Iterable[tuple[int, str]]
+) -> dict[tuple[int, str], tuple[int, str | None, int]]:
+    """(project_id, event_id) -> (events.id, raw_sha256, richness) for stored events."""
+    keys = set(keys)
+    by_project: dict[int, list[str]] = {}
+    for pid, eid in keys:
+        by_project.setdefault(pid, []).append(eid)
+    found: dict[tuple[int, str], tuple[int, str | None, int]] = {}
+    # project_id leads the natural key's unique index: both columns in the WHERE clause
+    # make this an index lookup, not a scan of every archived event.
+    for pid, eids in by_project.items():
+        eids.sort()
+        if conn.dialect.name == "postgresql":  # one probe per event, see _EXISTING_PG
+            results = [conn.execute(_EXISTING_PG, {"pid": pid, "eids": eids})]
+        else:
+            results = [conn.execute(_existing_query(pid, chunk)) for chunk in chunks(eids)]
+        for rows in results:
+            for pk, eid, sha, has_detail, is_full in rows:
+                found[(pid, eid)] = (pk, sha, rank(bool(has_detail), bool(is_full)))
+    return found
+
+
+def _existing_query(pid: int, eids: Sequence[str]) -> Select[Any]:
+    return select(
+        EVENTS.c.id, EVENTS.c.event_id, EVENTS.c.raw_sha256, EVENTS.c.has_detail, EVENTS.c.is_full
+    ).where(EVENTS.c.project_id == pid, EVENTS.c.event_id.in_(eids))
+
+
+# A backfill fills ``events`` faster than autovacuum analyzes it, and without statistics
+# PostgreSQL read every stored event of the project for the IN list above (by project_id and
+# date_created), a lookup that grew with the archive. LIMIT keeps the lateral subquery a
+# probe of the natural key's unique index per event; one array, one statement text.
+_EXISTING_PG = text(
+    "SELECT e.id, e.event_id, e.raw_sha256, e.has_detail, e.is_full"
+    " FROM unnest(CAST(:eids AS VARCHAR[])) AS k(event_id) CROSS JOIN LATERAL"
+    " (SELECT id, event_id, raw_sha256, has_detail, is_full FROM events"
+    " WHERE project_id = :pid AND event_id = k.event_id LIMIT 1) AS e"
+)

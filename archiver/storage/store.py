@@ -18,6 +18,7 @@ full event, a list item never overwrites a detail payload).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import os
 import socket
@@ -39,6 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from archiver.normalize import NormalizedEvent
+from archiver.storage.base import chunks, max_params
 from archiver.storage.base import utcnow as utcnow
 from archiver.storage.encode import (
     CHILD_COLUMNS,
@@ -46,7 +48,6 @@ from archiver.storage.encode import (
     EncodedEvent,
     converter,
     encode_event,
-    rank,
     with_codec,
 )
 
@@ -60,11 +61,12 @@ from archiver.storage.models import PROJECT_SYNC as PROJECT_SYNC
 from archiver.storage.models import PROJECTS as PROJECTS
 from archiver.storage.models import RELEASES as RELEASES
 from archiver.storage.models import RUNS as RUNS
-from archiver.storage.pgcopy import copy_stack_frames, prepare_session, write_copied
+from archiver.storage.pgcopy import copy_stack_frames, write_copied
 from archiver.storage.plan import WriteResult as WriteResult
-from archiver.storage.plan import plan_writes
+from archiver.storage.plan import plan_writes, stored_events
 from archiver.storage.rawjson import RawCodec
 from archiver.storage.rawtrain import CodecState
+from archiver.storage.session import EventIds, Sessions
 from archiver.storage.stacks import FRAME_VALUES, STACK_FRAMES, StackRows, insert_stacks
 
 
@@ -101,6 +103,11 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._codecs = CodecState(engine)
+        self.sessions = Sessions(engine)  # the writer pins its connection (sync.writer)
+        # Issues and projects this store's commits stored: never deleted (purge keeps them)
+        self._issues: set[int] = set()
+        self._projects: set[int] = set()
+        self._event_ids = EventIds()  # PostgreSQL's COPY
 
     def raw_codec(self) -> RawCodec | None:
         """How raw JSON is compressed now (SQLite; None on PostgreSQL): the page workers get
@@ -114,29 +121,22 @@ class Store:
         """A write transaction; on SQLite it takes the write lock at BEGIN (IMMEDIATE).
 
         ``wait_for_disk=False`` (the sync's page writes) commits on PostgreSQL without
-        waiting for the commit to reach the disk (``SET LOCAL synchronous_commit = off``, for
-        this transaction only), which is what SQLite's WAL with ``synchronous=NORMAL`` does
-        for every commit. The guarantee stays the same: the commit is atomic and in order,
-        so a server crash may lose the last commits (a fraction of a second of them) but
-        never part of one; a page and its checkpoint are lost together, and the walk resumes
-        from the last checkpoint that reached the disk and fetches those pages again. A
-        later commit that waits for the disk (a run's end, another process's) makes every
-        earlier one durable with it.
+        waiting for the commit to reach the disk (``synchronous_commit = off``, for this
+        transaction only, or for the session of a connection :meth:`pinned` by the writer),
+        which is what SQLite's WAL with ``synchronous=NORMAL`` does for every commit. The
+        guarantee stays the same: the commit is atomic and in order, so a server crash may
+        lose the last commits (a fraction of a second of them) but never part of one; a page
+        and its checkpoint are lost together, and the walk resumes from the last checkpoint
+        that reached the disk and fetches those pages again. A later commit that waits for
+        the disk (a run's end, another process's) makes every earlier one durable with it.
         """
-        with self.engine.connect() as conn:
-            conn = conn.execution_options(sqlite_immediate=True)
-            postgresql = conn.dialect.name == "postgresql"
-            if postgresql:
-                prepare_session(conn)
+        with self.sessions.transaction(wait_for_disk=wait_for_disk) as conn:
             try:
-                with conn.begin():
-                    if postgresql and not wait_for_disk:
-                        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-                    yield conn
+                yield conn
             except BaseException:
                 self._codecs.rolled_back()
                 raise
-            self._codecs.committed()
+        self._codecs.committed()
 
     # ----------------------------------------------------------------- generic upsert
 
@@ -206,7 +206,7 @@ class Store:
         one = f"({', '.join(marks)})"
         # Always the same two statement texts per table (a full chunk, one row): the driver
         # caches prepared statements by text, and a big one costs memory while cached.
-        size = max(1, min(MULTI_ROW_MAX, _max_params(conn) // len(columns)))
+        size = max(1, min(MULTI_ROW_MAX, max_params(conn) // len(columns)))
         full = len(params) // size * size if size > 1 else 0
         if full:
             chunk_sql = head + ", ".join([one] * size) + suffix
@@ -223,32 +223,44 @@ class Store:
         """Insert or refresh ``projects`` rows (``normalize_project``); archived_at is kept."""
         now = utcnow()
         self.upsert(conn, PROJECTS, [{**r, "updated_at": now} for r in rows], keys=["id"])
+        self.sessions.after_commit(
+            functools.partial(self._projects.update, [r["id"] for r in rows])
+        )
 
     def upsert_issues(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert or refresh ``issues`` rows, with placeholder projects for the foreign key."""
         now = utcnow()
         self.ensure_projects(conn, {int(r["project_id"]) for r in rows})
         self.upsert(conn, ISSUES, [{**r, "updated_at": now} for r in rows], keys=["id"])
+        self.sessions.after_commit(functools.partial(self._issues.update, [r["id"] for r in rows]))
 
     def upsert_releases(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert or refresh ``releases`` rows, keyed by version."""
         self.upsert(conn, RELEASES, rows, keys=["version"])
 
     def ensure_projects(self, conn: Connection, project_ids: Iterable[int]) -> None:
-        """Placeholder rows so foreign keys hold before a project's details are known."""
-        rows = [{"id": pid} for pid in sorted(set(project_ids))]
+        """Placeholder rows so foreign keys hold before a project's details are known (but
+        for those this store's commits stored: they are never deleted)."""
+        ids = set(project_ids) - self._projects
+        rows = [{"id": pid} for pid in sorted(ids)]
         self.upsert(conn, PROJECTS, rows, keys=["id"], update_columns=())
+        self.sessions.after_commit(functools.partial(self._projects.update, ids))
 
-    def ensure_issues(self, conn: Connection, issues: Mapping[int, int]) -> None:
-        """Placeholder rows (issue id -> project id) for events of issues not yet listed."""
+    def ensure_issues(self, conn: Connection, issues: Mapping[int, int]) -> set[int]:
+        """Placeholder rows (issue id -> project id) for events of issues not yet listed (the
+        writer's every page): but for those this store's commits stored (never deleted).
+        Returns the projects it ensured with them."""
+        issues = {i: p for i, p in issues.items() if i not in self._issues}
         self.ensure_projects(conn, issues.values())
         rows = [{"id": iid, "project_id": pid} for iid, pid in sorted(issues.items())]
         self.upsert(conn, ISSUES, rows, keys=["id"], update_columns=())
+        self.sessions.after_commit(functools.partial(self._issues.update, issues))
+        return set(issues.values())
 
     def times_seen(self, conn: Connection, issue_ids: Sequence[int]) -> dict[int, int | None]:
         """Stored lifetime event counts of these issues (absent ones are left out)."""
         found: dict[int, int | None] = {}
-        for chunk in _chunks(issue_ids):
+        for chunk in chunks(issue_ids):
             rows = conn.execute(
                 select(ISSUES.c.id, ISSUES.c.times_seen).where(ISSUES.c.id.in_(chunk))
             )
@@ -282,8 +294,8 @@ class Store:
             batch[(ev.project_id, ev.event_id)] = with_codec(encoded, codec) if codec else encoded
 
         issues = {ev.issue_id: ev.project_id for ev in batch.values() if ev.issue_id is not None}
-        self.ensure_issues(conn, issues)  # and their projects: one statement less per batch
-        self.ensure_projects(conn, {ev.project_id for ev in batch.values()} - {*issues.values()})
+        ensured = self.ensure_issues(conn, issues)  # and their projects: a statement less
+        self.ensure_projects(conn, {ev.project_id for ev in batch.values()} - ensured)
 
         existing = self._existing(conn, batch.keys())
         plan = plan_writes(batch, existing)
@@ -293,7 +305,8 @@ class Store:
         self._write_stacks(conn, [batch[k] for k in plan.written])
         copied = {k: rows for k in plan.written if (rows := batch[k].copy) is not None}
         if copied:  # PostgreSQL, rows encoded for COPY
-            write_copied(conn, copied, utcnow(), new=copied.keys() - existing.keys())
+            new = copied.keys() - existing.keys()
+            write_copied(conn, copied, utcnow(), new, self._event_ids.take(conn, len(new)))
         if len(copied) < len(plan.written):
             self._write_events(conn, batch, [k for k in plan.written if k not in copied])
         self._codecs.written(conn, len(plan.written))
@@ -349,28 +362,7 @@ class Store:
         self, conn: Connection, keys: Iterable[tuple[int, str]]
     ) -> dict[tuple[int, str], tuple[int, str | None, int]]:
         """(project_id, event_id) -> (events.id, raw_sha256, richness) for stored events."""
-        keys = set(keys)
-        by_project: dict[int, list[str]] = {}
-        for pid, eid in keys:
-            by_project.setdefault(pid, []).append(eid)
-        found: dict[tuple[int, str], tuple[int, str | None, int]] = {}
-        # project_id leads the natural key's unique index: both columns in the WHERE clause
-        # make this an index lookup, not a scan of every archived event.
-        for pid, eids in by_project.items():
-            eids.sort()
-            for chunk in _chunks(eids):
-                rows = conn.execute(
-                    select(
-                        EVENTS.c.id,
-                        EVENTS.c.event_id,
-                        EVENTS.c.raw_sha256,
-                        EVENTS.c.has_detail,
-                        EVENTS.c.is_full,
-                    ).where(EVENTS.c.project_id == pid, EVENTS.c.event_id.in_(chunk))
-                )
-                for pk, eid, sha, has_detail, is_full in rows:
-                    found[(pid, eid)] = (pk, sha, rank(bool(has_detail), bool(is_full)))
-        return found
+        return stored_events(conn, keys)
 
     # ----------------------------------------------------------------- checkpoints
 
@@ -450,7 +442,7 @@ class Store:
 
     def clear_issues_gone(self, conn: Connection, issue_ids: Sequence[int]) -> None:
         """These issues answered again (listed, or walked): a 404 was not their end."""
-        for chunk in _chunks(issue_ids):
+        for chunk in chunks(issue_ids):
             conn.execute(
                 update(ISSUES)
                 .where(ISSUES.c.id.in_(chunk), ISSUES.c.gone_at.is_not(None))
@@ -478,19 +470,3 @@ def _issue_walk(m: Mapping[str, Any]) -> IssueWalkRow:
 
 
 MULTI_ROW_MAX = 100  # rows per multi-row INSERT statement
-IN_LIST_MAX = 500  # values per IN (...): bound parameters per statement are limited
-
-
-def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
-    """``values`` in slices short enough for one ``IN (...)`` list."""
-    for start in range(0, len(values), IN_LIST_MAX):
-        yield values[start : start + IN_LIST_MAX]
-
-
-def _max_params(conn: Connection) -> int:
-    """Bound parameters one statement may carry on this database."""
-    if conn.dialect.name == "sqlite":
-        import sqlite3
-
-        return 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
-    return 65535  # PostgreSQL's protocol limit

@@ -23,9 +23,12 @@ page it aborts for the conflict is written again (:mod:`archiver.storage.conflic
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
 
 from archiver.sync.handoff import Handed
 
@@ -42,12 +45,15 @@ class Lanes:
         count: int,
         write: Callable[[Handed], None],
         drop: Callable[[Handed], None] = lambda item: None,
+        around: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
         backlog: int = BACKLOG_PER_LANE,
     ) -> None:
         """``write(item)`` commits one item; ``drop(item)`` gives up one that will not be
-        written (the writing ended with an error)."""
+        written (the writing ended with an error); each lane's thread writes inside
+        ``around()`` (the store's pinned connection: one per lane)."""
         self._write = write
         self._drop = drop
+        self._around = around
         self._limit = count * (1 + backlog)
         self._cond = threading.Condition()
         self._queues: list[deque[Handed]] = [deque() for _ in range(count)]
@@ -119,6 +125,17 @@ class Lanes:
                 self._cond.wait()
 
     def _run(self, lane: int) -> None:
+        try:
+            with self._around():
+                self._loop(lane)
+        except BaseException as exc:  # the connection could not be had or given back
+            with self._cond:
+                if self._error is None:
+                    self._error = exc
+                self._drop_queued()
+                self._cond.notify_all()
+
+    def _loop(self, lane: int) -> None:
         while (item := self._next(lane)) is not None:
             try:
                 self._write(item)

@@ -79,10 +79,21 @@ class Writer:
         self.report = report
         self.progress = progress
         self.on_progress = on_progress
+        # Issues whose gone_at this writer's commits cleared: a page of theirs clears it again
+        # only after a walk end marked them gone. The writer serves one run (one project,
+        # under its lease, on a shared archive): no other process marks them in between.
+        self._answered: set[int] = set()
 
     def run(self, walks: Sequence[Future[None]]) -> None:
-        """Write until the inbox is empty and every walk is over."""
-        lanes = Lanes(self.lanes, self.handle, _drop) if self.lanes > 1 else None
+        """Write until the inbox is empty and every walk is over: here on one connection,
+        or in lanes, each on its own (PostgreSQL)."""
+        if self.lanes <= 1:
+            with self.store.sessions.pinned():
+                self._run(walks, None)
+            return
+        self._run(walks, Lanes(self.lanes, self.handle, _drop, self.store.sessions.pinned))
+
+    def _run(self, walks: Sequence[Future[None]], lanes: Lanes | None) -> None:
         try:
             while True:
                 item = self.inbox.get(timeout=0.1)
@@ -134,13 +145,16 @@ class Writer:
                 rows = files.enter_context(open(work.files.rows, "rb")) if spooled else None
                 for batch in opened(work.events, rows):
                     result += self.store.write_events(conn, batch)
-            self.store.clear_issues_gone(conn, [work.walk.issue_id])  # it answered
+            issue_id = work.walk.issue_id
+            if issue_id not in self._answered:
+                self.store.clear_issues_gone(conn, [issue_id])  # it answered
             if work.merged_into is not None:
                 self.store.mark_issue_merged(conn, work.walk.issue_id, work.merged_into)
             self.store.save_issue_walk(conn, work.walk.row())
             if self.guard is not None:
                 self.guard(conn)
         with self._lock:
+            self._answered.add(issue_id)  # committed
             self.report.add(result)
             self.report.pages += 1
             self.report.releases += len(work.releases)
@@ -152,6 +166,8 @@ class Writer:
                 self.progress.issues_done += 1
 
     def write_end(self, end: WalkEnded) -> None:
+        if end.status == WalkStatus.GONE:
+            self._answered.discard(end.walk.issue_id)
         with self.store.transaction(wait_for_disk=False) as conn:
             walk = replace(end.walk, status=end.status)
             self.store.save_issue_walk(conn, walk.row(), error=end.error)

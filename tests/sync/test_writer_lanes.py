@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
@@ -14,7 +13,6 @@ import pytest
 from sqlalchemy import Engine, text
 
 from archiver.normalize import normalize_event
-from archiver.storage import db
 from archiver.storage.encode import encode_event
 from archiver.storage.store import Store
 from archiver.sync import writer as writer_module
@@ -23,7 +21,6 @@ from archiver.sync.lanes import Lanes
 from archiver.sync.report import Progress, SyncReport
 from archiver.sync.spool import PageFiles
 from archiver.sync.state import IssueWalk, WalkStatus
-from tests.helpers import pg_database
 from tests.storage.test_stacks import simulated, wait_for_lock_waiters
 
 
@@ -118,14 +115,6 @@ def test_put_waits_while_the_lanes_hold_their_backlog() -> None:
     lanes.close()
 
 
-@pytest.fixture
-def pg(pg_template: str) -> Iterator[Engine]:
-    with pg_database(template=pg_template) as url:
-        engine = db.make_engine(url)
-        yield engine
-        engine.dispose()
-
-
 def _page(issue_id: int, payload: dict[str, Any]) -> PageWork:
     event = encode_event(
         normalize_event(copy.deepcopy(payload), project_id=7, issue_id=issue_id), "postgresql"
@@ -136,13 +125,14 @@ def _page(issue_id: int, payload: dict[str, Any]) -> PageWork:
 
 @pytest.mark.postgres
 def test_an_event_two_lanes_insert_at_once_is_stored_once(
-    pg: Engine, monkeypatch: pytest.MonkeyPatch
+    pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Sentry merging two issues lists an event under both for a while: two lanes may both
     find it new. The second waits on the natural key's index for the first, which commits;
     PostgreSQL then aborts the second (unique violation), which is written again and finds
     the event stored."""
     (payload,) = simulated(1)
+    pg = pg_engine
     store = Store(pg)
     first_written, go_on = threading.Event(), threading.Event()
     write_events = store.write_events

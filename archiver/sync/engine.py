@@ -58,6 +58,11 @@ from archiver.sync.walk import Pipeline, Releases, Walker
 from archiver.sync.workers import PageNormalizer
 from archiver.sync.writer import Writer, lanes_for
 
+# Leased projects a sync walks at once (PostgreSQL): each project's walk ends with its biggest
+# issue walked alone, the other core idle; walked together, one's tail overlaps the other's
+# walk (the README's issue-17 figures). Few, so that other syncs still find projects to claim.
+PROJECTS_AT_ONCE = 2
+
 __all__ = ["Progress", "SyncReport", "Syncer"]
 
 log = logging.getLogger("archiver.sync.engine")
@@ -101,10 +106,10 @@ class Syncer:
         # The run lock once taken (the runner's ``prepare`` sets it): every page's transaction
         # checks that it is still this run's, and a run that lost it is recorded failed.
         self.run_lock: HeldLock | None = None
-        # PostgreSQL, the lock shared with other syncs: the project leases, and the project
-        # whose lease this process walks now (each page checks it still holds it).
+        # PostgreSQL, the lock shared with other syncs: the project leases, and the projects
+        # whose leases this process walks now (each page checks it still holds its own).
         self.leases: Leases | None = None
-        self.project_id: int | None = None
+        self.project_ids: frozenset[int] = frozenset()
         self._project_stop: ProjectStop | None = None
         self.server_clock = ServerClock(local_clock)
         self.report = SyncReport()
@@ -195,13 +200,16 @@ class Syncer:
         if lost is not None:
             raise lost
 
-    def verify(self, conn: Connection) -> None:
-        """Each page's last step before its commit: the lock, and the project's lease, are
-        still this process's (else it raises and the page rolls back)."""
+    def verify(self, conn: Connection, project_id: int | None = None) -> None:
+        """Each page's last step before its commit: the lock, and the lease of the page's
+        project (without one: of every project walked now), are still this process's (else
+        it raises and the page rolls back)."""
         if self.run_lock is not None:
             self.run_lock.verify(conn)
-        if self.leases is not None and self.project_id is not None:
-            self.leases.verify(conn, self.project_id)
+        if self.leases is not None:
+            walked = self.project_ids if project_id is None else {project_id}
+            for pid in sorted(walked & self.project_ids):
+                self.leases.verify(conn, pid)
 
     def _walk_by_leases(self, projects: list[dict[str, Any]], run_id: int) -> None:
         """Several syncs on one PostgreSQL archive: claim a project (the biggest first),
@@ -222,48 +230,63 @@ class Syncer:
         try:
             while True:
                 self._check_stop()
-                pid = leases.claim(order)
-                if pid is None:
+                group = self._claim_group(leases, order)
+                if not group:
                     if not leases.pending(by_id):
                         break
                     self.stop.wait(min(1.0, leases.seconds / 3))  # another process's project
                     continue
-                self.project_id = pid
-                refused.extend(self._walk_leased(by_id[pid]))
+                self.project_ids = frozenset(group)
+                stop = ProjectStop(self.stop)
+                refused.extend(self._walk_leased([by_id[pid] for pid in group], stop))
                 self._raise_if_lost()
-                if leases.is_lost(pid):
-                    self._handed_over(by_id[pid])
-                else:  # a stop cut its walks short: unfinished, free for the others
-                    leases.release(pid, finished=not self.stop.is_set())
-                self.project_id = None
+                for pid in group:
+                    if leases.is_lost(pid):
+                        self._handed_over(by_id[pid])
+                    else:  # a stop cut its walks short: unfinished, free for the others
+                        leases.release(pid, finished=not stop.is_set())
+                self.project_ids = frozenset()
         finally:
             leases.stop()
         if refused and len(refused) == len(by_id):
             raise refused[0]
 
+    @staticmethod
+    def _claim_group(leases: Leases, order: list[int]) -> list[int]:
+        """Up to :data:`PROJECTS_AT_ONCE` free projects, the biggest first (maybe none)."""
+        group: list[int] = []
+        while len(group) < PROJECTS_AT_ONCE:
+            pid = leases.claim([p for p in order if p not in group])
+            if pid is None:
+                break
+            group.append(pid)
+        return group
+
     def _lease_lost(self, project_id: int) -> None:
-        """The leases' ``on_lost`` (any thread): stop that project's walk, not the run."""
+        """The leases' ``on_lost`` (any thread): stop the walk of the projects walked with
+        that one (the others are released unfinished and claimed again), not the run."""
         stop = self._project_stop
-        if stop is not None and project_id == self.project_id:
+        if stop is not None and project_id in self.project_ids:
             stop.set()
 
-    def _walk_leased(self, project: dict[str, Any]) -> list[AuthError]:
-        """One leased project's discovery and walks, stopped (not failed) if another process
-        takes its lease over; any other error ends the run as before."""
-        pid = int(project["id"])
+    def _walk_leased(self, projects: list[dict[str, Any]], stop: ProjectStop) -> list[AuthError]:
+        """Leased projects' discovery and walks, together, stopped (not failed) if another
+        process takes one of their leases over; any other error ends the run as before."""
+        pids = [int(p["id"]) for p in projects]
         assert self.leases is not None
-        self._project_stop = stop = ProjectStop(self.stop)
+        self._project_stop = stop
         shutdown = Shutdown(stop)
         leases = self.leases
 
         def check_stop() -> None:
-            if leases.is_lost(pid):
-                raise leases.lost_error(pid)
+            for pid in pids:
+                if leases.is_lost(pid):
+                    raise leases.lost_error(pid)
             self._check_stop()
 
         try:
             with self.client.stopping(stop):  # its waits for the server end with its walk
-                return self._discover_and_walk(project, shutdown, check_stop)
+                return self._discover_and_walk(projects, shutdown, check_stop)
         except LeaseLostError:
             return []
         except BaseException:
@@ -286,24 +309,26 @@ class Syncer:
         self.in_flight = InFlight(IN_FLIGHT_BYTES)
 
     def _discover_and_walk(
-        self, project: dict[str, Any], shutdown: Shutdown, check_stop: Callable[[], None]
+        self, projects: list[dict[str, Any]], shutdown: Shutdown, check_stop: Callable[[], None]
     ) -> list[AuthError]:
-        """One leased project's discovery and walks; its 403, if the token may not read it."""
+        """Leased projects' discovery and walks; the 403s of those the token may not read."""
+        refusals: list[AuthError] = []
         try:
-            readable = self._discover([project], check_stop)
+            readable = self._discover(projects, check_stop, refusals)
         except AuthError as exc:
             if exc.status != 403:
                 raise
-            return [exc]
+            return refusals or [exc]  # every one refused
         if not readable:
-            return []
-        walks = self.discovery.walks_to_do([int(project["id"])])
+            return refusals
+        pids = [int(p["id"]) for p in readable]
+        walks = self.discovery.walks_to_do(pids)
         self.progress.issues_total += len(walks)
         self.walk_issues(walks, shutdown)
         if shutdown.fatal is not None:
             raise shutdown.fatal
-        self._retry_details([int(project["id"])], shutdown.stop)
-        return []
+        self._retry_details(pids, shutdown.stop)
+        return refusals
 
     def _retry_details(self, project_ids: list[int], stop: threading.Event) -> None:
         """After the walks: ask again for the details of events earlier runs kept as listed
@@ -316,7 +341,10 @@ class Syncer:
             return  # a stop (the run's, or the project's lease lost): handled as for walks
 
     def _discover(
-        self, projects: list[dict[str, Any]], check_stop: Callable[[], None] | None = None
+        self,
+        projects: list[dict[str, Any]],
+        check_stop: Callable[[], None] | None = None,
+        refusals: list[AuthError] | None = None,
     ) -> list[dict[str, Any]]:
         """Discover each project's issues; the projects whose issues could be listed.
 
@@ -335,6 +363,8 @@ class Syncer:
                 if exc.status != 403:
                     raise
                 refused = exc
+                if refusals is not None:
+                    refusals.append(exc)
                 log.error("project %s: %s", project.get("slug"), exc)
                 self.report.failures.append(
                     {"issue_id": None, "project": project.get("slug"), "error": str(exc)}

@@ -63,11 +63,12 @@ class Writer:
         report: SyncReport,
         progress: Progress,
         on_progress: Callable[[SyncReport, Progress], None] | None = None,
-        guard: Callable[[Connection], None] | None = None,
+        guard: Callable[[Connection, int], None] | None = None,
         lanes: int = 1,
     ) -> None:
-        """``guard(conn)`` runs last in each transaction, before its commit: it raises (and
-        the page rolls back) when the run must not write any more (its run lock is lost).
+        """``guard(conn, project_id)`` runs last in each transaction, before its commit: it
+        raises (and the page rolls back) when the run must not write any more for that
+        project (its run lock, or the project's lease, is lost).
         ``lanes`` > 1 commits pages of different issues on that many connections at once
         (:mod:`archiver.sync.lanes`; PostgreSQL only)."""
         self.guard = guard
@@ -152,7 +153,7 @@ class Writer:
                 self.store.mark_issue_merged(conn, work.walk.issue_id, work.merged_into)
             self.store.save_issue_walk(conn, work.walk.row())
             if self.guard is not None:
-                self.guard(conn)
+                self.guard(conn, work.walk.project_id)
         with self._lock:
             self._answered.add(issue_id)  # committed
             self.report.add(result)
@@ -174,7 +175,7 @@ class Writer:
             if end.status == WalkStatus.GONE:
                 self.store.mark_issue_gone(conn, end.walk.issue_id)
             if self.guard is not None:
-                self.guard(conn)
+                self.guard(conn, end.walk.project_id)
         with self._lock:
             self.progress.issues_done += 1
             if end.status == WalkStatus.GONE:

@@ -142,11 +142,14 @@ def test_a_project_taken_over_is_handed_over_and_the_run_goes_on(pg_url, server,
     def on_progress(report: SyncReport, progress: Progress) -> None:
         if report.pages == 3 and not at_loss:  # right after a commit
             with engine.begin() as conn:
-                # the thief takes the project over, and (for this test) finishes it at once
+                # the thief takes one project over, and (for this test) finishes it at once;
+                # the project walked with it is released unfinished and claimed again
                 taken = conn.execute(
                     text(
                         "UPDATE project_leases SET holder = 'thief', finished_at = now() "
-                        "WHERE expires_at > now() RETURNING project_id"
+                        "WHERE project_id = (SELECT min(project_id) FROM project_leases "
+                        "WHERE expires_at > now() AND finished_at IS NULL) "
+                        "RETURNING project_id"
                     )
                 ).all()
                 assert len(taken) == 1
@@ -280,3 +283,30 @@ def test_the_biggest_project_is_claimed_first(pg_url, server, org):
     engine.dispose()
     assert execute_sync(settings).exit_code == ExitCode.OK
     assert query_rows(pg_url, claims)[0][0] == smallest.id
+
+
+def test_one_sync_walks_two_leased_projects_at_once(pg_url, server, org):
+    """Each project's walk ends with its biggest issue walked alone; walked two at a time,
+    one project's tail overlaps the other's walk (issue 17: PostgreSQL at SQLite's speed)."""
+    assert len(org.projects) >= 3
+    engine = db.make_engine(pg_url)
+    held: list[int] = []
+
+    def on_progress(report: SyncReport, progress: Progress) -> None:
+        with engine.connect() as conn:
+            held.append(
+                conn.execute(
+                    text(
+                        "SELECT count(*) FROM project_leases "
+                        "WHERE finished_at IS NULL AND expires_at > now()"
+                    )
+                ).scalar_one()
+            )
+
+    settings = sync_settings(server.url, TOKEN, org, pg_url, concurrency=2, workers=1)
+    try:
+        assert execute_sync(settings, on_progress=on_progress).exit_code == ExitCode.OK
+    finally:
+        engine.dispose()
+    assert max(held) == 2  # never more: other syncs must find projects to claim
+    assert archived(pg_url) == org.truth()

@@ -27,7 +27,12 @@ def test_the_writer_commits_pages_without_waiting_for_the_disk(engine: Engine) -
     seen: list[str] = []
     unused: Any = None  # write_page and write_end take no inbox and hold no budget
     writer = Writer(
-        store, unused, unused, SyncReport(), Progress(), guard=lambda c: seen.append(setting(c))
+        store,
+        unused,
+        unused,
+        SyncReport(),
+        Progress(),
+        guard=lambda c, _project: seen.append(setting(c)),
     )
     walk = IssueWalk(issue_id=7, project_id=1, status=WalkStatus.WALKING, walk_cursor="c")
     files: Any = None  # the page has no spooled events

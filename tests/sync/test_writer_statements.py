@@ -161,7 +161,7 @@ def test_a_rolled_back_page_is_not_remembered(
         )
     failures = [LockLostError("gone for a moment")]
 
-    def guard(conn: Any) -> None:
+    def guard(conn: Any, project_id: int) -> None:
         if failures:
             raise failures.pop()
 

@@ -1,7 +1,7 @@
 """Creating or upgrading the archive's schema in a child process (the sync's first run).
 
 Why: Alembic, its operations and the migration scripts stay in a process's memory once
-imported, about 8 MB that a sync creating its archive carried through the whole backfill
+imported, memory that a sync creating its archive carried through the whole backfill
 (its peak RSS, the README's issue-17 memory figures). The child imports them and exits; the
 sync keeps only what it needs. Where nothing is to be done (the archive is current, every
 nightly run) nothing is started: that check reads ``alembic_version`` without Alembic.

@@ -11,9 +11,9 @@ On PostgreSQL the rows go one step further, to the data of ``COPY ... FROM STDIN
 and the workers can do that work in parallel instead. ``events`` rows are in COPY's binary
 format (:mod:`archiver.storage.pgbinary`), which costs the server a third less CPU for their
 large raw JSON. Child rows and stack frames stay in its text format: their fields are short,
-and binary saved the server little (breadcrumbs' timestamps about 8%, the other tables
-nothing measurable) while costing the writer more (one piece per row to put the event's key
-into, against one ``bytes.replace`` per block); stack frames are a few rows per stack.
+and binary saved the server little (a little on breadcrumbs' timestamps, nothing measurable
+on the other tables) while costing the writer more (one piece per row to put the event's
+key into, against one ``bytes.replace`` per block); stack frames are a few rows per stack.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from archiver.storage.base import UTCDateTime
 from archiver.storage.models import CHILD_TABLES, EVENT_CHILD_TABLES, EVENTS
 from archiver.storage.pgbinary import row_encoder
 from archiver.storage.rawjson import PLAIN, RawCodec
-from archiver.storage.stacks import StackRows, json_encoder, split_frames
+from archiver.storage.stacks import Recent, StackRows, json_encoder, split_frames
 
 # The events row's columns in the order of its tuple (the computed raw_zstd, raw_dict_id and
 # raw_sha256 last; the writer adds archived_at and updated_at; id is the database's).
@@ -214,18 +214,11 @@ def _event_encoder() -> Callable[[Sequence[Any]], bytes]:
 
 # The COPY text of the stacks met lately, by key: events of an issue mostly share their stacks
 # (see archiver.storage.stacks), and a key stands for exactly one list of frame values.
-_STACK_BLOCKS: dict[bytes, bytes] = {}
-_STACK_BLOCKS_MAX = 512
+_STACK_BLOCKS: Recent[bytes, bytes] = Recent()
 
 
 def _stack_block(key: bytes, rows: list[tuple[Any, ...]]) -> bytes:
-    block = _STACK_BLOCKS.get(key)
-    if block is None:
-        block = _copy_block(rows)
-        if len(_STACK_BLOCKS) >= _STACK_BLOCKS_MAX:
-            _STACK_BLOCKS.clear()
-        _STACK_BLOCKS[key] = block
-    return block
+    return _STACK_BLOCKS.get(key, lambda: _copy_block(rows))
 
 
 def _copy_block(rows: list[tuple[Any, ...]]) -> bytes:

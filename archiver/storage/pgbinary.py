@@ -1,12 +1,11 @@
 """PostgreSQL's binary ``COPY`` format: values as the server's own binary representation.
 
 Why: in ``COPY``'s text format the server scans every character of every field for escapes
-and parses every number and timestamp; the ``events`` rows, whose raw JSON averages 17 KB,
-cost it about a third more CPU that way than in binary (replaying a 9,527-event archive's
-rows: 1.02-1.20 s of server CPU as text, 0.69-0.84 s as binary), and the writer waits for
-the server most of its time. A binary field is its length and its bytes: the page workers
-encode them (:func:`row_encoder`), the writer only puts the row's field count, its id and
-its stamps in front (:mod:`archiver.storage.pgcopy`).
+and parses every number and timestamp; the ``events`` rows, whose raw JSON is most of an
+event, cost it about a third more CPU that way than in binary (the README's issue-17
+figures), and the writer waits for the server most of its time. A binary field is its
+length and its bytes: the page workers encode them (:func:`row_encoder`), the writer only
+puts the row's field count, its id and its stamps in front (:mod:`archiver.storage.pgcopy`).
 
 The format (PostgreSQL's documentation of ``COPY``, "Binary Format"): :data:`HEADER`, then
 per row an int16 field count and per field an int32 length (-1: NULL) and the value as the

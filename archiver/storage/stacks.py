@@ -30,8 +30,8 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, cast
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -117,9 +117,9 @@ class EventStack(Base):
     stack_key: Mapped[bytes] = mapped_column(LargeBinary)
 
     # SQLite only (see base.sqlite_only_fk): on PostgreSQL the check of stack_key cost as much
-    # per row as event_pk's (COPY of 19,417 rows: 188-208 ms with both, 113-154 ms without
-    # event_pk's, 28-44 ms without either). Stacks are deleted only by purge, under the run
-    # lock that keeps every sync out, and only those no row of this table names.
+    # per row as event_pk's (the README's "PostgreSQL: no foreign keys on the per-event rows").
+    # Stacks are deleted only by purge, under the run lock that keeps every sync out, and only
+    # those no row of this table names.
     __table_args__ = (
         event_fk(),
         sqlite_only_fk(["stack_key"], ["stacks.stack_key"]),
@@ -216,10 +216,32 @@ def stack_key(frames: Sequence[tuple[Any, ...]]) -> bytes:
 
 StackRows = dict[bytes, list[tuple[Any, ...]]]
 
-# Keys of the stacks met lately, by their values: the events of an issue mostly share their
-# stacks, and hashing the values as a tuple costs a fraction of encoding and digesting them.
-_KEYS: dict[tuple[tuple[Any, ...], ...], bytes] = {}
-_KEYS_MAX = 512  # a few MB at most
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class Recent(Generic[K, V]):
+    """What was made for the keys met lately (a worker's stacks: the events of an issue mostly
+    share theirs), emptied once it holds ``limit`` of them: a few MB at most."""
+
+    def __init__(self, limit: int = 512) -> None:
+        self.limit = limit
+        self._made: dict[K, V] = {}
+
+    def get(self, key: K, make: Callable[[], V]) -> V:
+        """``make()``'s value for ``key``, made only when it was not met lately."""
+        value = self._made.get(key)
+        if value is None:
+            value = make()
+            if len(self._made) >= self.limit:
+                self._made.clear()
+            self._made[key] = value
+        return value
+
+
+# Keys of the stacks met lately, by their values: hashing the values as a tuple costs a
+# fraction of encoding and digesting them.
+_KEYS: Recent[tuple[tuple[Any, ...], ...], bytes] = Recent()
 
 
 def _cached_key(values: list[tuple[Any, ...]]) -> bytes:
@@ -229,14 +251,7 @@ def _cached_key(values: list[tuple[Any, ...]]) -> bytes:
     an integer that is never a boolean, a boolean, the JSON values' text) or None, so
     Python's ``1 == True`` never meets a column where JSON would tell them apart.
     """
-    frozen = tuple(values)
-    key = _KEYS.get(frozen)
-    if key is None:
-        key = stack_key(values)
-        if len(_KEYS) >= _KEYS_MAX:
-            _KEYS.clear()
-        _KEYS[frozen] = key
-    return key
+    return _KEYS.get(tuple(values), lambda: stack_key(values))
 
 
 def split_frames(

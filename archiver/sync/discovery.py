@@ -163,12 +163,12 @@ class Discovery:
         self,
         project: Mapping[str, Any],
         check_stop: Callable[[], None],
-        guard: Callable[[Connection], None] | None = None,
+        guard: Callable[[Connection, int], None] | None = None,
     ) -> None:
         """List the project's issues seen since its bookmark; mark those with new events.
 
         ``check_stop()`` is called before each request (it raises when the run must stop).
-        ``guard(conn)`` runs last in each page's transaction, as in a walk's (the writer's):
+        ``guard(conn, project_id)`` runs last in each page's transaction, as in a walk's:
         it raises, and the page rolls back, once the run lock or the project's lease is
         another process's. A page is answered long after its request began at times (a
         rate-limit wait, a process paused longer than the lease), and by then the process
@@ -221,7 +221,7 @@ class Discovery:
                         conn, pid, discovery_end=end, discovery_cursor=pages.cursor
                     )
                 if guard is not None:
-                    guard(conn)
+                    guard(conn, pid)
             self.report.issues_discovered += len(issues)
 
     def _issues_page(

@@ -207,8 +207,7 @@ class Syncer:
         if self.run_lock is not None:
             self.run_lock.verify(conn)
         if self.leases is not None:
-            walked = self.project_ids if project_id is None else {project_id}
-            for pid in sorted(walked & self.project_ids):
+            for pid in sorted(self.project_ids) if project_id is None else [project_id]:
                 self.leases.verify(conn, pid)
 
     def _walk_by_leases(self, projects: list[dict[str, Any]], run_id: int) -> None:

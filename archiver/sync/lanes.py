@@ -127,28 +127,29 @@ class Lanes:
     def _run(self, lane: int) -> None:
         try:
             with self._around():
-                self._loop(lane)
+                while (item := self._next(lane)) is not None:
+                    try:
+                        self._write(item)
+                    except BaseException as exc:  # recorded before another item can start
+                        self._fail(exc)
+                    finally:
+                        self._done(lane, item)
         except BaseException as exc:  # the connection could not be had or given back
-            with self._cond:
-                if self._error is None:
-                    self._error = exc
-                self._drop_queued()
-                self._cond.notify_all()
+            self._fail(exc)
 
-    def _loop(self, lane: int) -> None:
-        while (item := self._next(lane)) is not None:
-            try:
-                self._write(item)
-            except BaseException as exc:  # handed to the dispatcher, which raises it
-                with self._cond:
-                    if self._error is None:
-                        self._error = exc
-                    self._drop_queued()
-            finally:
-                with self._cond:
-                    self._busy[lane] = False
-                    issue = item.walk.issue_id
-                    _, count = self._owner.pop(issue)
-                    if count > 1:
-                        self._owner[issue] = (lane, count - 1)
-                    self._cond.notify_all()
+    def _fail(self, exc: BaseException) -> None:
+        """Record the first error (the dispatcher raises it) and drop what is queued."""
+        with self._cond:
+            if self._error is None:
+                self._error = exc
+            self._drop_queued()
+            self._cond.notify_all()
+
+    def _done(self, lane: int, item: Handed) -> None:
+        with self._cond:
+            self._busy[lane] = False
+            issue = item.walk.issue_id
+            _, count = self._owner.pop(issue)
+            if count > 1:
+                self._owner[issue] = (lane, count - 1)
+            self._cond.notify_all()

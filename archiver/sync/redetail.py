@@ -34,6 +34,7 @@ from sqlalchemy import Connection, select
 from archiver.errors import ApiError, AuthError, InterruptedRun
 from archiver.normalize import Scrubber, normalize_scrubbed
 from archiver.sentry.client import SentryClient
+from archiver.storage.base import chunks
 from archiver.storage.conflicts import retry_conflicts
 from archiver.storage.encode import EncodedEvent, encode_event
 from archiver.storage.models import CHILD_TABLES, EVENTS, ISSUES
@@ -49,8 +50,6 @@ PER_RUN = 200
 spends some 15 s on them when every one is asked."""
 WRITE_BATCH = 50
 """Recovered events written per transaction."""
-CHUNK = 500
-"""Events read per query by primary key."""
 _NEVER = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
 
 Guard = Callable[[Connection], None]
@@ -109,7 +108,7 @@ def kept_as_listed(
     """
     projects = set(project_ids)
     rows: list[tuple[int, int, str, int, dt.datetime | None]] = []
-    for start in range(0, len(pks), CHUNK):
+    for chunk in chunks(pks):
         query = select(
             EVENTS.c.id,
             EVENTS.c.project_id,
@@ -117,7 +116,7 @@ def kept_as_listed(
             EVENTS.c.issue_id,
             EVENTS.c.date_created,
             EVENTS.c.updated_at,
-        ).where(EVENTS.c.id.in_(pks[start : start + CHUNK]))
+        ).where(EVENTS.c.id.in_(chunk))
         rows.extend(
             (pk, pid, eid, iid, created)
             for pk, pid, eid, iid, created, updated in conn.execute(query)
@@ -125,9 +124,9 @@ def kept_as_listed(
         )
     issues: dict[int, int] = {}  # issue -> where to ask (its merge target, if any)
     wanted = sorted({iid for *_, iid, _ in rows})
-    for start in range(0, len(wanted), CHUNK):
+    for chunk in chunks(wanted):
         query = select(ISSUES.c.id, ISSUES.c.merged_into_id, ISSUES.c.gone_at).where(
-            ISSUES.c.id.in_(wanted[start : start + CHUNK])
+            ISSUES.c.id.in_(chunk)
         )
         for row in conn.execute(query):
             if row.gone_at is None:

@@ -5,10 +5,9 @@ and commits it, each walk's items in order: alone on SQLite, and on PostgreSQL i
 pages of different issues on two connections at once (:mod:`archiver.sync.lanes`). A page's
 events, its new releases, a merge it revealed and the checkpoint after it commit together or
 not at all, so a run killed at any instant resumes every walk at its last committed page and
-re-reads at most that one page. On
-PostgreSQL those commits do not wait for the disk, as SQLite's do not (see
-:meth:`Store.transaction`): a server crash may lose the last pages with their checkpoints,
-which the next run fetches again.
+re-reads at most that one page. On PostgreSQL those commits do not wait for the disk, as
+SQLite's do not (see :meth:`Store.transaction`): a server crash may lose the last pages with
+their checkpoints, which the next run fetches again.
 """
 
 from __future__ import annotations
@@ -81,8 +80,8 @@ class Writer:
         self.progress = progress
         self.on_progress = on_progress
         # Issues whose gone_at this writer's commits cleared: a page of theirs clears it again
-        # only after a walk end marked them gone. The writer serves one run (one project,
-        # under its lease, on a shared archive): no other process marks them in between.
+        # only after a walk end marked them gone. The writer serves one run (on a shared
+        # archive, its projects under their leases): no other process marks them in between.
         self._answered: set[int] = set()
 
     def run(self, walks: Sequence[Future[None]]) -> None:

@@ -14,20 +14,11 @@ import pytest
 from sqlalchemy import Engine, text
 
 from archiver.errors import LeaseLostError, LockHeldError
-from archiver.storage import db, lock
+from archiver.storage import lock
 from archiver.storage.leases import Leases, claim_order, lease_seconds, leases_now
 from archiver.storage.liveness import close_dead_runs
-from tests.helpers import pg_database
 
 PROJECTS = [11, 12, 13]
-
-
-@pytest.fixture
-def pg_engine(pg_template: str) -> Iterator[Engine]:
-    with pg_database(template=pg_template) as url:
-        engine = db.make_engine(url)
-        yield engine
-        engine.dispose()
 
 
 @pytest.fixture

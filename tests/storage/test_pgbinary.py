@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -193,18 +192,6 @@ ROWS: list[tuple[Any, ...]] = [
         None,
     ),
 ]
-
-
-@pytest.fixture
-def pg_engine(pg_template: str) -> Iterator[Engine]:
-    require_postgres()
-    url, admin = new_pg_database(template=pg_template)
-    engine = db.make_engine(url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        drop_pg_database(url, admin)
 
 
 def test_the_server_reads_binary_rows_as_it_reads_text_rows(pg_engine: Engine) -> None:

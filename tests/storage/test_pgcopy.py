@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from archiver.normalize import NormalizedEvent, normalize_event
-from archiver.storage import db, pgcopy
+from archiver.storage import pgcopy
 from archiver.storage.encode import EncodedEvent, copy_field, encode_event
 from archiver.storage.models import CHILD_TABLES
 from archiver.storage.stacks import collect_garbage
@@ -26,10 +25,7 @@ from archiver.storage.store import Store
 from tests.helpers import (
     copy_fields,
     delete_events,
-    drop_pg_database,
     event_row,
-    new_pg_database,
-    require_postgres,
 )
 
 FIXTURES = Path(__file__).resolve().parents[2] / "archiver" / "simulator" / "fixtures"
@@ -46,18 +42,6 @@ ODD = [
     "x" * 200_000,
     "",
 ]
-
-
-@pytest.fixture
-def pg_engine(pg_template: str) -> Iterator[Engine]:
-    require_postgres()
-    url, admin = new_pg_database(template=pg_template)
-    engine = db.make_engine(url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        drop_pg_database(url, admin)
 
 
 def payload() -> dict[str, Any]:

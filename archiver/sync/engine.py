@@ -444,10 +444,13 @@ class Syncer:
                 releases=releases,
                 pipeline=Pipeline(normalizer, spool),
             )
-            futures.extend(pool.submit(walker.walk, walk) for walk in walks)
-            for future in futures:  # the writer sees the last walk's end at once
-                future.add_done_callback(lambda _: inbox.wake())
             try:
+                # Inside the try: a second Ctrl-C (KeyboardInterrupt) landing while the walks
+                # are being started must fail the shutdown too, or the pool's exit would wait
+                # for walks blocked handing pages to a writer that never ran.
+                futures.extend(pool.submit(walker.walk, walk) for walk in walks)
+                for future in futures:  # the writer sees the last walk's end at once
+                    future.add_done_callback(lambda _: inbox.wake())
                 writer.run(futures)
             except BaseException as exc:
                 # The writer is gone: walkers stop handing over (see Shutdown) and walks not

@@ -46,7 +46,7 @@ from archiver.storage.base import utcnow
 from archiver.storage.leases import Leases, claim_order
 from archiver.storage.lock import HeldLock
 from archiver.storage.store import Store
-from archiver.sync import redetail
+from archiver.sync import interrupts, redetail
 from archiver.sync.clock import ServerClock
 from archiver.sync.discovery import Discovery, required_org
 from archiver.sync.diskfull import database_full, is_disk_full
@@ -424,7 +424,9 @@ class Syncer:
         # Worker processes start before the fetch threads (and never share their state).
         workers = min(self.settings.workers, len(walks))
         # Exits in reverse: the fetch threads end first, then the workers, then the spool.
+        # A second Ctrl-C is raised by the writer only (interrupts.deferred says why).
         with (
+            interrupts.deferred(),
             _fewer_collections(),
             Spool() as spool,
             PageNormalizer(workers, self.store.raw_codec) as normalizer,
@@ -445,9 +447,9 @@ class Syncer:
                 pipeline=Pipeline(normalizer, spool),
             )
             try:
-                # Inside the try: a second Ctrl-C (KeyboardInterrupt) landing while the walks
-                # are being started must fail the shutdown too, or the pool's exit would wait
-                # for walks blocked handing pages to a writer that never ran.
+                # Inside the try: any error while the walks are being started must fail the
+                # shutdown too, or the pool's exit would wait for walks blocked handing pages
+                # to a writer that never ran.
                 futures.extend(pool.submit(walker.walk, walk) for walk in walks)
                 for future in futures:  # the writer sees the last walk's end at once
                     future.add_done_callback(lambda _: inbox.wake())

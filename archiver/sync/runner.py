@@ -31,6 +31,7 @@ from archiver.storage import db
 from archiver.storage import lock as run_lock
 from archiver.storage.apart import upgrade_apart
 from archiver.storage.store import Store
+from archiver.sync import interrupts
 from archiver.sync.engine import Syncer
 from archiver.sync.prestart import start_fork_server
 from archiver.sync.report import Progress, SyncReport
@@ -63,8 +64,9 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
     A second SIGINT (Ctrl-C pressed again) stops at once: the pages fetched but not yet
     committed are dropped (the next run fetches them again). It is raised as
-    KeyboardInterrupt so that no ``except Exception`` on the way can swallow it; the engine
-    records the run as interrupted and :func:`run_sync` turns it into
+    KeyboardInterrupt so that no ``except Exception`` on the way can swallow it, while the
+    writer runs at its next look at the inbox (:mod:`archiver.sync.interrupts` says why); the
+    engine records the run as interrupted and :func:`run_sync` turns it into
     :class:`InterruptedRun` (exit 130), the same end as a single signal.
     """
     if threading.current_thread() is not threading.main_thread():
@@ -74,7 +76,8 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
     def _handler(signum: int, _frame: FrameType | None) -> None:
         if stop.is_set() and signum == signal.SIGINT:
             log.warning("signal SIGINT again: stopping now, pages not committed are dropped")
-            raise KeyboardInterrupt
+            interrupts.interrupt()
+            return
         stop.set()  # before the log line: a second signal may arrive while it is written
         log.warning("signal %s: stopping after the current page", signal.Signals(signum).name)
 

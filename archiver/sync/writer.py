@@ -25,6 +25,7 @@ from sqlalchemy import Connection
 from archiver.storage.conflicts import retry_conflicts
 from archiver.storage.encode import EncodedEvent
 from archiver.storage.store import Store, WriteResult
+from archiver.sync import interrupts
 from archiver.sync.handoff import Handed, Inbox, InFlight, PageWork, WalkEnded
 from archiver.sync.lanes import Lanes
 from archiver.sync.report import Progress, SyncReport
@@ -96,6 +97,7 @@ class Writer:
     def _run(self, walks: Sequence[Future[None]], lanes: Lanes | None) -> None:
         try:
             while True:
+                interrupts.check()  # a second Ctrl-C, raised here rather than at any bytecode
                 item = self.inbox.get(timeout=0.1)
                 if lanes is not None:
                     lanes.check()

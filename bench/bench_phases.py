@@ -2,9 +2,11 @@
 
     python bench/bench_phases.py                              # this tree, 10,000 events, 3 runs
     python bench/bench_phases.py --other /work/main --runs 4  # and another tree, alternating
+    python bench/bench_phases.py --pg postgresql://postgres@127.0.0.1:5432/bench  # and PostgreSQL
 
 Each run is the real CLI (``python -m archiver sync --quiet``, in a process of its own, its
-working directory the tree it runs) into a new SQLite file, against one simulator. The phases
+working directory the tree it runs) into a new SQLite file (and with ``--pg``, alternately, into
+that PostgreSQL database, emptied first), against one simulator. The phases
 come from the archive itself: the ``runs`` row's start and end, and the first and last
 ``archived_at`` of its events (each page's commit), against the process's own start and end:
 
@@ -31,7 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from _measure import TOKEN, simulator
+from _measure import TOKEN, empty_pg, simulator
+from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parent.parent
 PHASES = ("run start", "first commit", "walk", "finish", "exit", "total")
@@ -41,16 +44,47 @@ def _epoch(text: str) -> float:
     return dt.datetime.fromisoformat(text).replace(tzinfo=dt.timezone.utc).timestamp()
 
 
-def one_run(tree: Path, url: str, db: Path, extra: list[str]) -> tuple[float, ...]:
-    """The phases of one sync of the tree ``tree`` into a new ``db``, in seconds."""
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{db}{suffix}").unlink(missing_ok=True)
+def _times(db: Path | str) -> tuple[float, float, float, float]:
+    """(first commit, last commit, run start, run end) recorded in the archive."""
+    sql = (
+        "SELECT (SELECT min(archived_at) FROM events), (SELECT max(archived_at) FROM events), "
+        "started_at, finished_at FROM runs"
+    )
+    if isinstance(db, Path):
+        con = sqlite3.connect(db)
+        try:
+            row = con.execute(sql).fetchone()
+        finally:
+            con.close()
+        first, last, started, finished = map(_epoch, row)
+        return first, last, started, finished
+    engine = create_engine(db)
+    try:
+        with engine.connect() as conn:
+            first, last, started, finished = conn.execute(text(sql)).one()
+    finally:
+        engine.dispose()
+    stamps = [t.replace(tzinfo=t.tzinfo or dt.timezone.utc).timestamp() for t in (first, last)]
+    runs = [t.replace(tzinfo=t.tzinfo or dt.timezone.utc).timestamp() for t in (started, finished)]
+    return stamps[0], stamps[1], runs[0], runs[1]
+
+
+def one_run(tree: Path, url: str, db: Path | str, extra: list[str]) -> tuple[float, ...]:
+    """The phases of one sync of the tree ``tree`` into a new ``db`` (a SQLite file, or an
+    emptied PostgreSQL database's URL), in seconds."""
+    if isinstance(db, Path):
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        db_url = f"sqlite:///{db}"
+    else:
+        empty_pg(db)
+        db_url = db
     env = {
         **os.environ,
         "SENTRY_URL": url,
         "SENTRY_AUTH_TOKEN": TOKEN,
         "SENTRY_ORG": "acme",
-        "SENTRY_ARCHIVER_DB": f"sqlite:///{db}",
+        "SENTRY_ARCHIVER_DB": db_url,
         "PYTHONPATH": str(tree),
     }
     env.pop("SENTRY_ARCHIVER_CONFIG", None)
@@ -61,16 +95,7 @@ def one_run(tree: Path, url: str, db: Path, extra: list[str]) -> tuple[float, ..
     ended = time.time()
     if code != 0:
         raise SystemExit(f"the sync of {tree} exited {code}")
-    con = sqlite3.connect(db)
-    try:
-        first, last = map(
-            _epoch, con.execute("SELECT min(archived_at), max(archived_at) FROM events").fetchone()
-        )
-        started, finished = map(
-            _epoch, con.execute("SELECT started_at, finished_at FROM runs").fetchone()
-        )
-    finally:
-        con.close()
+    first, last, started, finished = _times(db)
     return (
         started - began,
         first - started,
@@ -86,22 +111,28 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--other", type=Path, help="another source tree, run alternately")
+    parser.add_argument("--pg", help="also a PostgreSQL database (emptied before each run)")
     parser.add_argument("sync_args", nargs="*", help="more sync options (after --)")
     args = parser.parse_args()
     trees = [ROOT, *([args.other.resolve()] if args.other else [])]
-    results: dict[Path, list[tuple[float, ...]]] = {tree: [] for tree in trees}
     with tempfile.TemporaryDirectory() as tmp, simulator(args.events) as sim:
+        targets: list[tuple[str, Path | str]] = [("sqlite", Path(tmp) / "phases.db")]
+        if args.pg:
+            targets.append(("postgresql", args.pg))
+        results: dict[tuple[Path, str], list[tuple[float, ...]]] = {}
         for n in range(args.runs):
             for tree in trees:
-                phases = one_run(tree, sim.url, Path(tmp) / "phases.db", args.sync_args)
-                results[tree].append(phases)
-                shown = ", ".join(f"{p} {s:.2f}" for p, s in zip(PHASES, phases, strict=True))
-                print(f"{tree} run {n + 1}: {shown} (load {os.getloadavg()[0]:.1f})", flush=True)
-    print("\n| tree | " + " | ".join(PHASES) + " |")
-    print("|---" * (len(PHASES) + 1) + "|")
-    for tree, runs in results.items():
+                for name, db in targets:
+                    phases = one_run(tree, sim.url, db, args.sync_args)
+                    results.setdefault((tree, name), []).append(phases)
+                    shown = ", ".join(f"{p} {s:.2f}" for p, s in zip(PHASES, phases, strict=True))
+                    load = os.getloadavg()[0]
+                    print(f"{tree} {name} run {n + 1}: {shown} (load {load:.1f})", flush=True)
+    print("\n| tree | database | " + " | ".join(PHASES) + " |")
+    print("|---" * (len(PHASES) + 2) + "|")
+    for (tree, name), runs in results.items():
         medians = [statistics.median(r[i] for r in runs) for i in range(len(PHASES))]
-        print(f"| {tree} | " + " | ".join(f"{m:.2f} s" for m in medians) + " |")
+        print(f"| {tree} | {name} | " + " | ".join(f"{m:.2f} s" for m in medians) + " |")
 
 
 if __name__ == "__main__":

@@ -108,3 +108,17 @@ def spool_full(spool: Path) -> DatabaseError:
         "where the sync keeps the pages in flight. The sync stopped; pages committed so far "
         "are kept. Free space there or set TMPDIR to a directory with room, and run again"
     )
+
+
+def database_error(exc: SQLAlchemyError, url: URL | None = None) -> DatabaseError:
+    """A database failure as the one-line error the command line reports (exit 7).
+
+    The driver's own message says what happened (a terminated connection, a lock timeout);
+    SQLAlchemy's wrapper adds the statement and a link, which say nothing to an operator. A
+    full disk is named (which disk, how much is free: :mod:`archiver.sync.diskfull`).
+    """
+    if url is not None and is_disk_full(exc):
+        return database_full(url)
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    return DatabaseError(f"the archive's database failed during the sync: {text}")

@@ -25,17 +25,14 @@ How a run goes:
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import Connection
-from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
 from archiver.config import Settings
@@ -49,8 +46,10 @@ from archiver.storage.store import Store
 from archiver.sync import interrupts, redetail
 from archiver.sync.clock import ServerClock
 from archiver.sync.discovery import Discovery, required_org
-from archiver.sync.diskfull import database_full, is_disk_full
+from archiver.sync.diskfull import database_error
+from archiver.sync.gcpause import fewer_collections
 from archiver.sync.handoff import IN_FLIGHT_BYTES, Inbox, InFlight, ProjectStop, Shutdown
+from archiver.sync.refill import More, Refill
 from archiver.sync.report import Progress, SyncReport
 from archiver.sync.spool import Spool, remove_stale
 from archiver.sync.state import IssueWalk
@@ -58,28 +57,15 @@ from archiver.sync.walk import Pipeline, Releases, Walker
 from archiver.sync.workers import PageNormalizer
 from archiver.sync.writer import Writer, lanes_for
 
-# Leased projects a sync walks at once (PostgreSQL): each project's walk ends with its biggest
-# issue walked alone, the other core idle; walked together, one's tail overlaps the other's
-# walk (the README's issue-17 figures). Few, so that other syncs still find projects to claim.
+# Leased projects a sync claims at first (PostgreSQL): each project's walk ends with its
+# biggest issue walked alone, the other core idle; walked together, one's tail overlaps the
+# other's walk (the README's issue-17 figures). More are claimed only as the walks run low
+# (sync/refill.py), so that other syncs still find projects to claim.
 PROJECTS_AT_ONCE = 2
 
 __all__ = ["Progress", "SyncReport", "Syncer"]
 
 log = logging.getLogger("archiver.sync.engine")
-
-
-def database_error(exc: SQLAlchemyError, url: URL | None = None) -> DatabaseError:
-    """A database failure as the one-line error the command line reports (exit 7).
-
-    The driver's own message says what happened (a terminated connection, a lock timeout);
-    SQLAlchemy's wrapper adds the statement and a link, which say nothing to an operator. A
-    full disk is named (which disk, how much is free: :mod:`archiver.sync.diskfull`).
-    """
-    if url is not None and is_disk_full(exc):
-        return database_full(url)
-    orig = getattr(exc, "orig", None) or exc
-    text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
-    return DatabaseError(f"the archive's database failed during the sync: {text}")
 
 
 class Syncer:
@@ -237,7 +223,7 @@ class Syncer:
                     continue
                 self.project_ids = frozenset(group)
                 stop = ProjectStop(self.stop)
-                refused.extend(self._walk_leased([by_id[pid] for pid in group], stop))
+                refused.extend(self._walk_leased(group, by_id, order, stop))
                 self._raise_if_lost()
                 for pid in group:
                     if leases.is_lost(pid):
@@ -268,24 +254,39 @@ class Syncer:
         if stop is not None and project_id in self.project_ids:
             stop.set()
 
-    def _walk_leased(self, projects: list[dict[str, Any]], stop: ProjectStop) -> list[AuthError]:
+    def _walk_leased(
+        self,
+        group: list[int],
+        by_id: dict[int, dict[str, Any]],
+        order: list[int],
+        stop: ProjectStop,
+    ) -> list[AuthError]:
         """Leased projects' discovery and walks, together, stopped (not failed) if another
-        process takes one of their leases over; any other error ends the run as before."""
-        pids = [int(p["id"]) for p in projects]
+        process takes one of their leases over; any other error ends the run as before.
+
+        While their walks run low, the next free project (in ``order``) is claimed, added to
+        ``group`` and walked with them (:mod:`archiver.sync.refill`)."""
         assert self.leases is not None
         self._project_stop = stop
         shutdown = Shutdown(stop)
         leases = self.leases
 
         def check_stop() -> None:
-            for pid in pids:
+            for pid in list(group):
                 if leases.is_lost(pid):
                     raise leases.lost_error(pid)
             self._check_stop()
 
+        def claim() -> int | None:
+            pid = leases.claim([p for p in order if p not in group])
+            if pid is not None:
+                group.append(pid)
+                self.project_ids = frozenset(group)
+            return pid
+
         try:
             with self.client.stopping(stop):  # its waits for the server end with its walk
-                return self._discover_and_walk(projects, shutdown, check_stop)
+                return self._discover_and_walk(group, by_id, shutdown, check_stop, claim)
         except LeaseLostError:
             return []
         except BaseException:
@@ -308,25 +309,42 @@ class Syncer:
         self.in_flight = InFlight(IN_FLIGHT_BYTES)
 
     def _discover_and_walk(
-        self, projects: list[dict[str, Any]], shutdown: Shutdown, check_stop: Callable[[], None]
+        self,
+        group: list[int],
+        by_id: dict[int, dict[str, Any]],
+        shutdown: Shutdown,
+        check_stop: Callable[[], None],
+        claim: Callable[[], int | None],
     ) -> list[AuthError]:
-        """Leased projects' discovery and walks; the 403s of those the token may not read."""
+        """Leased projects' discovery and walks, and of those ``claim`` adds while the walks
+        run low; the 403s of those the token may not read."""
         refusals: list[AuthError] = []
-        try:
-            readable = self._discover(projects, check_stop, refusals)
-        except AuthError as exc:
-            if exc.status != 403:
-                raise
-            return refusals or [exc]  # every one refused
-        if not readable:
-            return refusals
-        pids = [int(p["id"]) for p in readable]
-        walks = self.discovery.walks_to_do(pids)
-        self.progress.issues_total += len(walks)
-        self.walk_issues(walks, shutdown)
+        readable: list[int] = []
+
+        def discover(pids: list[int]) -> list[IssueWalk]:
+            try:
+                found = self._discover([by_id[p] for p in pids], check_stop, refusals)
+            except AuthError as exc:
+                if exc.status != 403:
+                    raise
+                if not refusals:
+                    refusals.append(exc)
+                return []  # every one refused
+            readable.extend(int(p["id"]) for p in found)
+            walks = self.discovery.walks_to_do([int(p["id"]) for p in found])
+            self.progress.issues_total += len(walks)
+            return walks
+
+        def more() -> list[IssueWalk] | None:
+            with self.client.stopping(shutdown.stop):  # in the refill's own thread
+                check_stop()
+                pid = claim()
+                return None if pid is None else discover([pid])
+
+        self.walk_issues(discover(list(group)), shutdown, more)
         if shutdown.fatal is not None:
             raise shutdown.fatal
-        self._retry_details(pids, shutdown.stop)
+        self._retry_details(readable, shutdown.stop)
         return refusals
 
     def _retry_details(self, project_ids: list[int], stop: threading.Event) -> None:
@@ -401,11 +419,14 @@ class Syncer:
         if self.stop.is_set():
             raise InterruptedRun("stopped on request; progress up to the last page is saved")
 
-    def walk_issues(self, walks: list[IssueWalk], shutdown: Shutdown | None = None) -> None:
+    def walk_issues(
+        self, walks: list[IssueWalk], shutdown: Shutdown | None = None, more: More | None = None
+    ) -> None:
         """Fetch threads walk issues; this thread writes every page in order, alone.
 
-        ``shutdown``: one project's (its walk may end without the run's), else the run's."""
-        if not walks:
+        ``shutdown``: one project's (its walk may end without the run's), else the run's.
+        ``more``: asked for more walks while these run low (:mod:`archiver.sync.refill`)."""
+        if not walks and more is None:
             return
         shutdown = shutdown or self.shutdown
         inbox = Inbox(shutdown)
@@ -421,18 +442,20 @@ class Syncer:
             lanes=lanes_for(self.store.engine.dialect.name),
         )
         futures: list[Future[None]] = []
-        # Worker processes start before the fetch threads (and never share their state).
-        workers = min(self.settings.workers, len(walks))
+        # Worker processes start before the fetch threads (and never share their state);
+        # no more than there are walks, unless more may come.
+        workers = self.settings.workers if more else min(self.settings.workers, len(walks))
         # Exits in reverse: the fetch threads end first, then the workers, then the spool.
         # A second Ctrl-C is raised by the writer only (interrupts.deferred says why).
         with (
             interrupts.deferred(),
-            _fewer_collections(),
+            fewer_collections(),
             Spool() as spool,
             PageNormalizer(workers, self.store.raw_codec) as normalizer,
             ThreadPoolExecutor(
                 max_workers=self.settings.concurrency, thread_name_prefix="walk"
             ) as pool,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="refill") as asker,
         ):
             walker = Walker(
                 self.client,
@@ -446,13 +469,22 @@ class Syncer:
                 releases=releases,
                 pipeline=Pipeline(normalizer, spool),
             )
+
+            def start(walk: IssueWalk) -> Future[None]:
+                future = pool.submit(walker.walk, walk)
+                future.add_done_callback(lambda _: inbox.wake())  # maybe the last walk's end
+                return future
+
             try:
                 # Inside the try: any error while the walks are being started must fail the
                 # shutdown too, or the pool's exit would wait for walks blocked handing pages
                 # to a writer that never ran.
-                futures.extend(pool.submit(walker.walk, walk) for walk in walks)
-                for future in futures:  # the writer sees the last walk's end at once
-                    future.add_done_callback(lambda _: inbox.wake())
+                futures.extend(start(walk) for walk in walks)
+                if more is not None:
+                    low = 2 * self.settings.concurrency  # its discovery overlaps their walks
+                    refill = Refill(more, start, futures, shutdown, low)
+                    futures.append(asker.submit(refill.run))
+                    futures[-1].add_done_callback(lambda _: inbox.wake())
                 writer.run(futures)
             except BaseException as exc:
                 # The writer is gone: walkers stop handing over (see Shutdown) and walks not
@@ -460,25 +492,3 @@ class Syncer:
                 shutdown.fail(exc)
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
-
-
-@contextlib.contextmanager
-def _fewer_collections(threshold: int = 10_000) -> Iterator[None]:
-    """Run the walk with fewer cyclic garbage collections (restored afterwards).
-
-    The writer opens thousands of row tuples per batch, and with the default threshold every
-    700 allocations started a collection that walked them again, while every full collection
-    also walked the whole import-time heap (SQLAlchemy, httpx, ...). So that heap is frozen
-    and young objects are collected every 10,000 allocations instead (the README's
-    performance notes give the measurement).
-    Rows are tuples of strings and numbers, freed by reference counting as before; only
-    cyclic garbage (httpx's, exceptions') waits a little longer for its collection.
-    """
-    old = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(threshold, old[1], old[2])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
-        gc.unfreeze()

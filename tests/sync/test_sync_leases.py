@@ -308,5 +308,26 @@ def test_one_sync_walks_two_leased_projects_at_once(pg_url, server, org):
         assert execute_sync(settings, on_progress=on_progress).exit_code == ExitCode.OK
     finally:
         engine.dispose()
-    assert max(held) == 2  # never more: other syncs must find projects to claim
+    assert held[0] == 2  # its first page: two claimed at once
+    assert archived(pg_url) == org.truth()
+
+
+def test_the_next_project_is_claimed_while_the_walks_run_low(pg_url, server, org):
+    """The third project is not left for after the first two's tails: it is claimed and
+    walked while their last walks are still going (sync/refill.py)."""
+    assert len(org.projects) >= 3
+    settings = sync_settings(server.url, TOKEN, org, pg_url, concurrency=2, workers=1)
+    assert execute_sync(settings).exit_code == ExitCode.OK
+    claims = query_rows(
+        pg_url, "SELECT project_id, acquired_at FROM project_leases ORDER BY acquired_at"
+    )
+    assert len(claims) == len(org.projects)
+    first_two = [p for p, _ in claims[:2]]
+    ((last_page,),) = query_rows(
+        pg_url,
+        "SELECT max(archived_at) FROM events WHERE project_id IN (:a, :b)",
+        a=first_two[0],
+        b=first_two[1],
+    )
+    assert claims[2][1] < last_page
     assert archived(pg_url) == org.truth()

@@ -355,25 +355,16 @@ def event_row(ev: EncodedEvent) -> dict[str, Any]:
 
 def orphans(engine: Engine) -> dict[str, int]:
     """Rows that point at an event (or, ``event_stacks``, a stack) the archive does not hold,
-    per table; empty when there are none.
+    per table; empty when there are none. The count ``sentry-archiver db check`` makes
+    (:func:`archiver.storage.orphans.find_orphans`).
 
     PostgreSQL has no foreign key to catch them (migration 0008): the archiver alone writes an
     event's rows with it and deletes them with it, and these are what it would leave behind.
     """
-    from archiver.storage.models import EVENT_CHILD_TABLES
+    from archiver.storage.orphans import find_orphans
 
-    checks = {
-        t.name: f"SELECT count(*) FROM {t.name} c LEFT JOIN events e ON e.id = c.event_pk "
-        "WHERE e.id IS NULL"
-        for t in EVENT_CHILD_TABLES
-    }
-    checks["event_stacks -> stacks"] = (
-        "SELECT count(*) FROM event_stacks c LEFT JOIN stacks s ON s.stack_key = c.stack_key "
-        "WHERE s.stack_key IS NULL"
-    )
     with engine.connect() as conn:
-        found = {name: int(conn.execute(text(sql)).scalar_one()) for name, sql in checks.items()}
-    return {name: n for name, n in found.items() if n}
+        return find_orphans(conn)
 
 
 def delete_events(conn: Connection) -> None:

@@ -22,6 +22,7 @@ from archiver.storage import db
 from archiver.storage.leases import leases_now
 from archiver.storage.lock import current_holder, shared_holders
 from archiver.storage.store import EVENTS, ISSUE_SYNC, ISSUES, PROJECT_SYNC, PROJECTS, RUNS
+from archiver.sync.redetail import MAX_ATTEMPTS, kept_counts
 
 # Walk states that still have work to do (see archiver.sync.engine).
 OPEN_WALKS = ("pending", "walking", "failed")
@@ -153,6 +154,7 @@ def collect_status(engine: Engine) -> dict[str, Any]:
                     "message": _clean(r.last_error or "failed"),
                 },
             )
+        kept, given_up = kept_counts(conn)
         runs = [
             dict(r._mapping)
             for r in conn.execute(
@@ -218,6 +220,8 @@ def collect_status(engine: Engine) -> dict[str, Any]:
             "events": sum(p["events"] for p in out_projects),
             "issues": sum(p["issues"] for p in out_projects),
         },
+        # events kept as listed (detail unusable), of them given up (archiver.sync.redetail)
+        "kept_as_listed": {"events": kept, "given_up": given_up},
         "projects": out_projects,
     }
 
@@ -351,6 +355,12 @@ def format_status(status: Mapping[str, Any]) -> str:
     failure = status["last_failure"]
     if failure is not None and failure is not status["last_run"]:
         lines.append(_run_line("last failed run", failure))
+    kept = status["kept_as_listed"]
+    if kept["events"]:
+        lines.append(
+            f"kept as listed: {plural(kept['events'], 'event')} (detail unusable), "
+            f"{kept['given_up']:,} given up after {MAX_ATTEMPTS} attempts"
+        )
     if not status["projects"]:
         lines.append("\nno projects archived yet: run sentry-archiver sync")
         return "\n".join(lines)

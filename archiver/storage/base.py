@@ -97,6 +97,11 @@ EVENT_PK_COMMENT = (
 )
 
 
+NOT_WRITTEN = "not_written"
+"""The ``info`` key of a child table's column that normalization does not produce: the event
+writer leaves it to its default (:data:`archiver.storage.encode.CHILD_COLUMNS`)."""
+
+
 def event_pk_column() -> Any:
     """The ``event_pk`` column of a child table of ``events`` (its primary key's first)."""
     return mapped_column(BigInteger, primary_key=True, comment=EVENT_PK_COMMENT)

@@ -262,6 +262,10 @@ COLUMNS: dict[str, dict[str, str]] = {
             "invalid_utf8 or detail_unusable."
         ),
         "detail": "Details.",
+        "attempts": (
+            "detail_unusable: how often later runs asked again for the detail and it was still "
+            "unusable; at 5 they ask no more (the event stays as listed)."
+        ),
     },
     "sync_projects": {
         "project_id": "The project.",

@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import JSON, Date, DateTime
 
 from archiver.normalize import NormalizedEvent
-from archiver.storage.base import UTCDateTime
+from archiver.storage.base import NOT_WRITTEN, UTCDateTime
 from archiver.storage.models import CHILD_TABLES, EVENT_CHILD_TABLES, EVENTS
 from archiver.storage.pgbinary import row_encoder
 from archiver.storage.rawjson import PLAIN, RawCodec
@@ -48,11 +48,13 @@ EVENT_COLUMNS: tuple[str, ...] = (
 )
 _RAW_JSON = EVENT_COLUMNS.index("raw_json")
 
-# Child row columns in the order of their tuples (``event_pk`` left out: the writer adds it).
+# Child row columns in the order of their tuples (``event_pk`` left out: the writer adds it;
+# so are columns marked NOT_WRITTEN, left to their defaults, like event_problems.attempts).
 # Normalized ``frames`` rows become ``event_stacks``, ``frame_vars`` and shared stacks
 # (:func:`archiver.storage.stacks.split_frames`).
 CHILD_COLUMNS: dict[str, tuple[str, ...]] = {
-    t.name: tuple(c.name for c in t.columns if c.name != "event_pk") for t in EVENT_CHILD_TABLES
+    t.name: tuple(c.name for c in t.columns if c.name != "event_pk" and not c.info.get(NOT_WRITTEN))
+    for t in EVENT_CHILD_TABLES
 }
 
 

@@ -50,8 +50,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from archiver.storage.base import Base as Base
 from archiver.storage.base import (
+    NOT_WRITTEN,
     BigIntPK,
     JSONType,
     UTCDateTime,
@@ -59,6 +59,7 @@ from archiver.storage.base import (
     event_pk_column,
     utcnow,
 )
+from archiver.storage.base import Base as Base
 from archiver.storage.bookkeeping import IssueSync as IssueSync
 from archiver.storage.bookkeeping import ProjectLease as ProjectLease
 from archiver.storage.bookkeeping import ProjectSync as ProjectSync
@@ -422,6 +423,12 @@ class EventProblem(Base):
     path: Mapped[str] = mapped_column(Text)
     problem: Mapped[str] = mapped_column(Text)
     detail: Mapped[str | None] = mapped_column(Text)
+    # ``detail_unusable`` rows: how often later runs asked again for the event's detail and
+    # Sentry's answer was still unusable (:mod:`archiver.sync.redetail` stops at its
+    # ``MAX_ATTEMPTS``). Not a normalized value: the writer leaves it to its default.
+    attempts: Mapped[int] = mapped_column(
+        Integer, default=0, server_default=text("0"), info={NOT_WRITTEN: True}
+    )
 
 
 EVENT_CHILD_TABLES: tuple[Table, ...] = tuple(

@@ -5,17 +5,20 @@ An event whose detail answer was unusable is archived from its listed copy with 
 never list that event again, so without this the poorer copy would stay for good, even once
 Sentry answers again. So every run, after its walks, asks again for the details of up to
 :data:`PER_RUN` such events of the projects it syncs, found from ``event_problems`` and
-``events`` alone (no bookkeeping of its own). A usable answer goes through the ordinary write
-path: the detail outranks the listed copy (:func:`archiver.storage.encode.rank`), so it
-replaces it whole, problems included, and the ``detail_unusable`` row goes with it. An answer
-still unusable writes nothing: the event is asked again by a later run.
+``events`` alone (the problem row counts the attempts). A usable answer goes through the
+ordinary write path: the detail outranks the listed copy (:func:`archiver.storage.encode.rank`),
+so it replaces it whole, problems included, and the ``detail_unusable`` row goes with it. An
+answer still unusable leaves the event as it is, counts an attempt, and a later run asks again.
 
 Which events: half of the budget goes to the oldest (the nearest to leaving Sentry's
 retention, after which no answer ever comes), the rest to events taken in event-id order from
-a random point. Nothing records that an event was asked before, so without that second half
-the oldest events that never recover (expired, or whose body Sentry lost: 404 for good) would
-take the whole budget of every run once there are enough of them, and no newer event would be
-asked again.
+a random point, so that the oldest cannot take the whole budget of every run.
+
+Giving up: each answer still unusable adds one to the problem row's ``attempts``
+(``event_problems.attempts``, migration 0009). An event asked :data:`MAX_ATTEMPTS` times
+(expired, or whose body Sentry lost: 404 for good) is asked no more: it stays in the archive
+as listed, its ``detail_unusable`` row saying so, and takes no run's budget. A failure of the
+way to the server (connection, timeout, 5xx, 429) is no answer and counts nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select, update
 
 from archiver.errors import ApiError, AuthError, InterruptedRun
 from archiver.normalize import Scrubber, normalize_scrubbed
@@ -50,9 +53,12 @@ PER_RUN = 200
 spends some 15 s on them when every one is asked."""
 WRITE_BATCH = 50
 """Recovered events written per transaction."""
+MAX_ATTEMPTS = 5
+"""Unusable answers after which an event's detail is asked no more (see the module)."""
 _NEVER = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
 
 Guard = Callable[[Connection], None]
+PROBLEMS = CHILD_TABLES["event_problems"]
 
 
 @dataclass(frozen=True)
@@ -83,16 +89,32 @@ class Context:
 
 
 def problem_events(conn: Connection) -> list[int]:
-    """The primary keys of every event with a ``detail_unusable`` problem.
+    """The primary keys of every event with a ``detail_unusable`` problem not given up.
 
     ``event_problems`` has no index on ``problem``: this reads it whole, so a run does it
     once, at its first pass (on PostgreSQL a run makes a pass per project it leases). Later
     passes need no fresher list: only events written before the run are asked again, and an
     event written since is no longer one (:func:`kept_as_listed` checks).
     """
-    problems = CHILD_TABLES["event_problems"]
-    query = select(problems.c.event_pk).where(problems.c.problem == PROBLEM).distinct()
+    query = (
+        select(PROBLEMS.c.event_pk)
+        .where(PROBLEMS.c.problem == PROBLEM, PROBLEMS.c.attempts < MAX_ATTEMPTS)
+        .distinct()
+    )
     return sorted(int(pk) for (pk,) in conn.execute(query))
+
+
+def kept_counts(conn: Connection) -> tuple[int, int]:
+    """How many events are kept as listed (a ``detail_unusable`` problem), and how many of
+    them are given up (asked :data:`MAX_ATTEMPTS` times): what ``status`` shows."""
+    given_up = func.count(PROBLEMS.c.event_pk.distinct()).filter(
+        PROBLEMS.c.attempts >= MAX_ATTEMPTS
+    )
+    query = select(func.count(PROBLEMS.c.event_pk.distinct()), given_up).where(
+        PROBLEMS.c.problem == PROBLEM
+    )
+    kept, gone = conn.execute(query).one()
+    return int(kept), int(gone)
 
 
 def kept_as_listed(
@@ -175,26 +197,37 @@ def retry_details(ctx: Context, project_ids: Sequence[int], stop: threading.Even
         return
     log.info("asking again for the details of %d event(s) kept as listed", len(todo))
     batch: list[EncodedEvent] = []
-    for event in _fetched(ctx, todo, stop):
+    unusable: list[int] = []
+    for asked in _fetched(ctx, todo, stop):
         report.details_retried += 1  # here, not in the fetch threads: one counter, one thread
-        if event is not None:
-            batch.append(event)
-        if len(batch) >= WRITE_BATCH:
-            _write(ctx, batch)
-            batch = []
-    if batch:
-        _write(ctx, batch)
+        if asked.event is not None:
+            batch.append(asked.event)
+        elif asked.answered:
+            unusable.append(asked.kept.pk)
+        if len(batch) + len(unusable) >= WRITE_BATCH:
+            _flush(ctx, batch, unusable)
+            batch, unusable = [], []
+    _flush(ctx, batch, unusable)
 
 
-def _fetched(
-    ctx: Context, todo: list[Kept], stop: threading.Event
-) -> Iterator[EncodedEvent | None]:
-    """Each event's usable detail, normalized (None when still unusable), in order."""
+@dataclass(frozen=True)
+class Asked:
+    """What asking again for an event's detail brought: the event, normalized and encoded, if
+    the answer was usable; ``answered``: Sentry answered (a failed way to it is no answer)."""
+
+    kept: Kept
+    event: EncodedEvent | None
+    answered: bool
+
+
+def _fetched(ctx: Context, todo: list[Kept], stop: threading.Event) -> Iterator[Asked]:
+    """What each event's detail request brought, in order."""
     dialect = ctx.store.engine.dialect.name
 
-    def fetch(kept: Kept) -> EncodedEvent | None:
+    def fetch(kept: Kept) -> Asked:
         if stop.is_set():
             raise InterruptedRun("stopped while asking again for event details")
+        answered = True
         try:
             with ctx.client.stopping(stop):  # a project handed over: its waits end too
                 detail, why = ask_detail(
@@ -205,10 +238,10 @@ def _fetched(
                 raise  # the token itself is refused: nothing else can work
             detail, why = None, str(exc)
         except ApiError as exc:  # the way to the server failed: the next run asks again
-            detail, why = None, str(exc)
+            detail, why, answered = None, str(exc), False
         if detail is None:
             log.info("issue %s, event %s: still unusable: %s", kept.issue_id, kept.event_id, why)
-            return None
+            return Asked(kept, None, answered)
         normalized = normalize_scrubbed(
             ctx.scrubber,
             detail,
@@ -217,7 +250,7 @@ def _fetched(
             has_detail=True,
             decoded=[],
         )
-        return encode_event(normalized, dialect)
+        return Asked(kept, encode_event(normalized, dialect), True)
 
     workers = max(1, min(ctx.concurrency, len(todo)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="redetail") as pool:
@@ -228,6 +261,41 @@ def _fetched(
         finally:
             for future in futures:
                 future.cancel()
+
+
+def _flush(ctx: Context, events: list[EncodedEvent], unusable: list[int]) -> None:
+    """Write the recovered ``events``; count an attempt for each of the ``unusable``."""
+    if events:
+        _write(ctx, events)
+    if unusable:
+        _count_attempts(ctx, unusable)
+
+
+def _count_attempts(ctx: Context, pks: list[int]) -> None:
+    """One more unusable answer for each of these events (their ``detail_unusable`` rows);
+    those that reach :data:`MAX_ATTEMPTS` are given up (the report counts them)."""
+    mine = (PROBLEMS.c.event_pk.in_(pks), PROBLEMS.c.problem == PROBLEM)
+
+    def once() -> int:
+        with ctx.store.transaction(wait_for_disk=False) as conn:
+            conn.execute(update(PROBLEMS).where(*mine).values(attempts=PROBLEMS.c.attempts + 1))
+            done = select(func.count(PROBLEMS.c.event_pk.distinct())).where(
+                *mine, PROBLEMS.c.attempts >= MAX_ATTEMPTS
+            )
+            given_up = int(conn.execute(done).scalar_one())
+            if ctx.guard is not None:
+                ctx.guard(conn)
+        return given_up
+
+    given_up = retry_conflicts(once)
+    if given_up:
+        log.warning(
+            "%d event(s) kept as listed: detail still unusable after %d attempts, "
+            "no longer asked (event_problems.attempts)",
+            given_up,
+            MAX_ATTEMPTS,
+        )
+    ctx.report.details_given_up += given_up
 
 
 def _write(ctx: Context, events: list[EncodedEvent]) -> None:

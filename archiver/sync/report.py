@@ -35,6 +35,9 @@ class SyncReport:
     # them it could replace with the detail (:mod:`.redetail`)
     details_retried: int = 0
     details_recovered: int = 0
+    # of those asked, the events whose answer was unusable for the last allowed time: kept as
+    # listed for good (:data:`archiver.sync.redetail.MAX_ATTEMPTS`)
+    details_given_up: int = 0
 
     def add(self, result: WriteResult) -> None:
         self.events_hollow_ignored += result.hollow_ignored

@@ -191,6 +191,11 @@ def summary_lines(outcome: SyncOutcome) -> list[str]:
         lines.append(
             f"events kept as listed by earlier runs, detail asked again: {r.details_retried}, "
             f"recovered {r.details_recovered}"
+            + (
+                f", given up {r.details_given_up} (unusable every time: kept as listed)"
+                if r.details_given_up
+                else ""
+            )
         )
     if r.gone:
         lines.append(f"issues gone (404, archive kept): {', '.join(map(str, r.gone))}")
@@ -292,6 +297,7 @@ def counts(outcome: SyncOutcome) -> dict[str, Any]:
         "events_detail_unusable": len(r.details_unusable),
         "events_detail_retried": r.details_retried,
         "events_detail_recovered": r.details_recovered,
+        "events_detail_given_up": r.details_given_up,
         "releases": r.releases,
         "requests": outcome.requests,
         "retries": outcome.retries,

@@ -5,10 +5,15 @@ from __future__ import annotations
 import sqlite3
 
 from click.testing import CliRunner
+from sqlalchemy import text
 
 from archiver.cli import cli
 from archiver.errors import ExitCode
 from archiver.storage import db
+from archiver.storage.models import CHILD_TABLES
+from archiver.storage.store import Store
+from tests.helpers import orphans, query_rows
+from tests.storage.test_store import seed_events
 
 
 def test_upgrade_current_check(empty_db_url):
@@ -32,7 +37,7 @@ def test_upgrade_current_check(empty_db_url):
     assert r.output == f"current: {head}\nhead:    {head}\nup to date\n"
     r = runner.invoke(cli, ["db", "check", "--db", empty_db_url])
     assert r.exit_code == 0
-    assert r.output == f"ok: schema at {head} matches the models\n"
+    assert r.output == f"ok: schema at {head} matches the models; no row without its event\n"
 
 
 def test_db_url_from_environment(tmp_path, monkeypatch):
@@ -104,3 +109,61 @@ def test_db_commands_read_the_database_from_the_config_file(tmp_path, monkeypatc
     )
     assert r.exit_code == ExitCode.DATABASE, r.output  # other.db does not exist: not created
     assert "other.db (the file does not exist)" in r.output
+
+
+def _delete_without_cascade(db_url: str, sql: str) -> None:
+    """``sql`` as a user's own session runs it: on PostgreSQL no foreign key cascades; on
+    SQLite a connection of the ``sqlite3`` module, where foreign keys are off by default."""
+    if db_url.startswith("sqlite"):
+        con = sqlite3.connect(db_url.removeprefix("sqlite:///"))
+        with con:
+            con.execute(sql)
+        con.close()
+        return
+    engine = db.make_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text(sql))
+    engine.dispose()
+
+
+def test_check_counts_rows_whose_event_is_gone_and_says_how_to_delete_them(db_url):
+    engine = db.make_engine(db_url)
+    store = Store(engine)
+    with store.transaction() as conn:
+        store.write_events(conn, seed_events())
+    engine.dispose()
+    runner = CliRunner()
+    assert runner.invoke(cli, ["db", "check", "--db", db_url]).exit_code == 0
+    ((gone,),) = query_rows(db_url, "SELECT min(id) FROM events")
+    _delete_without_cascade(db_url, f"DELETE FROM events WHERE id = {gone}")
+    _delete_without_cascade(
+        db_url,
+        "DELETE FROM stacks WHERE stack_key = (SELECT stack_key FROM stacks ORDER BY 1 LIMIT 1)",
+    )
+    expected = {
+        t: n
+        for t in CHILD_TABLES
+        if (n := query_rows(db_url, f"SELECT count(*) FROM {t} WHERE event_pk = {gone}")[0][0])
+    }
+    assert {"event_tags", "breadcrumbs", "event_stacks"} <= expected.keys()
+    r = runner.invoke(cli, ["db", "check", "--db", db_url])
+    assert r.exit_code == ExitCode.DATABASE
+    for table, n in expected.items():
+        rows = "1 row" if n == 1 else f"{n} rows"
+        assert f"orphans: {table}: {rows} whose event is gone\n" in r.output
+    assert "orphans: event_stacks -> stacks: " in r.output
+    assert "whose stack is gone" in r.output
+    engine = db.make_engine(db_url)
+    try:
+        assert orphans(engine).keys() == expected.keys() | {"event_stacks -> stacks"}
+        statements = [line.strip() for line in r.output.splitlines() if line.startswith("  ")]
+        assert len(statements) == len(expected) + 1
+        with engine.begin() as conn:  # what the message says to run
+            for sql in statements:
+                conn.execute(text(sql.rstrip(";")))
+        assert orphans(engine) == {}
+    finally:
+        engine.dispose()
+    r = runner.invoke(cli, ["db", "check", "--db", db_url])
+    assert r.exit_code == 0, r.output
+    assert query_rows(db_url, "SELECT count(*) FROM events")[0][0] == len(seed_events()) - 1

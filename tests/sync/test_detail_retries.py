@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 
 from archiver.errors import ExitCode
+from archiver.operations.status import collect_status, format_status
 from archiver.simulator import FaultConfig, SimulatedOrg, SimulatorConfig, SimulatorServer
+from archiver.storage import db
 from archiver.sync.runner import SyncOutcome, counts, execute_sync, summary_lines
 from tests.helpers import archived, query_rows, simulated, sync_settings
 
@@ -132,3 +134,98 @@ def test_each_run_asks_a_bounded_number_the_oldest_among_them(
         left, runs = _unusable(db_url), runs + 1
     assert runs == -(-len(kept) // 6)
     assert archived(db_url) == {(p, e) for p, e in org.truth() if p == project.id}
+
+
+ATTEMPTS = (
+    "SELECT e.event_id, p.attempts FROM events e JOIN event_problems p ON p.event_pk = e.id "
+    "WHERE p.problem = 'detail_unusable' ORDER BY e.event_id"
+)
+
+
+def _lost(event_id: str) -> SimulatorConfig:
+    """A server whose detail of ``event_id`` answers 404 (its body lost), the others served."""
+    return SimulatorConfig(hollow_events=frozenset({event_id}))
+
+
+def _sync_at(config: SimulatorConfig, org: SimulatedOrg, db_url: str) -> SyncOutcome:
+    with SimulatorServer(org, token=TOKEN, config=config) as srv:
+        return _sync(srv.url, org, db_url)
+
+
+def test_an_event_whose_detail_never_comes_back_is_given_up_and_stays_as_listed(
+    db_url: str, org: SimulatedOrg
+) -> None:
+    from archiver.sync.redetail import MAX_ATTEMPTS
+
+    kept = _kept_as_listed_by_a_broken_server(db_url, org)
+    lost = kept[0]
+    second = _sync_at(_lost(lost), org, db_url)  # the others recover, this one answers 404
+    assert (second.report.details_retried, second.report.details_recovered) == (
+        len(kept),
+        len(kept) - 1,
+    )
+    assert query_rows(db_url, ATTEMPTS) == [(lost, 1)]
+    for attempt in range(2, MAX_ATTEMPTS + 1):
+        outcome = _sync_at(_lost(lost), org, db_url)
+        report = outcome.report
+        assert (report.details_retried, report.details_recovered) == (1, 0)
+        assert query_rows(db_url, ATTEMPTS) == [(lost, attempt)]
+    assert report.details_given_up == 1
+    assert any("given up 1" in line for line in summary_lines(outcome))
+    assert counts(outcome)["events_detail_given_up"] == 1
+    for _ in range(2):  # no longer asked, not even by a healthy server
+        after = _sync_at(SimulatorConfig(), org, db_url)
+        assert (after.report.details_retried, after.report.details_given_up) == (0, 0)
+    assert query_rows(db_url, ATTEMPTS) == [(lost, MAX_ATTEMPTS)]
+    assert _unusable(db_url) == [lost]  # kept as listed, visible as such
+    engine = db.make_engine(db_url)
+    try:
+        status = collect_status(engine)
+    finally:
+        engine.dispose()
+    assert status["kept_as_listed"] == {"events": 1, "given_up": 1}
+    assert (
+        f"kept as listed: 1 event (detail unusable), 1 given up after {MAX_ATTEMPTS} attempts"
+        in format_status(status).splitlines()
+    )
+    assert archived(db_url) == org.truth()
+
+
+def test_an_event_that_recovers_on_its_third_attempt_is_stored_in_full(
+    db_url: str, org: SimulatedOrg
+) -> None:
+    kept = _kept_as_listed_by_a_broken_server(db_url, org)
+    late = kept[-1]
+    for attempt in (1, 2):
+        _sync_at(_lost(late), org, db_url)
+        assert query_rows(db_url, ATTEMPTS) == [(late, attempt)]
+    third = _sync_at(SimulatorConfig(), org, db_url)
+    assert (third.report.details_retried, third.report.details_recovered) == (1, 1)
+    assert _unusable(db_url) == []
+    rows = query_rows(db_url, "SELECT has_detail, is_full FROM events WHERE event_id = :e", e=late)
+    assert [tuple(map(bool, r)) for r in rows] == [(True, True)]
+
+
+def test_a_detail_the_way_to_the_server_failed_to_bring_is_no_attempt(
+    db_url: str, org: SimulatedOrg
+) -> None:
+    """A 5xx is not Sentry's answer about the event: it counts nothing towards giving up."""
+    kept = _kept_as_listed_by_a_broken_server(db_url, org)
+    failing = SimulatorConfig(
+        faults=FaultConfig(error_rate=1.0, families=frozenset({"issue_event_details"}))
+    )
+    with SimulatorServer(org, token=TOKEN, config=failing) as srv:
+        report = execute_sync(
+            sync_settings(
+                srv.url,
+                TOKEN,
+                org,
+                db_url,
+                concurrency=2,
+                workers=1,
+                detail="always",
+                max_retries=0,
+            )
+        ).report
+    assert (report.details_retried, report.details_recovered) == (len(kept), 0)
+    assert {n for _, n in query_rows(db_url, ATTEMPTS)} == {0}

@@ -1,8 +1,8 @@
 """Which events kept as listed a run asks again for: the oldest half, then the others in turn.
 
-Nothing records that an event was asked before (no schema of its own), so the choice alone
-must keep events that never recover (expired in Sentry: 404 for good) from taking every
-run's whole budget.
+Events that never recover (expired in Sentry: 404 for good) are given up after
+``MAX_ATTEMPTS`` runs (``tests/sync/test_detail_retries.py``); until then the choice must keep
+the oldest of them from taking every run's whole budget.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from archiver.cli.options import (
     sync_options,
 )
 from archiver.config import settings_from_options
-from archiver.sync.prestart import start_fork_server
+from archiver.sync.prestart import start_archive_upgrade, start_fork_server
 
 
 @click.command("sync")
@@ -36,6 +36,7 @@ def sync_command(quiet: bool, verbose: int, log_format: str, **options: object) 
     exiting.allow()  # the run saves all it does before it returns or raises
     # before the engine's imports: the workers' server imports on the other core meanwhile
     start_fork_server(settings.workers)
+    start_archive_upgrade(settings)  # a first run's schema: built while the rest imports
     from archiver.sync.runner import run_sync
 
     report = run_sync(settings, quiet=quiet, verbosity=verbose, log_format=log_format)

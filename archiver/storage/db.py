@@ -301,11 +301,19 @@ def is_current(engine: Engine) -> bool:
         return _stored_revision(connection) == head_revision()
 
 
-def upgrade(engine: Engine, revision: str = "head", *, adopt: bool = False) -> None:
+def upgrade(
+    engine: Engine,
+    revision: str = "head",
+    *,
+    adopt: bool = False,
+    before_commit: Callable[[], None] | None = None,
+) -> None:
     """Create the archive's schema or bring it up to date; one process at a time.
 
     A database that has tables but no ``alembic_version`` belongs to another application: it
     is refused unless ``adopt`` (``db upgrade --adopt``) says to add the archive's tables to it.
+    ``before_commit`` runs once the migrations ran, their transaction still open (a sync's
+    early upgrade waits there for the word to commit: :mod:`archiver.storage.apart`).
     """
     with _connected(engine, exclusive=True) as connection:
         stored = _stored_revision(connection)
@@ -321,6 +329,8 @@ def upgrade(engine: Engine, revision: str = "head", *, adopt: bool = False) -> N
         from alembic import command
 
         command.upgrade(alembic_config(connection), revision)
+        if before_commit is not None:
+            before_commit()
 
 
 def _newer_error(engine: Engine, stored: str, head: str | None) -> DatabaseError:

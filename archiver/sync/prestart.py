@@ -1,5 +1,8 @@
 """Starting the page workers' fork server at once, while the sync process starts up itself.
 
+The archive's creation (a first sync's schema) begins then as well, in a child of its own
+(:func:`start_archive_upgrade`).
+
 Why: a page worker is forked from a server process that imports the normalization code first
 (about as long as the sync process's own imports). Started when the first page arrived, that
 import stood between the first page and its rows while the walks waited; started as the
@@ -11,6 +14,10 @@ from __future__ import annotations
 
 import multiprocessing
 from multiprocessing import forkserver
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from archiver.config import Settings
 
 # What the fork server imports before it forks a worker (:mod:`archiver.sync.workers`).
 WORKER_MODULES = ["archiver.sync.workers"]
@@ -26,3 +33,15 @@ def start_fork_server(workers: int) -> bool:
     multiprocessing.get_context("forkserver").set_forkserver_preload(WORKER_MODULES)
     forkserver.ensure_running()
     return True
+
+
+def start_archive_upgrade(settings: Settings) -> bool:
+    """Begin creating or upgrading the run's archive now, in a child process (True if begun):
+    its imports and its statements overlap this process's start-up; the run's ``prepare``
+    collects it (:func:`archiver.storage.apart.begin_upgrade`). Nothing for a run that lacks
+    what it needs to start (it fails at once)."""
+    if not settings.token or not settings.org:
+        return False
+    from archiver.storage import apart  # the storage layer's imports: needed next anyway
+
+    return apart.begin_upgrade(settings.db)

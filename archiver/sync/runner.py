@@ -29,7 +29,7 @@ from archiver.output import (
 from archiver.sentry.client import SentryClient
 from archiver.storage import db
 from archiver.storage import lock as run_lock
-from archiver.storage.apart import upgrade_apart
+from archiver.storage.apart import drop_early, upgrade_apart
 from archiver.storage.store import Store
 from archiver.sync import interrupts
 from archiver.sync.engine import Syncer
@@ -132,7 +132,8 @@ def execute_sync(
 
             def prepare() -> None:
                 # creates the archive on first use (in a child process: Alembic stays out of
-                # this one's memory); nothing to do when current
+                # this one's memory; begun as the `sync` command started, committed now);
+                # nothing to do when current
                 upgrade_apart(engine)
                 # one writer at a time (archiver.storage.lock); held until the run has been recorded
                 # on PostgreSQL shared with other syncs, which split the work by project leases
@@ -163,6 +164,7 @@ def execute_sync(
             )
     finally:
         engine.dispose()
+        drop_early()  # begun as the command started, never collected: rolled back
 
 
 SUMMARY_NAMES = 5  # events named on the summary's line of events kept as listed

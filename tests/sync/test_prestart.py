@@ -55,3 +55,35 @@ def test_the_sync_command_starts_the_fork_server_before_it_imports_the_engine(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
     )
     assert out.stdout.strip() == f"[(False, True)] {WORKER_MODULES}", out.stderr
+
+
+def test_the_sync_command_begins_the_archives_upgrade_before_it_imports_the_runner(
+    tmp_path: Path,
+) -> None:
+    """A first sync's schema is built while the command imports the rest (the child is forked
+    by :func:`archiver.storage.apart.begin_upgrade`); the URL is the run's."""
+    script = textwrap.dedent(
+        """
+        import sys
+        import archiver.sync.prestart as prestart
+        begun = []
+        def spy(settings):
+            begun.append(("archiver.sync.runner" in sys.modules, settings.db))
+            raise SystemExit(0)
+        prestart.start_archive_upgrade = spy
+        from archiver.cli import cli
+        try:
+            cli(["sync", "--workers", "0"], prog_name="sentry-archiver")
+        except SystemExit:
+            pass
+        print(begun)
+        """
+    )
+    url = f"sqlite:///{tmp_path}/a.db"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SENTRY_URL": "http://127.0.0.1:9/"}
+    env.update(SENTRY_AUTH_TOKEN="t", SENTRY_ORG="o", SENTRY_ARCHIVER_DB=url)
+    env.pop("SENTRY_ARCHIVER_CONFIG", None)
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.stdout.strip() == str([(False, url)]), out.stderr

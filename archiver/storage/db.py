@@ -7,7 +7,6 @@ the Alembic migrations live, so the CLI, the tests and the benchmarks all see th
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +23,9 @@ from archiver.errors import DatabaseError
 from archiver.storage import rawjson
 from archiver.storage.files import check_sqlite_file, check_writable, read_only_uri
 from archiver.storage.models import Base
+from archiver.storage.revisions import head_revision as head_revision
+from archiver.storage.revisions import known_revisions as known_revisions
+from archiver.storage.revisions import migrations_dir as migrations_dir
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -49,22 +51,6 @@ SQLITE_PAGE_SIZE = 16_384
 SQLITE_CACHE_KIB = 4_096
 # Connections open at once on one SQLite archive (SQLAlchemy's default pool allows as many).
 SQLITE_MAX_CONNECTIONS = 15
-
-
-def migrations_dir() -> Path:
-    """Where the Alembic scripts are.
-
-    A wheel ships the top-level ``migrations/`` folder as ``archiver/_migrations``; a source
-    checkout (or an editable install) has it beside the package.
-    """
-    package = Path(__file__).resolve().parent.parent  # archiver/
-    for candidate in (package / "_migrations", package.parent / "migrations"):
-        if (candidate / "env.py").is_file():
-            return candidate
-    raise DatabaseError(
-        f"cannot find the database migrations (looked in {package / '_migrations'} and "
-        f"{package.parent / 'migrations'}); the installation is incomplete"
-    )
 
 
 def normalize_url(url: str) -> str:
@@ -224,39 +210,6 @@ def alembic_config(connection: Connection | None = None, url: str | None = None)
     if connection is not None:
         cfg.attributes["connection"] = connection
     return cfg
-
-
-_REVISION = re.compile(r"^revision(?:\s*:\s*str)?\s*=\s*['\"](\w+)['\"]", re.MULTILINE)
-_DOWN_REVISION = re.compile(
-    r"^down_revision(?:\s*:[^=]+)?\s*=\s*(?:None|['\"](\w+)['\"])", re.MULTILINE
-)
-
-
-def known_revisions() -> tuple[set[str], str | None]:
-    """Every revision the scripts define, and the head: read from their text (no Alembic import).
-
-    Our history is one straight line: the head is the revision nobody names as its
-    ``down_revision``. tests/storage/test_migrations.py checks that Alembic agrees.
-    """
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for script in (migrations_dir() / "versions").glob("*.py"):
-        source = script.read_text(encoding="utf-8")
-        revision, down = _REVISION.search(source), _DOWN_REVISION.search(source)
-        if revision is None or down is None:
-            continue
-        revisions.add(revision.group(1))
-        if down.group(1):
-            parents.add(down.group(1))
-    heads = revisions - parents
-    if len(heads) > 1:
-        raise DatabaseError(f"the migrations have several heads: {sorted(heads)}")
-    return revisions, (heads.pop() if heads else None)
-
-
-def head_revision() -> str | None:
-    """The newest migration's revision."""
-    return known_revisions()[1]
 
 
 @contextmanager

@@ -38,10 +38,10 @@ def start_fork_server(workers: int) -> bool:
 def start_archive_upgrade(settings: Settings) -> bool:
     """Begin creating or upgrading the run's archive now, in a child process (True if begun):
     its imports and its statements overlap this process's start-up; the run's ``prepare``
-    collects it (:func:`archiver.storage.apart.begin_upgrade`). Nothing for a run that lacks
-    what it needs to start (it fails at once)."""
+    collects it (:mod:`archiver.storage.early`, which imports neither SQLAlchemy nor Alembic).
+    Nothing for a run that lacks what it needs to start (it fails at once)."""
     if not settings.token or not settings.org:
         return False
-    from archiver.storage import apart  # the storage layer's imports: needed next anyway
+    from archiver.storage import early
 
-    return apart.begin_upgrade(settings.db)
+    return early.begin_upgrade(settings.db)

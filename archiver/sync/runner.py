@@ -29,7 +29,8 @@ from archiver.output import (
 from archiver.sentry.client import SentryClient
 from archiver.storage import db
 from archiver.storage import lock as run_lock
-from archiver.storage.apart import drop_early, upgrade_apart
+from archiver.storage.apart import upgrade_apart
+from archiver.storage.early import drop_early
 from archiver.storage.store import Store
 from archiver.sync import interrupts
 from archiver.sync.engine import Syncer

@@ -1,5 +1,5 @@
 """The archive's creation begins as the sync command starts, in a forked child, and is committed
-only once the sync asks for it (:func:`archiver.storage.apart.begin_upgrade`). Each case runs
+only once the sync asks for it (:func:`archiver.storage.early.begin_upgrade`). Each case runs
 in a fresh interpreter: this test process has imported Alembic long ago (and runs threads)."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ PRELUDE = """
 import json, os, signal, sys, time
 from sqlalchemy import text
 from archiver.errors import ArchiverError
-from archiver.storage import apart, db
+from archiver.storage import apart, db, early
 url = sys.argv[1]
 def ready():
     probe = db.make_engine(url)
@@ -98,7 +98,7 @@ def test_a_new_postgresql_archive_is_built_at_once_and_committed_when_the_sync_a
     with pg_database() as url:
         result = _run(
             """
-            started = apart.begin_upgrade(url)
+            started = early.begin_upgrade(url)
             ready()
             before = tables()
             error = collect()
@@ -119,10 +119,10 @@ def test_an_early_upgrade_the_sync_drops_writes_nothing() -> None:
     with pg_database() as url:
         result = _run(
             """
-            started = apart.begin_upgrade(url)
-            pid = apart._early.pid
+            started = early.begin_upgrade(url)
+            pid = early._early.pid
             ready()
-            apart.drop_early()
+            early.drop_early()
             print(json.dumps({"started": started, "pid": pid, "after": tables()}))
             """,
             url,
@@ -137,9 +137,9 @@ def test_a_killed_sync_leaves_no_early_upgrade_behind() -> None:
     with pg_database() as url:
         script = PRELUDE + textwrap.dedent(
             """
-            apart.begin_upgrade(url)
+            early.begin_upgrade(url)
             ready()
-            print(apart._early.pid, flush=True)
+            print(early._early.pid, flush=True)
             time.sleep(120)
             """
         )
@@ -167,8 +167,8 @@ def test_ctrl_c_of_the_terminal_leaves_the_early_upgrade_to_the_sync() -> None:
     with pg_database() as url:
         result = _run(
             """
-            apart.begin_upgrade(url)
-            pid = apart._early.pid
+            early.begin_upgrade(url)
+            pid = early._early.pid
             ready()
             os.kill(pid, signal.SIGINT)
             os.kill(pid, signal.SIGTERM)
@@ -185,9 +185,9 @@ def test_a_new_sqlite_archive_is_not_created_before_the_sync_asks(tmp_path: Path
     path = tmp_path / "archive.db"
     dropped = _run(
         """
-        started = apart.begin_upgrade(url)
+        started = early.begin_upgrade(url)
         time.sleep(1)  # time enough for a child that would not wait to create the file
-        apart.drop_early()
+        early.drop_early()
         print(json.dumps({"started": started}))
         """,
         f"sqlite:///{path}",
@@ -196,7 +196,7 @@ def test_a_new_sqlite_archive_is_not_created_before_the_sync_asks(tmp_path: Path
     assert not path.exists()
     created = _run(
         """
-        started = apart.begin_upgrade(url)
+        started = early.begin_upgrade(url)
         error = collect()
         print(json.dumps({"started": started, "error": error, "alembic": "alembic" in sys.modules}))
         """,
@@ -219,7 +219,7 @@ def test_a_current_sqlite_archive_starts_nothing(tmp_path: Path) -> None:
         engine.dispose()
     result = _run(
         """
-        started = apart.begin_upgrade(url)
+        started = early.begin_upgrade(url)
         error = collect()
         print(json.dumps({"started": started, "error": error, "alembic": "alembic" in sys.modules}))
         """,
@@ -232,7 +232,7 @@ _LATE = """
 print(json.dumps({"error": collect()}))
 """
 _EARLY = """
-started = apart.begin_upgrade(url)
+started = early.begin_upgrade(url)
 print(json.dumps({"error": collect(), "started": started}))
 """
 
@@ -269,9 +269,9 @@ def test_a_child_that_dies_is_replaced_by_an_upgrade_here() -> None:
     with pg_database() as url:
         result = _run(
             """
-            apart.begin_upgrade(url)
+            early.begin_upgrade(url)
             ready()
-            os.kill(apart._early.pid, signal.SIGKILL)
+            os.kill(early._early.pid, signal.SIGKILL)
             error = collect()
             print(json.dumps({"error": error, "after": tables(),
                               "alembic": "alembic" in sys.modules}))
@@ -327,3 +327,21 @@ def test_the_first_sync_in_a_process_of_its_own_creates_its_archive(tmp_path: Pa
         finally:
             engine.dispose()
     assert events == len(org.truth())
+
+
+def test_telling_a_current_sqlite_archive_imports_no_sqlalchemy(tmp_path: Path) -> None:
+    """The nightly run's check comes before the sync's imports and must not bring them on."""
+    url = f"sqlite:///{tmp_path / 'archive.db'}"
+    engine = db.make_engine(url)
+    try:
+        db.upgrade(engine)
+    finally:
+        engine.dispose()
+    script = (
+        "import sys\nfrom archiver.storage import early\n"
+        "print(early.begin_upgrade(sys.argv[1]), 'sqlalchemy' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, url], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert out.stdout.split() == ["False", "False"], out.stderr

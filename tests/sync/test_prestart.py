@@ -61,7 +61,7 @@ def test_the_sync_command_begins_the_archives_upgrade_before_it_imports_the_runn
     tmp_path: Path,
 ) -> None:
     """A first sync's schema is built while the command imports the rest (the child is forked
-    by :func:`archiver.storage.apart.begin_upgrade`); the URL is the run's."""
+    by :func:`archiver.storage.early.begin_upgrade`); the URL is the run's."""
     script = textwrap.dedent(
         """
         import sys

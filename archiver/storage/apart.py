@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import signal
 import sys
 from multiprocessing.connection import Connection
@@ -41,9 +40,9 @@ def upgrade_apart(engine: Engine) -> None:
     url = engine.url.render_as_string(hide_password=False)  # through a pipe, never argv
     begun = early.take(lambda given: _same_url(given, url))
     if begun is not None:  # by the `sync` command as it started
-        answered, outcome = early.collect(begun)
+        answered, outcome, code = early.collect(begun)
         if not answered:
-            _fell_back(engine, begun.pid)
+            _fell_back(engine, code)
         elif outcome is not None:
             raise outcome
         return
@@ -104,13 +103,8 @@ def _same_url(given: str, url: str) -> bool:
         return False
 
 
-def _fell_back(engine: Engine, pid: int) -> None:
-    """The early child died without an answer: upgrade here, as when the fork server's does."""
-    try:
-        _, status = os.waitpid(pid, 0)
-        code: int | None = os.waitstatus_to_exitcode(status)
-    except ChildProcessError:
-        code = None
+def _fell_back(engine: Engine, code: int | None) -> None:
+    """The early child died without an answer: upgrade here, as when the other one does."""
     log.warning(
         "the schema upgrade's process ended without an answer (exit code %s); "
         "upgrading in this process",

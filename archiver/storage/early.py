@@ -1,9 +1,13 @@
-"""A first sync's archive, begun as the ``sync`` command starts, in a forked child.
+"""A first sync's archive, begun as the ``sync`` command starts, in a child process.
 
 Why: creating the schema (Alembic's import, eight migrations, about 150 statements) stood
-between the sync's start-up and its first page, the sync waiting for it; begun as the command
-starts (:func:`archiver.sync.prestart.start_archive_upgrade`), it runs while the sync process
-imports the rest and asks the server for the projects.
+between the sync's start-up and its first page, the sync waiting for it. Begun as the command
+starts (:func:`archiver.sync.prestart.start_archive_upgrade`), the child is forked by the page
+workers' fork server as soon as that has imported the workers' modules (SQLAlchemy and the
+models among them): it builds the schema on that core while the sync process finishes its
+own imports and asks the server for the projects. Forked from the sync process before its
+imports instead, the child imported SQLAlchemy a second time on a machine whose two cores
+were busy with those imports already, and the sync started later, not sooner.
 
 A bad token must still fail before the database is touched, so nothing is committed before
 the sync, past its first request, says so (:func:`archiver.storage.apart.upgrade_apart`):
@@ -14,15 +18,15 @@ the sync, past its first request, says so (:func:`archiver.storage.apart.upgrade
 * SQLite: a new file is not created before the word; the child only imports meanwhile. A
   current archive (every nightly run) starts nothing: read here with the standard library.
 
-This module imports neither SQLAlchemy nor Alembic: the sync's own imports come after it,
-and a nightly run must not pay for them any earlier. The child is forked before them, from a
-process that runs no thread, and closes every descriptor it inherited but its own pipes; it
-ignores the terminal's Ctrl-C and SIGTERM (the sync decides how to stop), as the fork
-server's child does (:mod:`archiver.storage.apart`).
+This module imports neither SQLAlchemy nor Alembic: the sync's own imports come after it. The
+child ignores the terminal's Ctrl-C and SIGTERM (the sync decides how to stop), as the fork
+server's other upgrade child does (:mod:`archiver.storage.apart`).
 """
 
 from __future__ import annotations
 
+import atexit
+import multiprocessing
 import os
 import pickle
 import signal
@@ -32,6 +36,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from urllib.parse import quote
 
@@ -46,8 +51,9 @@ class Early:
     """The child begun by :func:`begin_upgrade`, as the sync sees it."""
 
     url: str  # as the command was given it
-    pid: int
-    go: int  # write end of a pipe: GO, or closed without it
+    process: BaseProcess
+    starting: threading.Thread  # asks the fork server for it: that waits for the preload
+    go: Connection  # GO, or closed without it
     answer: Connection  # its outcome: None, or the exception it raised
 
 
@@ -55,29 +61,47 @@ _early: Early | None = None
 
 
 def begin_upgrade(url: str) -> bool:
-    """Begin creating or upgrading the archive at ``url`` in a forked child (True if begun).
+    """Begin creating or upgrading the archive at ``url`` in a child process (True if begun).
 
     :func:`take` hands it to the run's ``prepare``; :func:`drop_early` (or this process's
     end) abandons it uncommitted. Nothing is begun for a current SQLite archive, for a URL
-    that is neither a SQLite file nor PostgreSQL (``prepare`` does as before), where the
-    driver is missing (the sync says so), in a process that has imported Alembic or runs
-    threads, or without ``fork``.
+    that is neither a SQLite file nor PostgreSQL (``prepare`` does as before), in a process
+    that has imported Alembic (it upgrades itself), or where there is no fork server.
     """
     global _early
-    if _early is not None or not _may_fork():
+    if _early is not None or "alembic" in sys.modules:
         return False
-    if url.startswith(POSTGRES_PREFIXES):
-        try:  # imported for the child too: the sync imports it next anyway
-            import psycopg  # noqa: F401
-        except ImportError:
-            return False
-        _early = _fork(url, postgres=True)
-    else:
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return False
+    postgres = url.startswith(POSTGRES_PREFIXES)
+    if not postgres:
         path = _sqlite_path(url)
         if path is None or (path.exists() and _stored_revision(path) == head_revision()):
             return False
-        _early = _fork(url, postgres=False)
-    return _early is not None
+    context = multiprocessing.get_context("forkserver")
+    go_read, go_write = context.Pipe(duplex=False)
+    answer_read, answer_write = context.Pipe(duplex=False)
+    # the URL through the fork server's socket, never argv
+    process = context.Process(
+        target=_child, args=(url, go_read, answer_write, postgres), name="archive-upgrade"
+    )
+    starting = threading.Thread(
+        target=_start, args=(process, go_read, answer_write), name="archive-upgrade", daemon=True
+    )
+    starting.start()
+    _early = Early(url, process, starting, go_write, answer_read)
+    atexit.register(drop_early)  # before multiprocessing's own exit joins the child
+    return True
+
+
+def _start(process: BaseProcess, go_read: Connection, answer_write: Connection) -> None:
+    try:
+        process.start()
+    except OSError:
+        pass  # no child: the sync reads no answer and upgrades itself
+    finally:
+        go_read.close()  # the child has its own
+        answer_write.close()
 
 
 def take(matches: Callable[[str], bool] = lambda url: True) -> Early | None:
@@ -96,39 +120,35 @@ def drop_early() -> None:
     early = take()
     if early is None:
         return
-    os.close(early.go)
+    early.starting.join()
+    early.go.close()
     early.answer.close()
-    os.waitpid(early.pid, 0)  # at once: it ends as soon as it reads the closed pipe
+    if early.process.pid is not None:
+        early.process.join()  # at once: it ends as soon as it reads the closed pipe
 
 
-def collect(early: Early) -> tuple[bool, BaseException | None]:
-    """(answered, its outcome): the word to commit given, the child's answer awaited.
+def collect(early: Early) -> tuple[bool, BaseException | None, int | None]:
+    """(answered, its outcome, its exit code): the word to commit given, its answer awaited.
 
-    Not answered: it died (killed, out of memory); the caller upgrades itself.
+    Not answered: it died (killed, out of memory) or never started; the caller upgrades itself.
     """
+    early.starting.join()
     try:
-        os.write(early.go, GO)
+        early.go.send_bytes(GO)
     except OSError:  # it has answered and gone already, or died
         pass
     finally:
-        os.close(early.go)
+        early.go.close()
     try:
         outcome = early.answer.recv()
+        answered = True
     except EOFError:
-        return False, None
+        outcome, answered = None, False
     finally:
         early.answer.close()
-    os.waitpid(early.pid, 0)
-    return True, outcome
-
-
-def _may_fork() -> bool:
-    return (
-        hasattr(os, "fork")
-        and "alembic" not in sys.modules
-        and threading.active_count() == 1
-        and threading.current_thread() is threading.main_thread()
-    )
+    if early.process.pid is not None:
+        early.process.join()
+    return answered, outcome, early.process.exitcode
 
 
 def _sqlite_path(url: str) -> Path | None:
@@ -156,55 +176,16 @@ def _stored_revision(path: Path) -> str | None:
     return str(rows[0][0]) if len(rows) == 1 else None
 
 
-def _fork(url: str, *, postgres: bool) -> Early | None:
-    go_read, go_write = os.pipe()
-    answer_read, answer_write = os.pipe()
-    # no Ctrl-C between the fork and the child's own handlers; this process's waits till after
-    signals = {signal.SIGINT, signal.SIGTERM}
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-    try:
-        pid = os.fork()
-    except OSError:
-        pid = -1
-    if pid == 0:
-        code = 1
-        try:
-            for signum in signals:
-                signal.signal(signum, signal.SIG_IGN)
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-            _close_fds_but(go_read, answer_write)
-            _child(url, go_read, Connection(answer_write, readable=False), postgres)
-            code = 0
-        finally:
-            os._exit(code)
-    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-    os.close(go_read)
-    os.close(answer_write)
-    if pid < 0:
-        os.close(go_write)
-        os.close(answer_read)
-        return None
-    return Early(url, pid, go_write, Connection(answer_read, writable=False))
-
-
-def _close_fds_but(*keep: int) -> None:
-    """Close what the child inherited beyond the standard streams and its pipes (the fork
-    server's and the resource tracker's among them: they end when the sync does)."""
-    low = 3
-    for fd in sorted(keep):
-        os.closerange(low, fd)
-        low = fd + 1
-    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
-
-
-def _child(url: str, go_read: int, send: Connection, postgres: bool) -> None:
+def _child(url: str, go_read: Connection, send: Connection, postgres: bool) -> None:
     """In the child: the upgrade up to its commit, which waits for the sync's word."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     go = threading.Event()
 
     def watch() -> None:
         try:
-            word = os.read(go_read, 1)
-        except OSError:
+            word = go_read.recv_bytes()
+        except (EOFError, OSError):
             word = b""
         if word != GO:  # the sync is gone or gave up: what was done is rolled back
             os._exit(0)
@@ -213,13 +194,28 @@ def _child(url: str, go_read: int, send: Connection, postgres: bool) -> None:
     threading.Thread(target=watch, name="go", daemon=True).start()
     outcome: BaseException | None = None
     try:
-        if postgres and _current_postgres(url):
-            outcome = None  # every nightly run: answered at once, nothing imported
-        else:
-            _upgrade(url, go, at_once=postgres)
+        _upgrade(url, go, at_once=postgres)
     except Exception as exc:
         outcome = exc
     answer(send, outcome)
+
+
+def _upgrade(url: str, go: threading.Event, *, at_once: bool) -> None:
+    from archiver.storage import db
+
+    def commit_when_told() -> None:
+        go.wait()
+
+    engine = db.make_engine(url)
+    try:
+        if not at_once:  # a SQLite file: not even created before the word
+            from alembic import command  # noqa: F401  (meanwhile: the slow part)
+
+            go.wait()
+        if not db.is_current(engine):  # current (a nightly run on PostgreSQL): answered at once
+            db.upgrade(engine, before_commit=commit_when_told)
+    finally:
+        engine.dispose()
 
 
 def answer(send: Connection, outcome: BaseException | None) -> None:
@@ -235,38 +231,3 @@ def answer(send: Connection, outcome: BaseException | None) -> None:
     except OSError:  # the sync is gone: nobody to tell
         pass
     send.close()
-
-
-def _current_postgres(url: str) -> bool:
-    """Whether a PostgreSQL archive is current, asked with the driver alone (False where that
-    fails: the upgrade's own connection then says why, as the sync always said it)."""
-    import psycopg
-
-    conninfo = url.replace("postgresql+psycopg://", "postgresql://", 1)
-    try:
-        with psycopg.connect(conninfo) as connection:
-            found = connection.execute("SELECT to_regclass('alembic_version')").fetchone()
-            if found is None or found[0] is None:
-                return False
-            rows = connection.execute("SELECT version_num FROM alembic_version").fetchall()
-    except psycopg.Error:
-        return False
-    return len(rows) == 1 and rows[0][0] == head_revision()
-
-
-def _upgrade(url: str, go: threading.Event, *, at_once: bool) -> None:
-    from alembic import command  # noqa: F401  (imported meanwhile: the slow part)
-
-    from archiver.storage import db
-
-    def commit_when_told() -> None:
-        go.wait()
-
-    engine = db.make_engine(url)
-    try:
-        if not at_once:  # a SQLite file: not even created before the word
-            go.wait()
-        if not db.is_current(engine):
-            db.upgrade(engine, before_commit=commit_when_told)
-    finally:
-        engine.dispose()

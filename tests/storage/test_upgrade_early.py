@@ -1,6 +1,6 @@
-"""The archive's creation begins as the sync command starts, in a forked child, and is committed
-only once the sync asks for it (:func:`archiver.storage.early.begin_upgrade`). Each case runs
-in a fresh interpreter: this test process has imported Alembic long ago (and runs threads)."""
+"""The archive's creation begins as the sync command starts, in a child of the fork server, and
+is committed only once the sync asks for it (:func:`archiver.storage.early.begin_upgrade`).
+Each case runs in a fresh interpreter: this test process has imported Alembic long ago."""
 
 from __future__ import annotations
 
@@ -120,8 +120,8 @@ def test_an_early_upgrade_the_sync_drops_writes_nothing() -> None:
         result = _run(
             """
             started = early.begin_upgrade(url)
-            pid = early._early.pid
             ready()
+            pid = early._early.process.pid
             early.drop_early()
             print(json.dumps({"started": started, "pid": pid, "after": tables()}))
             """,
@@ -139,7 +139,7 @@ def test_a_killed_sync_leaves_no_early_upgrade_behind() -> None:
             """
             early.begin_upgrade(url)
             ready()
-            print(early._early.pid, flush=True)
+            print(early._early.process.pid, flush=True)
             time.sleep(120)
             """
         )
@@ -168,8 +168,8 @@ def test_ctrl_c_of_the_terminal_leaves_the_early_upgrade_to_the_sync() -> None:
         result = _run(
             """
             early.begin_upgrade(url)
-            pid = early._early.pid
             ready()
+            pid = early._early.process.pid
             os.kill(pid, signal.SIGINT)
             os.kill(pid, signal.SIGTERM)
             error = collect()
@@ -271,7 +271,7 @@ def test_a_child_that_dies_is_replaced_by_an_upgrade_here() -> None:
             """
             early.begin_upgrade(url)
             ready()
-            os.kill(early._early.pid, signal.SIGKILL)
+            os.kill(early._early.process.pid, signal.SIGKILL)
             error = collect()
             print(json.dumps({"error": error, "after": tables(),
                               "alembic": "alembic" in sys.modules}))

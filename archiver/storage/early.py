@@ -97,8 +97,8 @@ def begin_upgrade(url: str) -> bool:
 def _start(process: BaseProcess, go_read: Connection, answer_write: Connection) -> None:
     try:
         process.start()
-    except OSError:
-        pass  # no child: the sync reads no answer and upgrades itself
+    except Exception:  # no child (no process, the fork server gone): the sync reads no
+        pass  # answer and upgrades itself
     finally:
         go_read.close()  # the child has its own
         answer_write.close()

@@ -36,11 +36,13 @@ def start_fork_server(workers: int) -> bool:
 
 
 def start_archive_upgrade(settings: Settings) -> bool:
-    """Begin creating or upgrading the run's archive now, in a child process (True if begun):
-    its imports and its statements overlap this process's start-up; the run's ``prepare``
-    collects it (:mod:`archiver.storage.early`, which imports neither SQLAlchemy nor Alembic).
-    Nothing for a run that lacks what it needs to start (it fails at once)."""
-    if not settings.token or not settings.org:
+    """Begin creating or upgrading the run's archive now, in a child of the workers' fork
+    server (True if begun): its statements overlap this process's start-up; the run's
+    ``prepare`` collects it (:mod:`archiver.storage.early`, which imports neither SQLAlchemy
+    nor Alembic). Nothing without workers (no fork server has SQLAlchemy imported for the
+    child: importing it again on a busy core cost more than it saved), nor for a run that
+    lacks what it needs to start (it fails at once)."""
+    if settings.workers <= 0 or not settings.token or not settings.org:
         return False
     from archiver.storage import early
 

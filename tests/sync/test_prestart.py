@@ -87,3 +87,31 @@ def test_the_sync_command_begins_the_archives_upgrade_before_it_imports_the_runn
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
     )
     assert out.stdout.strip() == str([(False, url)]), out.stderr
+
+
+def test_without_workers_no_early_upgrade_is_begun(tmp_path: Path) -> None:
+    """No fork server with SQLAlchemy imported for the child: prepare upgrades, as before."""
+    script = textwrap.dedent(
+        """
+        import sys
+        from archiver.config import Settings
+        from archiver.storage import early
+        from archiver.sync.prestart import start_archive_upgrade
+        begun = []
+        for workers in (0, 2):
+            url = f"sqlite:///{sys.argv[1]}/w{workers}.db"
+            settings = Settings(url="http://127.0.0.1:9/", token="t", org="o", db=url,
+                                workers=workers)
+            begun.append(start_archive_upgrade(settings))
+            early.drop_early()
+        print(begun)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert out.stdout.strip() == "[False, True]", out.stderr

@@ -27,7 +27,6 @@ import re
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -49,6 +48,7 @@ from archiver.sentry.body import BodyFile
 from archiver.storage.encode import EncodedEvent, encode_event
 from archiver.storage.rawjson import RawCodec
 from archiver.sync.keyset import event_key
+from archiver.sync.parentwatch import exit_with_parent
 
 log = logging.getLogger("archiver.sync.workers")
 
@@ -328,24 +328,8 @@ def _worker_init(parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     threading.Thread(
-        target=_exit_with_parent, args=(parent,), daemon=True, name="parent-watch"
+        target=exit_with_parent, args=(parent,), daemon=True, name="parent-watch"
     ).start()
-
-
-def _exit_with_parent(parent: int, interval: float = 0.5) -> None:
-    """End this worker once the sync process is gone (killed with SIGKILL, say).
-
-    A pool's workers would otherwise wait forever for work: they hold their own end of the
-    task queue's pipe, so they never see it close.
-    """
-    while True:
-        time.sleep(interval)
-        try:
-            os.kill(parent, 0)
-        except ProcessLookupError:
-            os._exit(0)
-        except PermissionError:  # pragma: no cover - the pid was reused by another user
-            os._exit(0)
 
 
 def _context() -> Any:

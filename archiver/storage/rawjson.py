@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -40,6 +41,8 @@ from pathlib import Path
 from typing import Any
 
 import zstandard
+
+from archiver.parentwatch import watch_parent
 
 LEVEL = 3  # zstd's default: levels 6+ cost 3x the CPU for a few percent (no dictionary)
 DICT_SIZE = 64 * 1024  # 110 KB gave the same size, 32 KB 20% bigger frames (simulator)
@@ -136,15 +139,23 @@ def train_elsewhere(source: str | list[bytes], limit: int) -> tuple[bytes, int] 
     that the memory zstd's training takes (tens of MB) never counts in the sync process's
     peak. ``source`` is a SQLite archive's file (its first ``limit`` events stored without a
     dictionary are read there) or plain zstd frames."""
-    context = multiprocessing.get_context(
-        "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    )
     try:
-        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        with training_pool() as pool:
             return pool.submit(_train_source, source, limit).result()
     except Exception as exc:  # a dictionary only saves space: it never fails a page
         log.warning("could not train a zstd dictionary (%s); raw JSON stays plain zstd", exc)
         return None
+
+
+def training_pool() -> ProcessPoolExecutor:
+    """The training's pool of one short-lived child, which ends if the sync is killed (see
+    :mod:`archiver.parentwatch`)."""
+    context = multiprocessing.get_context(
+        "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    )
+    return ProcessPoolExecutor(
+        max_workers=1, mp_context=context, initializer=watch_parent, initargs=(os.getpid(),)
+    )
 
 
 def _train_source(source: str | list[bytes], limit: int) -> tuple[bytes, int] | None:

@@ -44,11 +44,11 @@ from archiver.normalize import (
     storable_raw,
     value_end,
 )
+from archiver.parentwatch import watch_parent
 from archiver.sentry.body import BodyFile
 from archiver.storage.encode import EncodedEvent, encode_event
 from archiver.storage.rawjson import RawCodec
 from archiver.sync.keyset import event_key
-from archiver.sync.parentwatch import exit_with_parent
 
 log = logging.getLogger("archiver.sync.workers")
 
@@ -327,9 +327,7 @@ def _worker_init(parent: int) -> None:
     # its own would only turn pages in flight into errors.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    threading.Thread(
-        target=exit_with_parent, args=(parent,), daemon=True, name="parent-watch"
-    ).start()
+    watch_parent(parent)
 
 
 def _context() -> Any:

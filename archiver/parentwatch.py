@@ -1,10 +1,24 @@
-"""A page worker's watch on the sync process: the worker ends when the sync is gone."""
+"""A child process's watch on the sync process: the child ends when the sync is gone.
+
+The children of a ``ProcessPoolExecutor`` (the page workers, the zstd dictionary's training)
+hold both ends of their pool's pipes, so they never see them close when the sync is killed: a
+worker waits for work for ever, and one with a result bigger than the pipe's buffer blocks
+sending it. Each starts :func:`watch_parent` first (the pool's ``initializer``).
+"""
 
 from __future__ import annotations
 
 import os
 import select
+import threading
 import time
+
+
+def watch_parent(parent: int) -> None:
+    """Start the thread that ends this process once ``parent`` is gone."""
+    threading.Thread(
+        target=exit_with_parent, args=(parent,), daemon=True, name="parent-watch"
+    ).start()
 
 
 def exit_with_parent(parent: int, interval: float = 0.5) -> None:

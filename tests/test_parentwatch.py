@@ -15,9 +15,7 @@ SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
 
 
 def _watch(parent: int) -> subprocess.Popen[bytes]:
-    code = (
-        f"from archiver.sync.parentwatch import exit_with_parent; exit_with_parent({parent}, 0.05)"
-    )
+    code = f"from archiver.parentwatch import exit_with_parent; exit_with_parent({parent}, 0.05)"
     return subprocess.Popen([sys.executable, "-c", code])
 
 
@@ -47,3 +45,19 @@ def test_the_watch_goes_on_while_the_sync_runs():
         watch.wait()
         sync.kill()
         sync.wait()
+
+
+def test_the_dictionary_training_child_watches_the_sync_too():
+    """Its result (a dictionary of ~100 KB) is bigger than a pipe's buffer: with the sync
+    killed meanwhile, the child blocked sending it, for ever, and kept the fork server."""
+    from archiver.storage import rawjson
+
+    with rawjson.training_pool() as pool:
+        threads = pool.submit(_thread_names).result(timeout=60)
+    assert "parent-watch" in threads
+
+
+def _thread_names() -> list[str]:
+    import threading
+
+    return [t.name for t in threading.enumerate()]

@@ -375,3 +375,23 @@ def delete_events(conn: Connection) -> None:
     for t in EVENT_CHILD_TABLES:
         conn.execute(text(f"DELETE FROM {t.name}"))
     conn.execute(text("DELETE FROM events"))
+
+
+def alive(pid: int) -> bool:
+    """Is process ``pid`` running (a zombie, exited but not yet reaped, is not)?"""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def mark_as_newer(url: str) -> None:
+    """Create the archive at ``url`` and mark it as written by a newer sentry-archiver."""
+    engine = db.make_engine(url)
+    try:
+        db.upgrade(engine)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    finally:
+        engine.dispose()

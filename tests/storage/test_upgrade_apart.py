@@ -9,10 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sqlalchemy import text
-
 from archiver.storage import db
-from tests.helpers import pg_database
+from tests.helpers import mark_as_newer, pg_database
 
 SCRIPT = """
 import json, sys
@@ -66,13 +64,7 @@ def test_a_new_postgresql_archive_is_created_without_alembic_in_the_process() ->
 def test_the_childs_refusal_is_raised_in_the_process(tmp_path: Path) -> None:
     """An archive a newer sentry-archiver wrote: the child refuses it, and so does the sync."""
     url = f"sqlite:///{tmp_path / 'archive.db'}"
-    engine = db.make_engine(url)
-    try:
-        db.upgrade(engine)
-        with engine.begin() as conn:
-            conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
-    finally:
-        engine.dispose()
+    mark_as_newer(url)
     result = _upgrade_apart(url)
     assert result["alembic"] is False
     assert isinstance(result["error"], list)

@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from archiver.simulator import SimulatedOrg, SimulatorServer
 from archiver.storage import db
-from tests.helpers import ROOT, archiver_process, pg_database
+from tests.helpers import ROOT, alive, archiver_process, mark_as_newer, pg_database
 
 # What every script starts with: ``ready()`` waits until a PostgreSQL child has built the
 # schema and waits for the sync's word, its transaction open; ``tables()`` lists what others see.
@@ -76,24 +76,6 @@ def _names(value: object) -> list[str]:
     return [str(v) for v in value]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def _refuse_as_newer(url: str) -> None:
-    engine = db.make_engine(url)
-    try:
-        db.upgrade(engine)
-        with engine.begin() as conn:
-            conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
-    finally:
-        engine.dispose()
-
-
 def test_a_new_postgresql_archive_is_built_at_once_and_committed_when_the_sync_asks() -> None:
     with pg_database() as url:
         result = _run(
@@ -129,7 +111,7 @@ def test_an_early_upgrade_the_sync_drops_writes_nothing() -> None:
         )
         assert result["started"] is True
         assert result["after"] == []
-        assert not _alive(int(str(result["pid"])))
+        assert not alive(int(str(result["pid"])))
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
@@ -148,13 +130,13 @@ def test_a_killed_sync_leaves_no_early_upgrade_behind() -> None:
         )
         assert proc.stdout is not None
         child = int(proc.stdout.readline())
-        assert _alive(child)
+        assert alive(child)
         proc.kill()
         proc.wait(timeout=30)
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and _alive(child):
+        while time.monotonic() < deadline and alive(child):
             time.sleep(0.05)
-        assert not _alive(child), "the early upgrade outlived the killed sync"
+        assert not alive(child), "the early upgrade outlived the killed sync"
         engine = db.make_engine(url)
         try:
             assert db.current_revision(engine) is None  # rolled back: nothing written
@@ -242,11 +224,11 @@ def test_a_refusal_reaches_the_sync_as_it_did(tmp_path: Path, backend: str) -> N
     """An archive a newer sentry-archiver wrote: the same error, begun early or not."""
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path / 'archive.db'}"
-        _refuse_as_newer(url)
+        mark_as_newer(url)
         late, early = _run(_LATE, url), _run(_EARLY, url)
     else:
         with pg_database() as url:
-            _refuse_as_newer(url)
+            mark_as_newer(url)
             late, early = _run(_LATE, url), _run(_EARLY, url)
     assert early == {**late, "started": True}
     assert isinstance(late["error"], list)

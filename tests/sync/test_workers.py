@@ -43,7 +43,7 @@ from archiver.sync.workers import (
     SpooledEvent,
     normalize_page,
 )
-from tests.helpers import archiver_process, event_row
+from tests.helpers import alive, archiver_process, event_row
 
 TOKEN = "worker-test-token"
 
@@ -230,14 +230,6 @@ def _descendants(pid: int) -> set[int]:
     return out
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
 @pytest.mark.slow
 def test_killed_sync_leaves_no_worker_processes(tmp_path: Path) -> None:
@@ -258,9 +250,9 @@ def test_killed_sync_leaves_no_worker_processes(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and any(_alive(p) for p in helpers):
+        while time.monotonic() < deadline and any(alive(p) for p in helpers):
             time.sleep(0.1)
-    assert not [p for p in helpers if _alive(p)], "worker processes outlived the killed sync"
+    assert not [p for p in helpers if alive(p)], "worker processes outlived the killed sync"
 
 
 def _table_counts(db_url: str) -> dict[str, int]:

@@ -1,5 +1,8 @@
 """A full disk, named: the archive's, the one of SQLite's temporary files, or the spool's.
 
+And any other database failure of a sync as the one line an operator reads
+(:func:`database_error`), the full disk being the case it names.
+
 A sync writes on up to three disks: the archive's (the database file and its -wal), the
 temporary directory SQLite uses for its own scratch files (``SQLITE_TMPDIR`` or ``TMPDIR``),
 and the run's spool (:mod:`archiver.sync.spool`, under ``TMPDIR``). SQLite says only
@@ -115,7 +118,7 @@ def database_error(exc: SQLAlchemyError, url: URL | None = None) -> DatabaseErro
 
     The driver's own message says what happened (a terminated connection, a lock timeout);
     SQLAlchemy's wrapper adds the statement and a link, which say nothing to an operator. A
-    full disk is named (which disk, how much is free: :mod:`archiver.sync.diskfull`).
+    full disk is named (which disk, how much is free: :func:`database_full`).
     """
     if url is not None and is_disk_full(exc):
         return database_full(url)
